@@ -1,0 +1,28 @@
+# The template's own targets: `make demo` bakes and deploys, `make test` runs every test.
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+
+.PHONY: help demo test lint
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: $(VENV)/.installed ## Bake the defaults into demo/ and deploy DEV and PROD to its local bucket
+	rm -rf demo
+	$(VENV)/bin/cookiecutter --no-input --output-dir demo .
+	$(MAKE) -C demo/* deploy-dev deploy-prod
+	ls demo/*/local_bucket/dags
+
+test: lint ## Lint the template, then bake every option and run the baked projects' checks
+	$(PYTHON) -m pytest
+
+lint: $(VENV)/.installed ## ruff on the hooks and the template's tests
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	touch $@

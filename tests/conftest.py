@@ -1,0 +1,51 @@
+"""Baking helpers for the template's tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+DEFAULTS_SLUG = "data-platform-airflow"
+# Virtual environments of baked projects, one per Airflow version, kept between runs:
+# installing Airflow is the slow part, and every bake of one version needs the same one.
+VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "venvs"))
+
+
+def bake(output: Path, **answers: str) -> Path:
+    """Bake the template with its defaults plus `answers`; return the project folder."""
+    return Path(
+        cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=output)
+    )
+
+
+def bake_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+    """Bake as a user does, through the cookiecutter command, with key=value answers."""
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output)]
+    return subprocess.run(
+        [*command, str(TEMPLATE), *answers], capture_output=True, text=True, check=False
+    )
+
+
+def make(project: Path, *targets: str, airflow_version: str) -> subprocess.CompletedProcess[str]:
+    """Run the baked project's Makefile with the shared venv of its Airflow version."""
+    venv = VENVS / f"airflow-{airflow_version}"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+    return subprocess.run(
+        ["make", "--no-print-directory", *targets, f"VENV={venv}"],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture
+def output(tmp_path: Path) -> Path:
+    return tmp_path / "baked"

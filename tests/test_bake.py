@@ -1,0 +1,111 @@
+"""Baking: every answer the template accepts gives a complete project; bad answers bake nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEFAULTS_SLUG, TEMPLATE, bake, bake_cli
+
+AIRFLOW_VERSIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["airflow_version"]
+
+BAKED_FILES = {
+    ".gitignore",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    "bucket_contents/requirements.txt",
+    "bucket_contents/dags/dbt_models.py",
+    "bucket_contents/dags/dbt_sources.py",
+    "bucket_contents/dags/common/__init__.py",
+    "bucket_contents/dags/common/conventions.py",
+    "mwaa_deploy/__init__.py",
+    "mwaa_deploy/__main__.py",
+    "mwaa_deploy/config.py",
+    "mwaa_deploy/s3.py",
+    "mwaa_deploy/stamp.py",
+    "mwaa_deploy/sync.py",
+    "tests/conftest.py",
+    "tests/test_dag_integrity.py",
+    "tests/test_stamp.py",
+    "tests/test_sync.py",
+}
+
+
+def files(project: Path) -> set[str]:
+    return {p.relative_to(project).as_posix() for p in project.rglob("*") if p.is_file()}
+
+
+def test_defaults_bake_exactly_the_expected_files(output: Path) -> None:
+    project = bake(output)
+    assert project == output / DEFAULTS_SLUG
+    assert files(project) == BAKED_FILES
+
+
+@pytest.mark.parametrize("version", AIRFLOW_VERSIONS)
+def test_every_airflow_version_bakes_with_its_constraints_and_python(
+    output: Path, version: str
+) -> None:
+    project = bake(output, airflow_version=version)
+    python = "3.11" if version.startswith("2.10") else "3.12"
+    requirements = (project / "bucket_contents/requirements.txt").read_text().splitlines()
+    assert requirements[0] == (
+        '--constraint "https://raw.githubusercontent.com/apache/airflow/'
+        f'constraints-{version}/constraints-{python}.txt"'
+    )
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'"apache-airflow=={version}"' in pyproject
+    assert f'python_version = "{python}"' in pyproject
+    dag_import = "from airflow import DAG" if version[0] == "2" else "from airflow.sdk import DAG"
+    for dag in (project / "bucket_contents/dags").glob("*.py"):
+        assert dag_import in dag.read_text()
+
+
+@pytest.mark.parametrize("version", AIRFLOW_VERSIONS)
+def test_no_template_syntax_is_left_in_any_baked_file(output: Path, version: str) -> None:
+    project = bake(output, airflow_version=version, s3_bucket="my-mwaa-bucket")
+    for file in project.rglob("*"):
+        if file.is_file():
+            text = file.read_text()
+            assert not re.search(r"\{\{|\{%|cookiecutter\.", text), file
+
+
+REFUSED = [
+    ("project_slug=my project", "project_slug='my project' is not valid"),
+    ("project_slug=-dash", "project_slug='-dash' is not valid"),
+    ("s3_bucket=My_Bucket", "s3_bucket='My_Bucket' is not valid"),
+    ("s3_bucket=ab", "s3_bucket='ab' is not valid"),
+    ("s3_bucket=my.dotted.bucket", "s3_bucket='my.dotted.bucket' is not valid"),
+    ("s3_bucket=xn--bucket", "s3_bucket='xn--bucket' is not valid"),
+    ("aws_region=europe", "aws_region='europe' is not valid"),
+    ("dbt_cloud_account_id=12a", "dbt_cloud_account_id='12a' is not valid"),
+    ("dev_dbt_job_id=one", "dev_dbt_job_id='one' is not valid"),
+    ("prod_dbt_job_id=100001", "dev_dbt_job_id and prod_dbt_job_id are the same"),
+    ("github_repository=just-a-name", "github_repository='just-a-name' is not valid"),
+    ("github_repository=a/b/c", "github_repository='a/b/c' is not valid"),
+    # cookiecutter refuses an unknown choice itself, before the hook runs
+    ("airflow_version=2.9.3", "2.9.3 provided for choice variable airflow_version"),
+    ("default_branch=story/**", "dev_branch_pattern and default_branch are the same"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), REFUSED, ids=[a for a, _ in REFUSED])
+def test_a_refused_answer_says_why_and_leaves_no_directory(
+    output: Path, answer: str, message: str
+) -> None:
+    result = bake_cli(output, answer)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not output.exists() or not any(output.iterdir())
+
+
+def test_an_answer_holding_python_cannot_run(output: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    payload = f"""x'''\"\"\"; open({str(marker)!r}, "w"); \"\"\"'''"""
+    result = bake_cli(output, f"project_name={payload}", "project_slug=safe")
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    assert payload in (output / "safe" / "README.md").read_text()

@@ -1,0 +1,78 @@
+"""The baked project works as a new user finds it: deploys, lint and tests, on real Airflow."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEMPLATE, bake, make
+
+SCRATCH = (".git", ".venv", ".cache", "demo", "__pycache__", ".pytest_cache", ".ruff_cache")
+NEWEST, *_, OLDEST = ["3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3"]
+
+
+def test_defaults_deploy_dev_and_prod_side_by_side_to_the_local_bucket(output: Path) -> None:
+    project = bake(output)
+    result = make(project, "deploy-dev", "deploy-prod", airflow_version=NEWEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    dags = {p.name for p in (project / "local_bucket" / "dags").iterdir()}
+    assert {"DEV_dbt_models.py", "PROD_dbt_models.py", "DEV_common", "PROD_common"} <= dags
+    prod = (project / "local_bucket/dags/PROD_dbt_models.py").read_text()
+    assert "\nDEV = False\n" in prod and "from PROD_common.conventions import" in prod
+
+    again = make(project, "deploy-dev", airflow_version=NEWEST)
+    assert "DEV deployed: 0 uploaded" in again.stdout, again.stdout
+
+
+def test_a_broken_dag_file_stops_the_deploy_with_file_line_and_fix(output: Path) -> None:
+    project = bake(output)
+    (project / "bucket_contents/dags/adhoc.py").write_text(
+        "import os\n\nif os.environ:\n    DEV = True\n"
+    )
+    result = make(project, "deploy-prod", airflow_version=NEWEST)
+    assert result.returncode != 0
+    assert "bucket_contents/dags/adhoc.py:4: `DEV` is assigned inside a block" in result.stderr
+    assert "nothing was deployed to PROD" in result.stderr
+    assert not (project / "local_bucket").exists()
+
+
+@pytest.mark.parametrize("version", [NEWEST, OLDEST])
+def test_baked_project_lint_and_tests_pass_on_its_real_airflow(output: Path, version: str) -> None:
+    project = bake(output, airflow_version=version)
+    result = make(project, "install", "lint", "test", airflow_version=version)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+def test_make_alone_lists_every_target_with_one_line(output: Path) -> None:
+    project = bake(output)
+    result = subprocess.run(["make"], cwd=project, capture_output=True, text=True, check=True)
+    listed = [line.split()[1] for line in result.stdout.splitlines()]
+    makefile = (project / "Makefile").read_text()
+    phony = next(line for line in makefile.splitlines() if line.startswith(".PHONY:"))
+    assert listed == phony.split()[1:]
+
+
+def test_cruft_create_bakes_the_template(tmp_path: Path) -> None:
+    # cruft records the template's git commit: give it a repository, as a user's clone is.
+    template = Path(
+        shutil.copytree(TEMPLATE, tmp_path / "template", ignore=shutil.ignore_patterns(*SCRATCH))
+    )
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "init", "--quiet"], cwd=template, check=True)
+    subprocess.run([*git, "add", "."], cwd=template, check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "template"], cwd=template, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cruft", "create", "--no-input", str(template)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    baked = tmp_path / "data-platform-airflow"
+    assert (baked / ".cruft.json").is_file() and (baked / "bucket_contents/dags").is_dir()

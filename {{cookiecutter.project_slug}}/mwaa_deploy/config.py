@@ -1,0 +1,57 @@
+"""Settings: `[tool.mwaa_deploy]` in pyproject.toml, overridden by environment variables.
+
+The AWS SDK's own variables (`AWS_ENDPOINT_URL`, `AWS_PROFILE`, keys) are not read here:
+boto3 honours them itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Environment variable -> setting it overrides.
+OVERRIDES = {
+    "S3_BUCKET": "s3_bucket",
+    "AWS_REGION": "aws_region",
+    "MWAA_ENVIRONMENT": "mwaa_environment",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    s3_bucket: str
+    aws_region: str
+    mwaa_environment: str
+    airflow_version: str
+    python_version: str
+    local_bucket: Path
+
+    @property
+    def sources(self) -> Path:
+        return self.root / "bucket_contents"
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build"
+
+
+def load(root: Path | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    root = root or PROJECT_ROOT
+    pyproject = root / "pyproject.toml"
+    with open(pyproject, "rb") as file:
+        table = tomllib.load(file).get("tool", {}).get("mwaa_deploy", {})
+    values = {name: str(table.get(name, "")) for name in OVERRIDES.values()}
+    values |= {setting: environ[var] for var, setting in OVERRIDES.items() if var in environ}
+    return Settings(
+        root=root,
+        airflow_version=str(table["airflow_version"]),
+        python_version=str(table["python_version"]),
+        local_bucket=root / table.get("local_bucket", "local_bucket"),
+        **values,
+    )
