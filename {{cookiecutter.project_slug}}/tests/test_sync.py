@@ -1,13 +1,16 @@
-"""Syncing to the embedded local bucket (DESIGN: an environment owns exactly dags/<ENV>_*)."""
+"""Syncing (DESIGN: an environment owns exactly dags/<ENV>_*), on the local bucket and on S3."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
+import boto3
 import pytest
 
 from mwaa_deploy import sync
 from mwaa_deploy.__main__ import main
+from mwaa_deploy.s3 import S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.conftest import SETTINGS
 
@@ -19,27 +22,46 @@ FOREIGN = {
 }
 
 
-def contents(bucket: sync.LocalBucket) -> dict[str, bytes]:
+BUCKET_NAMES = (f"mwaa-test-{n}" for n in itertools.count())
+
+
+def contents(bucket: sync.Bucket) -> dict[str, bytes]:
+    """Every object in the bucket, read back through the bucket's own storage."""
+    if isinstance(bucket, S3Bucket):
+        client = bucket.client
+        keys = bucket.list("")
+        return {k: client.get_object(Bucket=bucket.name, Key=k)["Body"].read() for k in keys}
     root = bucket.root
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def deploy(bucket: sync.LocalBucket, build: Path, env: str, sources: Path = SETTINGS.sources):
+def deploy(bucket: sync.Bucket, build: Path, env: str, sources: Path = SETTINGS.sources):
     stamp(sources, build, env)
     result = sync.plan(bucket, env, sync.read_build(build, env))
     sync.apply(bucket, result)
     return result
 
 
-@pytest.fixture
-def bucket(tmp_path: Path) -> sync.LocalBucket:
-    bucket = sync.LocalBucket(tmp_path / "bucket")
+@pytest.fixture(params=["local", "s3"])
+def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> sync.Bucket:
+    """A bucket already holding files this project does not own."""
+    if request.param == "local":
+        bucket = sync.LocalBucket(tmp_path / "bucket")
+    else:
+        request.getfixturevalue("aws")
+        name = next(BUCKET_NAMES)
+        client = boto3.client("s3")
+        client.create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        bucket = S3Bucket(name, "eu-west-1")
     for key, body in FOREIGN.items():
         bucket.put(key, body)
     return bucket
 
 
-def test_dev_and_prod_deploys_sit_side_by_side(bucket: sync.LocalBucket, tmp_path: Path) -> None:
+def test_dev_and_prod_deploys_sit_side_by_side(bucket: sync.Bucket, tmp_path: Path) -> None:
     deploy(bucket, tmp_path / "build", "DEV")
     deploy(bucket, tmp_path / "build", "PROD")
     keys = contents(bucket)
@@ -49,7 +71,7 @@ def test_dev_and_prod_deploys_sit_side_by_side(bucket: sync.LocalBucket, tmp_pat
 
 
 def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(
-    bucket: sync.LocalBucket, tmp_path: Path
+    bucket: sync.Bucket, tmp_path: Path
 ) -> None:
     deploy(bucket, tmp_path / "build", "PROD")
     before = {k: v for k, v in contents(bucket).items() if not k.startswith("dags/DEV_")}
@@ -59,14 +81,14 @@ def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(
     assert contents(bucket) == before
 
 
-def test_unchanged_redeploy_uploads_nothing(bucket: sync.LocalBucket, tmp_path: Path) -> None:
+def test_unchanged_redeploy_uploads_nothing(bucket: sync.Bucket, tmp_path: Path) -> None:
     deploy(bucket, tmp_path / "build", "DEV")
     # A fresh checkout: every file rewritten, new mtimes, same content.
     again = deploy(bucket, tmp_path / "fresh-build", "DEV")
     assert again.uploads == {} and again.deleted == [] and again.unchanged
 
 
-def test_a_key_changed_by_hand_is_put_back(bucket: sync.LocalBucket, tmp_path: Path) -> None:
+def test_a_key_changed_by_hand_is_put_back(bucket: sync.Bucket, tmp_path: Path) -> None:
     first = deploy(bucket, tmp_path / "build", "DEV")
     key = first.new[0]
     bucket.put(key, b"edited in the console\n")
@@ -76,7 +98,7 @@ def test_a_key_changed_by_hand_is_put_back(bucket: sync.LocalBucket, tmp_path: P
 
 
 def test_a_removed_source_is_deleted_by_the_next_deploy_of_that_environment_only(
-    bucket: sync.LocalBucket, tmp_path: Path
+    bucket: sync.Bucket, tmp_path: Path
 ) -> None:
     dags = tmp_path / "src" / "dags"
     dags.mkdir(parents=True)
@@ -91,7 +113,7 @@ def test_a_removed_source_is_deleted_by_the_next_deploy_of_that_environment_only
     assert "dags/DEV_b.py" not in keys and "dags/PROD_b.py" in keys
 
 
-def test_plan_changes_nothing(bucket: sync.LocalBucket, tmp_path: Path) -> None:
+def test_plan_changes_nothing(bucket: sync.Bucket, tmp_path: Path) -> None:
     bucket.put("dags/DEV_stale.py", b"")
     before = contents(bucket)
     stamp(SETTINGS.sources, tmp_path / "build", "DEV")
@@ -159,3 +181,19 @@ def test_a_failed_stamp_deploys_nothing(
     assert "bucket_contents/dags/etl.py:1: the flag is `DEV = 1`" in error
     assert "nothing was deployed" in error
     assert not (project / "local_bucket").exists()
+
+
+def test_the_cli_deploys_to_the_s3_bucket_named_by_s3_bucket(
+    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = next(BUCKET_NAMES)
+    boto3.client("s3").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    monkeypatch.setenv("S3_BUCKET", name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["deploy", "DEV"]) == 0
+    assert main(["plan", "DEV"]) == 0
+    out = capsys.readouterr().out
+    assert f"Deploying DEV to s3://{name}" in out and "0 new, 0 changed, 0 deleted" in out
+    assert all(key.startswith("dags/DEV_") for key in S3Bucket(name, "eu-west-1").list(""))
