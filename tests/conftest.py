@@ -35,15 +35,20 @@ def bake_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
 def make(project: Path, *targets: str, airflow_version: str) -> subprocess.CompletedProcess[str]:
     """Run the baked project's Makefile with the shared venv of its Airflow version."""
     venv = VENVS / f"airflow-{airflow_version}"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
     return subprocess.run(
-        ["make", "--no-print-directory", *targets, f"VENV={venv}"],
+        ["make", *targets, f"VENV={venv}"],
         cwd=project,
-        env=environment,
+        env=user_environment(),
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def user_environment() -> dict[str, str]:
+    """This environment as a user's shell has it: not inside our make, no AWS settings."""
+    inherited = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "AWS_", "S3_BUCKET", "MWAA_ENVIRONMENT")
+    return {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEMPLATE, bake, make
+from tests.conftest import TEMPLATE, bake, make, user_environment
 
 SCRATCH = (".git", ".venv", ".cache", "demo", "__pycache__", ".pytest_cache", ".ruff_cache")
 NEWEST, *_, OLDEST = ["3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3"]
@@ -50,7 +50,9 @@ def test_baked_project_lint_and_tests_pass_on_its_real_airflow(output: Path, ver
 
 def test_make_alone_lists_every_target_with_one_line(output: Path) -> None:
     project = bake(output)
-    result = subprocess.run(["make"], cwd=project, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["make"], cwd=project, env=user_environment(), capture_output=True, text=True, check=True
+    )
     listed = [line.split()[1] for line in result.stdout.splitlines()]
     makefile = (project / "Makefile").read_text()
     phony = next(line for line in makefile.splitlines() if line.startswith(".PHONY:"))

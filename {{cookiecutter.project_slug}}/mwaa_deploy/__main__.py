@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except StampError as error:
         print("\n".join(error.problems), file=sys.stderr)
         print(f"Stamp failed: nothing was deployed to {args.env}.", file=sys.stderr)
-    except sync.SyncError as error:
+    except (sync.SyncError, sync.BucketError) as error:
         print(error, file=sys.stderr)
     return 1
 

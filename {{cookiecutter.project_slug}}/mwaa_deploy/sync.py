@@ -17,6 +17,9 @@ from typing import Protocol
 
 from mwaa_deploy.stamp import check_environment
 
+# Deploys of fewer files finish before progress would help.
+PROGRESS_FROM = 20
+
 
 class Bucket(Protocol):
     """What syncing needs from a bucket. Keys use `/`; ETags are opaque strings."""
@@ -119,12 +122,19 @@ def apply(bucket: Bucket, result: Plan, progress: Callable[[int, int], None] | N
                 progress(len(done), total)
     except BucketError as error:
         raise SyncError(
-            f"{result.env}: upload of {key} failed ({error}); {len(done)} of {total} uploads"
+            f"{result.env}: {error}; {len(done)} of {total} uploads"
             f" done, {total - len(done)} not done, nothing deleted. Run the deploy again:"
             " it picks up where this one stopped."
         ) from error
-    if result.deleted:
+    if not result.deleted:
+        return
+    try:
         bucket.delete([assert_owned(result.env, key) for key in result.deleted])
+    except BucketError as error:
+        raise SyncError(
+            f"{result.env}: all {total} uploads done, but deleting the stale keys failed"
+            f" ({error}). Run the deploy again to finish."
+        ) from error
 
 
 def clean(bucket: Bucket, env: str) -> list[str]:
@@ -182,10 +192,11 @@ class LocalBucket:
 
 
 def print_progress(done: int, total: int) -> None:
-    """One line rewritten in place on a terminal; every 10% otherwise."""
-    step = max(1, total // 10)
+    """Progress of long deploys: one line rewritten in place on a terminal, every 10% otherwise."""
+    if total < PROGRESS_FROM:
+        return
     if sys.stderr.isatty():
         end = "\n" if done == total else ""
         print(f"\r  uploaded {done}/{total}", end=end, file=sys.stderr, flush=True)
-    elif done % step == 0 or done == total:
+    elif done % (total // 10) == 0 or done == total:
         print(f"  uploaded {done}/{total}", file=sys.stderr, flush=True)

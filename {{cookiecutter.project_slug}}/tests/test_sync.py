@@ -197,3 +197,13 @@ def test_the_cli_deploys_to_the_s3_bucket_named_by_s3_bucket(
     out = capsys.readouterr().out
     assert f"Deploying DEV to s3://{name}" in out and "0 new, 0 changed, 0 deleted" in out
     assert all(key.startswith("dags/DEV_") for key in S3Bucket(name, "eu-west-1").list(""))
+
+
+def test_a_missing_bucket_is_one_clear_line(
+    aws: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("S3_BUCKET", "no-such-mwaa-bucket")
+    assert main(["deploy", "DEV"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("cannot list s3://no-such-mwaa-bucket/dags/DEV_*: ")
+    assert "NoSuchBucket" in line
