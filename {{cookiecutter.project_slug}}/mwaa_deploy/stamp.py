@@ -180,7 +180,9 @@ def stamp(sources: Path, build: Path, env: str) -> Path:
     return final
 
 
-def _stamp_package(package: Path, target: str, env: str, helper_packages: frozenset[str]):
+def _stamp_package(
+    package: Path, target: str, env: str, helper_packages: frozenset[str]
+) -> dict[str, bytes]:
     outputs = {f"{target}/.airflowignore": HELPER_AIRFLOWIGNORE}
     problems: list[str] = []
     for file in sorted(package.rglob("*")):
