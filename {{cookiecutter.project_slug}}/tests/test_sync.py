@@ -207,3 +207,28 @@ def test_a_missing_bucket_is_one_clear_line(
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith("cannot list s3://no-such-mwaa-bucket/dags/DEV_*: ")
     assert "NoSuchBucket" in line
+
+
+class UndeletableBucket(sync.LocalBucket):
+    """Accepts uploads but fails deletions, like a role missing s3:DeleteObject."""
+
+    def delete(self, keys: list[str]) -> None:
+        raise sync.BucketError(f"access denied deleting {keys[0]}")
+
+
+def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
+    tmp_path: Path,
+) -> None:
+    dags = tmp_path / "src" / "dags"
+    dags.mkdir(parents=True)
+    (dags / "old.py").write_text("DEV = True\n")
+    deploy(sync.LocalBucket(tmp_path / "bucket"), tmp_path / "build", "DEV", tmp_path / "src")
+    (dags / "old.py").unlink()
+    (dags / "new.py").write_text("DEV = True\n")
+    with pytest.raises(sync.SyncError, match="all 1 uploads done, but deleting the stale keys"):
+        deploy(UndeletableBucket(tmp_path / "bucket"), tmp_path / "build", "DEV", tmp_path / "src")
+    bucket = sync.LocalBucket(tmp_path / "bucket")
+    assert sorted(contents(bucket)) == ["dags/DEV_new.py", "dags/DEV_old.py"]
+    rerun = deploy(bucket, tmp_path / "build", "DEV", tmp_path / "src")
+    assert rerun.uploads == {} and rerun.deleted == ["dags/DEV_old.py"]
+    assert sorted(contents(bucket)) == ["dags/DEV_new.py"]
