@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cookiecutter.main import cookiecutter
+from moto.server import ThreadedMotoServer
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 DEFAULTS_SLUG = "data-platform-airflow"
@@ -32,13 +34,18 @@ def bake_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def make(project: Path, *targets: str, airflow_version: str) -> subprocess.CompletedProcess[str]:
-    """Run the baked project's Makefile with the shared venv of its Airflow version."""
+def make(
+    project: Path, *targets: str, airflow_version: str, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the baked project's Makefile with the shared venv of its Airflow version.
+
+    `variables` are set in the environment, as a user exports them in their shell.
+    """
     venv = VENVS / f"airflow-{airflow_version}"
     return subprocess.run(
         ["make", *targets, f"VENV={venv}"],
         cwd=project,
-        env=user_environment(),
+        env=user_environment() | variables,
         capture_output=True,
         text=True,
         check=False,
@@ -54,3 +61,18 @@ def user_environment() -> dict[str, str]:
 @pytest.fixture
 def output(tmp_path: Path) -> Path:
     return tmp_path / "baked"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[dict[str, str]]:
+    """moto's S3 server on loopback, and the AWS SDK variables that point at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "eu-west-1",
+    }
+    server.stop()

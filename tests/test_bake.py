@@ -29,9 +29,11 @@ BAKED_FILES = {
     "mwaa_deploy/stamp.py",
     "mwaa_deploy/sync.py",
     "tests/conftest.py",
+    "tests/s3_endpoint.py",
     "tests/test_dag_integrity.py",
     "tests/test_stamp.py",
     "tests/test_sync.py",
+    "tests/test_sync_properties.py",
 }
 
 

@@ -7,12 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.conftest import TEMPLATE, bake, make, user_environment
 
 SCRATCH = (".git", ".venv", ".cache", "demo", "__pycache__", ".pytest_cache", ".ruff_cache")
 NEWEST, *_, OLDEST = ["3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3"]
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def test_defaults_deploy_dev_and_prod_side_by_side_to_the_local_bucket(output: Path) -> None:
@@ -26,6 +28,37 @@ def test_defaults_deploy_dev_and_prod_side_by_side_to_the_local_bucket(output: P
 
     again = make(project, "deploy-dev", airflow_version=NEWEST)
     assert "DEV deployed: 0 uploaded" in again.stdout, again.stdout
+
+
+def test_a_bucket_answer_deploys_to_s3_through_the_sdk_endpoint(
+    output: Path, s3_endpoint: dict[str, str]
+) -> None:
+    project = bake(output, s3_bucket="acme-mwaa-dags")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"], **CREDENTIALS)
+    s3.create_bucket(
+        Bucket="acme-mwaa-dags", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    s3.put_bucket_versioning(Bucket="acme-mwaa-dags", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket="acme-mwaa-dags", Key="requirements.txt", Body=b"# instance-wide\n")
+
+    def run(*targets: str) -> str:
+        result = make(project, *targets, airflow_version=NEWEST, **s3_endpoint)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def keys() -> list[str]:
+        return [o["Key"] for o in s3.list_objects_v2(Bucket="acme-mwaa-dags")["Contents"]]
+
+    assert "to s3://acme-mwaa-dags" in run("deploy-dev", "deploy-prod")
+    assert {"dags/DEV_dbt_models.py", "dags/PROD_dbt_models.py"} <= set(keys())
+    s3.put_object(Bucket="acme-mwaa-dags", Key="dags/PROD_dbt_models.py", Body=b"# by hand\n")
+    plan = run("plan-prod")
+    assert "changed  dags/PROD_dbt_models.py" in plan and "0 new, 1 changed, 0 deleted" in plan
+    assert "PROD deployed: 1 uploaded (0 new, 1 changed)" in run("deploy-prod")
+    run("clean-dev")
+    assert not [key for key in keys() if key.startswith("dags/DEV_")]
+    body = s3.get_object(Bucket="acme-mwaa-dags", Key="requirements.txt")["Body"].read()
+    assert body == b"# instance-wide\n"
 
 
 def test_a_broken_dag_file_stops_the_deploy_with_file_line_and_fix(output: Path) -> None:

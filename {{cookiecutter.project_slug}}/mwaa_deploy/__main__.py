@@ -52,7 +52,7 @@ def open_bucket(settings: config.Settings) -> sync.Bucket:
         return sync.LocalBucket(_shown(settings.local_bucket))
     from mwaa_deploy.s3 import S3Bucket
 
-    return S3Bucket(settings.s3_bucket, settings.aws_region)
+    return S3Bucket.open(settings.s3_bucket, settings.aws_region)
 
 
 def _print_plan(result: sync.Plan, bucket: sync.Bucket) -> None:

@@ -5,16 +5,40 @@ from __future__ import annotations
 import hashlib
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
-from mwaa_deploy.sync import BucketError
+from mwaa_deploy.sync import UPLOAD_THREADS, BucketError
 
 
 class S3Bucket:
     def __init__(self, name: str, region: str) -> None:
         self.name = name
         self.description = f"s3://{name}"
-        self.client = boto3.client("s3", region_name=region or None)
+        # A session of its own: credentials are looked up now, not reused from an earlier one.
+        session = boto3.session.Session(region_name=region or None)
+        self.client = session.client("s3", config=Config(max_pool_connections=UPLOAD_THREADS))
+
+    @classmethod
+    def open(cls, name: str, region: str) -> S3Bucket:
+        """The bucket, once it is known to exist, be reachable and be versioned as MWAA needs."""
+        bucket = cls(name, region)
+        try:
+            status = bucket.client.get_bucket_versioning(Bucket=name).get("Status")
+        except (BotoCoreError, ClientError) as error:
+            raise bucket._error("cannot read the versioning of", name, error) from error
+        if status != "Enabled":
+            raise BucketError(
+                f"s3://{name} is not versioned, and MWAA reads only versioned buckets: run"
+                f" `aws s3api put-bucket-versioning --bucket {name}"
+                " --versioning-configuration Status=Enabled`, or check S3_BUCKET"
+            )
+        return bucket
 
     def list(self, prefix: str) -> dict[str, str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
@@ -27,17 +51,25 @@ class S3Bucket:
                 for item in page.get("Contents", [])
             }
         except (BotoCoreError, ClientError) as error:
-            raise BucketError(f"cannot list s3://{self.name}/{prefix}*: {error}") from error
+            raise self._error("cannot list", f"{self.name}/{prefix}*", error) from error
 
     def etag_of(self, body: bytes) -> str:
-        # The ETag of a single-part upload without SSE-KMS is the MD5 of the body.
+        # The ETag of a single-part upload without SSE-KMS is the MD5 of the body; other
+        # ETags are opaque, and syncing keeps a record of them (see sync.RECORD_NAME).
         return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
-    def put(self, key: str, body: bytes) -> None:
+    def get(self, key: str) -> bytes:
         try:
-            self.client.put_object(Bucket=self.name, Key=key, Body=body)
+            return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
         except (BotoCoreError, ClientError) as error:
-            raise BucketError(f"cannot upload s3://{self.name}/{key}: {error}") from error
+            raise self._error("cannot read", f"{self.name}/{key}", error) from error
+
+    def put(self, key: str, body: bytes) -> str:
+        try:
+            answer = self.client.put_object(Bucket=self.name, Key=key, Body=body)
+        except (BotoCoreError, ClientError) as error:
+            raise self._error("cannot upload", f"{self.name}/{key}", error) from error
+        return answer["ETag"].strip('"')
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -47,7 +79,32 @@ class S3Bucket:
                     Bucket=self.name, Delete={"Objects": batch, "Quiet": True}
                 )
             except (BotoCoreError, ClientError) as error:
-                raise BucketError(f"cannot delete from s3://{self.name}: {error}") from error
+                raise self._error("cannot delete from", self.name, error) from error
             if answer.get("Errors"):
                 failed = ", ".join(f"{e['Key']} ({e['Code']})" for e in answer["Errors"])
                 raise BucketError(f"s3://{self.name} refused to delete {failed}")
+
+    def _error(self, doing: str, what: str, error: Exception) -> BucketError:
+        """One line that says what failed and what to do about it, not a traceback."""
+        code = (
+            error.response.get("Error", {}).get("Code", "")
+            if isinstance(error, ClientError)
+            else ""
+        )
+        if isinstance(error, NoCredentialsError):
+            hint = (
+                "no AWS credentials found: set AWS_PROFILE (after `aws sso login`), or"
+                " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        elif code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            hint = (
+                f"access denied ({code}): check that AWS_PROFILE or the keys in use are the"
+                " deploy role's, and that its policy allows this"
+            )
+        elif code == "NoSuchBucket" or (code == "404" and "/" not in what):
+            hint = f"the bucket {self.name} does not exist: check S3_BUCKET or s3_bucket"
+        elif isinstance(error, EndpointConnectionError):
+            hint = f"the S3 endpoint cannot be reached ({error}); check AWS_ENDPOINT_URL"
+        else:
+            hint = str(error)
+        return BucketError(f"{doing} s3://{what}: {hint}")

@@ -1,18 +1,24 @@
-"""Shared fixtures: a throwaway Airflow home, and both environments deployed side by side."""
+"""Shared fixtures and helpers: a throwaway Airflow home, both environments deployed side by
+side, and buckets on a real S3 endpoint."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto.s3.models import FakeKey
 
 from mwaa_deploy import config, sync
+from mwaa_deploy.s3 import S3Bucket
 from mwaa_deploy.stamp import ENVIRONMENTS, stamp
+from tests.s3_endpoint import S3Endpoint
 
 # Airflow reads its settings when first imported: point it at a scratch home, with no
 # example DAGs and no database needed for parsing.
@@ -22,6 +28,52 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 SETTINGS = config.load()
 
+# Keys a bucket holds that no deploy of this project may touch.
+FOREIGN = {
+    "requirements.txt": b"apache-airflow-providers-dbt-cloud\n",
+    "plugins.zip": b"PK",
+    "dags/.airflowignore": b"",
+    "dags/team_b_report.py": b"# someone else's DAG\n",
+}
+
+BUCKET_NAMES = (f"mwaa-test-{n}" for n in itertools.count())
+
+
+def contents(bucket: sync.Bucket) -> dict[str, bytes]:
+    """Every object in the bucket, read back through the bucket's own storage."""
+    if isinstance(bucket, S3Bucket):
+        client = bucket.client
+        keys = bucket.list("")
+        return {k: client.get_object(Bucket=bucket.name, Key=k)["Body"].read() for k in keys}
+    root = bucket.root
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def deploy(
+    bucket: sync.Bucket, build: Path, env: str, sources: Path = SETTINGS.sources
+) -> sync.Plan:
+    """What `make deploy-<env>` does, on any bucket: stamp, plan, apply."""
+    stamp(sources, build, env)
+    result = sync.plan(bucket, env, sync.read_build(build, env))
+    sync.apply(bucket, result)
+    return result
+
+
+def new_s3_bucket(encryption: str = "AES256", versioned: bool = True) -> str:
+    """A fresh bucket on the endpoint the AWS SDK points at, set up as MWAA needs it."""
+    name = next(BUCKET_NAMES)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    if versioned:
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    client.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": encryption}}]
+        },
+    )
+    return name
+
 
 @pytest.fixture(scope="session")
 def deployed_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -29,9 +81,7 @@ def deployed_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("deployed")
     bucket = sync.LocalBucket(root / "bucket")
     for env in ENVIRONMENTS:
-        stamp(SETTINGS.sources, root / "build", env)
-        desired = sync.read_build(root / "build", env)
-        sync.apply(bucket, sync.plan(bucket, env, desired))
+        deploy(bucket, root / "build", env)
     dags = bucket.root / "dags"
     # MWAA puts the dags folder on sys.path, which is how DAG files import their helpers.
     sys.path.insert(0, str(dags))
@@ -39,22 +89,38 @@ def deployed_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def s3_endpoint() -> Iterator[S3Endpoint]:
     """A real S3 endpoint over HTTP on loopback (moto's server), for the whole test run."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    endpoint = S3Endpoint()
+    yield endpoint
+    endpoint.stop()
 
 
 @pytest.fixture
-def aws(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def aws(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
     """Point the AWS SDK at the local endpoint, the way a user would: its own variables."""
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint.url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    s3_endpoint.reset()
     return s3_endpoint
+
+
+@pytest.fixture
+def kms_etags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects under SSE-KMS get ETags that are not the MD5 of their content, as on AWS.
+
+    moto gives every object its MD5; this makes the endpoint answer like S3 does for
+    objects encrypted with aws:kms: an opaque ETag, new for every upload.
+    """
+    md5_etag = FakeKey.etag
+
+    def etag(key: FakeKey) -> str:
+        if key._etag is None and key.encryption == "aws:kms":
+            key._etag = secrets.token_hex(16)
+        return md5_etag.fget(key)
+
+    monkeypatch.setattr(FakeKey, "etag", property(etag))

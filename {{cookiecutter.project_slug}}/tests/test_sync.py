@@ -2,60 +2,34 @@
 
 from __future__ import annotations
 
-import itertools
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pytest
 
 from mwaa_deploy import sync
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.s3 import S3Bucket
 from mwaa_deploy.stamp import stamp
-from tests.conftest import SETTINGS
-
-FOREIGN = {
-    "requirements.txt": b"apache-airflow-providers-dbt-cloud\n",
-    "plugins.zip": b"PK",
-    "dags/.airflowignore": b"",
-    "dags/team_b_report.py": b"# someone else's DAG\n",
-}
+from tests.conftest import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
+from tests.s3_endpoint import S3Endpoint
 
 
-BUCKET_NAMES = (f"mwaa-test-{n}" for n in itertools.count())
-
-
-def contents(bucket: sync.Bucket) -> dict[str, bytes]:
-    """Every object in the bucket, read back through the bucket's own storage."""
-    if isinstance(bucket, S3Bucket):
-        client = bucket.client
-        keys = bucket.list("")
-        return {k: client.get_object(Bucket=bucket.name, Key=k)["Body"].read() for k in keys}
-    root = bucket.root
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def deploy(bucket: sync.Bucket, build: Path, env: str, sources: Path = SETTINGS.sources):
-    stamp(sources, build, env)
-    result = sync.plan(bucket, env, sync.read_build(build, env))
-    sync.apply(bucket, result)
-    return result
-
-
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "s3-kms"])
 def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> sync.Bucket:
-    """A bucket already holding files this project does not own."""
+    """A bucket already holding files this project does not own.
+
+    s3-kms: objects encrypted with SSE-KMS, whose ETags are not MD5s of their content.
+    """
     if request.param == "local":
         bucket = sync.LocalBucket(tmp_path / "bucket")
     else:
         request.getfixturevalue("aws")
-        name = next(BUCKET_NAMES)
-        client = boto3.client("s3")
-        client.create_bucket(
-            Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-        )
-        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        bucket = S3Bucket(name, "eu-west-1")
+        if request.param == "s3-kms":
+            request.getfixturevalue("kms_etags")
+        encryption = "aws:kms" if request.param == "s3-kms" else "AES256"
+        bucket = S3Bucket.open(new_s3_bucket(encryption), "eu-west-1")
     for key, body in FOREIGN.items():
         bucket.put(key, body)
     return bucket
@@ -81,11 +55,32 @@ def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(
     assert contents(bucket) == before
 
 
-def test_unchanged_redeploy_uploads_nothing(bucket: sync.Bucket, tmp_path: Path) -> None:
+def test_unchanged_redeploy_uploads_nothing(
+    bucket: sync.Bucket, tmp_path: Path, s3_endpoint: S3Endpoint
+) -> None:
     deploy(bucket, tmp_path / "build", "DEV")
+    s3_endpoint.reset()
     # A fresh checkout: every file rewritten, new mtimes, same content.
     again = deploy(bucket, tmp_path / "fresh-build", "DEV")
     assert again.uploads == {} and again.deleted == [] and again.unchanged
+    assert s3_endpoint.count(["put", "delete"]) == 0
+
+
+def test_a_one_file_change_uploads_that_file_alone(
+    bucket: sync.Bucket, tmp_path: Path, s3_endpoint: S3Endpoint
+) -> None:
+    sources = tmp_path / "src"
+    shutil.copytree(SETTINGS.sources, sources)
+    deploy(bucket, tmp_path / "build", "PROD", sources)
+    with open(sources / "dags" / "dbt_models.py", "a") as dag:
+        dag.write("# a comment\n")
+    s3_endpoint.reset()
+    again = deploy(bucket, tmp_path / "build", "PROD", sources)
+    assert again.changed == ["dags/PROD_dbt_models.py"] and not again.new and not again.deleted
+    if isinstance(bucket, S3Bucket):
+        # On SSE-KMS the record of ETags is the second upload; with MD5 ETags there is none.
+        uploaded = {r.key for r in s3_endpoint.requests if r.action == "put"}
+        assert uploaded - {sync.record_key("PROD")} == {"dags/PROD_dbt_models.py"}
 
 
 def test_a_key_changed_by_hand_is_put_back(bucket: sync.Bucket, tmp_path: Path) -> None:
@@ -133,37 +128,85 @@ def test_keys_outside_the_environment_are_refused(key: str) -> None:
         sync.apply(sync.LocalBucket(Path("/nonexistent")), result)
 
 
-class FailingBucket(sync.LocalBucket):
-    """Fails every upload after the first `budget` ones, like a network that drops."""
-
-    def __init__(self, root: Path, budget: int) -> None:
-        super().__init__(root)
-        self.budget = budget
-
-    def put(self, key: str, body: bytes) -> None:
-        if self.budget == 0:
-            raise sync.BucketError(f"connection reset while uploading {key}")
-        self.budget -= 1
-        super().put(key, body)
-
-
-def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(tmp_path: Path) -> None:
+def test_uploads_run_concurrently(aws: S3Endpoint, tmp_path: Path) -> None:
     dags = tmp_path / "src" / "dags"
     dags.mkdir(parents=True)
-    (dags / "old.py").write_text("DEV = True\n")
-    bucket = FailingBucket(tmp_path / "bucket", budget=1)
+    for n in range(40):
+        (dags / f"dag_{n}.py").write_text(f"DEV = True\nN = {n}\n")
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    aws.latency = 0.05  # a bucket a few network hops away
     deploy(bucket, tmp_path / "build", "DEV", tmp_path / "src")
-    (dags / "old.py").unlink()
-    for name in ("a.py", "b.py", "c.py"):
-        (dags / name).write_text("DEV = True\n")
-    bucket.budget = 1
-    with pytest.raises(sync.SyncError, match="1 of 3 uploads done, 2 not done, nothing deleted"):
-        deploy(bucket, tmp_path / "build", "DEV", tmp_path / "src")
-    assert "dags/DEV_old.py" in contents(bucket)
-    bucket.budget = 10
-    rerun = deploy(bucket, tmp_path / "build", "DEV", tmp_path / "src")
-    assert len(rerun.new) == 2 and rerun.deleted == ["dags/DEV_old.py"]
+    assert aws.most_in_flight >= 4
+
+
+def small_project(root: Path, names: list[str]) -> Path:
+    (root / "dags").mkdir(parents=True, exist_ok=True)
+    for old in (root / "dags").glob("*.py"):
+        old.unlink()
+    for name in names:
+        (root / "dags" / name).write_text(f"DEV = True\nNAME = {name!r}\n")
+    return root
+
+
+def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
+    aws: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK retries a failing request; let it give up sooner than it would in CI.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    sources = small_project(tmp_path / "src", ["old.py"])
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    deploy(bucket, tmp_path / "build", "DEV", sources)
+    small_project(sources, ["a.py", "b.py", "c.py"])
+    aws.fail("PUT", "dags/DEV_b.py", status=500, code="InternalError")
+    with pytest.raises(sync.SyncError) as failed:
+        deploy(bucket, tmp_path / "build", "DEV", sources)
+    assert str(failed.value) == (
+        f"DEV: cannot upload s3://{bucket.name}/dags/DEV_b.py: An error occurred"
+        " (InternalError) when calling the PutObject operation (reached max retries: 1):"
+        " injected by the test endpoint; 2 of 3 uploads done, 1 not done, nothing deleted."
+        " Run the deploy again: it picks up where this one stopped."
+    )
+    assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_c.py", "dags/DEV_old.py"]
+    aws.reset()
+    rerun = deploy(bucket, tmp_path / "build", "DEV", sources)
+    assert rerun.new == ["dags/DEV_b.py"] and rerun.deleted == ["dags/DEV_old.py"]
+    assert aws.count(["put"]) == 1
     assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_b.py", "dags/DEV_c.py"]
+
+
+def test_passing_network_errors_are_retried(aws: S3Endpoint, tmp_path: Path) -> None:
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    aws.fail("PUT", "dags/DEV_*", status=503, code="SlowDown", times=5)
+    result = deploy(bucket, tmp_path / "build", "DEV")
+    assert sorted(contents(bucket)) == sorted(result.new)
+
+
+def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
+    aws: S3Endpoint, tmp_path: Path
+) -> None:
+    sources = small_project(tmp_path / "src", ["old.py"])
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    deploy(bucket, tmp_path / "build", "DEV", sources)
+    small_project(sources, ["new.py"])
+    aws.fail("POST", status=403, code="AccessDenied")
+    with pytest.raises(sync.SyncError, match="all 1 uploads done, but deleting the stale keys"):
+        deploy(bucket, tmp_path / "build", "DEV", sources)
+    assert sorted(contents(bucket)) == ["dags/DEV_new.py", "dags/DEV_old.py"]
+    aws.reset()
+    rerun = deploy(bucket, tmp_path / "build", "DEV", sources)
+    assert rerun.uploads == {} and rerun.deleted == ["dags/DEV_old.py"]
+    assert sorted(contents(bucket)) == ["dags/DEV_new.py"]
+
+
+def test_on_sse_kms_a_lost_record_costs_one_upload_of_each_file(
+    aws: S3Endpoint, kms_etags: None, tmp_path: Path
+) -> None:
+    bucket = S3Bucket.open(new_s3_bucket("aws:kms"), "eu-west-1")
+    first = deploy(bucket, tmp_path / "build", "DEV")
+    bucket.delete([sync.record_key("DEV")])
+    again = deploy(bucket, tmp_path / "build", "DEV")
+    assert again.changed == first.new
+    assert deploy(bucket, tmp_path / "build", "DEV").uploads == {}
 
 
 def test_a_failed_stamp_deploys_nothing(
@@ -184,12 +227,12 @@ def test_a_failed_stamp_deploys_nothing(
 
 
 def test_the_cli_deploys_to_the_s3_bucket_named_by_s3_bucket(
-    aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws: S3Endpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    name = next(BUCKET_NAMES)
-    boto3.client("s3").create_bucket(
-        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
+    name = new_s3_bucket()
     monkeypatch.setenv("S3_BUCKET", name)
     monkeypatch.chdir(tmp_path)
     assert main(["deploy", "DEV"]) == 0
@@ -199,36 +242,65 @@ def test_the_cli_deploys_to_the_s3_bucket_named_by_s3_bucket(
     assert all(key.startswith("dags/DEV_") for key in S3Bucket(name, "eu-west-1").list(""))
 
 
-def test_a_missing_bucket_is_one_clear_line(
-    aws: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("S3_BUCKET", "no-such-mwaa-bucket")
-    assert main(["deploy", "DEV"]) == 1
-    [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("cannot list s3://no-such-mwaa-bucket/dags/DEV_*: ")
-    assert "NoSuchBucket" in line
-
-
-class UndeletableBucket(sync.LocalBucket):
-    """Accepts uploads but fails deletions, like a role missing s3:DeleteObject."""
-
-    def delete(self, keys: list[str]) -> None:
-        raise sync.BucketError(f"access denied deleting {keys[0]}")
-
-
-def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
+@pytest.fixture
+def deploy_errors(
+    aws: S3Endpoint,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Callable[[str], list[str]]:
+    """`deploy DEV` on the command line, to a bucket that fails it: its lines on stderr."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(bucket: str) -> list[str]:
+        monkeypatch.setenv("S3_BUCKET", bucket)
+        assert main(["deploy", "DEV"]) == 1
+        return capsys.readouterr().err.splitlines()
+
+    return run
+
+
+def test_a_missing_bucket_is_one_clear_line(deploy_errors: Callable[[str], list[str]]) -> None:
+    assert deploy_errors("no-such-mwaa-bucket") == [
+        "cannot read the versioning of s3://no-such-mwaa-bucket: the bucket"
+        " no-such-mwaa-bucket does not exist: check S3_BUCKET or s3_bucket"
+    ]
+
+
+def test_missing_credentials_are_one_clear_line(
+    deploy_errors: Callable[[str], list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    dags = tmp_path / "src" / "dags"
-    dags.mkdir(parents=True)
-    (dags / "old.py").write_text("DEV = True\n")
-    deploy(sync.LocalBucket(tmp_path / "bucket"), tmp_path / "build", "DEV", tmp_path / "src")
-    (dags / "old.py").unlink()
-    (dags / "new.py").write_text("DEV = True\n")
-    with pytest.raises(sync.SyncError, match="all 1 uploads done, but deleting the stale keys"):
-        deploy(UndeletableBucket(tmp_path / "bucket"), tmp_path / "build", "DEV", tmp_path / "src")
-    bucket = sync.LocalBucket(tmp_path / "bucket")
-    assert sorted(contents(bucket)) == ["dags/DEV_new.py", "dags/DEV_old.py"]
-    rerun = deploy(bucket, tmp_path / "build", "DEV", tmp_path / "src")
-    assert rerun.uploads == {} and rerun.deleted == ["dags/DEV_old.py"]
-    assert sorted(contents(bucket)) == ["dags/DEV_new.py"]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    # No profile files, and no instance metadata service to wait for.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    [line] = deploy_errors(new_s3_bucket())
+    assert line.endswith(
+        ": no AWS credentials found: set AWS_PROFILE (after `aws sso login`),"
+        " or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )
+
+
+def test_access_denied_is_one_clear_line(
+    aws: S3Endpoint, deploy_errors: Callable[[str], list[str]]
+) -> None:
+    name = new_s3_bucket()
+    aws.fail("GET", "", status=403, code="AccessDenied")
+    assert deploy_errors(name) == [
+        f"cannot read the versioning of s3://{name}: access denied (AccessDenied): check that"
+        " AWS_PROFILE or the keys in use are the deploy role's, and that its policy allows this"
+    ]
+
+
+def test_an_unversioned_bucket_is_refused_in_one_clear_line(
+    aws: S3Endpoint, deploy_errors: Callable[[str], list[str]]
+) -> None:
+    name = new_s3_bucket(versioned=False)
+    assert deploy_errors(name) == [
+        f"s3://{name} is not versioned, and MWAA reads only versioned buckets: run `aws s3api"
+        f" put-bucket-versioning --bucket {name} --versioning-configuration Status=Enabled`,"
+        " or check S3_BUCKET"
+    ]
+    assert aws.count(["put"]) == 0

@@ -1,0 +1,150 @@
+"""A real S3 endpoint over HTTP on loopback: moto's server, with a request log and faults.
+
+Every tool under test (this project's deploy, the AWS CLI in the benchmark) talks to it
+through the AWS SDK's standard `AWS_ENDPOINT_URL`, exactly as it would talk to AWS. The
+endpoint records each request it serves, and can answer chosen requests with an S3 error
+instead of serving them, the way a flaky network or a missing permission would, and
+add a latency to every request, the way a bucket in another region would.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as S3 sees it: `action` is put, get, head, list, delete or other."""
+
+    method: str
+    bucket: str
+    key: str
+    action: str
+
+
+@dataclass
+class Fault:
+    method: str
+    key_pattern: str
+    status: int
+    code: str
+    times: int | None  # None: every matching request
+
+    def matches(self, request: Request) -> bool:
+        return request.method == self.method and fnmatch.fnmatchcase(request.key, self.key_pattern)
+
+
+class S3Endpoint:
+    """moto's S3 server on 127.0.0.1 and a free port, until `stop()`."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.faults: list[Fault] = []
+        self.latency = 0.0  # seconds added to every request
+        self.most_in_flight = 0  # the most requests served at the same time
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._server = make_server(
+            "127.0.0.1",
+            0,
+            self._app(DomainDispatcherApplication(create_backend_app)),
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host}:{port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+
+    def fail(
+        self,
+        method: str,
+        key_pattern: str = "*",
+        status: int = 500,
+        code: str = "InternalError",
+        times: int | None = None,
+    ) -> None:
+        """Answer `method` requests on keys matching `key_pattern` with an S3 error."""
+        self.faults.append(Fault(method, key_pattern, status, code, times))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.faults.clear()
+            self.latency = 0.0
+            self.most_in_flight = 0
+
+    def count(self, actions: Iterable[str] | None = None) -> int:
+        """How many requests were served (of the given actions), since the last reset."""
+        tally = Counter(request.action for request in self.requests)
+        return sum(tally.values()) if actions is None else sum(tally[a] for a in actions)
+
+    def _app(self, moto: Callable[[Environ, StartResponse], Iterable[bytes]]):
+        def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            request = _parse(environ)
+            with self._lock:
+                self.requests.append(request)
+                fault = next((f for f in self.faults if f.matches(request)), None)
+                if fault and fault.times is not None:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self.faults.remove(fault)
+                self._in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self._in_flight)
+            try:
+                time.sleep(self.latency)
+                if fault is None:
+                    # moto answers with a complete body, so the request ends here.
+                    return list(moto(environ, start_response))
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            body = (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
+                f"<Message>injected by the test endpoint</Message></Error>"
+            ).encode()
+            start_response(
+                f"{fault.status} {fault.code}",
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+
+        return app
+
+
+def _parse(environ: Environ) -> Request:
+    """Path-style addressing: /bucket/key (the SDK uses it for an IP-address endpoint)."""
+    method = environ["REQUEST_METHOD"]
+    bucket, _, key = unquote(environ.get("PATH_INFO", "/")).lstrip("/").partition("/")
+    query = environ.get("QUERY_STRING", "")
+    if method == "GET" and bucket and not key:
+        action = "list" if "versioning" not in query else "other"
+    elif method == "POST" and "delete" in query:
+        action = "delete"
+    elif method in ("PUT", "GET", "HEAD", "DELETE") and key:
+        action = method.lower()
+    else:
+        action = "other"
+    return Request(method, bucket, key, action)

@@ -1,0 +1,117 @@
+"""The isolation guarantee under random work: edits, hand edits, deploys and cleans in any order.
+
+Whatever happens, a deploy or clean of one environment leaves every key it does not own
+byte for byte as it was: the other environment's files, the instance-wide files and keys
+nobody here owns. And a deploy that succeeds leaves its own keys exactly as the build.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+
+from mwaa_deploy import sync
+from mwaa_deploy.s3 import S3Bucket
+from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp
+from tests.conftest import FOREIGN, contents, new_s3_bucket
+from tests.s3_endpoint import S3Endpoint
+
+DAG_NAMES = st.sampled_from(["a.py", "b.py", "c.py"])
+VERSIONS = st.integers(min_value=0, max_value=3)
+ENVS = st.sampled_from(ENVIRONMENTS)
+
+
+class DeploySequences(RuleBasedStateMachine):
+    """One project and one bucket, worked on in random ways."""
+
+    encryption = "AES256"
+    workspace = Path(tempfile.gettempdir())
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(dir=self.workspace))
+        self.sources = self.root / "bucket_contents"
+        (self.sources / "dags" / "common").mkdir(parents=True)
+        (self.sources / "dags" / "common" / "__init__.py").write_text("")
+        (self.sources / "dags" / "a.py").write_text(dag(0))
+        self.bucket = S3Bucket.open(new_s3_bucket(self.encryption), "eu-west-1")
+        for key, body in FOREIGN.items():
+            self.bucket.put(key, body)
+
+    def teardown(self) -> None:
+        shutil.rmtree(self.root)
+
+    @rule(name=DAG_NAMES, version=VERSIONS)
+    def edit_a_dag(self, name: str, version: int) -> None:
+        (self.sources / "dags" / name).write_text(dag(version))
+
+    @rule(name=DAG_NAMES)
+    def break_a_dag(self, name: str) -> None:
+        (self.sources / "dags" / name).write_text("DEV = 1\n")
+
+    @rule(name=DAG_NAMES)
+    def remove_a_dag(self, name: str) -> None:
+        (self.sources / "dags" / name).unlink(missing_ok=True)
+
+    @rule(version=VERSIONS)
+    def edit_the_helper(self, version: int) -> None:
+        (self.sources / "dags" / "common" / "settings.py").write_text(f"VERSION = {version}\n")
+
+    @rule(env=ENVS, name=st.sampled_from(["a.py", "stray.py", "common/settings.py"]))
+    def edit_the_bucket_by_hand(self, env: str, name: str) -> None:
+        self.bucket.put(f"dags/{env}_{name}", b"# edited in the console\n")
+
+    @rule(env=ENVS)
+    def deploy(self, env: str) -> None:
+        before = contents(self.bucket)
+        try:
+            stamp(self.sources, self.root / "build", env)
+        except StampError:
+            assert contents(self.bucket) == before
+            return
+        desired = sync.read_build(self.root / "build", env)
+        sync.apply(self.bucket, sync.plan(self.bucket, env, desired))
+        after = contents(self.bucket)
+        assert not_owned(after, env) == not_owned(before, env)
+        owned = {k: v for k, v in after.items() if k.startswith(sync.owned_prefix(env))}
+        owned.pop(sync.record_key(env), None)
+        assert owned == desired
+
+    @rule()
+    def clean_dev(self) -> None:
+        before = contents(self.bucket)
+        sync.clean(self.bucket, "DEV")
+        after = contents(self.bucket)
+        assert after == not_owned(before, "DEV") == not_owned(after, "DEV")
+
+
+def dag(version: int) -> str:
+    return f"from common import settings\n\nDEV = True\nVERSION = {version}\n"
+
+
+def not_owned(keys: dict[str, bytes], env: str) -> dict[str, bytes]:
+    return {k: v for k, v in keys.items() if not k.startswith(sync.owned_prefix(env))}
+
+
+@pytest.mark.parametrize("encryption", ["AES256", "aws:kms"])
+def test_a_deploy_or_clean_never_changes_a_key_the_environment_does_not_own(
+    aws: S3Endpoint, kms_etags: None, encryption: str, tmp_path: Path
+) -> None:
+    machine = type(
+        "Sequences", (DeploySequences,), {"encryption": encryption, "workspace": tmp_path}
+    )
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
