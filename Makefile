@@ -3,10 +3,10 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
-.PHONY: help demo test lint
+.PHONY: help demo test lint benchmark
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-6s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 demo: $(VENV)/.installed ## Bake the defaults into demo/ and deploy DEV and PROD to its local bucket
 	rm -rf demo
@@ -17,9 +17,12 @@ demo: $(VENV)/.installed ## Bake the defaults into demo/ and deploy DEV and PROD
 test: lint ## Lint the template, then bake every option and run the baked projects' checks
 	$(PYTHON) -m pytest
 
-lint: $(VENV)/.installed ## ruff on the hooks and the template's tests
+lint: $(VENV)/.installed ## ruff on the hooks, the template's tests and the benchmark
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+
+benchmark: $(VENV)/.installed ## Time deploys of 500 DAGs against aws s3 sync and aws s3 cp
+	$(PYTHON) benchmarks/deploy.py
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)

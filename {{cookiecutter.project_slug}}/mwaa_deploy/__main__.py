@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mwaa_deploy import config, sync
-from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp
+from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp, write_build
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,11 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "clean":
             return _clean(settings, args.env)
-        build = stamp(_shown(settings.sources), _shown(settings.build), args.env)
-        desired = sync.read_build(settings.build, args.env)
-        print(f"Stamped {args.env}: {len(desired)} files in {_shown(build)}")
         if args.command == "stamp":
+            desired = stamp(_shown(settings.sources), args.env)
+            build = write_build(desired, _shown(settings.build), args.env)
+            print(f"Stamped {args.env}: {len(desired)} files in {build}")
             return 0
+        desired = stamp(_shown(settings.sources), args.env)
+        print(f"Stamped {args.env}: {len(desired)} files")
         bucket = open_bucket(settings)
         result = sync.plan(bucket, args.env, desired)
         if args.command == "plan":

@@ -109,15 +109,6 @@ class Plan:
         )
 
 
-def read_build(build: Path, env: str) -> dict[str, bytes]:
-    """The keys and bodies of a stamped build folder, `build/<env>/`."""
-    root = build / env
-    if not (root / "dags").is_dir():
-        raise SyncError(f"no build in {root}: stamp first (make stamp-{env.lower()})")
-    files = sorted(p for p in (root / "dags").rglob("*") if p.is_file())
-    return {assert_owned(env, p.relative_to(root).as_posix()): p.read_bytes() for p in files}
-
-
 def plan(bucket: Bucket, env: str, desired: dict[str, bytes]) -> Plan:
     """Compare the build with the bucket by content: mtimes and checkouts do not matter."""
     listed = bucket.list(owned_prefix(env))

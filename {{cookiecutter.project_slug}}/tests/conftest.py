@@ -49,12 +49,9 @@ def contents(bucket: sync.Bucket) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def deploy(
-    bucket: sync.Bucket, build: Path, env: str, sources: Path = SETTINGS.sources
-) -> sync.Plan:
+def deploy(bucket: sync.Bucket, env: str, sources: Path = SETTINGS.sources) -> sync.Plan:
     """What `make deploy-<env>` does, on any bucket: stamp, plan, apply."""
-    stamp(sources, build, env)
-    result = sync.plan(bucket, env, sync.read_build(build, env))
+    result = sync.plan(bucket, env, stamp(sources, env))
     sync.apply(bucket, result)
     return result
 
@@ -81,7 +78,7 @@ def deployed_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("deployed")
     bucket = sync.LocalBucket(root / "bucket")
     for env in ENVIRONMENTS:
-        deploy(bucket, root / "build", env)
+        deploy(bucket, env)
     dags = bucket.root / "dags"
     # MWAA puts the dags folder on sys.path, which is how DAG files import their helpers.
     sys.path.insert(0, str(dags))

@@ -36,8 +36,8 @@ def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> sync.Bucket:
 
 
 def test_dev_and_prod_deploys_sit_side_by_side(bucket: sync.Bucket, tmp_path: Path) -> None:
-    deploy(bucket, tmp_path / "build", "DEV")
-    deploy(bucket, tmp_path / "build", "PROD")
+    deploy(bucket, "DEV")
+    deploy(bucket, "PROD")
     keys = contents(bucket)
     for source in (SETTINGS.sources / "dags").glob("*.py"):
         assert f"dags/DEV_{source.name}" in keys
@@ -47,10 +47,10 @@ def test_dev_and_prod_deploys_sit_side_by_side(bucket: sync.Bucket, tmp_path: Pa
 def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(
     bucket: sync.Bucket, tmp_path: Path
 ) -> None:
-    deploy(bucket, tmp_path / "build", "PROD")
+    deploy(bucket, "PROD")
     before = {k: v for k, v in contents(bucket).items() if not k.startswith("dags/DEV_")}
     bucket.put("dags/DEV_stale.py", b"DEV = True\n")
-    deploy(bucket, tmp_path / "build", "DEV")
+    deploy(bucket, "DEV")
     sync.clean(bucket, "DEV")
     assert contents(bucket) == before
 
@@ -58,10 +58,11 @@ def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(
 def test_unchanged_redeploy_uploads_nothing(
     bucket: sync.Bucket, tmp_path: Path, s3_endpoint: S3Endpoint
 ) -> None:
-    deploy(bucket, tmp_path / "build", "DEV")
+    deploy(bucket, "DEV")
+    # A fresh checkout: every file written anew, new mtimes, same content.
+    checkout = shutil.copytree(SETTINGS.sources, tmp_path / "fresh-checkout")
     s3_endpoint.reset()
-    # A fresh checkout: every file rewritten, new mtimes, same content.
-    again = deploy(bucket, tmp_path / "fresh-build", "DEV")
+    again = deploy(bucket, "DEV", checkout)
     assert again.uploads == {} and again.deleted == [] and again.unchanged
     assert s3_endpoint.count(["put", "delete"]) == 0
 
@@ -71,11 +72,11 @@ def test_a_one_file_change_uploads_that_file_alone(
 ) -> None:
     sources = tmp_path / "src"
     shutil.copytree(SETTINGS.sources, sources)
-    deploy(bucket, tmp_path / "build", "PROD", sources)
+    deploy(bucket, "PROD", sources)
     with open(sources / "dags" / "dbt_models.py", "a") as dag:
         dag.write("# a comment\n")
     s3_endpoint.reset()
-    again = deploy(bucket, tmp_path / "build", "PROD", sources)
+    again = deploy(bucket, "PROD", sources)
     assert again.changed == ["dags/PROD_dbt_models.py"] and not again.new and not again.deleted
     if isinstance(bucket, S3Bucket):
         # On SSE-KMS the record of ETags is the second upload; with MD5 ETags there is none.
@@ -84,12 +85,12 @@ def test_a_one_file_change_uploads_that_file_alone(
 
 
 def test_a_key_changed_by_hand_is_put_back(bucket: sync.Bucket, tmp_path: Path) -> None:
-    first = deploy(bucket, tmp_path / "build", "DEV")
+    first = deploy(bucket, "DEV")
     key = first.new[0]
     bucket.put(key, b"edited in the console\n")
-    again = deploy(bucket, tmp_path / "build", "DEV")
+    again = deploy(bucket, "DEV")
     assert again.changed == [key]
-    assert contents(bucket)[key] == (tmp_path / "build" / "DEV" / key).read_bytes()
+    assert contents(bucket)[key] == stamp(SETTINGS.sources, "DEV")[key]
 
 
 def test_a_removed_source_is_deleted_by_the_next_deploy_of_that_environment_only(
@@ -100,9 +101,9 @@ def test_a_removed_source_is_deleted_by_the_next_deploy_of_that_environment_only
     for name in ("a.py", "b.py"):
         (dags / name).write_text("DEV = True\n")
     for env in ("DEV", "PROD"):
-        deploy(bucket, tmp_path / "build", env, tmp_path / "src")
+        deploy(bucket, env, tmp_path / "src")
     (dags / "b.py").unlink()
-    result = deploy(bucket, tmp_path / "build", "DEV", tmp_path / "src")
+    result = deploy(bucket, "DEV", tmp_path / "src")
     assert result.deleted == ["dags/DEV_b.py"]
     keys = contents(bucket)
     assert "dags/DEV_b.py" not in keys and "dags/PROD_b.py" in keys
@@ -111,8 +112,7 @@ def test_a_removed_source_is_deleted_by_the_next_deploy_of_that_environment_only
 def test_plan_changes_nothing(bucket: sync.Bucket, tmp_path: Path) -> None:
     bucket.put("dags/DEV_stale.py", b"")
     before = contents(bucket)
-    stamp(SETTINGS.sources, tmp_path / "build", "DEV")
-    result = sync.plan(bucket, "DEV", sync.read_build(tmp_path / "build", "DEV"))
+    result = sync.plan(bucket, "DEV", stamp(SETTINGS.sources, "DEV"))
     assert result.new and result.deleted == ["dags/DEV_stale.py"]
     assert contents(bucket) == before
 
@@ -135,7 +135,7 @@ def test_uploads_run_concurrently(aws: S3Endpoint, tmp_path: Path) -> None:
         (dags / f"dag_{n}.py").write_text(f"DEV = True\nN = {n}\n")
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     aws.latency = 0.05  # a bucket a few network hops away
-    deploy(bucket, tmp_path / "build", "DEV", tmp_path / "src")
+    deploy(bucket, "DEV", tmp_path / "src")
     assert aws.most_in_flight >= 4
 
 
@@ -155,11 +155,11 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     sources = small_project(tmp_path / "src", ["old.py"])
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
-    deploy(bucket, tmp_path / "build", "DEV", sources)
+    deploy(bucket, "DEV", sources)
     small_project(sources, ["a.py", "b.py", "c.py"])
     aws.fail("PUT", "dags/DEV_b.py", status=500, code="InternalError")
     with pytest.raises(sync.SyncError) as failed:
-        deploy(bucket, tmp_path / "build", "DEV", sources)
+        deploy(bucket, "DEV", sources)
     assert str(failed.value) == (
         f"DEV: cannot upload s3://{bucket.name}/dags/DEV_b.py: An error occurred"
         " (InternalError) when calling the PutObject operation (reached max retries: 1):"
@@ -168,7 +168,7 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
     )
     assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_c.py", "dags/DEV_old.py"]
     aws.reset()
-    rerun = deploy(bucket, tmp_path / "build", "DEV", sources)
+    rerun = deploy(bucket, "DEV", sources)
     assert rerun.new == ["dags/DEV_b.py"] and rerun.deleted == ["dags/DEV_old.py"]
     assert aws.count(["put"]) == 1
     assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_b.py", "dags/DEV_c.py"]
@@ -177,7 +177,7 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
 def test_passing_network_errors_are_retried(aws: S3Endpoint, tmp_path: Path) -> None:
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     aws.fail("PUT", "dags/DEV_*", status=503, code="SlowDown", times=5)
-    result = deploy(bucket, tmp_path / "build", "DEV")
+    result = deploy(bucket, "DEV")
     assert sorted(contents(bucket)) == sorted(result.new)
 
 
@@ -186,14 +186,14 @@ def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
 ) -> None:
     sources = small_project(tmp_path / "src", ["old.py"])
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
-    deploy(bucket, tmp_path / "build", "DEV", sources)
+    deploy(bucket, "DEV", sources)
     small_project(sources, ["new.py"])
     aws.fail("POST", status=403, code="AccessDenied")
     with pytest.raises(sync.SyncError, match="all 1 uploads done, but deleting the stale keys"):
-        deploy(bucket, tmp_path / "build", "DEV", sources)
+        deploy(bucket, "DEV", sources)
     assert sorted(contents(bucket)) == ["dags/DEV_new.py", "dags/DEV_old.py"]
     aws.reset()
-    rerun = deploy(bucket, tmp_path / "build", "DEV", sources)
+    rerun = deploy(bucket, "DEV", sources)
     assert rerun.uploads == {} and rerun.deleted == ["dags/DEV_old.py"]
     assert sorted(contents(bucket)) == ["dags/DEV_new.py"]
 
@@ -202,11 +202,11 @@ def test_on_sse_kms_a_lost_record_costs_one_upload_of_each_file(
     aws: S3Endpoint, kms_etags: None, tmp_path: Path
 ) -> None:
     bucket = S3Bucket.open(new_s3_bucket("aws:kms"), "eu-west-1")
-    first = deploy(bucket, tmp_path / "build", "DEV")
+    first = deploy(bucket, "DEV")
     bucket.delete([sync.record_key("DEV")])
-    again = deploy(bucket, tmp_path / "build", "DEV")
+    again = deploy(bucket, "DEV")
     assert again.changed == first.new
-    assert deploy(bucket, tmp_path / "build", "DEV").uploads == {}
+    assert deploy(bucket, "DEV").uploads == {}
 
 
 def test_a_failed_stamp_deploys_nothing(

@@ -71,11 +71,10 @@ class DeploySequences(RuleBasedStateMachine):
     def deploy(self, env: str) -> None:
         before = contents(self.bucket)
         try:
-            stamp(self.sources, self.root / "build", env)
+            desired = stamp(self.sources, env)
         except StampError:
             assert contents(self.bucket) == before
             return
-        desired = sync.read_build(self.root / "build", env)
         sync.apply(self.bucket, sync.plan(self.bucket, env, desired))
         after = contents(self.bucket)
         assert not_owned(after, env) == not_owned(before, env)

@@ -1,0 +1,235 @@
+"""Deploy a baked project with 500 DAG files three ways against one local S3 endpoint.
+
+    make benchmark                       # or: .venv/bin/python benchmarks/deploy.py --help
+
+The three ways, each deploying PROD into its own versioned bucket on the same endpoint:
+
+  mwaa_deploy     the baked project's `python -m mwaa_deploy deploy PROD` (`make deploy-prod`)
+  aws s3 sync     the usual CI script: copy dags/, flip the flag with sed, rename with mv,
+                  then `aws s3 sync` of the result
+  aws s3 cp       the same sed and mv, then `aws s3 cp --recursive`
+
+Each runs from a fresh `git clone`, as CI does, for: the first deploy into an empty
+bucket, an unchanged redeploy, and a redeploy with one DAG file changed. The endpoint
+counts the requests it serves; the wall time is the best of --rounds. The figures, the
+ratios and the project's targets are printed; the exit status is 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SCENARIOS = ("first deploy", "unchanged redeploy", "one file changed")
+
+# The stamp of the usual CI script: no syntax check, no import rewriting.
+SED_AND_MV = """
+set -e
+rm -rf stage && cp -r bucket_contents/dags stage && cd stage
+for file in *.py; do sed -i 's/^DEV = True$/DEV = False/' "$file"; mv "$file" "PROD_$file"; done
+for folder in */; do mv "$folder" "PROD_${folder%/}"; done
+"""
+UPLOADERS = {
+    "aws s3 sync": "aws s3 sync --only-show-errors . s3://$BUCKET/dags/",
+    "aws s3 cp": "aws s3 cp --recursive --only-show-errors . s3://$BUCKET/dags/",
+}
+
+
+@dataclass
+class Figures:
+    seconds: float
+    requests: int
+    uploads: int
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--dags", type=int, default=500, help="DAG files in the project")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each scenario; best time")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0, help="added to every request, as for a far bucket"
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mwaa-benchmark-") as scratch:
+        origin = bake_project(Path(scratch), args.dags)
+        sys.path.insert(0, str(origin))
+        from tests.s3_endpoint import S3Endpoint  # the baked project's own test endpoint
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line per request
+        endpoint = S3Endpoint()
+        try:
+            environment = os.environ | {
+                "AWS_ENDPOINT_URL": endpoint.url,
+                "AWS_ACCESS_KEY_ID": "benchmark",
+                "AWS_SECRET_ACCESS_KEY": "benchmark",
+                "AWS_REGION": "eu-west-1",
+                "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            }
+            os.environ.update(environment)
+            tools = {
+                "mwaa_deploy": f"{sys.executable} -m mwaa_deploy deploy PROD",
+                **{name: SED_AND_MV + command for name, command in UPLOADERS.items()},
+            }
+            results = {
+                name: measure(name, command, origin, Path(scratch), endpoint, args)
+                for name, command in tools.items()
+            }
+        finally:
+            endpoint.stop()
+    report(results, args)
+    return 0 if check_targets(results) else 1
+
+
+def bake_project(scratch: Path, dags: int) -> Path:
+    """The template's defaults, with DAG files added up to `dags`, committed to git."""
+    bake = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(scratch), str(TEMPLATE)]
+    subprocess.run(bake, check=True, capture_output=True)
+    project = scratch / "data-platform-airflow"
+    folder = project / "bucket_contents" / "dags"
+    example = (folder / "dbt_models.py").read_text()
+    existing = len(list(folder.glob("*.py")))
+    for n in range(dags - existing):
+        (folder / f"dbt_models_{n:03}.py").write_text(
+            example.replace('_dbt_models"', f'_dbt_models_{n:03}"')
+        )
+    git = ["git", "-c", "user.name=benchmark", "-c", "user.email=benchmark@example.com"]
+    for command in (["init", "--quiet"], ["add", "."], ["commit", "--quiet", "-m", "baked"]):
+        subprocess.run([*git, *command], cwd=project, check=True)
+    return project
+
+
+def measure(
+    name: str, command: str, origin: Path, scratch: Path, endpoint, args: argparse.Namespace
+) -> dict[str, Figures]:
+    bucket = "bench-" + name.replace(" ", "-").replace("_", "-")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    clones = iter(range(1_000_000))
+
+    def deploy(prepare: Callable[[Path], None] = lambda clone: None) -> Figures:
+        clone = scratch / f"clone-{next(clones)}"
+        subprocess.run(["git", "clone", "--quiet", str(origin), str(clone)], check=True)
+        prepare(clone)
+        endpoint.reset()
+        endpoint.latency = args.latency_ms / 1000
+        start = time.perf_counter()
+        run = subprocess.run(
+            ["bash", "-c", command],
+            cwd=clone,
+            env=os.environ | {"S3_BUCKET": bucket, "BUCKET": bucket},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        if run.returncode != 0:
+            sys.exit(f"{name} failed:\n{run.stdout}{run.stderr}")
+        figures = Figures(seconds, endpoint.count(), endpoint.count(["put"]))
+        shutil.rmtree(clone)
+        return figures
+
+    def empty_bucket() -> None:
+        keys = [{"Key": key} for key in list_keys(s3, bucket)]
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
+
+    def edit_one_dag(clone: Path) -> None:
+        dag = clone / "bucket_contents" / "dags" / "dbt_models.py"
+        dag.write_text(dag.read_text() + f"# edited at {time.time()}\n")
+
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    rounds: dict[str, list[Figures]] = {scenario: [] for scenario in SCENARIOS}
+    for _ in range(args.rounds):
+        empty_bucket()
+        rounds["first deploy"].append(deploy())
+        rounds["unchanged redeploy"].append(deploy())
+        rounds["one file changed"].append(deploy(edit_one_dag))
+    return {
+        scenario: Figures(
+            min(f.seconds for f in runs), runs[-1].requests, max(f.uploads for f in runs)
+        )
+        for scenario, runs in rounds.items()
+    }
+
+
+def list_keys(s3, bucket: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def report(results: dict[str, dict[str, Figures]], args: argparse.Namespace) -> None:
+    print(
+        f"\nPROD deploy of {args.dags} DAG files, best of {args.rounds},"
+        f" endpoint latency {args.latency_ms:g} ms per request\n"
+    )
+    print(f"{'':<14}" + "".join(f"{scenario:<29}" for scenario in SCENARIOS))
+    print(f"{'':<14}" + "time     requests  uploads    " * len(SCENARIOS))
+    for name, figures in results.items():
+        cells = (
+            f"{f.seconds:6.2f}s  {f.requests:8}  {f.uploads:7}    "
+            for f in (figures[s] for s in SCENARIOS)
+        )
+        print(f"{name:<14}" + "".join(cells))
+    print("\nTime of each alternative over mwaa_deploy's:")
+    ours = results["mwaa_deploy"]
+    for scenario in SCENARIOS:
+        ratios = ", ".join(
+            f"{name} {results[name][scenario].seconds / ours[scenario].seconds:.1f}x"
+            for name in UPLOADERS
+        )
+        print(f"  {scenario:<20} {ratios}")
+
+
+def check_targets(results: dict[str, dict[str, Figures]]) -> bool:
+    ours = results["mwaa_deploy"]
+    sync_ratio = (
+        results["aws s3 sync"]["unchanged redeploy"].seconds / ours["unchanged redeploy"].seconds
+    )
+    first_ratio = ours["first deploy"].seconds / results["aws s3 cp"]["first deploy"].seconds
+    targets = [
+        (
+            "an unchanged redeploy makes 0 uploads",
+            ours["unchanged redeploy"].uploads == 0,
+            f"{ours['unchanged redeploy'].uploads}",
+        ),
+        (
+            "an unchanged redeploy is at least 10x faster than aws s3 sync from a fresh clone",
+            sync_ratio >= 10,
+            f"{sync_ratio:.1f}x",
+        ),
+        (
+            "a one-file change makes exactly 1 upload",
+            ours["one file changed"].uploads == 1,
+            f"{ours['one file changed'].uploads}",
+        ),
+        (
+            "the first deploy is no slower than aws s3 cp --recursive",
+            first_ratio <= 1,
+            f"{first_ratio:.2f}x its time",
+        ),
+    ]
+    print("\nTargets:")
+    for text, met, figure in targets:
+        print(f"  [{'met' if met else 'MISSED'}] {text}: {figure}")
+    return all(met for _, met, _ in targets)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
