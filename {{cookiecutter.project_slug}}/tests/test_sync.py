@@ -209,6 +209,33 @@ def test_on_sse_kms_a_lost_record_costs_one_upload_of_each_file(
     assert deploy(bucket, "DEV").uploads == {}
 
 
+def test_a_multipart_object_from_another_tool_is_replaced_once_then_recognised(
+    aws: S3Endpoint, tmp_path: Path
+) -> None:
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    first = deploy(bucket, "DEV")
+    key = first.new[0]
+    # As `aws s3 cp` uploads a large file: in parts, so its ETag is not the MD5 of the body.
+    client, name = bucket.client, bucket.name
+    upload = client.create_multipart_upload(Bucket=name, Key=key)["UploadId"]
+    part = client.upload_part(
+        Bucket=name,
+        Key=key,
+        UploadId=upload,
+        PartNumber=1,
+        Body=stamp(SETTINGS.sources, "DEV")[key],
+    )
+    client.complete_multipart_upload(
+        Bucket=name,
+        Key=key,
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert bucket.list(key)[key].endswith("-1")
+    assert deploy(bucket, "DEV").changed == [key]
+    assert deploy(bucket, "DEV").uploads == {}
+
+
 def test_a_failed_stamp_deploys_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
