@@ -1,4 +1,4 @@
-"""Command line behind the Makefile: `python -m mwaa_deploy {stamp,plan,deploy,clean} ENV`."""
+"""Command line behind the Makefile: `python -m mwaa_deploy COMMAND`; `--help` lists them."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mwaa_deploy import config, sync
+from mwaa_deploy import config, instance, sync
+from mwaa_deploy.prod_path import OffProdPath, check_prod_path
 from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp, write_build
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,18 +27,33 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("env", choices=ENVIRONMENTS if name != "clean" else ["DEV"])
+    commands.add_parser(
+        "check-requirements", help="check requirements.txt, startup.sh and plugins/ for MWAA"
+    )
+    deploy_requirements = commands.add_parser(
+        "deploy-requirements",
+        help="check, upload the changed instance-wide files and update the MWAA environment",
+    )
+    deploy_requirements.add_argument(
+        "--force", action="store_true", help="run off the default branch or with local changes"
+    )
     args = parser.parse_args(argv)
 
     settings = config.load()
     try:
+        if args.command == "check-requirements":
+            files = instance.build(settings, _shown(settings.sources))
+            print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
+            return 0
+        if args.command == "deploy-requirements":
+            return _deploy_requirements(settings, force=args.force)
         if args.command == "clean":
             return _clean(settings, args.env)
+        desired = stamp(_shown(settings.sources), args.env)
         if args.command == "stamp":
-            desired = stamp(_shown(settings.sources), args.env)
             build = write_build(desired, _shown(settings.build), args.env)
             print(f"Stamped {args.env}: {len(desired)} files in {build}")
             return 0
-        desired = stamp(_shown(settings.sources), args.env)
         print(f"Stamped {args.env}: {len(desired)} files")
         bucket = open_bucket(settings)
         result = sync.plan(bucket, args.env, desired)
@@ -44,9 +64,48 @@ def main(argv: list[str] | None = None) -> int:
     except StampError as error:
         print("\n".join(error.problems), file=sys.stderr)
         print(f"Stamp failed: nothing was deployed to {args.env}.", file=sys.stderr)
-    except (sync.SyncError, sync.BucketError) as error:
+    except instance.CheckError as error:
+        print("\n".join(error.problems), file=sys.stderr)
+        print("Check failed: nothing was uploaded.", file=sys.stderr)
+    except (sync.SyncError, sync.BucketError, instance.UpdateError, OffProdPath) as error:
         print(error, file=sys.stderr)
     return 1
+
+
+def _deploy_requirements(settings: config.Settings, force: bool) -> int:
+    if settings.s3_bucket and not force:
+        check_prod_path(settings.root, settings.default_branch, "deploy-requirements")
+    files = instance.build(settings, _shown(settings.sources))
+    if not settings.s3_bucket:
+        local = open_bucket(settings)
+        changed = instance.changed_files(files, local.get)
+        instance.write_local(local, changed)
+        written = ", ".join(changed) or "nothing"
+        print(f"{written} written to {local.description}; no MWAA environment to update.")
+        return 0
+    from mwaa_deploy.s3 import S3Bucket
+
+    bucket = S3Bucket.open(settings.s3_bucket, settings.aws_region)
+    mwaa = mwaa_client(settings)
+    name = settings.mwaa_environment
+    running = instance.running_versions(mwaa, name, bucket.name)
+    changed = instance.changed_files(
+        files, lambda key: bucket.get(key, running[key]) if key in running else None
+    )
+    if not changed:
+        print(f"{name} already runs these instance-wide files: no upload, no update.")
+        return 0
+    versions = instance.upload(bucket, changed)
+    print(f"Uploaded {', '.join(f'{key} (version {v})' for key, v in versions.items())}.")
+    instance.update_environment(mwaa, name, versions)
+    return 0
+
+
+def mwaa_client(settings: config.Settings) -> BaseClient:
+    """The MWAA API client (tests replace it with one that checks every call)."""
+    import boto3
+
+    return boto3.session.Session(region_name=settings.aws_region or None).client("mwaa")
 
 
 def open_bucket(settings: config.Settings) -> sync.Bucket:

@@ -19,6 +19,7 @@ OVERRIDES = {
     "S3_BUCKET": "s3_bucket",
     "AWS_REGION": "aws_region",
     "MWAA_ENVIRONMENT": "mwaa_environment",
+    "CONSTRAINTS_FILE": "constraints_file",
 }
 
 
@@ -28,8 +29,11 @@ class Settings:
     s3_bucket: str
     aws_region: str
     mwaa_environment: str
+    # Empty: the constraints URL written in requirements.txt. A path: a local copy of it.
+    constraints_file: str
     airflow_version: str
     python_version: str
+    default_branch: str
     local_bucket: Path
 
     @property
@@ -52,6 +56,7 @@ def load(root: Path | None = None, environ: Mapping[str, str] = os.environ) -> S
         root=root,
         airflow_version=str(table["airflow_version"]),
         python_version=str(table["python_version"]),
+        default_branch=str(table.get("default_branch", "main")),
         local_bucket=root / table.get("local_bucket", "local_bucket"),
         **values,
     )

@@ -58,10 +58,16 @@ class S3Bucket:
         # ETags are opaque, and syncing keeps a record of them (see sync.RECORD_NAME).
         return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, version: str = "") -> bytes | None:
+        """The object's content (of `version`, if given), or None when there is none."""
+        request = {"Bucket": self.name, "Key": key} | ({"VersionId": version} if version else {})
         try:
-            return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+            return self.client.get_object(**request)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
         except (BotoCoreError, ClientError) as error:
+            if _code(error) == "NoSuchVersion":
+                return None
             raise self._error("cannot read", f"{self.name}/{key}", error) from error
 
     def put(self, key: str, body: bytes) -> str:
@@ -70,6 +76,13 @@ class S3Bucket:
         except (BotoCoreError, ClientError) as error:
             raise self._error("cannot upload", f"{self.name}/{key}", error) from error
         return answer["ETag"].strip('"')
+
+    def put_versioned(self, key: str, body: bytes) -> str:
+        """Upload `body`; return the object version S3 gave it (MWAA is pointed at versions)."""
+        try:
+            return self.client.put_object(Bucket=self.name, Key=key, Body=body)["VersionId"]
+        except (BotoCoreError, ClientError) as error:
+            raise self._error("cannot upload", f"{self.name}/{key}", error) from error
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -86,11 +99,7 @@ class S3Bucket:
 
     def _error(self, doing: str, what: str, error: Exception) -> BucketError:
         """One line that says what failed and what to do about it, not a traceback."""
-        code = (
-            error.response.get("Error", {}).get("Code", "")
-            if isinstance(error, ClientError)
-            else ""
-        )
+        code = _code(error)
         if isinstance(error, NoCredentialsError):
             hint = (
                 "no AWS credentials found: set AWS_PROFILE (after `aws sso login`), or"
@@ -108,3 +117,8 @@ class S3Bucket:
         else:
             hint = str(error)
         return BucketError(f"{doing} s3://{what}: {hint}")
+
+
+def _code(error: Exception) -> str:
+    """S3's error code (`NoSuchBucket`, `AccessDenied`, ...), or "" when S3 gave none."""
+    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""

@@ -45,7 +45,9 @@ class Bucket(Protocol):
         """The ETag this bucket usually gives an object holding `body`."""
         ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes | None:
+        """The object's content, or None when there is no such key."""
+        ...
 
     def put(self, key: str, body: bytes) -> str:
         """Store `body` under `key`; return the ETag the bucket gave it."""
@@ -201,7 +203,7 @@ def _sha256(body: bytes) -> str:
 def _read_record(bucket: Bucket, env: str) -> Record:
     """The record, or an empty one if it cannot be understood: then changed keys re-upload."""
     try:
-        objects = json.loads(bucket.get(record_key(env)))["objects"]
+        objects = json.loads(bucket.get(record_key(env)) or b"{}")["objects"]
         return {
             key: {"sha256": str(entry["sha256"]), "etag": str(entry["etag"])}
             for key, entry in objects.items()
@@ -253,9 +255,11 @@ class LocalBucket:
     def etag_of(self, body: bytes) -> str:
         return hashlib.sha256(body).hexdigest()
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str) -> bytes | None:
         try:
             return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
         except OSError as error:
             raise BucketError(f"cannot read {self.root / key}: {error.strerror}") from error
 

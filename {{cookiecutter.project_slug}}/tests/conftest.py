@@ -3,6 +3,7 @@ side, and buckets on a real S3 endpoint."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import os
 import secrets
@@ -121,3 +122,20 @@ def kms_etags(monkeypatch: pytest.MonkeyPatch) -> None:
         return md5_etag.fget(key)
 
     monkeypatch.setattr(FakeKey, "etag", property(etag))
+
+
+@pytest.fixture(scope="session")
+def constraints_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Airflow's constraints, as this test environment installed them.
+
+    Tests cannot reach the constraints URL; the versions pip resolved for this Airflow here
+    are the same kind of file (as `pip freeze` would write it).
+    """
+    pins = sorted(
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in importlib.metadata.distributions()
+        if dist.read_text("direct_url.json") is None  # not from a local folder
+    )
+    path = tmp_path_factory.mktemp("constraints") / "constraints.txt"
+    path.write_text("\n".join(pins) + "\n")
+    return path
