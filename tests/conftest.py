@@ -34,6 +34,14 @@ def bake_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def commit_all(folder: Path) -> None:
+    """A git repository with everything committed on main, as the next steps after a bake say."""
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    subprocess.run([*git, "init", "--quiet", "-b", "main"], cwd=folder, check=True)
+    subprocess.run([*git, "add", "."], cwd=folder, check=True)
+    subprocess.run([*git, "commit", "--quiet", "-m", "bake"], cwd=folder, check=True)
+
+
 def make(
     project: Path, *targets: str, airflow_version: str, **variables: str
 ) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.conftest import TEMPLATE, bake, make, user_environment
+from tests.conftest import TEMPLATE, bake, commit_all, make, user_environment
 
-SCRATCH = (".git", ".venv", ".cache", "demo", "__pycache__", ".pytest_cache", ".ruff_cache")
+SCRATCH = (
+    ".git", ".venv", ".cache", "demo", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache"
+)  # fmt: skip
 NEWEST, *_, OLDEST = ["3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3"]
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -34,6 +36,7 @@ def test_a_bucket_answer_deploys_to_s3_through_the_sdk_endpoint(
     output: Path, s3_endpoint: dict[str, str]
 ) -> None:
     project = bake(output, s3_bucket="acme-mwaa-dags")
+    commit_all(project)  # deploy-prod to S3 runs from a clean checkout of the default branch
     s3 = boto3.client("s3", endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"], **CREDENTIALS)
     s3.create_bucket(
         Bucket="acme-mwaa-dags", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
@@ -59,6 +62,29 @@ def test_a_bucket_answer_deploys_to_s3_through_the_sdk_endpoint(
     assert not [key for key in keys() if key.startswith("dags/DEV_")]
     body = s3.get_object(Bucket="acme-mwaa-dags", Key="requirements.txt")["Body"].read()
     assert body == b"# instance-wide\n"
+
+
+def test_deploy_prod_to_s3_off_the_default_branch_is_refused_unless_forced(
+    output: Path, s3_endpoint: dict[str, str]
+) -> None:
+    project = bake(output, s3_bucket="acme-mwaa-off-path")
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"], **CREDENTIALS)
+    s3.create_bucket(
+        Bucket="acme-mwaa-off-path", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    s3.put_bucket_versioning(
+        Bucket="acme-mwaa-off-path", VersioningConfiguration={"Status": "Enabled"}
+    )
+    commit_all(project)
+    subprocess.run(["git", "switch", "--quiet", "-c", "story/new-dag"], cwd=project, check=True)
+
+    refused = make(project, "deploy-prod", airflow_version=NEWEST, **s3_endpoint)
+    assert refused.returncode != 0
+    assert "deploy-prod runs from main, not from story/new-dag: merge first" in refused.stderr
+    assert "Contents" not in s3.list_objects_v2(Bucket="acme-mwaa-off-path")
+    forced = make(project, "deploy-prod", "FORCE=1", airflow_version=NEWEST, **s3_endpoint)
+    assert forced.returncode == 0, forced.stderr
+    assert "PROD deployed" in forced.stdout
 
 
 def test_a_broken_dag_file_stops_the_deploy_with_file_line_and_fix(output: Path) -> None:
@@ -97,10 +123,7 @@ def test_cruft_create_bakes_the_template(tmp_path: Path) -> None:
     template = Path(
         shutil.copytree(TEMPLATE, tmp_path / "template", ignore=shutil.ignore_patterns(*SCRATCH))
     )
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run([*git, "init", "--quiet"], cwd=template, check=True)
-    subprocess.run([*git, "add", "."], cwd=template, check=True)
-    subprocess.run([*git, "commit", "--quiet", "-m", "template"], cwd=template, check=True)
+    commit_all(template)
     result = subprocess.run(
         [sys.executable, "-m", "cruft", "create", "--no-input", str(template)],
         cwd=tmp_path,

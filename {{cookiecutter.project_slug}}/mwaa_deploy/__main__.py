@@ -15,6 +15,9 @@ from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp, write_build
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
+# What changes PROD or the shared instance runs from a clean checkout of the default branch.
+FORCE_HELP = "run although not on the default branch, or with uncommitted changes"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mwaa_deploy", description=__doc__)
@@ -27,16 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     ]:
         command = commands.add_parser(name, help=help_text)
         command.add_argument("env", choices=ENVIRONMENTS if name != "clean" else ["DEV"])
+        if name == "deploy":
+            command.add_argument("--force", action="store_true", help=f"PROD: {FORCE_HELP}")
     commands.add_parser(
         "check-requirements", help="check requirements.txt, startup.sh and plugins/ for MWAA"
     )
-    deploy_requirements = commands.add_parser(
+    commands.add_parser(
         "deploy-requirements",
         help="check, upload the changed instance-wide files and update the MWAA environment",
-    )
-    deploy_requirements.add_argument(
-        "--force", action="store_true", help="run off the default branch or with local changes"
-    )
+    ).add_argument("--force", action="store_true", help=FORCE_HELP)
     args = parser.parse_args(argv)
 
     settings = config.load()
@@ -55,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Stamped {args.env}: {len(desired)} files in {build}")
             return 0
         print(f"Stamped {args.env}: {len(desired)} files")
+        if (
+            args.command == "deploy"
+            and args.env == "PROD"
+            and settings.s3_bucket
+            and not args.force
+        ):
+            check_prod_path(settings.root, settings.default_branch, "deploy-prod")
         bucket = open_bucket(settings)
         result = sync.plan(bucket, args.env, desired)
         if args.command == "plan":

@@ -33,8 +33,8 @@ def check_prod_path(
         branch = _git(root, "symbolic-ref", "--short", "-q", "HEAD")
     if branch is None:
         raise OffProdPath(
-            f"{what} runs from a git checkout of {default_branch}, and {root} is not one;"
-            f" clone the repository, or run {override} if you must"
+            f"{what} runs from a git checkout of {default_branch}, and {root} is not one:"
+            f" clone the repository (or run {override} if you must)"
         )
     if branch != default_branch:
         raise OffProdPath(

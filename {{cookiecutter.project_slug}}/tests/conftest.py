@@ -7,16 +7,19 @@ import importlib.metadata
 import itertools
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from moto.s3.models import FakeKey
 
-from mwaa_deploy import config, sync
+from mwaa_deploy import config, instance, sync
 from mwaa_deploy.s3 import S3Bucket
 from mwaa_deploy.stamp import ENVIRONMENTS, stamp
 from tests.s3_endpoint import S3Endpoint
@@ -38,6 +41,12 @@ FOREIGN = {
 }
 
 BUCKET_NAMES = (f"mwaa-test-{n}" for n in itertools.count())
+
+CONSTRAINTS_URL = instance.CONSTRAINTS_URL.format(
+    airflow=SETTINGS.airflow_version, python=SETTINGS.python_version
+)
+CONSTRAINTS_LINE = f'--constraint "{CONSTRAINTS_URL}"'
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 
 def contents(bucket: sync.Bucket) -> dict[str, bytes]:
@@ -139,3 +148,54 @@ def constraints_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("constraints") / "constraints.txt"
     path.write_text("\n".join(pins) + "\n")
     return path
+
+
+def write_project(
+    root: Path,
+    requirements: str = f"{CONSTRAINTS_LINE}\n# added by the data team\nsix\n",
+    startup: str | None = "#!/usr/bin/env bash\nexport DBT_TARGET_PATH=/tmp/dbt\n",
+    plugins: dict[str, str] | None = None,
+) -> Path:
+    """A project with the DAGs of this one and these instance-wide files, committed on
+    the default branch."""
+    sources = root / "bucket_contents"
+    shutil.copytree(
+        SETTINGS.sources / "dags", sources / "dags", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
+    (sources / "requirements.txt").write_text(requirements)
+    if startup is not None:
+        (sources / "startup.sh").write_text(startup)
+    for name, text in (
+        plugins or {"operators/__init__.py": "", "operators/notify.py": "X = 1\n"}
+    ).items():
+        (sources / "plugins" / name).parent.mkdir(parents=True, exist_ok=True)
+        (sources / "plugins" / name).write_text(text)
+    subprocess.run([*GIT, "init", "--quiet", "-b", SETTINGS.default_branch], cwd=root, check=True)
+    commit(root)
+    return root
+
+
+def commit(root: Path) -> None:
+    subprocess.run([*GIT, "add", "."], cwd=root, check=True)
+    subprocess.run(
+        [*GIT, "commit", "--quiet", "--allow-empty", "-m", "change"], cwd=root, check=True
+    )
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, constraints_file: Path
+) -> Callable[..., Path]:
+    """Make the command line work on a project written by `write_project(**files)`."""
+
+    def make(**files: Any) -> Path:
+        root = write_project(tmp_path / "project", **files)
+        for name in ("GITHUB_ACTIONS", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
+            monkeypatch.delenv(name, raising=False)  # these tests may run on Actions too
+        monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
+        monkeypatch.setenv("CONSTRAINTS_FILE", str(constraints_file))
+        monkeypatch.chdir(root)
+        return root
+
+    return make

@@ -12,8 +12,10 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
+import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -87,6 +89,24 @@ class S3Endpoint:
     ) -> None:
         """Answer `method` requests on keys matching `key_pattern` with an S3 error."""
         self.faults.append(Fault(method, key_pattern, status, code, times))
+
+    @contextmanager
+    def enforcing_iam(self) -> Iterator[None]:
+        """Check every request against its caller's IAM policies, as AWS does, until exit.
+
+        Only the users and keys created in the endpoint's IAM before this are known.
+        """
+        self._set_auth("0")  # from the next request on
+        try:
+            yield
+        finally:
+            self._set_auth("inf")
+
+    def _set_auth(self, free_requests: str) -> None:
+        url = f"{self.url}/moto-api/reset-auth"
+        headers = {"Content-Type": "text/plain"}  # not a form: moto reads the raw body
+        request = urllib.request.Request(url, free_requests.encode(), headers, method="POST")
+        urllib.request.urlopen(request).close()
 
     def reset(self) -> None:
         with self._lock:

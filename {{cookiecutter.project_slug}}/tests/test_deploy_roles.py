@@ -1,0 +1,143 @@
+"""The deploy roles of iam/deploy-roles.yaml, enforced (DESIGN: the DEV role can write only
+dags/DEV_*; the PROD role dags/PROD_* and the instance-wide files).
+
+The endpoint checks every request against the policies of the caller, as AWS does: the
+roles' own policy documents are loaded into its IAM, and each deploy runs with their keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from botocore.exceptions import ClientError
+
+from mwaa_deploy import instance
+from mwaa_deploy.s3 import S3Bucket
+from mwaa_deploy.sync import BucketError
+from tests.conftest import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
+from tests.s3_endpoint import S3Endpoint
+
+ACCOUNT = "123456789012"  # the endpoint's account
+ROLES = {"DEV": "DevDeployRole", "PROD": "ProdDeployRole"}
+
+
+def policy(env: str, bucket: str) -> dict[str, Any]:
+    """The role's policy document, with its parameters as CloudFormation would fill them."""
+    template = yaml.safe_load((SETTINGS.root / "iam" / "deploy-roles.yaml").read_text())
+    [document] = template["Resources"][ROLES[env]]["Properties"]["Policies"]
+    values = {
+        "AWS::Partition": "aws",
+        "AWS::Region": SETTINGS.aws_region,
+        "AWS::AccountId": ACCOUNT,
+        "BucketName": bucket,
+        "EnvironmentName": SETTINGS.mwaa_environment,
+    }
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Fn::Sub"}:
+            return re.sub(r"\$\{([\w:]+)\}", lambda m: values[m[1]], node["Fn::Sub"])
+        if isinstance(node, dict):
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(document["PolicyDocument"])
+
+
+@pytest.fixture
+def admin(aws: S3Endpoint) -> S3Bucket:
+    """A bucket holding PROD's and others' files, seen by its administrator; a deploy user
+    per role in the endpoint's IAM, with that role's policy."""
+    bucket = S3Bucket.open(new_s3_bucket(), SETTINGS.aws_region)
+    for key, body in FOREIGN.items():
+        bucket.put(key, body)
+    deploy(bucket, "PROD")
+    iam = boto3.client("iam", region_name=SETTINGS.aws_region)
+    for env in ROLES:
+        iam.create_user(UserName=user(env, bucket.name))
+        iam.put_user_policy(
+            UserName=user(env, bucket.name),
+            PolicyName=f"deploy-{env.lower()}",
+            PolicyDocument=json.dumps(policy(env, bucket.name)),
+        )
+    return bucket
+
+
+def user(env: str, bucket: str) -> str:
+    return f"deploy-{env.lower()}-{bucket}"
+
+
+@pytest.fixture
+def as_role(admin: S3Bucket, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], S3Bucket]:
+    """Open the bucket with the keys of the `env` deploy role."""
+    iam = boto3.client("iam", region_name=SETTINGS.aws_region)
+    keys = {
+        env: iam.create_access_key(UserName=user(env, admin.name))["AccessKey"] for env in ROLES
+    }
+
+    def open_as(env: str) -> S3Bucket:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys[env]["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[env]["SecretAccessKey"])
+        return S3Bucket.open(admin.name, SETTINGS.aws_region)
+
+    return open_as
+
+
+def denied(action: Callable[[], Any]) -> bool:
+    try:
+        action()
+    except ClientError as error:
+        return error.response["Error"]["Code"] == "AccessDenied"
+    return False
+
+
+def test_the_dev_role_deploys_dev_and_cannot_touch_prod_the_instance_or_others(
+    admin: S3Bucket, as_role: Callable[[str], S3Bucket], aws: S3Endpoint
+) -> None:
+    before = contents(admin)
+    with aws.enforcing_iam():
+        dev = as_role("DEV")
+        assert deploy(dev, "DEV").uploads
+        assert deploy(dev, "DEV").uploads == {}
+        s3 = dev.client
+        for key in ("dags/PROD_dbt_models.py", "dags/PROD_new.py", "requirements.txt"):
+            assert denied(lambda key=key: s3.put_object(Bucket=dev.name, Key=key, Body=b"x"))
+        for key in ("dags/PROD_dbt_models.py", "dags/team_b_report.py", "plugins.zip"):
+            assert denied(lambda key=key: s3.delete_object(Bucket=dev.name, Key=key))
+    after = contents(admin)
+    assert {k: v for k, v in after.items() if not k.startswith("dags/DEV_")} == before
+
+
+def test_the_prod_role_deploys_prod_and_the_instance_files_and_cannot_touch_dev(
+    admin: S3Bucket, as_role: Callable[[str], S3Bucket], aws: S3Endpoint
+) -> None:
+    deploy(admin, "DEV")
+    before = contents(admin)
+    with aws.enforcing_iam():
+        prod = as_role("PROD")
+        assert deploy(prod, "PROD").uploads == {}  # up to date, which it could read
+        assert prod.put_versioned(instance.REQUIREMENTS, b"six\n")
+        assert prod.get(instance.REQUIREMENTS) == b"six\n"
+        s3 = prod.client
+        for key in ("dags/DEV_new.py", "dags/team_b_report.py"):
+            assert denied(lambda key=key: s3.put_object(Bucket=prod.name, Key=key, Body=b"x"))
+        assert denied(lambda: s3.delete_object(Bucket=prod.name, Key="dags/DEV_dbt_models.py"))
+    after = contents(admin)
+    assert after.pop(instance.REQUIREMENTS) == b"six\n"
+    before.pop(instance.REQUIREMENTS)
+    assert after == before
+
+
+def test_keys_outside_the_policy_are_denied_to_anyone_else(
+    admin: S3Bucket, aws: S3Endpoint
+) -> None:
+    """The check is real: keys the endpoint's IAM does not know cannot even find the bucket."""
+    with aws.enforcing_iam(), pytest.raises(BucketError, match="access denied"):
+        S3Bucket.open(admin.name, SETTINGS.aws_region)
