@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,9 @@ from moto.server import ThreadedMotoServer
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 DEFAULTS_SLUG = "data-platform-airflow"
+# The choices MWAA supports, newest first; the baked project is tested on both ends.
+AIRFLOW_VERSIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["airflow_version"]
+NEWEST, *_, OLDEST = AIRFLOW_VERSIONS
 # Virtual environments of baked projects, one per Airflow version, kept between runs:
 # installing Airflow is the slow part, and every bake of one version needs the same one.
 VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "venvs"))

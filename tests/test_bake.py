@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULTS_SLUG, TEMPLATE, bake, bake_cli
-
-AIRFLOW_VERSIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["airflow_version"]
+from tests.conftest import AIRFLOW_VERSIONS, DEFAULTS_SLUG, bake, bake_cli
 
 BAKED_FILES = {
     ".gitignore",
@@ -28,6 +25,7 @@ BAKED_FILES = {
     "bucket_contents/dags/common/conventions.py",
     "mwaa_deploy/__init__.py",
     "mwaa_deploy/__main__.py",
+    "mwaa_deploy/airflow_local.py",
     "mwaa_deploy/config.py",
     "mwaa_deploy/instance.py",
     "mwaa_deploy/prod_path.py",
@@ -35,7 +33,9 @@ BAKED_FILES = {
     "mwaa_deploy/stamp.py",
     "mwaa_deploy/sync.py",
     "tests/conftest.py",
+    "tests/dag_rules.py",
     "tests/s3_endpoint.py",
+    "tests/test_airflow_local.py",
     "tests/test_dag_integrity.py",
     "tests/test_deploy_roles.py",
     "tests/test_instance.py",

@@ -10,12 +10,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.conftest import TEMPLATE, bake, commit_all, make, user_environment
+from tests.conftest import NEWEST, OLDEST, TEMPLATE, bake, commit_all, make, user_environment
 
 SCRATCH = (
     ".git", ".venv", ".cache", "demo", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache"
 )  # fmt: skip
-NEWEST, *_, OLDEST = ["3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3"]
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 

@@ -3,7 +3,6 @@ would: for every Airflow version, with and without a bucket, and with other bran
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -12,9 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TEMPLATE, bake
+from tests.conftest import AIRFLOW_VERSIONS, TEMPLATE, bake
 
-AIRFLOW_VERSIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["airflow_version"]
 OTHER_BRANCHES = {"dev_branch_pattern": "feature/*", "default_branch": "trunk"}
 COMBINATIONS = [
     *({"airflow_version": v, "s3_bucket": b} for v in AIRFLOW_VERSIONS for b in ("", "acme-dags")),

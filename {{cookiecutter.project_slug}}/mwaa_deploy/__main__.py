@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mwaa_deploy import config, instance, sync
+from mwaa_deploy import airflow_local, config, instance, sync
 from mwaa_deploy.prod_path import OffProdPath, check_prod_path
 from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp, write_build
 
@@ -39,21 +37,26 @@ def main(argv: list[str] | None = None) -> int:
         "deploy-requirements",
         help="check, upload the changed instance-wide files and update the MWAA environment",
     ).add_argument("--force", action="store_true", help=FORCE_HELP)
+    commands.add_parser(
+        "airflow-local", help="run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C"
+    ).add_argument("--port", type=int, default=8080, help="where the UI listens (default 8080)")
     args = parser.parse_args(argv)
 
     settings = config.load()
     try:
+        if args.command == "airflow-local":
+            return airflow_local.run(settings, args.port)
         if args.command == "check-requirements":
-            files = instance.build(settings, _shown(settings.sources))
+            files = instance.build(settings, config.shown(settings.sources))
             print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
             return 0
         if args.command == "deploy-requirements":
             return _deploy_requirements(settings, force=args.force)
         if args.command == "clean":
             return _clean(settings, args.env)
-        desired = stamp(_shown(settings.sources), args.env)
+        desired = stamp(config.shown(settings.sources), args.env)
         if args.command == "stamp":
-            build = write_build(desired, _shown(settings.build), args.env)
+            build = write_build(desired, config.shown(settings.build), args.env)
             print(f"Stamped {args.env}: {len(desired)} files in {build}")
             return 0
         print(f"Stamped {args.env}: {len(desired)} files")
@@ -76,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     except instance.CheckError as error:
         print("\n".join(error.problems), file=sys.stderr)
         print("Check failed: nothing was uploaded.", file=sys.stderr)
-    except (sync.SyncError, sync.BucketError, instance.UpdateError, OffProdPath) as error:
+    except (
+        sync.SyncError,
+        sync.BucketError,
+        instance.UpdateError,
+        OffProdPath,
+        airflow_local.LocalAirflowError,
+    ) as error:
         print(error, file=sys.stderr)
     return 1
 
@@ -84,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 def _deploy_requirements(settings: config.Settings, force: bool) -> int:
     if settings.s3_bucket and not force:
         check_prod_path(settings.root, settings.default_branch, "deploy-requirements")
-    files = instance.build(settings, _shown(settings.sources))
+    files = instance.build(settings, config.shown(settings.sources))
     if not settings.s3_bucket:
         local = open_bucket(settings)
         changed = instance.changed_files(files, local.get)
@@ -119,7 +128,7 @@ def mwaa_client(settings: config.Settings) -> BaseClient:
 
 def open_bucket(settings: config.Settings) -> sync.Bucket:
     if not settings.s3_bucket:
-        return sync.LocalBucket(_shown(settings.local_bucket))
+        return sync.LocalBucket(config.shown(settings.local_bucket))
     from mwaa_deploy.s3 import S3Bucket
 
     return S3Bucket.open(settings.s3_bucket, settings.aws_region)
@@ -153,11 +162,6 @@ def _clean(settings: config.Settings, env: str) -> int:
     deleted = sync.clean(bucket, env)
     print(f"{env} cleaned from {bucket.description}: {len(deleted)} files deleted.")
     return 0
-
-
-def _shown(path: Path) -> Path:
-    """Paths in messages relative to where the command runs, as a person typed them."""
-    return Path(os.path.relpath(path))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ class Settings:
     python_version: str
     default_branch: str
     local_bucket: Path
+    # The integrity tests fail a DAG file whose top level takes longer than this to parse.
+    dag_parse_budget_seconds: float
 
     @property
     def sources(self) -> Path:
@@ -58,5 +60,11 @@ def load(root: Path | None = None, environ: Mapping[str, str] = os.environ) -> S
         python_version=str(table["python_version"]),
         default_branch=str(table.get("default_branch", "main")),
         local_bucket=root / table.get("local_bucket", "local_bucket"),
+        dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
         **values,
     )
+
+
+def shown(path: Path) -> Path:
+    """A path in a message, relative to where the command runs, as a person typed it."""
+    return Path(os.path.relpath(path))

@@ -22,6 +22,7 @@ from moto.s3.models import FakeKey
 from mwaa_deploy import config, instance, sync
 from mwaa_deploy.s3 import S3Bucket
 from mwaa_deploy.stamp import ENVIRONMENTS, stamp
+from tests import dag_rules
 from tests.s3_endpoint import S3Endpoint
 
 # Airflow reads its settings when first imported: point it at a scratch home, with no
@@ -47,6 +48,15 @@ CONSTRAINTS_URL = instance.CONSTRAINTS_URL.format(
 )
 CONSTRAINTS_LINE = f'--constraint "{CONSTRAINTS_URL}"'
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    seconds = terminalreporter.config.stash.get(dag_rules.PARSE_SECONDS, {})
+    if seconds:
+        budget = SETTINGS.dag_parse_budget_seconds
+        terminalreporter.section(f"DAG file parse times (budget {budget} s)")
+        for file, took in seconds.items():
+            terminalreporter.write_line(f"{took:6.2f} s  {file}")
 
 
 def contents(bucket: sync.Bucket) -> dict[str, bytes]:

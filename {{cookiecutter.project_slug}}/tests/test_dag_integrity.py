@@ -1,9 +1,14 @@
-"""Both stamped builds load in the real Airflow, each DAG wholly in its own environment."""
+"""Both stamped builds load in the real Airflow, each DAG wholly in its own environment.
+
+The rules are in tests/dag_rules.py; a failure names the DAG, the task and the rule.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +18,7 @@ except ImportError:
     from airflow.models.dagbag import DagBag
 
 from mwaa_deploy.stamp import ENVIRONMENTS
+from tests import dag_rules
 from tests.conftest import SETTINGS
 
 
@@ -21,27 +27,62 @@ def dagbag(deployed_dags: Path) -> DagBag:
     return DagBag(dag_folder=str(deployed_dags))
 
 
+def each_dag(dagbag: DagBag, rule: Callable[[Any], Iterable[str]]) -> list[str]:
+    return [problem for dag in dagbag.dags.values() for problem in rule(dag)]
+
+
+def report(problems: list[str]) -> None:
+    """Fail with one line per problem, and nothing else: the lines say it all."""
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
 def test_both_builds_load_without_import_errors(dagbag: DagBag) -> None:
-    assert not dagbag.import_errors, "\n\n".join(
-        f"{file}:\n{error}" for file, error in dagbag.import_errors.items()
-    )
+    report(dag_rules.import_problems(dagbag))
+
+
+def test_no_dag_id_is_defined_twice(dagbag: DagBag) -> None:
+    report(dag_rules.duplicate_problems(dagbag))
 
 
 def test_every_source_dag_is_deployed_once_per_environment(dagbag: DagBag) -> None:
     sources = {p.name for p in (SETTINGS.sources / "dags").glob("*.py")}
     loaded = {Path(dag.fileloc).name for dag in dagbag.dags.values()}
-    assert loaded == {f"{env}_{name}" for env in ENVIRONMENTS for name in sources}
+    deployed = {f"{env}_{name}" for env in ENVIRONMENTS for name in sources}
+    report(
+        [
+            f"{name}: deployed, but Airflow loaded no DAG from it (see the failures above)"
+            for name in sorted(deployed - loaded)
+        ]
+    )
 
 
-def test_dag_and_task_ids_and_tags_carry_their_environment(dagbag: DagBag) -> None:
-    for dag in dagbag.dags.values():
-        env = Path(dag.fileloc).name.split("_", 1)[0]
-        assert dag.dag_id.startswith(f"{env}_"), f"{dag.dag_id}: DAG id must start with {env}_"
-        assert env in dag.tags, f"{dag.dag_id}: tags {sorted(dag.tags)} must include {env!r}"
-        for task in dag.tasks:
-            assert task.task_id.startswith(f"{env}_"), (
-                f"{dag.dag_id}.{task.task_id}: task id must start with {env}_"
-            )
+def test_dag_task_and_group_ids_and_tags_carry_their_environment(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, dag_rules.naming_problems))
+
+
+def test_cross_dag_references_stay_in_their_environment(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, dag_rules.reference_problems))
+
+
+def test_assets_pools_and_connections_belong_to_their_environment(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, dag_rules.resource_problems))
+
+
+def test_every_dag_file_parses_within_the_budget(
+    dagbag: DagBag, request: pytest.FixtureRequest
+) -> None:
+    seconds = dag_rules.parse_seconds(dagbag)
+    request.config.stash[dag_rules.PARSE_SECONDS] = seconds
+    budget = SETTINGS.dag_parse_budget_seconds
+    slow = [
+        f"{file}: parsing took {took:.2f} s, over the budget of {budget} s"
+        " (dag_parse_budget_seconds in pyproject.toml); move slow work from the top level"
+        " into tasks"
+        for file, took in seconds.items()
+        if took > budget
+    ]
+    report(slow)
 
 
 def test_prod_files_hold_dev_false(deployed_dags: Path) -> None:

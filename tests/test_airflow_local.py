@@ -1,0 +1,151 @@
+"""`make airflow-local`: the baked project's real Airflow on its local bucket, started as a
+user starts it, asked through its REST API, and stopped with Ctrl-C, leaving nothing behind."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NEWEST, OLDEST, VENVS, bake, make, user_environment
+
+STARTUP_SECONDS = 300
+PICKUP_SECONDS = 60
+
+
+class AirflowApi:
+    """The stable REST API of a running Airflow: v1 on Airflow 2, v2 on Airflow 3."""
+
+    def __init__(self, port: int, version: str, password: str) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        if version.startswith("2."):
+            self.prefix = "/api/v1"
+            basic = base64.b64encode(f"admin:{password}".encode()).decode()
+            self.headers = {"Authorization": f"Basic {basic}"}
+        else:
+            self.prefix = "/api/v2"
+            token = self._request("/auth/token", data={"username": "admin", "password": password})[
+                "access_token"
+            ]
+            self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str) -> dict:
+        return self._request(self.prefix + path, headers=self.headers)
+
+    def dag_ids(self) -> set[str]:
+        return {dag["dag_id"] for dag in self.get("/dags?limit=100")["dags"]}
+
+    def _request(self, path: str, data: dict | None = None, headers: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            self.base + path,
+            data=json.dumps(data).encode() if data else None,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def processes_in(folder: Path) -> list[str]:
+    """Live processes working in `folder`: the command and every part of Airflow it ran."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc / "cwd").resolve() == folder.resolve() and _alive(proc):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def _alive(proc: Path) -> bool:
+    return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {seconds} s; output:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+
+
+@contextmanager
+def airflow_local(project: Path, version: str, port: int) -> Iterator[AirflowApi]:
+    """`make airflow-local` in a terminal of its own; Ctrl-C on leaving."""
+    log = project.parent / f"airflow-local-{port}.out"
+    with open(log, "w") as output:
+        command = subprocess.Popen(
+            ["make", "airflow-local", f"VENV={VENVS / f'airflow-{version}'}", f"PORT={port}"],
+            cwd=project,
+            env=user_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Its own process group, as a terminal's foreground job: Ctrl-C goes to all of it.
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C" in log.read_text() or command.poll() is not None,
+            STARTUP_SECONDS,
+            "Airflow was not ready",
+            log,
+        )
+        lines = log.read_text().splitlines()
+        assert command.poll() is None, "\n".join(lines)
+        assert f"Airflow is ready: http://127.0.0.1:{port}" in lines
+        password = next(line for line in lines if line.startswith("Log in as admin, password "))
+        yield AirflowApi(port, version, password.rsplit(" ", 1)[1])
+    finally:
+        os.killpg(command.pid, signal.SIGINT)
+        command.wait(120)
+    assert "Airflow stopped." in log.read_text().splitlines()
+
+
+@pytest.mark.parametrize("version", [NEWEST, OLDEST])
+def test_airflow_local_shows_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
+    output: Path, version: str
+) -> None:
+    project = bake(output, airflow_version=version)
+    deployed = make(project, "install", "deploy-dev", "deploy-prod", airflow_version=version)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    both_copies = {p.stem for p in (project / "local_bucket" / "dags").glob("*.py")}
+    assert {"DEV_dbt_models", "PROD_dbt_models"} <= both_copies
+    port = free_port()
+    log = project.parent / f"airflow-local-{port}.out"
+
+    with airflow_local(project, version, port) as api:
+        wait_for(lambda: api.dag_ids() == both_copies, PICKUP_SECONDS, "DAGs not listed", log)
+        assert api.get("/importErrors")["import_errors"] == []
+
+        source = project / "bucket_contents" / "dags" / "dbt_models.py"
+        source.write_text(source.read_text().replace("build and test the models", "edited"))
+        redeployed = make(project, "deploy-dev", airflow_version=version)
+        assert "DEV deployed: 1 uploaded (0 new, 1 changed)" in redeployed.stdout
+        wait_for(
+            lambda: api.get("/dags/DEV_dbt_models/details")["description"] == "dbt Cloud: edited",
+            PICKUP_SECONDS,
+            "the redeployed DAG was not picked up",
+            log,
+        )
+        assert api.get("/dags/PROD_dbt_models/details")["description"] != "dbt Cloud: edited"
+    assert not processes_in(project)
+
+    with airflow_local(project, version, port) as api:
+        assert api.dag_ids() == both_copies
+    assert not processes_in(project)

@@ -1,0 +1,151 @@
+"""The baked integrity tests catch every way a DAG reaches into the other environment, on
+the real Airflow at both ends of the supported range, and say which DAG, task and rule."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import NEWEST, OLDEST, VENVS, bake, make, user_environment
+
+# What every hand-made DAG below starts with; it imports the same on Airflow 2 and 3.
+HEADER = """\
+import time
+
+import pendulum
+from airflow.providers.dbt.cloud.sensors.dbt import DbtCloudJobRunSensor
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+
+try:
+    from airflow.sdk import DAG, Asset, TaskGroup
+except ImportError:
+    from airflow import DAG
+    from airflow.datasets import Dataset as Asset
+    from airflow.utils.task_group import TaskGroup
+
+DEV = True
+flag = "DEV" if DEV else "PROD"
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+"""
+
+# DAG file -> (its body after HEADER, lines the integrity tests must print for it).
+BROKEN_DAGS = {
+    "missing_package.py": (
+        "import not_installed_anywhere\n",
+        ["DEV_missing_package.py: import error:", "PROD_missing_package.py: import error:"],
+    ),
+    "hardcoded_id.py": (
+        'with DAG("DEV_hardcoded_id", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_noop")\n',
+        [
+            "DAG DEV_hardcoded_id: duplicate DAG id: defined in both DEV_hardcoded_id.py and"
+            " PROD_hardcoded_id.py; build the DAG id from dev_prod_flag so the DEV and PROD"
+            " copies differ",
+        ],
+    ),
+    "unprefixed.py": (
+        'with DAG(f"{flag}_unprefixed", schedule=None, start_date=START, tags=["dbt"]):\n'
+        '    with TaskGroup("extract"):\n'
+        '        EmptyOperator(task_id=f"{flag}_orders")\n'
+        '    EmptyOperator(task_id="load")\n',
+        [
+            "DAG DEV_unprefixed (DEV_unprefixed.py): task group id: 'extract' must start with DEV_",
+            "DAG PROD_unprefixed, task extract.PROD_orders (PROD_unprefixed.py): task id:"
+            " 'extract.PROD_orders' must start with PROD_",
+            "DAG DEV_unprefixed, task load (DEV_unprefixed.py): task id: 'load' must start with"
+            " DEV_",
+            "DAG PROD_unprefixed (PROD_unprefixed.py): tags: ['dbt'] must include 'PROD' and no"
+            " other environment",
+        ],
+    ),
+    "references.py": (
+        'with DAG(f"{flag}_references", schedule=None, start_date=START, tags=[flag]):\n'
+        '    TriggerDagRunOperator(task_id=f"{flag}_trigger", trigger_dag_id="PROD_dbt_models")\n'
+        '    ExternalTaskSensor(task_id=f"{flag}_wait", external_dag_id="dbt_sources")\n',
+        [
+            "DAG DEV_references, task DEV_trigger (DEV_references.py): cross-DAG reference:"
+            " trigger_dag_id='PROD_dbt_models' must name a DEV_ DAG or task;"
+            " build it from dev_prod_flag",
+            "DAG PROD_references, task PROD_wait (PROD_references.py): cross-DAG reference:"
+            " external_dag_id='dbt_sources' must name a PROD_ DAG or task;"
+            " build it from dev_prod_flag",
+        ],
+    ),
+    "resources.py": (
+        'orders = Asset("s3://lake/PROD/orders")\n'
+        'with DAG(f"{flag}_resources", schedule=[orders], start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_publish", outlets=[Asset("s3://lake/x")], pool="etl")\n'
+        '    DbtCloudJobRunSensor(task_id=f"{flag}_wait", run_id=1, dbt_cloud_conn_id="dbt")\n',
+        [
+            "DAG DEV_resources (DEV_resources.py): asset: schedule 's3://lake/PROD/orders' must"
+            " name DEV and no other environment, as in s3://lake/DEV/orders or DEV_orders",
+            "DAG PROD_resources, task PROD_publish (PROD_resources.py): asset: outlets"
+            " 's3://lake/x' must name PROD and no other environment, as in"
+            " s3://lake/PROD/orders or PROD_orders",
+            "DAG DEV_resources, task DEV_publish (DEV_resources.py): pool: 'etl' must start with"
+            " DEV_",
+            "DAG PROD_resources, task PROD_wait (PROD_resources.py): connection id:"
+            " dbt_cloud_conn_id='dbt' must start with PROD_; each environment has its own"
+            " connections",
+        ],
+    ),
+    "slow.py": (
+        "time.sleep(2)  # a query or an API call at the top level\n"
+        'with DAG(f"{flag}_slow", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_noop")\n',
+        ["DEV_slow.py: parsing took 2.", "s, over the budget of 1.5 s"],
+    ),
+}
+
+FAILED_TESTS = [
+    "test_both_builds_load_without_import_errors",
+    "test_no_dag_id_is_defined_twice",
+    "test_every_source_dag_is_deployed_once_per_environment",
+    "test_dag_task_and_group_ids_and_tags_carry_their_environment",
+    "test_cross_dag_references_stay_in_their_environment",
+    "test_assets_pools_and_connections_belong_to_their_environment",
+    "test_every_dag_file_parses_within_the_budget",
+]
+
+
+@pytest.mark.parametrize("version", [NEWEST, OLDEST])
+def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
+    output: Path, version: str
+) -> None:
+    project = bake(output, airflow_version=version)
+    assert make(project, "install", airflow_version=version).returncode == 0
+    dags = project / "bucket_contents" / "dags"
+    for name, (body, _) in BROKEN_DAGS.items():
+        (dags / name).write_text(HEADER + body)
+    guide = (project / "README.md").read_text().split("### Writing a new DAG")[1]
+    (dags / "orders.py").write_text(guide.split("```python\n")[1].split("```")[0])
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "dag_parse_budget_seconds = 5.0", "dag_parse_budget_seconds = 1.5"
+        )
+    )
+
+    result = subprocess.run(
+        [VENVS / f"airflow-{version}" / "bin" / "python", "-m", "pytest", "-p", "no:logging"]
+        + ["-q", "tests/test_dag_integrity.py"],
+        cwd=project,
+        env=user_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    out = result.stdout
+    failed = [line.split("::")[1].split()[0] for line in out.splitlines() if "FAILED" in line]
+    assert failed == FAILED_TESTS, out[-3000:]
+    for _, expected in BROKEN_DAGS.values():
+        for line in expected:
+            assert line in out, f"{line!r} not in\n{out[-6000:]}"
+    # The example DAGs, and the one the README shows, break nothing.
+    for example in ("dbt_models", "dbt_sources", "orders"):
+        assert f"_{example}.py)" not in out and f"_{example}.py:" not in out, out[-6000:]

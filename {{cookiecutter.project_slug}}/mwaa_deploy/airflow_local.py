@@ -1,0 +1,176 @@
+"""airflow-local: this project's real Airflow, standalone, reading the local bucket's DAGs.
+
+After `make deploy-dev deploy-prod` it lists every DAG twice, DEV_ and PROD_, as MWAA
+will; a redeploy to the local bucket shows up within seconds, without a restart.
+Everything it starts runs in one process group of its own, which Ctrl-C stops whole.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from mwaa_deploy.config import Settings, shown
+
+HOST = "127.0.0.1"
+# How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
+# minutes a production scheduler waits, so that a local deploy shows up at once.
+RESCAN_SECONDS = "5"
+REPARSE_SECONDS = "2"
+GRACE_SECONDS = 60
+# Each line reaches a pipe or a log file at once, while Airflow runs.
+say = functools.partial(print, flush=True)
+
+
+class LocalAirflowError(Exception):
+    """Airflow cannot start here; the message says why and what to do."""
+
+
+def home(settings: Settings) -> Path:
+    """Airflow's own folder: its database, logs and generated password."""
+    return settings.root / "airflow_home"
+
+
+def environment(settings: Settings, port: int) -> dict[str, str]:
+    """The variables that make a standalone Airflow read the local bucket on `port`."""
+    venv_bin = Path(sys.executable).parent
+    env = os.environ | {
+        "AIRFLOW_HOME": str(home(settings)),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.local_bucket / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # A laptop, not a cluster: the local executor starts one worker per slot up front.
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        # `airflow standalone` starts each of its parts as `airflow ...` from PATH.
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    if settings.airflow_version.startswith("2."):
+        return env | {
+            "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": HOST,
+            "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(port),
+            "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": RESCAN_SECONDS,
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": REPARSE_SECONDS,
+            # The REST API with the same login as the UI, for scripts and curl.
+            "AIRFLOW__API__AUTH_BACKENDS": (
+                "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
+            ),
+        }
+    return env | {
+        "AIRFLOW__API__HOST": HOST,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": RESCAN_SECONDS,
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": REPARSE_SECONDS,
+    }
+
+
+def health_url(settings: Settings, port: int) -> str:
+    path = "/health" if settings.airflow_version.startswith("2.") else "/api/v2/monitor/health"
+    return f"http://{HOST}:{port}{path}"
+
+
+def admin_password(settings: Settings) -> str | None:
+    """The password standalone Airflow generated for `admin` on its first start."""
+    if settings.airflow_version.startswith("2."):
+        file = home(settings) / "standalone_admin_password.txt"
+        return file.read_text().strip() if file.is_file() else None
+    file = home(settings) / "simple_auth_manager_passwords.json.generated"
+    return json.loads(file.read_text()).get("admin") if file.is_file() else None
+
+
+def run(settings: Settings, port: int) -> int:
+    """Start Airflow, say where it is once it answers, and stop all of it on Ctrl-C."""
+    dags = settings.local_bucket / "dags"
+    if not dags.is_dir():
+        deploy = "make deploy-dev deploy-prod"
+        raise LocalAirflowError(
+            f"{shown(dags)} does not exist yet: run `{deploy}` first"
+            if not settings.s3_bucket
+            else f"{shown(dags)} does not exist yet: run `S3_BUCKET= {deploy}` first,"
+            " to deploy to the local bucket instead of S3"
+        )
+    if _port_in_use(port):
+        raise LocalAirflowError(
+            f"port {port} is in use, perhaps by another Airflow: stop it,"
+            f" or run `make airflow-local PORT={port + 1}`"
+        )
+    home(settings).mkdir(exist_ok=True)
+    log = home(settings) / "standalone.log"
+    say(f"Starting Airflow {settings.airflow_version} on the DAGs in {shown(dags)}/")
+    say(f"(the first start sets up its database, about a minute; logs: {shown(log)})")
+    # Ctrl-C and SIGTERM (a closed terminal, a CI runner) both stop Airflow, also where a
+    # shell started this command with SIGINT ignored; Airflow then gets it back too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    with open(log, "ab") as output:
+        airflow = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "standalone"],
+            env=environment(settings, port),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Its own process group: Ctrl-C reaches only this command, which then stops
+            # every part of Airflow in order instead of leaving some of them behind.
+            start_new_session=True,
+        )
+        try:
+            if not _wait_until_ready(airflow, health_url(settings, port)):
+                say(f"Airflow stopped while starting; the end of {shown(log)}:")
+                say("\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+                return 1
+            password = admin_password(settings) or f"see {shown(home(settings))}"
+            say(f"Airflow is ready: http://{HOST}:{port}")
+            say(f"Log in as admin, password {password}")
+            say("Run `make deploy-dev` in another terminal: changes show up in seconds.")
+            say("Press Ctrl-C to stop Airflow.")
+            airflow.wait()
+            say(f"Airflow stopped on its own; see {shown(log)}")
+            return 1
+        except KeyboardInterrupt:
+            say("\nStopping Airflow...")
+            _stop(airflow)
+            say("Airflow stopped.")
+            return 0
+
+
+def _wait_until_ready(airflow: subprocess.Popen[bytes], url: str) -> bool:
+    while airflow.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(1)
+    return False
+
+
+def _stop(airflow: subprocess.Popen[bytes]) -> None:
+    """Ask standalone Airflow to stop its parts, then make sure nothing of it is left."""
+    group = airflow.pid
+    airflow.send_signal(signal.SIGINT)
+    try:
+        airflow.wait(GRACE_SECONDS)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    airflow.wait()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex((HOST, port)) == 0

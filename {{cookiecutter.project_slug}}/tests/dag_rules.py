@@ -1,0 +1,192 @@
+"""The rules that keep every DAG wholly inside its own environment, checked on the DAGs
+as the real Airflow loaded them from the stamped builds.
+
+Each check yields one line per problem: the DAG, the task where there is one, the rule,
+and what to write instead. They read attributes, not operator classes, so they hold on
+Airflow 2 and 3 alike and for any operator that takes the same arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mwaa_deploy.stamp import ENVIRONMENTS
+
+# Where the parse-time test leaves each file's seconds for the report after the tests.
+PARSE_SECONDS = pytest.StashKey[dict[str, float]]()
+
+# Every task may use it: it is the instance's own limit on running tasks, not a resource
+# of either environment.
+DEFAULT_POOL = "default_pool"
+# How Airflow 2 and 3 report a DAG id that a second file defines again.
+DUPLICATE = re.compile(r"Ignoring DAG (\S+) from (\S+) - also found in (\S+)")
+CROSS_DAG_ARGUMENTS = (
+    "trigger_dag_id",
+    "external_dag_id",
+    "external_task_id",
+    "external_task_ids",
+    "external_task_group_id",
+)
+
+
+def environment_of(dag: Any) -> str:
+    """The environment a DAG was deployed to, read off its file name: DEV_x.py is DEV."""
+    return Path(dag.fileloc).name.split("_", 1)[0]
+
+
+def import_problems(dagbag: Any) -> list[str]:
+    return [
+        f"{Path(file).name}: import error: {error.strip()}"
+        for file, error in sorted(dagbag.import_errors.items())
+        if not DUPLICATE.search(error)
+    ]
+
+
+def duplicate_problems(dagbag: Any) -> list[str]:
+    """DAG ids defined twice, by two files (say a PROD file that names its DAG DEV_x)."""
+    problems = []
+    for error in dagbag.import_errors.values():
+        if found := DUPLICATE.search(error):
+            dag_id, *files = (found[1], Path(found[2]).name, Path(found[3]).name)
+            problems.append(
+                f"DAG {dag_id}: duplicate DAG id: defined in both {' and '.join(sorted(files))};"
+                " build the DAG id from dev_prod_flag so the DEV and PROD copies differ"
+            )
+    return sorted(problems)
+
+
+def naming_problems(dag: Any) -> Iterator[str]:
+    """The DAG id, every task id and task group id, and the tags carry the environment."""
+    env = environment_of(dag)
+    if not dag.dag_id.startswith(f"{env}_"):
+        yield _problem(dag, None, "DAG id", f"{dag.dag_id!r} must start with {env}_")
+    for group_id in sorted(_task_group_ids(dag.task_group)):
+        if not _all_parts_start_with(group_id, env):
+            yield _problem(dag, None, "task group id", f"{group_id!r} must start with {env}_")
+    for task in dag.tasks:
+        if not _all_parts_start_with(task.task_id, env):
+            yield _problem(dag, task, "task id", f"{task.task_id!r} must start with {env}_")
+    tags = set(dag.tags or ())
+    if env not in tags or tags & _others(env):
+        yield _problem(
+            dag, None, "tags", f"{sorted(tags)} must include {env!r} and no other environment"
+        )
+
+
+def reference_problems(dag: Any) -> Iterator[str]:
+    """Cross-DAG references (TriggerDagRunOperator, ExternalTaskSensor) stay at home."""
+    env = environment_of(dag)
+    for task in dag.tasks:
+        for argument in CROSS_DAG_ARGUMENTS:
+            for value in _strings(getattr(task, argument, None)):
+                if not _all_parts_start_with(value, env):
+                    yield _problem(
+                        dag,
+                        task,
+                        "cross-DAG reference",
+                        f"{argument}={value!r} must name a {env}_ DAG or task;"
+                        " build it from dev_prod_flag",
+                    )
+
+
+def resource_problems(dag: Any) -> Iterator[str]:
+    """Assets (datasets), pools and connections belong to the DAG's own environment."""
+    env = environment_of(dag)
+    for asset in _assets(_schedule_condition(dag)):
+        yield from _asset_problems(dag, None, "schedule", asset, env)
+    for task in dag.tasks:
+        for direction in ("inlets", "outlets"):
+            for asset in _assets(getattr(task, direction, None) or ()):
+                yield from _asset_problems(dag, task, direction, asset, env)
+        if task.pool != DEFAULT_POOL and not task.pool.startswith(f"{env}_"):
+            yield _problem(dag, task, "pool", f"{task.pool!r} must start with {env}_")
+        for argument, value in sorted(vars(task).items()):
+            if argument.endswith("conn_id") and isinstance(value, str) and value:
+                if not value.startswith(f"{env}_"):
+                    yield _problem(
+                        dag,
+                        task,
+                        "connection id",
+                        f"{argument}={value!r} must start with {env}_;"
+                        " each environment has its own connections",
+                    )
+
+
+def parse_seconds(dagbag: Any) -> dict[str, float]:
+    """Seconds Airflow spent parsing each DAG file, from the DagBag's own statistics."""
+    return {
+        Path(stat.file).name: stat.duration.total_seconds()
+        for stat in sorted(dagbag.dagbag_stats, key=lambda stat: stat.file)
+    }
+
+
+def _problem(dag: Any, task: Any, rule: str, detail: str) -> str:
+    where = f"DAG {dag.dag_id}" + (f", task {task.task_id}" if task is not None else "")
+    return f"{where} ({Path(dag.fileloc).name}): {rule}: {detail}"
+
+
+def _others(env: str) -> set[str]:
+    return set(ENVIRONMENTS) - {env}
+
+
+def _all_parts_start_with(identifier: str, env: str) -> bool:
+    """`DEV_load.DEV_orders`: a task in a group carries the group's id before its own."""
+    return all(part.startswith(f"{env}_") for part in identifier.split("."))
+
+
+def _task_group_ids(group: Any) -> Iterator[str]:
+    for child in getattr(group, "children", {}).values():
+        if hasattr(child, "children"):
+            yield child.group_id
+            yield from _task_group_ids(child)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _schedule_condition(dag: Any) -> Any:
+    """What an asset-scheduled DAG waits for (Airflow 3: assets; Airflow 2: datasets)."""
+    timetable = dag.timetable
+    return getattr(timetable, "asset_condition", None) or getattr(
+        timetable, "dataset_condition", None
+    )
+
+
+def _assets(thing: Any) -> Iterator[Any]:
+    """The assets in an inlet or outlet list or in a schedule condition (any/all nested)."""
+    if thing is None:
+        return
+    if hasattr(thing, "uri"):
+        yield thing
+    elif isinstance(thing, (list, tuple)):
+        for item in thing:
+            yield from _assets(item)
+    else:
+        yield from _assets(getattr(thing, "objects", None))
+
+
+def _asset_problems(dag: Any, task: Any, where: str, asset: Any, env: str) -> Iterator[str]:
+    """An asset's URI (and name, on Airflow 3) names its environment and no other."""
+    for text in dict.fromkeys(filter(None, (getattr(asset, "name", None), asset.uri))):
+        if not _names(text, env) or any(_names(text, other) for other in _others(env)):
+            yield _problem(
+                dag,
+                task,
+                "asset",
+                f"{where} {text!r} must name {env} and no other environment,"
+                f" as in s3://lake/{env}/orders or {env}_orders",
+            )
+
+
+def _names(text: str, env: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9]){env}(?![A-Za-z0-9])", text) is not None
