@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from mwaa_deploy import airflow_local, config, instance, sync
-from mwaa_deploy.prod_path import OffProdPath, check_prod_path
+from mwaa_deploy import DeployError, config, sync
+from mwaa_deploy.prod_path import check_prod_path
 from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp, write_build
 
 if TYPE_CHECKING:
@@ -44,9 +44,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = config.load()
     try:
+        # Each command imports what it needs only: a deploy starts in a fraction of a second.
         if args.command == "airflow-local":
+            from mwaa_deploy import airflow_local
+
             return airflow_local.run(settings, args.port)
         if args.command == "check-requirements":
+            from mwaa_deploy import instance
+
             files = instance.build(settings, config.shown(settings.sources))
             print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
             return 0
@@ -54,12 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             return _deploy_requirements(settings, force=args.force)
         if args.command == "clean":
             return _clean(settings, args.env)
-        desired = stamp(config.shown(settings.sources), args.env)
         if args.command == "stamp":
+            desired = stamp(config.shown(settings.sources), args.env)
             build = write_build(desired, config.shown(settings.build), args.env)
             print(f"Stamped {args.env}: {len(desired)} files in {build}")
             return 0
-        print(f"Stamped {args.env}: {len(desired)} files")
         if (
             args.command == "deploy"
             and args.env == "PROD"
@@ -67,30 +71,24 @@ def main(argv: list[str] | None = None) -> int:
             and not args.force
         ):
             check_prod_path(settings.root, settings.default_branch, "deploy-prod")
+        desired = stamp(config.shown(settings.sources), args.env)
+        print(f"Stamped {args.env}: {len(desired)} files")
         bucket = open_bucket(settings)
         result = sync.plan(bucket, args.env, desired)
         if args.command == "plan":
             _print_plan(result, bucket)
             return 0
         return _deploy(result, bucket)
-    except StampError as error:
-        print("\n".join(error.problems), file=sys.stderr)
-        print(f"Stamp failed: nothing was deployed to {args.env}.", file=sys.stderr)
-    except instance.CheckError as error:
-        print("\n".join(error.problems), file=sys.stderr)
-        print("Check failed: nothing was uploaded.", file=sys.stderr)
-    except (
-        sync.SyncError,
-        sync.BucketError,
-        instance.UpdateError,
-        OffProdPath,
-        airflow_local.LocalAirflowError,
-    ) as error:
+    except DeployError as error:
         print(error, file=sys.stderr)
+        if isinstance(error, StampError):
+            print(f"Stamp failed: nothing was deployed to {args.env}.", file=sys.stderr)
     return 1
 
 
 def _deploy_requirements(settings: config.Settings, force: bool) -> int:
+    from mwaa_deploy import instance
+
     if settings.s3_bucket and not force:
         check_prod_path(settings.root, settings.default_branch, "deploy-requirements")
     files = instance.build(settings, config.shown(settings.sources))

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from mwaa_deploy import DeployError
 from mwaa_deploy.config import Settings, shown
 
 HOST = "127.0.0.1"
@@ -31,7 +32,7 @@ GRACE_SECONDS = 60
 say = functools.partial(print, flush=True)
 
 
-class LocalAirflowError(Exception):
+class LocalAirflowError(DeployError):
     """Airflow cannot start here; the message says why and what to do."""
 
 

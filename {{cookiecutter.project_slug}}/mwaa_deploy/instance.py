@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from mwaa_deploy import DeployError
 from mwaa_deploy.config import Settings
 from mwaa_deploy.sync import Bucket, OwnershipError
 
@@ -66,11 +67,11 @@ OPTIONS_ALONE = {"--no-index", "--pre", "--prefer-binary", "--require-hashes"}
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-class CheckError(Exception):
+class CheckError(DeployError):
     """Instance-wide files that must not reach the bucket; `problems` says where and why."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__("\n".join([*problems, "Check failed: nothing was uploaded."]))
         self.problems = problems
 
 
@@ -343,7 +344,7 @@ def build(settings: Settings, shown_sources: Path) -> dict[str, bytes]:
     return files
 
 
-class UpdateError(Exception):
+class UpdateError(DeployError):
     """The environment could not take the new files; the message says where to look."""
 
 

@@ -11,8 +11,10 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from mwaa_deploy import DeployError
 
-class OffProdPath(Exception):
+
+class OffProdPath(DeployError):
     """Not on the default branch, or uncommitted changes; the message says which."""
 
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mwaa_deploy import DeployError
+
 ENVIRONMENTS = ("DEV", "PROD")
 FLAG = "DEV"
 
@@ -29,7 +31,7 @@ HELPER_AIRFLOWIGNORE = (
 )
 
 
-class StampError(Exception):
+class StampError(DeployError):
     """One or more source files cannot be stamped; `problems` holds `path:line: what to do`."""
 
     def __init__(self, problems: list[str]) -> None:

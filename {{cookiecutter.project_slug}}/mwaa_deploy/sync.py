@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from mwaa_deploy import DeployError
 from mwaa_deploy.stamp import check_environment
 
 # Deploys of fewer files finish before progress would help.
@@ -60,11 +61,11 @@ class OwnershipError(AssertionError):
     """A key outside the environment's own prefix was about to be touched."""
 
 
-class SyncError(Exception):
+class SyncError(DeployError):
     """A deploy stopped part-way; the message says what was and was not done."""
 
 
-class BucketError(Exception):
+class BucketError(DeployError):
     """The bucket refused or failed a request; the message says which and why."""
 
 
