@@ -65,7 +65,10 @@ BROKEN_DAGS = {
     "references.py": (
         'with DAG(f"{flag}_references", schedule=None, start_date=START, tags=[flag]):\n'
         '    TriggerDagRunOperator(task_id=f"{flag}_trigger", trigger_dag_id="PROD_dbt_models")\n'
-        '    ExternalTaskSensor(task_id=f"{flag}_wait", external_dag_id="dbt_sources")\n',
+        '    ExternalTaskSensor(task_id=f"{flag}_wait", external_dag_id="dbt_sources")\n'
+        '    TriggerDagRunOperator.partial(task_id=f"{flag}_fan_out").expand(\n'
+        '        trigger_dag_id=[f"{flag}_dbt_models", "dbt_sources"]\n'
+        "    )\n",
         [
             "DAG DEV_references, task DEV_trigger (DEV_references.py): cross-DAG reference:"
             " trigger_dag_id='PROD_dbt_models' must name a DEV_ DAG or task;"
@@ -73,13 +76,19 @@ BROKEN_DAGS = {
             "DAG PROD_references, task PROD_wait (PROD_references.py): cross-DAG reference:"
             " external_dag_id='dbt_sources' must name a PROD_ DAG or task;"
             " build it from dev_prod_flag",
+            "DAG DEV_references, task DEV_fan_out (DEV_references.py): cross-DAG reference:"
+            " trigger_dag_id='dbt_sources' must name a DEV_ DAG or task;"
+            " build it from dev_prod_flag",
         ],
     ),
     "resources.py": (
         'orders = Asset("s3://lake/PROD/orders")\n'
         'with DAG(f"{flag}_resources", schedule=[orders], start_date=START, tags=[flag]):\n'
         '    EmptyOperator(task_id=f"{flag}_publish", outlets=[Asset("s3://lake/x")], pool="etl")\n'
-        '    DbtCloudJobRunSensor(task_id=f"{flag}_wait", run_id=1, dbt_cloud_conn_id="dbt")\n',
+        '    DbtCloudJobRunSensor(task_id=f"{flag}_wait", run_id=1, dbt_cloud_conn_id="dbt")\n'
+        "    DbtCloudJobRunSensor.partial(\n"
+        '        task_id=f"{flag}_wait_each", dbt_cloud_conn_id="dbt_cloud_default"\n'
+        "    ).expand(run_id=[1, 2])\n",
         [
             "DAG DEV_resources (DEV_resources.py): asset: schedule 's3://lake/PROD/orders' must"
             " name DEV and no other environment, as in s3://lake/DEV/orders or DEV_orders",
@@ -91,6 +100,9 @@ BROKEN_DAGS = {
             "DAG PROD_resources, task PROD_wait (PROD_resources.py): connection id:"
             " dbt_cloud_conn_id='dbt' must start with PROD_; each environment has its own"
             " connections",
+            "DAG DEV_resources, task DEV_wait_each (DEV_resources.py): connection id:"
+            " dbt_cloud_conn_id='dbt_cloud_default' must start with DEV_; each environment"
+            " has its own connections",
         ],
     ),
     "slow.py": (

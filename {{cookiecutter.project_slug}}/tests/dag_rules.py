@@ -82,8 +82,9 @@ def reference_problems(dag: Any) -> Iterator[str]:
     """Cross-DAG references (TriggerDagRunOperator, ExternalTaskSensor) stay at home."""
     env = environment_of(dag)
     for task in dag.tasks:
+        arguments = _arguments(task)
         for argument in CROSS_DAG_ARGUMENTS:
-            for value in _strings(getattr(task, argument, None)):
+            for value in _strings(arguments.get(argument)):
                 if not _all_parts_start_with(value, env):
                     yield _problem(
                         dag,
@@ -105,14 +106,16 @@ def resource_problems(dag: Any) -> Iterator[str]:
                 yield from _asset_problems(dag, task, direction, asset, env)
         if task.pool != DEFAULT_POOL and not task.pool.startswith(f"{env}_"):
             yield _problem(dag, task, "pool", f"{task.pool!r} must start with {env}_")
-        for argument, value in sorted(vars(task).items()):
-            if argument.endswith("conn_id") and isinstance(value, str) and value:
-                if not value.startswith(f"{env}_"):
+        for argument, value in sorted(_arguments(task).items()):
+            if not argument.endswith("conn_id"):
+                continue
+            for conn_id in _strings(value):
+                if conn_id and not conn_id.startswith(f"{env}_"):
                     yield _problem(
                         dag,
                         task,
                         "connection id",
-                        f"{argument}={value!r} must start with {env}_;"
+                        f"{argument}={conn_id!r} must start with {env}_;"
                         " each environment has its own connections",
                     )
 
@@ -123,6 +126,15 @@ def parse_seconds(dagbag: Any) -> dict[str, float]:
         Path(stat.file).name: stat.duration.total_seconds()
         for stat in sorted(dagbag.dagbag_stats, key=lambda stat: stat.file)
     }
+
+
+def _arguments(task: Any) -> dict[str, Any]:
+    """What a task was given: its attributes and, for a mapped task (`.partial().expand()`),
+    the partial arguments and the lists it expands over."""
+    arguments = dict(vars(task))
+    arguments |= getattr(task, "partial_kwargs", None) or {}
+    expanded = getattr(getattr(task, "expand_input", None), "value", None)
+    return arguments | (expanded if isinstance(expanded, dict) else {})
 
 
 def _problem(dag: Any, task: Any, rule: str, detail: str) -> str:
