@@ -106,7 +106,7 @@ def run(settings: Settings, port: int) -> int:
     home(settings).mkdir(exist_ok=True)
     log = home(settings) / "standalone.log"
     say(f"Starting Airflow {settings.airflow_version} on the DAGs in {shown(dags)}/")
-    say(f"(the first start sets up its database, about a minute; logs: {shown(log)})")
+    say(f"(the first start sets up its database, up to a minute; logs: {shown(log)})")
     # Ctrl-C and SIGTERM (a closed terminal, a CI runner) both stop Airflow, also where a
     # shell started this command with SIGINT ignored; Airflow then gets it back too.
     signal.signal(signal.SIGINT, signal.default_int_handler)
