@@ -86,9 +86,8 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str, log: Path
 
 
 @contextmanager
-def airflow_local(project: Path, version: str, port: int) -> Iterator[AirflowApi]:
-    """`make airflow-local` in a terminal of its own; Ctrl-C on leaving."""
-    log = project.parent / f"airflow-local-{port}.out"
+def airflow_local(project: Path, version: str, port: int, log: Path) -> Iterator[AirflowApi]:
+    """`make airflow-local` in a terminal of its own, its output in `log`; Ctrl-C on leaving."""
     with open(log, "w") as output:
         command = subprocess.Popen(
             ["make", "airflow-local", f"VENV={VENVS / f'airflow-{version}'}", f"PORT={port}"],
@@ -127,9 +126,9 @@ def test_airflow_local_shows_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
     both_copies = {p.stem for p in (project / "local_bucket" / "dags").glob("*.py")}
     assert {"DEV_dbt_models", "PROD_dbt_models"} <= both_copies
     port = free_port()
-    log = project.parent / f"airflow-local-{port}.out"
+    log = output / "airflow-local.out"
 
-    with airflow_local(project, version, port) as api:
+    with airflow_local(project, version, port, log) as api:
         wait_for(lambda: api.dag_ids() == both_copies, PICKUP_SECONDS, "DAGs not listed", log)
         assert api.get("/importErrors")["import_errors"] == []
 
@@ -146,6 +145,6 @@ def test_airflow_local_shows_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
         assert api.get("/dags/PROD_dbt_models/details")["description"] != "dbt Cloud: edited"
     assert not processes_in(project)
 
-    with airflow_local(project, version, port) as api:
+    with airflow_local(project, version, port, log) as api:
         assert api.dag_ids() == both_copies
     assert not processes_in(project)

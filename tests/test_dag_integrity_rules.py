@@ -158,6 +158,13 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     for _, expected in BROKEN_DAGS.values():
         for line in expected:
             assert line in out, f"{line!r} not in\n{out[-6000:]}"
-    # The example DAGs, and the one the README shows, break nothing.
+    # The example DAGs, and the one the README shows, break nothing, ruff's rules included.
     for example in ("dbt_models", "dbt_sources", "orders"):
         assert f"_{example}.py)" not in out and f"_{example}.py:" not in out, out[-6000:]
+    ruff = [
+        VENVS / f"airflow-{version}" / "bin" / "ruff",
+        "check",
+        "bucket_contents/dags/orders.py",
+    ]
+    linted = subprocess.run(ruff, cwd=project, capture_output=True, text=True, check=False)
+    assert linted.returncode == 0, linted.stdout + linted.stderr

@@ -53,7 +53,7 @@ def environment(settings: Settings, port: int) -> dict[str, str]:
         # `airflow standalone` starts each of its parts as `airflow ...` from PATH.
         "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    if settings.airflow_version.startswith("2."):
+    if _is_airflow_2(settings):
         return env | {
             "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": HOST,
             "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(port),
@@ -74,13 +74,13 @@ def environment(settings: Settings, port: int) -> dict[str, str]:
 
 
 def health_url(settings: Settings, port: int) -> str:
-    path = "/health" if settings.airflow_version.startswith("2.") else "/api/v2/monitor/health"
+    path = "/health" if _is_airflow_2(settings) else "/api/v2/monitor/health"
     return f"http://{HOST}:{port}{path}"
 
 
 def admin_password(settings: Settings) -> str | None:
     """The password standalone Airflow generated for `admin` on its first start."""
-    if settings.airflow_version.startswith("2."):
+    if _is_airflow_2(settings):
         file = home(settings) / "standalone_admin_password.txt"
         return file.read_text().strip() if file.is_file() else None
     file = home(settings) / "simple_auth_manager_passwords.json.generated"
@@ -139,6 +139,11 @@ def run(settings: Settings, port: int) -> int:
             _stop(airflow)
             say("Airflow stopped.")
             return 0
+
+
+def _is_airflow_2(settings: Settings) -> bool:
+    """Airflow 2 serves its UI from a webserver, Airflow 3 from an API server."""
+    return settings.airflow_version.startswith("2.")
 
 
 def _wait_until_ready(airflow: subprocess.Popen[bytes], url: str) -> bool:
