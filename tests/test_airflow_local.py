@@ -1,5 +1,6 @@
 """`make airflow-local`: the baked project's real Airflow on its local bucket, started as a
-user starts it, asked through its REST API, and stopped with Ctrl-C, leaving nothing behind."""
+user starts it, asked through its REST API, running the example DAGs of both environments
+against dbt Cloud's API, and stopped with Ctrl-C, leaving nothing behind."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEWEST, OLDEST, VENVS, bake, make, user_environment
+from tests.conftest import NEWEST, OLDEST, TEMPLATE, VENVS, bake, make, user_environment
+from tests.dbt_cloud import DbtCloudApi
 
 STARTUP_SECONDS = 300
 PICKUP_SECONDS = 60
+RUN_SECONDS = 180
 
 
 class AirflowApi:
@@ -28,27 +32,41 @@ class AirflowApi:
 
     def __init__(self, port: int, version: str, password: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
-        if version.startswith("2."):
+        self.airflow_2 = version.startswith("2.")
+        if self.airflow_2:
             self.prefix = "/api/v1"
             basic = base64.b64encode(f"admin:{password}".encode()).decode()
             self.headers = {"Authorization": f"Basic {basic}"}
         else:
             self.prefix = "/api/v2"
-            token = self._request("/auth/token", data={"username": "admin", "password": password})[
-                "access_token"
-            ]
+            login = {"username": "admin", "password": password}
+            token = self._request("POST", "/auth/token", login)["access_token"]
             self.headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str) -> dict:
-        return self._request(self.prefix + path, headers=self.headers)
+        return self._request("GET", self.prefix + path, headers=self.headers)
+
+    def send(self, method: str, path: str, data: dict) -> dict:
+        return self._request(method, self.prefix + path, data, headers=self.headers)
 
     def dag_ids(self) -> set[str]:
         return {dag["dag_id"] for dag in self.get("/dags?limit=100")["dags"]}
 
-    def _request(self, path: str, data: dict | None = None, headers: dict | None = None) -> dict:
+    def start_run(self, dag_id: str) -> str:
+        """Unpause the DAG and start a run now, as its play button does; return the run's path."""
+        self.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        run = self.send(
+            "POST", f"/dags/{dag_id}/dagRuns", {} if self.airflow_2 else {"logical_date": None}
+        )
+        return f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'])}"
+
+    def _request(
+        self, method: str, path: str, data: dict | None = None, headers: dict | None = None
+    ) -> dict:
         request = urllib.request.Request(
             self.base + path,
-            data=json.dumps(data).encode() if data else None,
+            method=method,
+            data=None if data is None else json.dumps(data).encode(),
             headers={"Content-Type": "application/json", **(headers or {})},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -86,13 +104,17 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str, log: Path
 
 
 @contextmanager
-def airflow_local(project: Path, version: str, port: int, log: Path) -> Iterator[AirflowApi]:
-    """`make airflow-local` in a terminal of its own, its output in `log`; Ctrl-C on leaving."""
+def airflow_local(
+    project: Path, version: str, port: int, log: Path, ca_file: Path
+) -> Iterator[AirflowApi]:
+    """`make airflow-local` in a terminal of its own, its output in `log`, trusting `ca_file`
+    for HTTPS (the local dbt Cloud API); Ctrl-C on leaving."""
+    trust = {"SSL_CERT_FILE": str(ca_file), "REQUESTS_CA_BUNDLE": str(ca_file)}
     with open(log, "w") as output:
         command = subprocess.Popen(
             ["make", "airflow-local", f"VENV={VENVS / f'airflow-{version}'}", f"PORT={port}"],
             cwd=project,
-            env=user_environment(),
+            env=user_environment() | trust,
             stdout=output,
             stderr=subprocess.STDOUT,
             # Its own process group, as a terminal's foreground job: Ctrl-C goes to all of it.
@@ -116,9 +138,16 @@ def airflow_local(project: Path, version: str, port: int, log: Path) -> Iterator
     assert "Airflow stopped." in log.read_text().splitlines()
 
 
+@pytest.fixture
+def dbt_cloud(tmp_path: Path) -> Iterator[DbtCloudApi]:
+    api = DbtCloudApi(tmp_path)
+    yield api
+    api.stop()
+
+
 @pytest.mark.parametrize("version", [NEWEST, OLDEST])
-def test_airflow_local_shows_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
-    output: Path, version: str
+def test_airflow_local_shows_and_runs_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
+    output: Path, version: str, dbt_cloud: DbtCloudApi
 ) -> None:
     project = bake(output, airflow_version=version)
     deployed = make(project, "install", "deploy-dev", "deploy-prod", airflow_version=version)
@@ -128,9 +157,33 @@ def test_airflow_local_shows_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
     port = free_port()
     log = output / "airflow-local.out"
 
-    with airflow_local(project, version, port, log) as api:
+    with airflow_local(project, version, port, log, dbt_cloud.ca_file) as api:
         wait_for(lambda: api.dag_ids() == both_copies, PICKUP_SECONDS, "DAGs not listed", log)
         assert api.get("/importErrors")["import_errors"] == []
+
+        # One connection per environment, as on MWAA: the same API, a token of its own.
+        answers = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+        for env in ("DEV", "PROD"):
+            connection = {"connection_id": f"{env}_{answers['dbt_cloud_conn_id']}"}
+            api.send(
+                "POST",
+                "/connections",
+                connection
+                | {"conn_type": "dbt_cloud", "host": dbt_cloud.host, "password": f"{env}-token"},
+            )
+        runs = [api.start_run(f"{env}_dbt_models") for env in ("DEV", "PROD")]
+        wait_for(
+            lambda: all(api.get(run)["state"] in ("success", "failed") for run in runs),
+            RUN_SECONDS,
+            "the dbt_models runs did not finish",
+            log,
+        )
+        assert [api.get(run)["state"] for run in runs] == ["success", "success"]
+        account = answers["dbt_cloud_account_id"]
+        assert sorted(dbt_cloud.triggered) == [
+            (account, answers["dev_dbt_job_id"], "Token DEV-token"),
+            (account, answers["prod_dbt_job_id"], "Token PROD-token"),
+        ]
 
         source = project / "bucket_contents" / "dags" / "dbt_models.py"
         source.write_text(source.read_text().replace("build and test the models", "edited"))
@@ -145,6 +198,6 @@ def test_airflow_local_shows_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
         assert api.get("/dags/PROD_dbt_models/details")["description"] != "dbt Cloud: edited"
     assert not processes_in(project)
 
-    with airflow_local(project, version, port, log) as api:
+    with airflow_local(project, version, port, log, dbt_cloud.ca_file) as api:
         assert api.dag_ids() == both_copies
     assert not processes_in(project)
