@@ -105,6 +105,14 @@ BROKEN_DAGS = {
             " has its own connections",
         ],
     ),
+    "no_retries.py": (
+        'with DAG(f"{flag}_no_retries", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_once", retries=0)\n',
+        [
+            "DAG PROD_no_retries, task PROD_once (PROD_no_retries.py): retries: a PROD task"
+            " needs retries >= 1; default_args(dev_prod_flag) from common.conventions sets them",
+        ],
+    ),
     "slow.py": (
         "time.sleep(2)  # a query or an API call at the top level\n"
         'with DAG(f"{flag}_slow", schedule=None, start_date=START, tags=[flag]):\n'
@@ -120,6 +128,7 @@ FAILED_TESTS = [
     "test_dag_task_and_group_ids_and_tags_carry_their_environment",
     "test_cross_dag_references_stay_in_their_environment",
     "test_assets_pools_and_connections_belong_to_their_environment",
+    "test_prod_tasks_retry_before_they_fail",
     "test_every_dag_file_parses_within_the_budget",
 ]
 
@@ -158,6 +167,7 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     for _, expected in BROKEN_DAGS.values():
         for line in expected:
             assert line in out, f"{line!r} not in\n{out[-6000:]}"
+    assert "(DEV_no_retries.py): retries" not in out  # DEV may fail at once
     # The example DAGs, and the one the README shows, break nothing, ruff's rules included.
     for example in ("dbt_models", "dbt_sources", "orders"):
         assert f"_{example}.py)" not in out and f"_{example}.py:" not in out, out[-6000:]

@@ -120,6 +120,22 @@ def resource_problems(dag: Any) -> Iterator[str]:
                     )
 
 
+def retry_problems(dag: Any) -> Iterator[str]:
+    """PROD tasks retry before they fail: a blip at dbt Cloud or S3 should not page anyone.
+    DEV tasks may fail at once, which is what a developer watching them wants."""
+    if environment_of(dag) != "PROD":
+        return
+    for task in dag.tasks:
+        if not task.retries:
+            yield _problem(
+                dag,
+                task,
+                "retries",
+                "a PROD task needs retries >= 1; default_args(dev_prod_flag) from"
+                " common.conventions sets them",
+            )
+
+
 def parse_seconds(dagbag: Any) -> dict[str, float]:
     """Seconds Airflow spent parsing each DAG file, from the DagBag's own statistics."""
     return {

@@ -69,6 +69,10 @@ def test_assets_pools_and_connections_belong_to_their_environment(dagbag: DagBag
     report(each_dag(dagbag, dag_rules.resource_problems))
 
 
+def test_prod_tasks_retry_before_they_fail(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, dag_rules.retry_problems))
+
+
 def test_every_dag_file_parses_within_the_budget(
     dagbag: DagBag, request: pytest.FixtureRequest
 ) -> None:
