@@ -15,8 +15,10 @@ from moto.server import ThreadedMotoServer
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 DEFAULTS_SLUG = "data-platform-airflow"
+# The questions with their default answers, as a bake without input takes them.
+DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 # The choices MWAA supports, newest first; the baked project is tested on both ends.
-AIRFLOW_VERSIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["airflow_version"]
+AIRFLOW_VERSIONS = DEFAULTS["airflow_version"]
 NEWEST, *_, OLDEST = AIRFLOW_VERSIONS
 # Virtual environments of baked projects, one per Airflow version, kept between runs:
 # installing Airflow is the slow part, and every bake of one version needs the same one.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEWEST, OLDEST, TEMPLATE, VENVS, bake, make, user_environment
+from tests.conftest import DEFAULTS, NEWEST, OLDEST, VENVS, bake, make, user_environment
 from tests.dbt_cloud import DbtCloudApi
 
 STARTUP_SECONDS = 300
@@ -162,9 +162,8 @@ def test_airflow_local_shows_and_runs_dev_and_prod_picks_up_a_redeploy_and_stops
         assert api.get("/importErrors")["import_errors"] == []
 
         # One connection per environment, as on MWAA: the same API, a token of its own.
-        answers = json.loads((TEMPLATE / "cookiecutter.json").read_text())
         for env in ("DEV", "PROD"):
-            connection = {"connection_id": f"{env}_{answers['dbt_cloud_conn_id']}"}
+            connection = {"connection_id": f"{env}_{DEFAULTS['dbt_cloud_conn_id']}"}
             api.send(
                 "POST",
                 "/connections",
@@ -179,10 +178,10 @@ def test_airflow_local_shows_and_runs_dev_and_prod_picks_up_a_redeploy_and_stops
             log,
         )
         assert [api.get(run)["state"] for run in runs] == ["success", "success"]
-        account = answers["dbt_cloud_account_id"]
+        account = DEFAULTS["dbt_cloud_account_id"]
         assert sorted(dbt_cloud.triggered) == [
-            (account, answers["dev_dbt_job_id"], "Token DEV-token"),
-            (account, answers["prod_dbt_job_id"], "Token PROD-token"),
+            (account, DEFAULTS["dev_dbt_job_id"], "Token DEV-token"),
+            (account, DEFAULTS["prod_dbt_job_id"], "Token PROD-token"),
         ]
 
         source = project / "bucket_contents" / "dags" / "dbt_models.py"

@@ -52,9 +52,9 @@ def duplicate_problems(dagbag: Any) -> list[str]:
     problems = []
     for error in dagbag.import_errors.values():
         if found := DUPLICATE.search(error):
-            dag_id, *files = (found[1], Path(found[2]).name, Path(found[3]).name)
+            files = " and ".join(sorted(Path(found[i]).name for i in (2, 3)))
             problems.append(
-                f"DAG {dag_id}: duplicate DAG id: defined in both {' and '.join(sorted(files))};"
+                f"DAG {found[1]}: duplicate DAG id: defined in both {files};"
                 " build the DAG id from dev_prod_flag so the DEV and PROD copies differ"
             )
     return sorted(problems)
