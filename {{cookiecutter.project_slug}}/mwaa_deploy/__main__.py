@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import multiprocessing
+import signal
 import sys
+import threading
+from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
 from mwaa_deploy import DeployError, config, sync
@@ -71,9 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             and not args.force
         ):
             check_prod_path(settings.root, settings.default_branch, "deploy-prod")
-        desired = stamp(config.shown(settings.sources), args.env)
+        desired, bucket = _stamp_and_open_bucket(settings, args.env)
         print(f"Stamped {args.env}: {len(desired)} files")
-        bucket = open_bucket(settings)
         result = sync.plan(bucket, args.env, desired)
         if args.command == "plan":
             _print_plan(result, bucket)
@@ -119,9 +123,9 @@ def _deploy_requirements(settings: config.Settings, force: bool) -> int:
 
 def mwaa_client(settings: config.Settings) -> BaseClient:
     """The MWAA API client (tests replace it with one that checks every call)."""
-    import boto3
+    from mwaa_deploy.s3 import aws_client
 
-    return boto3.session.Session(region_name=settings.aws_region or None).client("mwaa")
+    return aws_client("mwaa", settings.aws_region)
 
 
 def open_bucket(settings: config.Settings) -> sync.Bucket:
@@ -130,6 +134,38 @@ def open_bucket(settings: config.Settings) -> sync.Bucket:
     from mwaa_deploy.s3 import S3Bucket
 
     return S3Bucket.open(settings.s3_bucket, settings.aws_region)
+
+
+def _stamp_and_open_bucket(
+    settings: config.Settings, env: str
+) -> tuple[dict[str, bytes], sync.Bucket]:
+    """The build and the bucket; a stamp problem is reported first, as the one to fix first.
+
+    Opening an S3 bucket loads the AWS SDK and its S3 model, CPU work like stamping, so
+    stamping runs meanwhile in a second process (a thread would wait for the first): an
+    unchanged deploy of hundreds of DAG files takes about a third less time.
+    """
+    sources = config.shown(settings.sources)
+    if not settings.s3_bucket:
+        return stamp(sources, env), open_bucket(settings)
+    # A fork starts at once, and is safe on Linux while no other thread runs, as on the
+    # command line; elsewhere (macOS, a process with threads) a fresh interpreter.
+    alone = sys.platform == "linux" and threading.active_count() == 1
+    start = multiprocessing.get_context("fork" if alone else "spawn")
+    # Ctrl-C is this process's to handle: a stamper stopped while sending the build would
+    # leave this one waiting for the rest of it, for ever.
+    ignore_ctrl_c = (signal.SIGINT, signal.SIG_IGN)
+    stamper = ProcessPoolExecutor(
+        max_workers=1, mp_context=start, initializer=signal.signal, initargs=ignore_ctrl_c
+    )
+    stamping = stamper.submit(stamp, sources, env)
+    stamper.shutdown(wait=False)  # The process ends after this one task, on its own time.
+    try:
+        bucket = open_bucket(settings)
+    except DeployError:
+        stamping.result()
+        raise
+    return stamping.result(), bucket
 
 
 def _print_plan(result: sync.Plan, bucket: sync.Bucket) -> None:
@@ -163,4 +199,10 @@ def _clean(settings: config.Settings, env: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Reference counting frees what a command lets go of; the cycle collector would only
+    # walk the AWS SDK's hundreds of thousands of objects over and over while they load,
+    # and once more at exit: about a tenth of an unchanged deploy's time.
+    gc.disable()
+    status = main()
+    gc.freeze()
+    sys.exit(status)

@@ -1,7 +1,7 @@
 """Settings: `[tool.mwaa_deploy]` in pyproject.toml, overridden by environment variables.
 
 The AWS SDK's own variables (`AWS_ENDPOINT_URL`, `AWS_PROFILE`, keys) are not read here:
-boto3 honours them itself.
+the AWS SDK honours them itself.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from mwaa_deploy import DeployError
 
+HEAD = "# branch.head "
+
 
 class OffProdPath(DeployError):
     """Not on the default branch, or uncommitted changes; the message says which."""
@@ -27,28 +29,32 @@ def check_prod_path(
     workflow runs for (GITHUB_REF_NAME).
     """
     override = f"`make {what} FORCE=1`"
+    # One git call answers both questions: the HEAD line names the branch (or says
+    # `(detached)`); every line not starting with `#` is a changed file.
+    status = _git(root, "status", "--porcelain=v2", "--branch")
+    if status is None:
+        raise OffProdPath(
+            f"{what} runs from a git checkout of {default_branch}, and {root} is not one:"
+            f" clone the repository (or run {override} if you must)"
+        )
+    lines = status.splitlines()
     if environ.get("GITHUB_ACTIONS") == "true":
         branch = (
             environ.get("GITHUB_REF_NAME", "") if environ.get("GITHUB_REF_TYPE") == "branch" else ""
         )
     else:
-        branch = _git(root, "symbolic-ref", "--short", "-q", "HEAD")
-    if branch is None:
-        raise OffProdPath(
-            f"{what} runs from a git checkout of {default_branch}, and {root} is not one:"
-            f" clone the repository (or run {override} if you must)"
-        )
+        head = next((line[len(HEAD) :] for line in lines if line.startswith(HEAD)), "")
+        branch = "" if head == "(detached)" else head
     if branch != default_branch:
         raise OffProdPath(
             f"{what} runs from {default_branch}, not from {branch or 'a detached HEAD'}:"
             f" merge first (or run {override} if you must)"
         )
-    changes = _git(root, "status", "--porcelain")
+    changes = [line for line in lines if not line.startswith("#")]
     if changes:
-        count = len(changes.splitlines())
         raise OffProdPath(
-            f"{what} runs from committed code, and {count} file(s) have uncommitted changes"
-            f" (git status); commit or stash them (or run {override} if you must)"
+            f"{what} runs from committed code, and {len(changes)} file(s) have uncommitted"
+            f" changes (git status); commit or stash them (or run {override} if you must)"
         )
 
 

@@ -1,10 +1,11 @@
-"""The S3 bucket MWAA reads, through boto3 (endpoint, profile and keys from the AWS SDK)."""
+"""The S3 bucket MWAA reads, through the AWS SDK (which finds the endpoint, profile and keys)."""
 
 from __future__ import annotations
 
 import hashlib
 
-import boto3
+import botocore.session
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -20,9 +21,7 @@ class S3Bucket:
     def __init__(self, name: str, region: str) -> None:
         self.name = name
         self.description = f"s3://{name}"
-        # A session of its own: credentials are looked up now, not reused from an earlier one.
-        session = boto3.session.Session(region_name=region or None)
-        self.client = session.client("s3", config=Config(max_pool_connections=UPLOAD_THREADS))
+        self.client = aws_client("s3", region, Config(max_pool_connections=UPLOAD_THREADS))
 
     @classmethod
     def open(cls, name: str, region: str) -> S3Bucket:
@@ -41,15 +40,16 @@ class S3Bucket:
         return bucket
 
     def list(self, prefix: str) -> dict[str, str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.name, Prefix=prefix
-        )
+        # Page by hand: loading botocore's paginator costs more than a page takes to arrive.
+        request = {"Bucket": self.name, "Prefix": prefix}
+        found: dict[str, str] = {}
         try:
-            return {
-                item["Key"]: item["ETag"].strip('"')
-                for page in pages
-                for item in page.get("Contents", [])
-            }
+            while True:
+                page = self.client.list_objects_v2(**request)
+                found |= {item["Key"]: item["ETag"].strip('"') for item in page.get("Contents", [])}
+                if not page["IsTruncated"]:
+                    return found
+                request["ContinuationToken"] = page["NextContinuationToken"]
         except (BotoCoreError, ClientError) as error:
             raise self._error("cannot list", f"{self.name}/{prefix}*", error) from error
 
@@ -117,6 +117,15 @@ class S3Bucket:
         else:
             hint = str(error)
         return BucketError(f"{doing} s3://{what}: {hint}")
+
+
+def aws_client(service: str, region: str, config: Config | None = None) -> BaseClient:
+    """A client of a session of its own: credentials are looked up now, not reused."""
+    session = botocore.session.Session()
+    # Timestamps stay text: nothing here reads them, and parsing the LastModified of every
+    # listed key would cost a deploy more time than the listing request itself.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    return session.create_client(service, region_name=region or None, config=config)
 
 
 def _code(error: Exception) -> str:

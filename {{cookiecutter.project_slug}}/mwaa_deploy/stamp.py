@@ -35,8 +35,13 @@ class StampError(DeployError):
     """One or more source files cannot be stamped; `problems` holds `path:line: what to do`."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        # `problems` is the one argument, so the error survives the trip from the stamping
+        # process (pickling rebuilds an exception from its arguments).
+        super().__init__(problems)
         self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
 
 
 @dataclass(frozen=True)

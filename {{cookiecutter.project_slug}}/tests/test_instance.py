@@ -457,7 +457,9 @@ def test_a_failed_check_uploads_nothing_and_calls_no_mwaa(
     assert aws.count(["put"]) == 0 and mwaa.requests == []
 
 
-@pytest.mark.parametrize("off_path", ["other-branch", "uncommitted-change", "not-a-clone"])
+@pytest.mark.parametrize(
+    "off_path", ["other-branch", "detached-head", "uncommitted-change", "not-a-clone"]
+)
 def test_deploy_requirements_refuses_off_the_prod_path_unless_forced(
     project: Callable[..., Path],
     mwaa: Mwaa,
@@ -469,6 +471,9 @@ def test_deploy_requirements_refuses_off_the_prod_path_unless_forced(
     if off_path == "other-branch":
         subprocess.run([*GIT, "switch", "--quiet", "-c", "story/x"], cwd=root, check=True)
         said = f"deploy-requirements runs from {SETTINGS.default_branch}, not from story/x"
+    elif off_path == "detached-head":
+        subprocess.run([*GIT, "switch", "--quiet", "--detach"], cwd=root, check=True)
+        said = f"deploy-requirements runs from {SETTINGS.default_branch}, not from a detached HEAD"
     elif off_path == "uncommitted-change":
         (root / "bucket_contents" / "startup.sh").write_text("#!/usr/bin/env bash\n")
         said = "deploy-requirements runs from committed code, and 1 file(s) have uncommitted"

@@ -237,21 +237,32 @@ def test_a_multipart_object_from_another_tool_is_replaced_once_then_recognised(
     assert deploy(bucket, "DEV").uploads == {}
 
 
+@pytest.mark.parametrize("bucket", ["local bucket", "S3 bucket", "missing S3 bucket"])
 def test_a_failed_stamp_deploys_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws: S3Endpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bucket: str,
 ) -> None:
+    """Also when stamping runs in a process of its own while the S3 bucket opens; and a
+    stamp problem is the one reported, before anything the bucket has to say."""
     project = tmp_path / "project"
     (project / "bucket_contents" / "dags").mkdir(parents=True)
     (project / "bucket_contents" / "dags" / "etl.py").write_text("DEV = 1\n")
     (project / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
     monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", project)
-    monkeypatch.delenv("S3_BUCKET", raising=False)
+    name = {"local bucket": "", "missing S3 bucket": "no-such-bucket"}.get(bucket)
+    monkeypatch.setenv("S3_BUCKET", new_s3_bucket() if name is None else name)
     monkeypatch.chdir(project)
     assert main(["deploy", "DEV"]) == 1
-    error = capsys.readouterr().err
-    assert "bucket_contents/dags/etl.py:1: the flag is `DEV = 1`" in error
-    assert "nothing was deployed" in error
+    assert capsys.readouterr().err == (
+        "bucket_contents/dags/etl.py:1: the flag is `DEV = 1`; sources must say `DEV = True`"
+        " (the PROD deploy writes `DEV = False` itself)\n"
+        "Stamp failed: nothing was deployed to DEV.\n"
+    )
     assert not (project / "local_bucket").exists()
+    assert aws.count(["put", "delete"]) == 0
 
 
 def test_the_cli_deploys_to_the_s3_bucket_named_by_s3_bucket(
