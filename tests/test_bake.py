@@ -36,6 +36,7 @@ BAKED_FILES = {
     "tests/dag_rules.py",
     "tests/s3_endpoint.py",
     "tests/test_airflow_local.py",
+    "tests/test_config.py",
     "tests/test_dag_integrity.py",
     "tests/test_deploy_roles.py",
     "tests/test_instance.py",

@@ -112,6 +112,14 @@ def test_one_deploy_at_a_time_per_environment_never_cancelled(
     assert load(projects[-1], name)["concurrency"] == {"group": name, "cancel-in-progress": False}
 
 
+@pytest.mark.parametrize(("name", "minutes"), [("ci", 30), ("deploy-dev", 15), ("deploy-prod", 90)])
+def test_every_job_ends_in_bounded_time(projects: list[Path], name: str, minutes: int) -> None:
+    """A hung job would hold its concurrency group for GitHub's default of six hours."""
+    for project in projects:
+        for job in load(project, name)["jobs"].values():
+            assert job["timeout-minutes"] == minutes
+
+
 def test_prod_deploys_behind_a_github_environment_with_the_prod_role(projects: list[Path]) -> None:
     [job] = load(projects[-1], "deploy-prod")["jobs"].values()
     assert job["environment"] == "production"

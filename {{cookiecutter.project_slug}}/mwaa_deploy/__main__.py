@@ -8,18 +8,24 @@ import multiprocessing
 import signal
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mwaa_deploy import DeployError, config, sync
-from mwaa_deploy.prod_path import check_prod_path
-from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp, write_build
+from mwaa_deploy.prod_path import check_committed, check_prod_path
+from mwaa_deploy.stamp import ENVIRONMENTS, StampError, read_paths, stamp, write_build
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
 # What changes PROD or the shared instance runs from a clean checkout of the default branch.
 FORCE_HELP = "run although not on the default branch, or with uncommitted changes"
+STAMP_FAILED = {
+    "deploy": "nothing was deployed to {env}",
+    "plan": "no plan for {env} until every file stamps",
+    "stamp": "build/{env}/ is left as it was",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,47 +53,57 @@ def main(argv: list[str] | None = None) -> int:
     ).add_argument("--port", type=int, default=8080, help="where the UI listens (default 8080)")
     args = parser.parse_args(argv)
 
-    settings = config.load()
     try:
-        # Each command imports what it needs only: a deploy starts in a fraction of a second.
-        if args.command == "airflow-local":
-            from mwaa_deploy import airflow_local
-
-            return airflow_local.run(settings, args.port)
-        if args.command == "check-requirements":
-            from mwaa_deploy import instance
-
-            files = instance.build(settings, config.shown(settings.sources))
-            print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
-            return 0
-        if args.command == "deploy-requirements":
-            return _deploy_requirements(settings, force=args.force)
-        if args.command == "clean":
-            return _clean(settings, args.env)
-        if args.command == "stamp":
-            desired = stamp(config.shown(settings.sources), args.env)
-            build = write_build(desired, config.shown(settings.build), args.env)
-            print(f"Stamped {args.env}: {len(desired)} files in {build}")
-            return 0
-        if (
-            args.command == "deploy"
-            and args.env == "PROD"
-            and settings.s3_bucket
-            and not args.force
-        ):
-            check_prod_path(settings.root, settings.default_branch, "deploy-prod")
-        desired, bucket = _stamp_and_open_bucket(settings, args.env)
-        print(f"Stamped {args.env}: {len(desired)} files")
-        result = sync.plan(bucket, args.env, desired)
-        if args.command == "plan":
-            _print_plan(result, bucket)
-            return 0
-        return _deploy(result, bucket)
+        return _run(args)
     except DeployError as error:
         print(error, file=sys.stderr)
         if isinstance(error, StampError):
-            print(f"Stamp failed: nothing was deployed to {args.env}.", file=sys.stderr)
-    return 1
+            print(
+                f"Stamp failed: {STAMP_FAILED[args.command].format(env=args.env)}.", file=sys.stderr
+            )
+        return 130 if isinstance(error, sync.Interrupted) else 1
+    except KeyboardInterrupt:
+        if args.command == "deploy":
+            print(f"Interrupted: nothing was deployed to {args.env}.", file=sys.stderr)
+        else:
+            print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = config.load()
+    # Each command imports what it needs only: a deploy starts in a fraction of a second.
+    if args.command == "airflow-local":
+        from mwaa_deploy import airflow_local
+
+        return airflow_local.run(settings, args.port)
+    if args.command == "check-requirements":
+        from mwaa_deploy import instance
+
+        files = instance.build(settings, config.shown(settings.sources))
+        print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
+        return 0
+    if args.command == "deploy-requirements":
+        return _deploy_requirements(settings, force=args.force)
+    if args.command == "clean":
+        return _clean(settings, args.env)
+    if args.command == "stamp":
+        desired = stamp(config.shown(settings.sources), args.env)
+        build = write_build(desired, config.shown(settings.build), args.env)
+        print(f"Stamped {args.env}: {len(desired)} files in {build}")
+        return 0
+    on_prod_path = (
+        args.command == "deploy" and args.env == "PROD" and settings.s3_bucket and not args.force
+    )
+    if on_prod_path:
+        check_prod_path(settings.root, settings.default_branch, "deploy-prod")
+        check_committed(settings.root, read_paths(settings.sources), "deploy-prod")
+    desired, bucket = _stamp_and_open_bucket(settings, args.env)
+    print(f"Stamped {args.env}: {len(desired)} files")
+    if args.command == "plan":
+        _print_plan(sync.plan(bucket, args.env, desired), bucket)
+        return 0
+    return _deploy(bucket, args.env, desired)
 
 
 def _deploy_requirements(settings: config.Settings, force: bool) -> int:
@@ -152,20 +168,40 @@ def _stamp_and_open_bucket(
     # command line; elsewhere (macOS, a process with threads) a fresh interpreter.
     alone = sys.platform == "linux" and threading.active_count() == 1
     start = multiprocessing.get_context("fork" if alone else "spawn")
-    # Ctrl-C is this process's to handle: a stamper stopped while sending the build would
-    # leave this one waiting for the rest of it, for ever.
-    ignore_ctrl_c = (signal.SIGINT, signal.SIG_IGN)
-    stamper = ProcessPoolExecutor(
-        max_workers=1, mp_context=start, initializer=signal.signal, initargs=ignore_ctrl_c
-    )
-    stamping = stamper.submit(stamp, sources, env)
-    stamper.shutdown(wait=False)  # The process ends after this one task, on its own time.
+    receiving, sending = start.Pipe(duplex=False)
+    # A daemon: ended with this process, Ctrl-C included, however far it got.
+    stamper = start.Process(target=_stamp_into, args=(sending, sources, env), daemon=True)
+    stamper.start()
+    sending.close()
     try:
         bucket = open_bucket(settings)
     except DeployError:
-        stamping.result()
+        _received(receiving)
         raise
-    return stamping.result(), bucket
+    return _received(receiving), bucket
+
+
+def _stamp_into(sending: Connection, sources: Path, env: str) -> None:
+    """The stamping process: send the build, or the StampError, back."""
+    # Ctrl-C is the parent's to handle: a stamper stopped while sending the build would
+    # leave the parent waiting for the rest of it, for ever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sending.send(stamp(sources, env))
+    except StampError as error:
+        sending.send(error)
+
+
+def _received(receiving: Connection) -> dict[str, bytes]:
+    try:
+        outcome = receiving.recv()
+    except EOFError:
+        raise DeployError(
+            "stamping stopped without a result; run it alone: make stamp-dev"
+        ) from None
+    if isinstance(outcome, StampError):
+        raise outcome
+    return outcome
 
 
 def _print_plan(result: sync.Plan, bucket: sync.Bucket) -> None:
@@ -180,9 +216,9 @@ def _print_plan(result: sync.Plan, bucket: sync.Bucket) -> None:
     print(f"  {result.counts()}" + (" - nothing to do" if result.is_empty else ""))
 
 
-def _deploy(result: sync.Plan, bucket: sync.Bucket) -> int:
-    print(f"Deploying {result.env} to {bucket.description}")
-    sync.apply(bucket, result, progress=sync.print_progress)
+def _deploy(bucket: sync.Bucket, env: str, desired: dict[str, bytes]) -> int:
+    print(f"Deploying {env} to {bucket.description}")
+    result = sync.deploy(bucket, env, desired, progress=sync.print_progress)
     print(
         f"{result.env} deployed: {len(result.uploads)} uploaded"
         f" ({len(result.new)} new, {len(result.changed)} changed),"

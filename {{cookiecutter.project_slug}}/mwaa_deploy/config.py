@@ -6,11 +6,15 @@ the AWS SDK honours them itself.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from mwaa_deploy import DeployError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,22 +51,102 @@ class Settings:
         return self.root / "build"
 
 
+class ConfigError(DeployError):
+    """A setting is missing, misspelt or of the wrong kind; the message names it."""
+
+
+# Setting -> (its type, an example for the message); the text settings are all optional.
+KINDS: dict[str, tuple[type, str]] = {
+    "s3_bucket": (str, '"my-bucket"'),
+    "aws_region": (str, '"eu-west-1"'),
+    "mwaa_environment": (str, '"my-environment"'),
+    "constraints_file": (str, '"constraints.txt"'),
+    "airflow_version": (str, '"3.3.1"'),
+    "python_version": (str, '"3.12"'),
+    "default_branch": (str, '"main"'),
+    "local_bucket": (str, '"local_bucket"'),
+    "dag_parse_budget_seconds": (float, "5.0"),
+}
+REQUIRED = ("airflow_version", "python_version")
+TABLE = "pyproject.toml [tool.mwaa_deploy]"
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
 def load(root: Path | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """The settings of the project at `root`; ConfigError names the first wrong one."""
     root = root or PROJECT_ROOT
-    pyproject = root / "pyproject.toml"
-    with open(pyproject, "rb") as file:
-        table = tomllib.load(file).get("tool", {}).get("mwaa_deploy", {})
+    table = _read_table(root / "pyproject.toml")
+    for key, value in table.items():
+        _check(key, value)
+    for key in REQUIRED:
+        if key not in table:
+            raise ConfigError(f"{TABLE}: {key} is missing; add {key} = {KINDS[key][1]}")
     values = {name: str(table.get(name, "")) for name in OVERRIDES.values()}
     values |= {setting: environ[var] for var, setting in OVERRIDES.items() if var in environ}
+    region = environ.get("AWS_REGION", values["aws_region"])
+    if region and not REGION.fullmatch(region):
+        source = "AWS_REGION" if "AWS_REGION" in environ else f"{TABLE} aws_region"
+        raise ConfigError(
+            f"{source}={region!r} is not an AWS region name: use one such as eu-west-1"
+        )
     return Settings(
         root=root,
-        airflow_version=str(table["airflow_version"]),
-        python_version=str(table["python_version"]),
-        default_branch=str(table.get("default_branch", "main")),
-        local_bucket=root / table.get("local_bucket", "local_bucket"),
+        airflow_version=table["airflow_version"],
+        python_version=table["python_version"],
+        default_branch=table.get("default_branch", "main"),
+        local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
         **values,
     )
+
+
+def _read_table(pyproject: Path) -> dict[str, object]:
+    try:
+        with open(pyproject, "rb") as file:
+            document = tomllib.load(file)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(
+            f"{pyproject.name} is not valid TOML ({error}); fix it, then run this again"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {pyproject}: {error.strerror}") from None
+    return document.get("tool", {}).get("mwaa_deploy", {})
+
+
+def _check(key: str, value: object) -> None:
+    if key not in KINDS:
+        close = difflib.get_close_matches(key, KINDS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(KINDS)}"
+        raise ConfigError(f"{TABLE}: unknown setting {key}{hint}")
+    kind, example = KINDS[key]
+    if kind is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        expected = "a number of seconds"
+    else:
+        fits = isinstance(value, str)
+        expected = "text in quotes"
+    if not fits:
+        shown_value = str(value).lower() if isinstance(value, bool) else repr(value)
+        raise ConfigError(
+            f"{TABLE} {key} = {shown_value}: expected {expected}, such as {key} = {example}"
+        )
+
+
+def _local_bucket(root: Path, setting: str) -> Path:
+    """The local bucket's folder: never the sources, inside them or around them."""
+    advice = 'such as local_bucket = "local_bucket"'
+    if not setting.strip():
+        raise ConfigError(
+            f"{TABLE} local_bucket = {setting!r}: name a folder for the local bucket, {advice}"
+        )
+    folder = (root / setting).resolve()
+    sources = (root / "bucket_contents").resolve()
+    if folder.is_relative_to(sources) or sources.is_relative_to(folder):
+        raise ConfigError(
+            f"{TABLE} local_bucket = {setting!r}: the local bucket cannot be inside"
+            f" bucket_contents/ or hold it; use a folder of its own, {advice}"
+        )
+    return root / setting
 
 
 def shown(path: Path) -> Path:

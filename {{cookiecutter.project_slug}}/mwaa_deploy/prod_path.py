@@ -6,9 +6,10 @@ that nobody reviewed and that the next deploy from the default branch silently u
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mwaa_deploy import DeployError
@@ -31,7 +32,7 @@ def check_prod_path(
     override = f"`make {what} FORCE=1`"
     # One git call answers both questions: the HEAD line names the branch (or says
     # `(detached)`); every line not starting with `#` is a changed file.
-    status = _git(root, "status", "--porcelain=v2", "--branch")
+    status = _git(root, what, "status", "--porcelain=v2", "--branch")
     if status is None:
         raise OffProdPath(
             f"{what} runs from a git checkout of {default_branch}, and {root} is not one:"
@@ -58,14 +59,54 @@ def check_prod_path(
         )
 
 
-def _git(root: Path, *args: str) -> str | None:
-    """git's answer, stripped; None when `root` is not in a repository."""
+def check_committed(root: Path, paths: Iterable[Path], what: str) -> None:
+    """Raise OffProdPath unless each of `paths` (absolute; symlinks as links) holds exactly
+    what HEAD has for it.
+
+    git's status cannot see everything that ships: a file git ignores, or one marked
+    assume-unchanged, reads as clean. Comparing each file's bytes with HEAD's blob can.
+    """
+    top = Path((_git(root, what, "rev-parse", "--show-toplevel") or "").strip() or root)
+    listing = _git(root, what, "ls-tree", "-r", "-z", "--full-tree", "HEAD") or ""
+    committed = {}
+    for entry in filter(None, listing.split("\0")):
+        meta, _, name = entry.partition("\t")
+        committed[name] = meta.split()[2]
+    wrong = []
+    for path in paths:
+        name = path.relative_to(top.resolve()).as_posix()
+        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+        blob = hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False)
+        if name not in committed:
+            wrong.append(f"{name} (untracked or ignored by git)")
+        elif committed[name] != blob.hexdigest():
+            wrong.append(f"{name} (differs from the commit)")
+    if wrong:
+        shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+        raise OffProdPath(
+            f"{what} deploys only what is committed, and {len(wrong)} file(s) are not: {shown};"
+            f" commit or remove them (or run `make {what} FORCE=1` if you must)"
+        )
+
+
+def _git(root: Path, what: str, *args: str) -> str | None:
+    """git's answer; None when `root` is not in a repository. Any other failure stops."""
+    override = f"(or run `make {what} FORCE=1` if you must)"
     try:
         answer = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
         )
     except FileNotFoundError:
+        raise OffProdPath(
+            f"{what} checks the checkout with git, and git is not installed (or not on PATH):"
+            f" install it {override}"
+        ) from None
+    if answer.returncode == 0:
+        return answer.stdout
+    if "not a git repository" in answer.stderr:
         return None
-    if answer.returncode != 0 and "not a git repository" in answer.stderr:
-        return None
-    return answer.stdout.strip()
+    said = next(iter(answer.stderr.strip().splitlines()), f"exit status {answer.returncode}")
+    raise OffProdPath(
+        f"{what} cannot tell whether this checkout is clean: git says: {said}; fix the"
+        f" checkout {override}"
+    )

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import botocore.session
 from botocore.client import BaseClient
@@ -12,16 +19,39 @@ from botocore.exceptions import (
     ClientError,
     EndpointConnectionError,
     NoCredentialsError,
+    ProfileNotFound,
 )
 
-from mwaa_deploy.sync import UPLOAD_THREADS, BucketError
+from mwaa_deploy.sync import UPLOAD_THREADS, BucketError, lock_key
+
+# A request that gets no answer for this long is retried, then given up: a stalled
+# endpoint ends the deploy instead of holding it (and its CI job) for ever.
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 10
+# How long a deploy's lock holds if the deploy dies without releasing it.
+LOCK_LEASE = timedelta(minutes=10)
+# S3's answers that will not change on a retry of the same request.
+PERMANENT_CODES = {
+    "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
+    "404", "KeyTooLongError", "InvalidArgument", "InvalidRequest", "InvalidBucketName",
+    "MethodNotAllowed", "EntityTooLarge", "AllAccessDisabled", "AccountProblem",
+}  # fmt: skip
 
 
 class S3Bucket:
     def __init__(self, name: str, region: str) -> None:
         self.name = name
         self.description = f"s3://{name}"
-        self.client = aws_client("s3", region, Config(max_pool_connections=UPLOAD_THREADS))
+        self.client = aws_client(
+            "s3",
+            region,
+            Config(
+                max_pool_connections=UPLOAD_THREADS,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+                retries={"mode": "standard"},
+            ),
+        )
 
     @classmethod
     def open(cls, name: str, region: str) -> S3Bucket:
@@ -85,6 +115,7 @@ class S3Bucket:
             raise self._error("cannot upload", f"{self.name}/{key}", error) from error
 
     def delete(self, keys: list[str]) -> None:
+        refused = []
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             try:
@@ -93,13 +124,69 @@ class S3Bucket:
                 )
             except (BotoCoreError, ClientError) as error:
                 raise self._error("cannot delete from", self.name, error) from error
-            if answer.get("Errors"):
-                failed = ", ".join(f"{e['Key']} ({e['Code']})" for e in answer["Errors"])
-                raise BucketError(f"s3://{self.name} refused to delete {failed}")
+            refused += answer.get("Errors", [])
+        if refused:
+            raise _refused(self.name, refused)
+
+    @contextmanager
+    def lock(self, env: str) -> Iterator[None]:
+        """Hold the environment's lock key for the length of the block, or refuse in one line.
+
+        S3 writes the lock only if no other holds it (a conditional write); a lock whose
+        lease has lapsed, left by a deploy that died, is taken over the same way.
+        """
+        key, now = lock_key(env), datetime.now(UTC)
+        mine = {
+            "holder": f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
+            "since": _when(now),
+            "until": _when(now + LOCK_LEASE),
+        }
+        body = json.dumps(mine).encode()
+        try:
+            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfNoneMatch="*")
+        except ClientError as error:
+            if _code(error) not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise self._error("cannot write", f"{self.name}/{key}", error) from error
+            self._take_over_lapsed(env, body, now)
+        except BotoCoreError as error:
+            raise self._error("cannot write", f"{self.name}/{key}", error) from error
+        try:
+            yield
+        finally:
+            try:
+                self.client.delete_object(Bucket=self.name, Key=key)
+            except (BotoCoreError, ClientError):
+                pass  # The lease lapses on its own.
+
+    def _take_over_lapsed(self, env: str, body: bytes, now: datetime) -> None:
+        key = lock_key(env)
+        try:
+            held = self.client.get_object(Bucket=self.name, Key=key)
+            holder = json.loads(held["Body"].read())
+            until = datetime.fromisoformat(holder["until"])
+        except (BotoCoreError, ClientError, ValueError, KeyError, TypeError) as error:
+            raise BucketError(
+                f"s3://{self.name}/{key} is held by another deploy, and it cannot be read"
+                f" ({error}); wait for that deploy, or delete the key if none is running"
+            ) from error
+        if until > now:
+            raise BucketError(
+                f"another deploy of {env} holds s3://{self.name}/{key}"
+                f" ({holder.get('holder', 'unknown')}, since {holder.get('since', '?')}):"
+                f" wait for it to finish; if it died, its lock lapses at {holder['until']}"
+            )
+        try:
+            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfMatch=held["ETag"])
+        except (BotoCoreError, ClientError) as error:
+            raise BucketError(
+                f"another deploy took over the lapsed lock s3://{self.name}/{key} first:"
+                " wait for it to finish"
+            ) from error
 
     def _error(self, doing: str, what: str, error: Exception) -> BucketError:
         """One line that says what failed and what to do about it, not a traceback."""
         code = _code(error)
+        permanent = code in PERMANENT_CODES or isinstance(error, NoCredentialsError)
         if isinstance(error, NoCredentialsError):
             hint = (
                 "no AWS credentials found: set AWS_PROFILE (after `aws sso login`), or"
@@ -116,7 +203,7 @@ class S3Bucket:
             hint = f"the S3 endpoint cannot be reached ({error}); check AWS_ENDPOINT_URL"
         else:
             hint = str(error)
-        return BucketError(f"{doing} s3://{what}: {hint}")
+        return BucketError(f"{doing} s3://{what}: {hint}", permanent=permanent)
 
 
 def aws_client(service: str, region: str, config: Config | None = None) -> BaseClient:
@@ -125,7 +212,32 @@ def aws_client(service: str, region: str, config: Config | None = None) -> BaseC
     # Timestamps stay text: nothing here reads them, and parsing the LastModified of every
     # listed key would cost a deploy more time than the listing request itself.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
-    return session.create_client(service, region_name=region or None, config=config)
+    try:
+        return session.create_client(service, region_name=region or None, config=config)
+    except ProfileNotFound:
+        raise BucketError(
+            f"AWS_PROFILE={os.environ.get('AWS_PROFILE', '')!r} is not a profile in your AWS"
+            " config: `aws configure list-profiles` lists them, `aws configure sso` adds one",
+            permanent=True,
+        ) from None
+    except BotoCoreError as error:
+        raise BucketError(f"the AWS SDK cannot start: {error}", permanent=True) from None
+
+
+def _refused(bucket: str, errors: list[dict[str, str]]) -> BucketError:
+    """S3 refused some keys of a multi-object delete: one line however many."""
+    codes = sorted({error.get("Code", "?") for error in errors})
+    examples = ", ".join(error["Key"] for error in errors[:3])
+    more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+    return BucketError(
+        f"s3://{bucket} refused to delete {len(errors)} keys ({', '.join(codes)}), such as"
+        f" {examples}{more}",
+        permanent=bool(set(codes) & PERMANENT_CODES),
+    )
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _code(error: Exception) -> str:

@@ -1,19 +1,25 @@
 """Stamping: turn the environment-agnostic sources into one environment's build.
 
-`bucket_contents/dags/x.py` (holding `DEV = True`) becomes `build/DEV/dags/DEV_x.py`
-unchanged, or `build/PROD/dags/PROD_x.py` with the flag rewritten to `DEV = False`.
-Helper packages `dags/<pkg>/` become `dags/<ENV>_<pkg>/` with their absolute imports
-rewritten, so that the two environments never share a line of code in the bucket.
+`bucket_contents/dags/x.py` (holding `DEV = True`) becomes `build/DEV/dags/DEV_x.py`,
+or `build/PROD/dags/PROD_x.py` with the flag rewritten to `DEV = False`. Helper packages
+`dags/<pkg>/` become `dags/<ENV>_<pkg>/`. The only other edit is to absolute imports of a
+helper package, in DAG files and helpers alike, which are pointed at the environment's
+copy, so that the two environments never share a line of code in the bucket.
+
+What ships is what lies inside `bucket_contents/`: a symlink that leads out of it, or
+nowhere, stops the stamp, as does anything that could give PROD a `DEV = True`.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import os
 import shutil
+import tempfile
 import tokenize
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mwaa_deploy import DeployError
@@ -67,16 +73,20 @@ class SourceFile:
     path: str
     tree: ast.Module
     lines: list[str]
+    # A byte order mark, which Python skips when it runs the file; the stamp keeps it.
+    bom: str = ""
 
     @classmethod
     def parse(cls, text: str, path: str) -> SourceFile:
+        bom = "\ufeff" if text.startswith("\ufeff") else ""
+        text = text.removeprefix(bom)
         try:
             tree = ast.parse(text, filename=path)
         except SyntaxError as error:
             raise StampError(
                 [f"{path}:{error.lineno or 1}: syntax error: {error.msg}; fix it before deploying"]
             ) from None
-        return cls(text, path, tree, io.StringIO(text, newline="").readlines())
+        return cls(text, path, tree, io.StringIO(text, newline="").readlines(), bom)
 
     def nodes(self) -> Iterator[ast.AST]:
         """Every statement, at any depth; every node only where a `:=` could hide the flag.
@@ -105,11 +115,19 @@ def find_flag(file: SourceFile) -> Flag:
     top_level = set(map(id, file.tree.body))
     found: list[ast.Assign] = []
     problems: list[str] = []
-    for node in file.nodes():
-        if not _assigns_flag(node):
-            continue
+    for node, kind in _dev_bindings(file):
         line = getattr(node, "lineno", 1)
-        if not (
+        if kind not in ("assignment", "a star import"):
+            problems.append(
+                f"{path}:{line}: {kind} binds `DEV`; `DEV = True` must be the only binding of"
+                " DEV, or PROD could run with DEV's settings: rename it"
+            )
+        elif kind == "a star import":
+            problems.append(
+                f"{path}:{line}: a star import could bind `DEV` behind the flag's back; import"
+                " the names you use (`DEV = True` must be the only binding of DEV)"
+            )
+        elif not (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1
             and isinstance(node.targets[0], ast.Name)
@@ -167,8 +185,29 @@ def stamp_dag_file(source: str, path: str, env: str, helper_packages: frozenset[
 
 
 def stamp_helper_module(source: str, path: str, env: str, helper_packages: frozenset[str]) -> str:
-    """The source of one helper module as deployed to `env`: only its imports change."""
+    """The source of one helper module as deployed to `env`: only its imports change.
+
+    A helper must not set `DEV`, which would reach PROD as written, nor define a DAG,
+    which Airflow would never see inside a helper package.
+    """
     file = SourceFile.parse(source, path)
+    binding = next((node for node, kind in _dev_bindings(file) if kind != "a star import"), None)
+    if binding is not None:
+        raise StampError(
+            [
+                f"{path}:{getattr(binding, 'lineno', 1)}: a helper module sets `DEV`, which would"
+                " reach PROD as written: a DAG file goes directly in dags/, and helper code"
+                " takes the environment from the DAG file that calls it"
+            ]
+        )
+    line = _dag_definition(file.tree)
+    if line:
+        raise StampError(
+            [
+                f"{path}:{line}: defines a DAG, but sub-folders of dags/ hold helper code"
+                " that Airflow never parses: move the DAG file directly into dags/"
+            ]
+        )
     return _apply(file, _import_edits(file, env, helper_packages))
 
 
@@ -178,39 +217,51 @@ def stamp(sources: Path, env: str) -> dict[str, bytes]:
     Every file is checked; on any problem StampError lists them all.
     """
     check_environment(env)
-    dags = sources / "dags"
-    if not dags.is_dir():
-        raise StampError([f"{dags}: no dags folder; DAG files live in {dags}/"])
-    entries = sorted(p for p in dags.iterdir() if _is_source_name(p.name))
-    helper_packages = frozenset(p.name for p in entries if p.is_dir())
-    for package in sorted(helper_packages):
-        if not package.isidentifier():
-            raise StampError(
-                [f"{dags / package}: helper package name is not a Python identifier; rename it"]
-            )
-
-    outputs: dict[str, bytes] = {}
-    problems: list[str] = []
-    for entry in entries:
-        target = f"dags/{env}_{entry.name}"
+    tree = _scan(sources)
+    helper_packages = frozenset(tree.packages)
+    problems = list(tree.problems)
+    problems += [
+        f"{sources / 'dags' / package}: helper package name is not a Python identifier; rename it"
+        for package in sorted(helper_packages)
+        if not package.isidentifier()
+    ]
+    outputs = {
+        f"dags/{env}_{package}/.airflowignore": HELPER_AIRFLOWIGNORE for package in helper_packages
+    }
+    for name, path in tree.files.items():
+        target = f"dags/{env}_{name}"
         try:
-            if entry.is_dir():
-                outputs.update(_stamp_package(entry, target, env, helper_packages))
-            elif entry.suffix == ".py":
-                source = _read(entry)
-                outputs[target] = stamp_dag_file(source, str(entry), env, helper_packages).encode()
+            if "/" not in name:
+                source = _read(path)
+                outputs[target] = stamp_dag_file(source, str(path), env, helper_packages).encode()
+            elif path.suffix == ".py":
+                source = _read(path)
+                outputs[target] = stamp_helper_module(
+                    source, str(path), env, helper_packages
+                ).encode()
             else:
-                outputs[target] = entry.read_bytes()
+                outputs[target] = path.read_bytes()
         except StampError as error:
             problems += error.problems
-    clashes = {p.stem for p in entries if p.suffix == ".py"} & helper_packages
+        except OSError as error:
+            problems.append(f"{path}: cannot be read ({error.strerror}); fix or remove it")
+    dag_names = {name.removesuffix(".py") for name in tree.files if "/" not in name}
     problems += [
-        f"{dags / name}.py: a DAG file and a helper package are both named {name!r}; rename one"
-        for name in sorted(clashes)
+        f"{sources / 'dags' / name}.py: a DAG file and a helper package are both named"
+        f" {name!r}; rename one"
+        for name in sorted(dag_names & helper_packages)
     ]
     if problems:
         raise StampError(problems)
     return dict(sorted(outputs.items()))
+
+
+def read_paths(sources: Path) -> list[Path]:
+    """Every path a stamp of `sources` reads: its files, as symlinks lead, and the links."""
+    tree = _scan(sources)
+    if tree.problems:
+        raise StampError(tree.problems)
+    return sorted({*(path.resolve() for path in tree.files.values()), *tree.links})
 
 
 def write_build(files: dict[str, bytes], build: Path, env: str) -> Path:
@@ -220,8 +271,8 @@ def write_build(files: dict[str, bytes], build: Path, env: str) -> Path:
     folder is never half old and half new.
     """
     final = build / env
-    scratch = build / f".{env}.partial"
-    shutil.rmtree(scratch, ignore_errors=True)
+    build.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{env}.", suffix=".partial", dir=build))
     for key, body in files.items():
         file = scratch / key
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -231,27 +282,94 @@ def write_build(files: dict[str, bytes], build: Path, env: str) -> Path:
     return final
 
 
-def _stamp_package(
-    package: Path, target: str, env: str, helper_packages: frozenset[str]
-) -> dict[str, bytes]:
-    outputs = {f"{target}/.airflowignore": HELPER_AIRFLOWIGNORE}
-    problems: list[str] = []
-    for file in sorted(package.rglob("*")):
-        relative = file.relative_to(package)
-        if not file.is_file() or not all(map(_is_source_name, relative.parts)):
-            continue
-        key = f"{target}/{relative.as_posix()}"
-        if file.suffix == ".py":
-            try:
-                source = _read(file)
-                outputs[key] = stamp_helper_module(source, str(file), env, helper_packages).encode()
-            except StampError as error:
-                problems += error.problems
-        else:
-            outputs[key] = file.read_bytes()
-    if problems:
-        raise StampError(problems)
-    return outputs
+@dataclass
+class _Tree:
+    """What `dags/` holds: file name -> path (`x.py`, `common/sub.py`), links, problems."""
+
+    files: dict[str, Path] = field(default_factory=dict)
+    packages: set[str] = field(default_factory=set)
+    links: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _scan(sources: Path) -> _Tree:
+    """Find what ships from `sources`/dags, following symlinks only where they stay inside."""
+    dags = sources / "dags"
+    tree = _Tree()
+    if not dags.is_dir():
+        tree.problems.append(f"{dags}: no dags folder; DAG files live in {dags}/")
+        return tree
+    inside = sources.resolve()
+
+    def visit(folder: Path, prefix: str, holders: frozenset[Path]) -> None:
+        for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+            path = folder / entry.name
+            problem = _refusal(entry, path, prefix, inside, holders)
+            if problem:
+                tree.problems.append(problem)
+            elif not _is_source_name(entry.name):
+                continue
+            elif entry.is_dir():
+                if entry.is_symlink():
+                    tree.links.append(path)
+                if not prefix:
+                    tree.packages.add(entry.name)
+                visit(path, f"{prefix}{entry.name}/", holders | {path.resolve()})
+            else:
+                if entry.is_symlink():
+                    tree.links.append(path)
+                tree.files[f"{prefix}{entry.name}"] = path
+
+    visit(dags, "", frozenset({dags.resolve()}))
+    return tree
+
+
+def _refusal(
+    entry: os.DirEntry[str], path: Path, prefix: str, inside: Path, holders: frozenset[Path]
+) -> str:
+    """Why `entry` cannot ship, or "" when it can (or is skipped, as hidden files are)."""
+    if not prefix and entry.name == ".airflowignore":
+        return (
+            f"{path}: would apply to every environment in the shared dags/ folder, so no"
+            " deploy ships it; put files Airflow must not parse in a package folder (each"
+            " deployed package gets its own .airflowignore)"
+        )
+    if not _is_source_name(entry.name):
+        return ""
+    try:
+        entry.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{path}: the file name is not UTF-8, which S3 keys must be; rename it"
+    if entry.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return (
+                f"{path}: a symlink that leads nowhere (its target is missing or a loop);"
+                " fix or remove it"
+            )
+        if not target.is_relative_to(inside):
+            return (
+                f"{path}: a symlink to {target}, outside {inside}; only files inside the"
+                " project are deployed: copy the file in, or remove the link"
+            )
+        if target in holders:
+            return (
+                f"{path}: a symlink to a folder that holds it, which would never end;"
+                " remove the link"
+            )
+    if entry.is_dir():
+        return ""
+    if not entry.is_file():
+        return f"{path}: neither a file nor a folder; remove it"
+    if not prefix and not entry.name.endswith(".py"):
+        return (
+            f"{path}: only DAG files (.py) sit directly in dags/, and this one would be"
+            f" deployed renamed as DEV_{entry.name} and PROD_{entry.name}; move it into a"
+            " package folder such as"
+            " dags/common/ and open it relative to that package"
+        )
+    return ""
 
 
 def _is_source_name(name: str) -> bool:
@@ -267,14 +385,73 @@ def _read(path: Path) -> str:
         raise StampError([f"{path}:1: not UTF-8 text ({error.reason}); save it as UTF-8"]) from None
 
 
-def _assigns_flag(node: ast.AST) -> bool:
-    if isinstance(node, ast.Assign):
-        targets = [t for target in node.targets for t in ast.walk(target)]
-    elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
-        targets = [node.target]
-    else:
-        return False
-    return any(isinstance(t, ast.Name) and t.id == FLAG for t in targets)
+def _dev_bindings(file: SourceFile) -> Iterator[tuple[ast.AST, str]]:
+    """Every statement that binds the name `DEV` in the module, with what kind it is."""
+    for node in file.nodes():
+        kind = _binding_kind(node)
+        if kind:
+            yield node, kind
+
+
+def _binding_kind(node: ast.AST) -> str:
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return "assignment" if _names_flag(targets) else ""
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        return "a for loop" if _names_flag([node.target]) else ""
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        bound = [item.optional_vars for item in node.items if item.optional_vars]
+        return "a with statement" if _names_flag(bound) else ""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        if any(alias.name == "*" for alias in node.names):
+            return "a star import"
+        names = [alias.asname or alias.name.partition(".")[0] for alias in node.names]
+        return "an import" if FLAG in names else ""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return "a definition" if node.name == FLAG else ""
+    if isinstance(node, ast.ExceptHandler):
+        return "an except clause" if node.name == FLAG else ""
+    if isinstance(node, ast.match_case):
+        captured = [
+            n.name for n in ast.walk(node.pattern) if isinstance(n, (ast.MatchAs, ast.MatchStar))
+        ]
+        return "a case pattern" if FLAG in captured else ""
+    if isinstance(node, ast.Delete):
+        return "a del statement" if _names_flag(node.targets) else ""
+    return ""
+
+
+def _names_flag(targets: list[ast.expr]) -> bool:
+    return any(
+        isinstance(t, ast.Name) and t.id == FLAG for target in targets for t in ast.walk(target)
+    )
+
+
+def _dag_definition(tree: ast.Module) -> int:
+    """The line where the module's top level makes a DAG, or 0 if it makes none."""
+    factories = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if any(_called(d) == "dag" for d in node.decorator_list):
+                factories.add(node.name)
+            continue
+        if isinstance(node, ast.ClassDef):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call) and (
+                _called(sub.func) == "DAG" or _called(sub.func) in factories
+            ):
+                return sub.lineno
+    return 0
+
+
+def _called(node: ast.expr) -> str:
+    """The name a call or decorator uses: `DAG` for `DAG(...)` and `models.DAG(...)`."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
 
 
 def _import_edits(
@@ -331,7 +508,7 @@ def _apply(file: SourceFile, edits: list[tuple[int, int, int, str]]) -> str:
     for line_no, start, end, text in sorted(edits, reverse=True):
         line = lines[line_no - 1]
         lines[line_no - 1] = line[:start] + text + line[end:]
-    return "".join(lines)
+    return file.bom + "".join(lines)
 
 
 def _char_column(line: str, byte_offset: int) -> int:

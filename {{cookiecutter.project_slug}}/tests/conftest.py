@@ -71,9 +71,7 @@ def contents(bucket: sync.Bucket) -> dict[str, bytes]:
 
 def deploy(bucket: sync.Bucket, env: str, sources: Path = SETTINGS.sources) -> sync.Plan:
     """What `make deploy-<env>` does, on any bucket: stamp, plan, apply."""
-    result = sync.plan(bucket, env, stamp(sources, env))
-    sync.apply(bucket, result)
-    return result
+    return sync.deploy(bucket, env, stamp(sources, env))
 
 
 def new_s3_bucket(encryption: str = "AES256", versioned: bool = True) -> str:

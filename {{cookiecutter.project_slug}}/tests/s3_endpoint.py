@@ -10,6 +10,7 @@ add a latency to every request, the way a bucket in another region would.
 from __future__ import annotations
 
 import fnmatch
+import re
 import threading
 import time
 import urllib.request
@@ -45,9 +46,10 @@ class Request:
 class Fault:
     method: str
     key_pattern: str
-    status: int
+    status: int  # 0: no answer at all for `stall` seconds, then a dropped connection
     code: str
     times: int | None  # None: every matching request
+    stall: float = 0.0
 
     def matches(self, request: Request) -> bool:
         return request.method == self.method and fnmatch.fnmatchcase(request.key, self.key_pattern)
@@ -76,7 +78,9 @@ class S3Endpoint:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close the port: from now on, connections are refused."""
         self._server.shutdown()
+        self._server.server_close()
         self._thread.join()
 
     def fail(
@@ -87,8 +91,15 @@ class S3Endpoint:
         code: str = "InternalError",
         times: int | None = None,
     ) -> None:
-        """Answer `method` requests on keys matching `key_pattern` with an S3 error."""
+        """Answer `method` requests on keys matching `key_pattern` with an S3 error.
+
+        Status 200 on a multi-object delete: S3's answer that each key was refused.
+        """
         self.faults.append(Fault(method, key_pattern, status, code, times))
+
+    def stall(self, method: str, key_pattern: str = "*", seconds: float = 5.0) -> None:
+        """Answer nothing to matching requests for `seconds`, as a paused endpoint would."""
+        self.faults.append(Fault(method, key_pattern, 0, "", None, seconds))
 
     @contextmanager
     def enforcing_iam(self) -> Iterator[None]:
@@ -140,7 +151,12 @@ class S3Endpoint:
             finally:
                 with self._lock:
                     self._in_flight -= 1
-            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            if fault.stall:
+                time.sleep(fault.stall)
+                raise ConnectionAbortedError("stalled by the test endpoint")
+            if fault.status == 200:
+                return _refuse_each_key(environ, body, fault.code, start_response)
             body = (
                 f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
                 f"<Message>injected by the test endpoint</Message></Error>"
@@ -152,6 +168,22 @@ class S3Endpoint:
             return [body]
 
         return app
+
+
+def _refuse_each_key(
+    environ: Environ, request: bytes, code: str, start_response: StartResponse
+) -> list[bytes]:
+    """A DeleteObjects answer that refuses every key, as S3 does when a policy denies them."""
+    keys = re.findall(r"<Key>(.*?)</Key>", request.decode())
+    errors = "".join(
+        f"<Error><Key>{key}</Key><Code>{code}</Code><Message>denied</Message></Error>"
+        for key in keys
+    )
+    body = f'<?xml version="1.0" encoding="UTF-8"?><DeleteResult>{errors}</DeleteResult>'.encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
 
 
 def _parse(environ: Environ) -> Request:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -152,3 +153,161 @@ def test_helper_packages_carry_their_own_airflowignore(sources: Path, tmp_path: 
     for package in packages:
         assert package.name.startswith("DEV_")
         assert (package / ".airflowignore").is_file()
+
+
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        pytest.param("DEV = True\nfor DEV in (True,):\n    pass\n", 2, id="for-loop"),
+        pytest.param("DEV = True\nwith open(x) as DEV:\n    pass\n", 2, id="with-as"),
+        pytest.param("DEV = True\nfrom common.settings import DEV\n", 2, id="import"),
+        pytest.param("DEV = True\nimport settings as DEV\n", 2, id="import-as"),
+        pytest.param("DEV = True\ndef DEV():\n    pass\n", 2, id="def"),
+        pytest.param("DEV = True\ntry:\n    pass\nexcept E as DEV:\n    pass\n", 4, id="except"),
+        pytest.param("DEV = True\nfrom common.settings import *\n", 2, id="star-import"),
+    ],
+)
+def test_nothing_but_the_flag_line_may_bind_dev(tmp_path: Path, source: str, line: int) -> None:
+    sources = write(tmp_path / "src", {"etl.py": source, "common/settings.py": "X = 1\n"})
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "PROD")
+    [problem] = raised.value.problems
+    assert problem.startswith(f"{sources / 'dags' / 'etl.py'}:{line}: ")
+    assert "`DEV = True` must be the only" in problem
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        pytest.param("DEV = True\n", id="flag"),
+        pytest.param("if True:\n    DEV = True\n", id="nested-flag"),
+        pytest.param("from os import environ as DEV\n", id="import"),
+    ],
+)
+def test_no_module_of_a_prod_build_can_set_dev(tmp_path: Path, helper: str) -> None:
+    dag = "from common.settings import *\nDEV = True\n"
+    sources = write(tmp_path / "src", {"etl.py": DAG, "common/settings.py": helper, "x.py": dag})
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "PROD")
+    problems = [p for p in raised.value.problems if "common/settings.py" in p]
+    assert len(problems) == 1 and "a helper module sets `DEV`" in problems[0]
+
+
+def test_a_dag_file_in_a_sub_folder_is_refused_not_shipped_as_a_helper(tmp_path: Path) -> None:
+    dag = "from airflow import DAG\n\nwith DAG(dag_id='orders'):\n    pass\n"
+    sources = write(tmp_path / "src", {"etl.py": DAG, "team_a/orders.py": dag})
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "DEV")
+    assert raised.value.problems == [
+        f"{sources / 'dags/team_a/orders.py'}:3: defines a DAG, but sub-folders of dags/ hold"
+        " helper code that Airflow never parses: move the DAG file directly into dags/"
+    ]
+
+
+def outside_target(tmp_path: Path) -> Path:
+    secret = tmp_path / "outside" / "secret.py"
+    secret.parent.mkdir()
+    secret.write_text("DEV = True\nTOKEN = 'not for the bucket'\n")
+    return secret
+
+
+@pytest.mark.parametrize("link", ["file", "folder", "helper-file"])
+def test_a_symlink_out_of_the_project_is_refused(tmp_path: Path, link: str) -> None:
+    secret = outside_target(tmp_path)
+    sources = write(tmp_path / "src", {"etl.py": DAG, "common/__init__.py": ""})
+    at = {
+        "file": sources / "dags/stolen.py",
+        "folder": sources / "dags/etc",
+        "helper-file": sources / "dags/common/stolen.py",
+    }[link]
+    at.symlink_to(secret if link != "folder" else secret.parent)
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "DEV")
+    assert raised.value.problems == [
+        f"{at}: a symlink to {at.resolve()}, outside {sources}; only files inside the"
+        " project are deployed: copy the file in, or remove the link"
+    ]
+
+
+def test_a_symlink_inside_the_project_deploys_its_target(tmp_path: Path) -> None:
+    sources = write(tmp_path / "src", {"etl.py": DAG, "common/__init__.py": "X = 1\n"})
+    (sources / "shared").mkdir()
+    (sources / "shared" / "sql.py").write_text("Q = 'select 1'\n")
+    (sources / "dags/common/sql.py").symlink_to(sources / "shared" / "sql.py")
+    (sources / "dags/copy.py").symlink_to(sources / "dags" / "etl.py")
+    build = stamp(sources, "DEV")
+    assert build["dags/DEV_common/sql.py"] == b"Q = 'select 1'\n"
+    assert build["dags/DEV_copy.py"] == build["dags/DEV_etl.py"]
+
+
+@pytest.mark.parametrize("kind", ["dangling", "looping"])
+def test_a_broken_symlink_is_one_clear_line(tmp_path: Path, kind: str) -> None:
+    sources = write(tmp_path / "src", {"etl.py": DAG})
+    link = sources / "dags" / "gone.py"
+    if kind == "dangling":
+        link.symlink_to(sources / "nowhere.py")
+    else:
+        link.symlink_to(sources / "dags" / "gone.py")
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "DEV")
+    assert raised.value.problems == [
+        f"{link}: a symlink that leads nowhere (its target is missing or a loop); fix or remove it"
+    ]
+
+
+def test_a_folder_symlinked_into_itself_is_refused(tmp_path: Path) -> None:
+    sources = write(tmp_path / "src", {"etl.py": DAG, "common/__init__.py": ""})
+    (sources / "dags/common/again").symlink_to(sources / "dags" / "common")
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "DEV")
+    assert raised.value.problems == [
+        f"{sources / 'dags/common/again'}: a symlink to a folder that holds it, which would"
+        " never end; remove the link"
+    ]
+
+
+def test_a_file_name_that_is_not_utf8_is_one_clear_line(tmp_path: Path) -> None:
+    sources = write(tmp_path / "src", {"etl.py": DAG, "common/__init__.py": ""})
+    odd = os.fsdecode(b"caf\xe9.py")
+    (sources / "dags" / "common" / odd).write_text("X = 1\n")
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "DEV")
+    assert raised.value.problems == [
+        f"{sources / 'dags' / 'common' / odd!s}: the file name is not UTF-8, which S3 keys"
+        " must be; rename it"
+    ]
+
+
+def test_a_file_starting_with_a_byte_order_mark_is_stamped_as_python_reads_it(
+    tmp_path: Path,
+) -> None:
+    sources = tmp_path / "src"
+    (sources / "dags").mkdir(parents=True)
+    (sources / "dags" / "etl.py").write_bytes(b"\xef\xbb\xbfDEV = True\nx = 1\n")
+    assert stamp(sources, "PROD") == {"dags/PROD_etl.py": b"\xef\xbb\xbfDEV = False\nx = 1\n"}
+    assert stamp(sources, "DEV") == {"dags/DEV_etl.py": b"\xef\xbb\xbfDEV = True\nx = 1\n"}
+
+
+@pytest.mark.parametrize("name", ["query.sql", "config.json", "README.md"])
+def test_a_data_file_beside_the_dags_is_refused_with_where_to_put_it(
+    tmp_path: Path, name: str
+) -> None:
+    sources = write(tmp_path / "src", {"etl.py": DAG, name: "--"})
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "DEV")
+    assert raised.value.problems == [
+        f"{sources / 'dags' / name}: only DAG files (.py) sit directly in dags/, and this one"
+        f" would be deployed renamed as DEV_{name} and PROD_{name}; move it into a package"
+        " folder such as dags/common/ and open it relative to that package"
+    ]
+
+
+def test_a_top_level_airflowignore_is_refused_not_dropped(tmp_path: Path) -> None:
+    sources = write(tmp_path / "src", {"etl.py": DAG, ".airflowignore": "scratch_.*\n"})
+    with pytest.raises(StampError) as raised:
+        stamp(sources, "DEV")
+    assert raised.value.problems == [
+        f"{sources / 'dags/.airflowignore'}: would apply to every environment in the shared"
+        " dags/ folder, so no deploy ships it; put files Airflow must not parse in a package"
+        " folder (each deployed package gets its own .airflowignore)"
+    ]

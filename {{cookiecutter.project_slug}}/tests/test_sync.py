@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +19,7 @@ from mwaa_deploy import sync
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.s3 import S3Bucket
 from mwaa_deploy.stamp import stamp
-from tests.conftest import FOREIGN, GIT, SETTINGS, contents, deploy, new_s3_bucket
+from tests.conftest import FOREIGN, GIT, SETTINGS, commit, contents, deploy, new_s3_bucket
 from tests.s3_endpoint import S3Endpoint
 
 
@@ -82,7 +88,8 @@ def test_a_one_file_change_uploads_that_file_alone(
     if isinstance(bucket, S3Bucket):
         # On SSE-KMS the record of ETags is the second upload; with MD5 ETags there is none.
         uploaded = {r.key for r in s3_endpoint.requests if r.action == "put"}
-        assert uploaded - {sync.record_key("PROD")} == {"dags/PROD_dbt_models.py"}
+        bookkeeping = {sync.record_key("PROD"), sync.lock_key("PROD")}
+        assert uploaded - bookkeeping == {"dags/PROD_dbt_models.py"}
 
 
 def test_a_key_changed_by_hand_is_put_back(bucket: sync.Bucket, tmp_path: Path) -> None:
@@ -171,13 +178,17 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
     aws.reset()
     rerun = deploy(bucket, "DEV", sources)
     assert rerun.new == ["dags/DEV_b.py"] and rerun.deleted == ["dags/DEV_old.py"]
-    assert aws.count(["put"]) == 1
+    assert [r.key for r in aws.requests if r.action == "put"] == [
+        sync.lock_key("DEV"),
+        "dags/DEV_b.py",
+    ]
     assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_b.py", "dags/DEV_c.py"]
 
 
 def test_passing_network_errors_are_retried(aws: S3Endpoint, tmp_path: Path) -> None:
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
-    aws.fail("PUT", "dags/DEV_*", status=503, code="SlowDown", times=5)
+    # Each request fails at most twice: the SDK's third attempt goes through.
+    aws.fail("PUT", "dags/DEV_*", status=503, code="SlowDown", times=2)
     result = deploy(bucket, "DEV")
     assert sorted(contents(bucket)) == sorted(result.new)
 
@@ -345,7 +356,19 @@ def test_an_unversioned_bucket_is_refused_in_one_clear_line(
     assert aws.count(["put"]) == 0
 
 
-@pytest.mark.parametrize("off_path", ["other-branch", "uncommitted-change", "not-a-clone"])
+OFF_PATH = [
+    "other-branch",
+    "uncommitted-change",
+    "not-a-clone",
+    "git-fails",
+    "no-git",
+    "ignored-helper-package",
+    "excluded-file",
+    "assume-unchanged",
+]
+
+
+@pytest.mark.parametrize("off_path", OFF_PATH)
 def test_deploy_prod_to_s3_refuses_off_the_prod_path_unless_forced(
     project: Callable[..., Path],
     aws: S3Endpoint,
@@ -362,9 +385,40 @@ def test_deploy_prod_to_s3_refuses_off_the_prod_path_unless_forced(
     elif off_path == "uncommitted-change":
         (root / "bucket_contents" / "dags" / "dbt_models.py").write_text("DEV = True\n")
         said = "deploy-prod runs from committed code, and 1 file(s) have uncommitted changes"
-    else:
+    elif off_path == "not-a-clone":
         shutil.rmtree(root / ".git")
         said = f"deploy-prod runs from a git checkout of {SETTINGS.default_branch}"
+    elif off_path == "git-fails":
+        (root / ".git" / "index").write_bytes(b"not an index")
+        said = "deploy-prod cannot tell whether this checkout is clean: git says: "
+    elif off_path == "no-git":
+        monkeypatch.setenv("PATH", str(root / "no-tools-here"))
+        said = "deploy-prod checks the checkout with git, and git is not installed"
+    elif off_path == "ignored-helper-package":
+        (root / ".gitignore").write_text("build/\n")
+        commit(root)
+        (root / "bucket_contents/dags/build").mkdir()
+        (root / "bucket_contents/dags/build/__init__.py").write_text("X = 1\n")
+        said = (
+            "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+            " bucket_contents/dags/build/__init__.py (untracked or ignored by git)"
+        )
+    elif off_path == "excluded-file":
+        (root / ".git/info/exclude").write_text("scratch.py\n")
+        (root / "bucket_contents/dags/scratch.py").write_text("DEV = True\n")
+        said = (
+            "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+            " bucket_contents/dags/scratch.py (untracked or ignored by git)"
+        )
+    else:
+        dag = "bucket_contents/dags/dbt_models.py"
+        subprocess.run([*GIT, "update-index", "--assume-unchanged", dag], cwd=root, check=True)
+        with open(root / dag, "a") as file:
+            file.write("# not committed\n")
+        said = (
+            "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+            f" {dag} (differs from the commit)"
+        )
     capsys.readouterr()
     aws.reset()
 
@@ -375,3 +429,204 @@ def test_deploy_prod_to_s3_refuses_off_the_prod_path_unless_forced(
     )
     assert aws.count() == 0
     assert main(["deploy", "PROD", "--force"]) == 0
+
+
+def finishes_within(seconds: float, work: Callable[[], object]) -> BaseException | None:
+    """Run `work` in a thread; fail the test if it has not ended after `seconds`."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            work()
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed back to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (400, "KeyTooLongError")])
+def test_a_failed_upload_among_many_ends_the_deploy_within_seconds(
+    aws: S3Endpoint, tmp_path: Path, status: int, code: str
+) -> None:
+    sources = small_project(tmp_path / "src", [f"dag_{n:03}.py" for n in range(150)])
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    aws.latency = 0.01
+    aws.fail("PUT", "dags/DEV_dag_003.py", status=status, code=code)
+    error = finishes_within(20, lambda: deploy(bucket, "DEV", sources))
+    assert isinstance(error, sync.SyncError), error
+    assert "nothing deleted" in str(error) and str(error).endswith(
+        "This is not passing: running the deploy again fails the same way until it is fixed."
+    )
+    assert "dags/DEV_dag_003.py" not in contents(bucket)
+
+
+def test_a_dying_endpoint_ends_the_deploy_within_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = S3Endpoint()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint.url)
+    for name, value in [("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")]:
+        monkeypatch.setenv(name, value)
+    sources = small_project(tmp_path / "src", [f"dag_{n:03}.py" for n in range(300)])
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    endpoint.latency = 0.02
+
+    def stop_once_uploads_began() -> None:
+        while not any(r.key.endswith("_010.py") for r in endpoint.requests):
+            time.sleep(0.01)
+        endpoint.stop()
+
+    threading.Thread(target=stop_once_uploads_began, daemon=True).start()
+    error = finishes_within(30, lambda: deploy(bucket, "DEV", sources))
+    assert isinstance(error, sync.SyncError), error
+    assert "uploads done" in str(error) and "nothing deleted" in str(error)
+    assert str(error).endswith("Run the deploy again: it picks up where this one stopped.")
+
+
+def test_an_endpoint_that_stops_answering_ends_the_deploy_within_seconds(
+    aws: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mwaa_deploy.s3.READ_TIMEOUT_SECONDS", 1)
+    sources = small_project(tmp_path / "src", [f"dag_{n:03}.py" for n in range(60)])
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    aws.stall("PUT", "dags/DEV_dag_01*", seconds=4)
+    error = finishes_within(20, lambda: deploy(bucket, "DEV", sources))
+    assert isinstance(error, sync.SyncError), error
+    assert "nothing deleted" in str(error)
+
+
+def test_a_failure_to_delete_many_keys_is_one_short_line(aws: S3Endpoint, tmp_path: Path) -> None:
+    sources = small_project(tmp_path / "src", [f"old_{n:04}.py" for n in range(1400)])
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    deploy(bucket, "DEV", sources)
+    small_project(sources, ["new.py"])
+    aws.fail("POST", status=200, code="AccessDenied")
+    with pytest.raises(sync.SyncError) as failed:
+        deploy(bucket, "DEV", sources)
+    [line] = str(failed.value).splitlines()
+    assert f"s3://{bucket.name} refused to delete 1400 keys (AccessDenied), such as" in line
+    assert len(line) < 400, line
+
+
+def test_a_file_where_the_local_bucket_needs_a_folder_is_one_line_and_permanent(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "bucket"
+    root.mkdir()
+    (root / "dags").write_text("not a folder")
+    with pytest.raises(sync.SyncError) as failed:
+        deploy(sync.LocalBucket(root), "DEV")
+    message = str(failed.value)
+    assert f"{root / 'dags'} is a file where a folder belongs; move it away" in message
+    assert message.endswith("running the deploy again fails the same way until it is fixed.")
+
+
+def test_a_second_deploy_of_one_environment_at_once_is_refused_in_one_line(
+    bucket: sync.Bucket,
+) -> None:
+    with bucket.lock("DEV"):
+        with pytest.raises(sync.BucketError) as refused:
+            deploy(bucket, "DEV")
+        deploy(bucket, "PROD")  # the other environment is not held up
+    assert "another deploy of DEV" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    deploy(bucket, "DEV")
+
+
+def test_a_deploy_that_died_holding_the_local_lock_does_not_block_the_next(tmp_path: Path) -> None:
+    bucket = sync.LocalBucket(tmp_path / "bucket")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy import sync\n"
+         "bucket = sync.LocalBucket(__import__('pathlib').Path(sys.argv[1]))\n"
+         "with bucket.lock('DEV'):\n    print('held', flush=True)\n    time.sleep(60)\n",
+         str(bucket.root)],
+        cwd=SETTINGS.root, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout and holder.stdout.readline() == "held\n"
+    with pytest.raises(sync.BucketError, match="another deploy of DEV"):
+        deploy(bucket, "DEV")
+    holder.kill()
+    holder.wait()
+    assert deploy(bucket, "DEV").new
+
+
+def test_an_s3_lock_left_by_a_crashed_deploy_lapses(aws: S3Endpoint) -> None:
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    crashed = {"holder": "ci@runner pid 7", "since": "2020-01-01T00:00:00Z",
+               "until": "2020-01-01T00:10:00Z"}  # fmt: skip
+    bucket.put(sync.lock_key("DEV"), json.dumps(crashed).encode())
+    assert deploy(bucket, "DEV").new
+    assert sync.lock_key("DEV") not in bucket.list("")
+
+
+def test_concurrent_cli_deploys_to_the_local_bucket_never_mix(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(SETTINGS.root / "bucket_contents", project / "bucket_contents")
+    small_project(project / "bucket_contents", [f"dag_{n:03}.py" for n in range(300)])
+    (project / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
+    runs = [cli(project, "deploy", "DEV") for _ in range(3)]
+    results = [(run.wait(60), run.communicate()) for run in runs]
+    for status, (_, err) in results:
+        assert status == 0 or "another deploy of DEV" in err, err
+    built = stamp(project / "bucket_contents", "DEV")
+    assert contents(sync.LocalBucket(project / "local_bucket")) == built
+
+
+def cli(project: Path, *args: str, **environ: str) -> subprocess.Popen[str]:
+    """`python -m mwaa_deploy ARGS` for `project`, as a separate process."""
+    code = (
+        "import sys, pathlib\nfrom mwaa_deploy import config\n"
+        "config.PROJECT_ROOT = pathlib.Path(sys.argv[1])\n"
+        "from mwaa_deploy.__main__ import main\nsys.exit(main(sys.argv[2:]))\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(project), *args],
+        cwd=project,
+        env=os.environ | {"PYTHONPATH": str(SETTINGS.root), "PYTHONUNBUFFERED": "1"} | environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("during", ["stamping", "uploads"])
+def test_ctrl_c_stops_a_deploy_within_seconds_and_says_what_was_done(
+    aws: S3Endpoint, tmp_path: Path, during: str
+) -> None:
+    project = tmp_path / "project"
+    (project / "pyproject.toml").parent.mkdir()
+    (project / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
+    count = 4000 if during == "stamping" else 200
+    body = "DEV = True\n" + "x = [1, 2, 3]\n" * (200 if during == "stamping" else 1)
+    (project / "bucket_contents" / "dags").mkdir(parents=True)
+    for n in range(count):
+        (project / "bucket_contents" / "dags" / f"dag_{n:04}.py").write_text(body)
+    name = new_s3_bucket()
+    aws.latency = 0.2
+    run = cli(project, "deploy", "DEV", S3_BUCKET=name, **aws_variables())
+    if during == "uploads":
+        while "uploaded" not in (run.stderr.readline() if run.stderr else "uploaded"):
+            pass  # progress shows uploads have begun
+    else:
+        time.sleep(0.5)
+    run.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, err = run.communicate(timeout=10)
+    assert time.monotonic() - started < 3
+    assert run.returncode == 130
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    if during == "stamping":
+        assert last == "Interrupted: nothing was deployed to DEV."
+    else:
+        assert last.startswith("DEV: interrupted; ") and "of 200 uploads done" in last
+        assert last.endswith("nothing deleted. Run the deploy again to finish.")
+
+
+def aws_variables() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
