@@ -9,7 +9,17 @@ import sys
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-AIRFLOW_VERSIONS = ["3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3"]
+# Where MWAA is offered, in every AWS partition. The hook runs without the AWS SDK, so this
+# is a copy of the SDK's endpoint data; the template's tests keep it equal to that.
+MWAA_REGIONS = (
+    "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+    "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
+    "ap-southeast-4", "ap-southeast-5", "ap-southeast-7", "ca-central-1", "ca-west-1",
+    "cn-north-1", "cn-northwest-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-1",
+    "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3", "il-central-1", "me-central-1",
+    "me-south-1", "mx-central-1", "sa-east-1", "us-east-1", "us-east-2", "us-west-1",
+    "us-west-2",
+)  # fmt: skip
 
 # Each check: answer key, a pattern the whole answer must match, and what to type instead.
 CHECKS = [
@@ -20,8 +30,8 @@ CHECKS = [
     ),
     (
         "aws_region",
-        r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d",
-        "use an AWS region code such as eu-west-1 or us-east-2",
+        "|".join(map(re.escape, MWAA_REGIONS)),
+        f"use a region where MWAA runs: {', '.join(MWAA_REGIONS)}",
     ),
     (
         "s3_bucket",
@@ -44,6 +54,11 @@ CHECKS = [
         "use letters, digits, '-' and '_'; DEV_ and PROD_ are put in front of it",
     ),
     (
+        "dbt_cloud_conn_id",
+        r"(?i)(?!(?:dev|prod)(?:[_-]|$)).*",
+        "leave the environment out, as in dbt_cloud: the DAGs put DEV_ or PROD_ in front of it",
+    ),
+    (
         "github_repository",
         r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}",
         "use owner/name, as in github.com/owner/name",
@@ -59,11 +74,6 @@ def problems(answers: dict) -> list[str]:
         for key, pattern, advice in CHECKS
         if not re.fullmatch(pattern, str(answers[key]))
     ]
-    if answers["airflow_version"] not in AIRFLOW_VERSIONS:
-        found.append(
-            f"airflow_version={answers['airflow_version']!r} is not one MWAA runs:"
-            f" choose one of {', '.join(AIRFLOW_VERSIONS)}."
-        )
     if answers["dev_dbt_job_id"] == answers["prod_dbt_job_id"]:
         found.append(
             "dev_dbt_job_id and prod_dbt_job_id are the same: DEV would run the PROD job."

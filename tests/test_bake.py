@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
+import boto3
 import pytest
 
-from tests.conftest import AIRFLOW_VERSIONS, DEFAULTS_SLUG, bake, bake_cli
+from tests.conftest import AIRFLOW_VERSIONS, DEFAULTS_SLUG, TEMPLATE, bake, bake_cli
 
 BAKED_FILES = {
     ".gitignore",
@@ -93,9 +95,14 @@ REFUSED = [
     ("s3_bucket=my.dotted.bucket", "s3_bucket='my.dotted.bucket' is not valid"),
     ("s3_bucket=xn--bucket", "s3_bucket='xn--bucket' is not valid"),
     ("aws_region=europe", "aws_region='europe' is not valid"),
+    ("aws_region=eu-west-9", "aws_region='eu-west-9' is not valid: use a region where MWAA"),
     ("dbt_cloud_account_id=12a", "dbt_cloud_account_id='12a' is not valid"),
     ("dev_dbt_job_id=one", "dev_dbt_job_id='one' is not valid"),
     ("prod_dbt_job_id=100001", "dev_dbt_job_id and prod_dbt_job_id are the same"),
+    # The DAGs put DEV_ and PROD_ in front: PROD_dbt_cloud would become DEV_PROD_dbt_cloud.
+    ("dbt_cloud_conn_id=PROD_dbt_cloud", "dbt_cloud_conn_id='PROD_dbt_cloud' is not valid"),
+    ("dbt_cloud_conn_id=dev_dbt_cloud", "dbt_cloud_conn_id='dev_dbt_cloud' is not valid"),
+    ("dbt_cloud_conn_id=Prod-dbt", "dbt_cloud_conn_id='Prod-dbt' is not valid"),
     ("github_repository=just-a-name", "github_repository='just-a-name' is not valid"),
     ("github_repository=a/b/c", "github_repository='a/b/c' is not valid"),
     # cookiecutter refuses an unknown choice itself, before the hook runs
@@ -112,6 +119,41 @@ def test_a_refused_answer_says_why_and_leaves_no_directory(
     assert result.returncode != 0
     assert message in result.stderr
     assert not output.exists() or not any(output.iterdir())
+
+
+# Answers that look like a refused one but are fine.
+ACCEPTED = [
+    "aws_region=cn-north-1",
+    "dbt_cloud_conn_id=production_dbt",
+    "dbt_cloud_conn_id=device-dbt",
+]
+
+
+@pytest.mark.parametrize("answer", ACCEPTED)
+def test_an_answer_like_a_refused_one_bakes(output: Path, answer: str) -> None:
+    result = bake_cli(output, answer)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_hooks_mwaa_regions_are_the_aws_sdks() -> None:
+    """The hook cannot ask the AWS SDK (cookiecutter runs without it): its list is a copy,
+    checked here against the SDK's own endpoint data, every partition (China's included)."""
+    hook = ast.parse((TEMPLATE / "hooks" / "pre_gen_project.py").read_text())
+    [listed] = [
+        ast.literal_eval(node.value)
+        for node in hook.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MWAA_REGIONS"
+    ]
+    session = boto3.session.Session()
+    offered = {
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("mwaa", partition_name=partition)
+    }
+    assert sorted(listed) == sorted(offered), (
+        "MWAA_REGIONS in hooks/pre_gen_project.py differs from the AWS SDK's regions for MWAA;"
+        f" make it {sorted(offered)}"
+    )
 
 
 def test_an_answer_holding_python_cannot_run(output: Path, tmp_path: Path) -> None:

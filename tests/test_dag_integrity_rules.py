@@ -3,7 +3,9 @@ the real Airflow at both ends of the supported range, and say which DAG, task an
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,11 +92,12 @@ BROKEN_DAGS = {
         '        task_id=f"{flag}_wait_each", dbt_cloud_conn_id="dbt_cloud_default"\n'
         "    ).expand(run_id=[1, 2])\n",
         [
-            "DAG DEV_resources (DEV_resources.py): asset: schedule 's3://lake/PROD/orders' must"
-            " name DEV and no other environment, as in s3://lake/DEV/orders or DEV_orders",
+            "DAG DEV_resources (DEV_resources.py): asset: schedule 's3://lake/PROD/orders' names"
+            " PROD: a DEV DAG uses DEV's assets only; build it from dev_prod_flag, as in"
+            " s3://lake/dev/orders",
             "DAG PROD_resources, task PROD_publish (PROD_resources.py): asset: outlets"
-            " 's3://lake/x' must name PROD and no other environment, as in"
-            " s3://lake/PROD/orders or PROD_orders",
+            " 's3://lake/x' names no environment: give it a part that is prod or starts with"
+            " prod_ (any case), as in s3://lake/prod/orders or s3://lake/prod_orders",
             "DAG DEV_resources, task DEV_publish (DEV_resources.py): pool: 'etl' must start with"
             " DEV_",
             "DAG PROD_resources, task PROD_wait (PROD_resources.py): connection id:"
@@ -103,6 +106,24 @@ BROKEN_DAGS = {
             "DAG DEV_resources, task DEV_wait_each (DEV_resources.py): connection id:"
             " dbt_cloud_conn_id='dbt_cloud_default' must start with DEV_; each environment"
             " has its own connections",
+        ],
+    ),
+    # Data lake paths are lowercase: the other environment's, in any case, is still refused,
+    # and a word that merely begins like an environment (product, device) names none.
+    "assets.py": (
+        'other = "prod" if DEV else "Dev"\n'
+        'with DAG(f"{flag}_assets", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_read", inlets=[Asset(f"s3://lake/{other}/orders")])\n'
+        '    EmptyOperator(task_id=f"{flag}_write", outlets=[Asset("s3://lake/product/device")])\n',
+        [
+            "DAG DEV_assets, task DEV_read (DEV_assets.py): asset: inlets"
+            " 's3://lake/prod/orders' names PROD: a DEV DAG uses DEV's assets only",
+            "DAG PROD_assets, task PROD_read (PROD_assets.py): asset: inlets"
+            " 's3://lake/Dev/orders' names DEV: a PROD DAG uses PROD's assets only",
+            "DAG DEV_assets, task DEV_write (DEV_assets.py): asset: outlets"
+            " 's3://lake/product/device' names no environment",
+            "DAG PROD_assets, task PROD_write (PROD_assets.py): asset: outlets"
+            " 's3://lake/product/device' names no environment",
         ],
     ),
     "no_retries.py": (
@@ -118,6 +139,24 @@ BROKEN_DAGS = {
         'with DAG(f"{flag}_slow", schedule=None, start_date=START, tags=[flag]):\n'
         '    EmptyOperator(task_id=f"{flag}_noop")\n',
         ["DEV_slow.py: parsing took 2.", "s, over the budget of 1.5 s"],
+    ),
+}
+
+# DAG file -> its body after HEADER; it breaks no rule, in either copy.
+SOUND_DAGS = {
+    "lake_paths.py": (
+        "env = flag.lower()\n"
+        'orders = Asset(f"s3://warehouse/{env}/orders")\n'
+        'with DAG(f"{flag}_lake_paths", schedule=[orders], start_date=START, tags=[flag]):\n'
+        "    EmptyOperator(\n"
+        '        task_id=f"{flag}_publish",\n'
+        "        retries=1,\n"
+        "        outlets=[\n"
+        '            Asset(f"s3://lake/{env}_orders"),\n'
+        '            Asset(f"s3://lake/{flag}-orders/2025"),\n'
+        '            Asset(f"s3://lake/{env}/product/device"),\n'
+        "        ],\n"
+        "    )\n"
     ),
 }
 
@@ -141,6 +180,8 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     assert make(project, "install", airflow_version=version).returncode == 0
     dags = project / "bucket_contents" / "dags"
     for name, (body, _) in BROKEN_DAGS.items():
+        (dags / name).write_text(HEADER + body)
+    for name, body in SOUND_DAGS.items():
         (dags / name).write_text(HEADER + body)
     guide = (project / "README.md").read_text().split("### Writing a new DAG")[1]
     (dags / "orders.py").write_text(guide.split("```python\n")[1].split("```")[0])
@@ -168,8 +209,9 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
         for line in expected:
             assert line in out, f"{line!r} not in\n{out[-6000:]}"
     assert "(DEV_no_retries.py): retries" not in out  # DEV may fail at once
-    # The example DAGs, and the one the README shows, break nothing, ruff's rules included.
-    for example in ("dbt_models", "dbt_sources", "orders"):
+    # The example DAGs, the one the README shows and the sound ones break nothing, ruff's
+    # rules included.
+    for example in ("dbt_models", "dbt_sources", "orders", *(n[:-3] for n in SOUND_DAGS)):
         assert f"_{example}.py)" not in out and f"_{example}.py:" not in out, out[-6000:]
     ruff = [
         VENVS / f"airflow-{version}" / "bin" / "ruff",
@@ -178,3 +220,41 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     ]
     linted = subprocess.run(ruff, cwd=project, capture_output=True, text=True, check=False)
     assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+# An asset URI or name -> the environments it names.
+NAMED = {
+    "s3://warehouse/prod/orders": ["PROD"],
+    "s3://lake/PROD/orders": ["PROD"],
+    "s3://lake/prod_orders": ["PROD"],
+    "s3://lake/Prod-orders/2025": ["PROD"],
+    "prod_orders": ["PROD"],
+    "s3://dev.lake/orders": ["DEV"],
+    "postgres://db:5432/dev": ["DEV"],
+    "s3://lake/dev/prod_orders": ["DEV", "PROD"],
+    "s3://lake/product/device": [],
+    "s3://lake/production/orders_prod": [],
+    "s3://lake/devices/prodx": [],
+    "s3://lake/x": [],
+}
+
+
+def test_an_asset_names_an_environment_only_in_a_part_of_its_own(output: Path) -> None:
+    project = bake(output)
+    script = (
+        "import json, sys\n"
+        "from tests.dag_rules import environments_named\n"
+        "for text in json.load(sys.stdin):\n"
+        "    print(json.dumps(sorted(environments_named(text))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=project,
+        input=json.dumps(list(NAMED)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    named = dict(zip(NAMED, map(json.loads, result.stdout.splitlines()), strict=True))
+    assert named == NAMED

@@ -100,75 +100,147 @@ def logical_lines(text: str) -> list[Line]:
     return lines
 
 
-def check_requirements_text(text: str, path: str, settings: Settings) -> list[str]:
-    """Problems a reader can see without pip: syntax, the constraints line, Airflow itself."""
+def requirements_problems(text: str, path: str, settings: Settings) -> list[str]:
+    """Every problem in requirements.txt, in line order: what a reader can see (syntax,
+    the constraints line, Airflow itself), and what pip finds when it resolves the other
+    lines as MWAA will, against the constraints this environment needs, whatever the
+    constraints line says."""
+    lines = logical_lines(text)
+    by_line = {
+        line.number: problem for line in lines if (problem := _line_problem(line, path, settings))
+    }
+    constraints_lines = [line for line in lines if _option(line)[0] == "--constraint"]
+    found: list[tuple[int | None, str]] = [*by_line.items()]
+    found += _constraints_line_problems(constraints_lines, path, settings)
+    where = f"{path}:{constraints_lines[0].number if constraints_lines else 1}"
+    try:
+        constraints = read_constraints(settings, where)
+    except CheckError as error:
+        found += [(None, problem) for problem in error.problems]
+    else:
+        rest = [
+            line for line in lines if line.number not in by_line and line not in constraints_lines
+        ]
+        found += _resolution_problems(rest, constraints, path, settings)
+    # In the order a reader fixes them, top to bottom; what pip tied to no line comes last.
+    found.sort(key=lambda problem: (problem[0] is None, problem[0] or 0))
+    return [problem for _, problem in found]
+
+
+def _option(line: Line) -> tuple[str | None, str]:
+    """For a pip option line, the option (by its long name, when MWAA takes it) and its
+    value; for a requirement, (None, "")."""
+    if not line.text.startswith("-"):
+        return None, ""
+    name, value = re.match(r"(\S+?)(?:[=\s]\s*(.*))?$", line.text).groups(default="")
+    return OPTIONS_WITH_VALUE.get(name, name), value.strip("\"'")
+
+
+def _line_problem(line: Line, path: str, settings: Settings) -> str | None:
+    where = f"{path}:{line.number}"
+    option, _ = _option(line)
+    if option is not None:
+        if option in OPTIONS_WITH_VALUE.values() or option in OPTIONS_ALONE:
+            return None
+        allowed = sorted({*OPTIONS_WITH_VALUE.values(), *OPTIONS_ALONE})
+        return (
+            f"{where}: `{option}` is not a pip option for MWAA's requirements.txt;"
+            f" it takes {', '.join(allowed)}"
+        )
+    try:
+        name = _requirement_name(line)
+    except InvalidRequirement as error:
+        reason = str(error).splitlines()[0]  # the rest draws a caret under the text
+        return (
+            f"{where}: `{line.text}` is not a requirement: {reason}; write a package name and,"
+            " if need be, a version, as in pandas or pandas>=2.1"
+        )
+    if name in AIRFLOW_ITSELF:
+        return (
+            f"{where}: `{line.text}` would replace the Airflow MWAA runs"
+            f" ({settings.airflow_version}); remove it: the constraints line pins Airflow"
+        )
+    return None
+
+
+def _constraints_line_problems(
+    constraints: list[Line], path: str, settings: Settings
+) -> list[tuple[int | None, str]]:
+    """Exactly one constraints line, for this environment's Airflow and Python."""
     expected = CONSTRAINTS_URL.format(
         airflow=settings.airflow_version, python=settings.python_version
     )
-    problems: list[str] = []
-    constraints: list[Line] = []
-    for line in logical_lines(text):
-        where = f"{path}:{line.number}"
-        if line.text.startswith("-"):
-            name, value = re.match(r"(\S+?)(?:[=\s]\s*(.*))?$", line.text).groups(default="")
-            option = OPTIONS_WITH_VALUE.get(name)
-            if option is None and name not in OPTIONS_ALONE:
-                allowed = sorted({*OPTIONS_WITH_VALUE.values(), *OPTIONS_ALONE})
-                problems.append(
-                    f"{where}: `{name}` is not a pip option for MWAA's requirements.txt;"
-                    f" it takes {', '.join(allowed)}"
-                )
-            elif option == "--constraint":
-                constraints.append(Line(line.number, value.strip("\"'")))
-            continue
-        try:
-            requirement = Requirement(line.text.split(" --hash")[0])
-        except InvalidRequirement as error:
-            reason = str(error).splitlines()[0]  # the rest draws a caret under the text
-            problems.append(f"{where}: `{line.text}` is not a requirement: {reason}")
-            continue
-        if canonicalize_name(requirement.name) in AIRFLOW_ITSELF:
-            problems.append(
-                f"{where}: `{line.text}` would replace the Airflow MWAA runs"
-                f" ({settings.airflow_version}); remove it: the constraints line pins Airflow"
-            )
     fix = f'--constraint "{expected}"'
     if not constraints:
-        problems.append(f"{path}:1: no constraints line; make the first line {fix}")
-    for line in constraints[1:]:
-        problems.append(f"{path}:{line.number}: a second constraints line; keep only {fix}")
-    if constraints and constraints[0].text != expected:
-        found = re.search(r"constraints-([^/]+)/constraints-([\d.]+)\.txt$", constraints[0].text)
-        said = f"Airflow {found[1]} on Python {found[2]}" if found else f"`{constraints[0].text}`"
+        return [(1, f"{path}:1: no constraints line; make the first line {fix}")]
+    problems: list[tuple[int | None, str]] = [
+        (line.number, f"{path}:{line.number}: a second constraints line; keep only {fix}")
+        for line in constraints[1:]
+    ]
+    number, url = constraints[0].number, _option(constraints[0])[1]
+    if url != expected:
+        found = re.search(r"constraints-([^/]+)/constraints-([\d.]+)\.txt$", url)
+        said = f"Airflow {found[1]} on Python {found[2]}" if found else f"`{url}`"
         problems.append(
-            f"{path}:{constraints[0].number}: the constraints are for {said}, but this"
-            f" environment runs Airflow {settings.airflow_version} on Python"
-            f" {settings.python_version}; write {fix}"
+            (
+                number,
+                f"{path}:{number}: the constraints are for {said}, but this environment runs"
+                f" Airflow {settings.airflow_version} on Python {settings.python_version};"
+                f" write {fix}",
+            )
         )
     return problems
 
 
-def resolve_requirements(text: str, path: str, settings: Settings) -> list[str]:
-    """Resolve the requirements with pip as MWAA will: its Python, its platform, wheels only.
+def _resolution_problems(
+    lines: list[Line], constraints: bytes, path: str, settings: Settings
+) -> list[tuple[int | None, str]]:
+    """What pip finds when it resolves `lines` for MWAA. pip stops at the first problem, so
+    the lines it names are set aside and the rest resolved again, until pip can install
+    them or names no line of the file."""
+    found: list[tuple[int | None, str]] = []
+    while True:
+        pip = _pip_dry_run(lines, constraints, settings)
+        if pip.returncode == 0:
+            return found
+        at = {_requirement_name(line): line.number for line in lines if _option(line)[0] is None}
+        explained = explain_pip_failure(pip.stdout, settings.python_version)
+        if not explained:
+            tail = pip.stdout[-2000:]
+            return [
+                *found,
+                (None, f"{path}: pip cannot install it on MWAA (exit {pip.returncode}):\n{tail}"),
+            ]
+        for name, reason in explained:
+            number = at.get(name)
+            found.append((number, f"{path}:{number}: {reason}" if number else f"{path}: {reason}"))
+        culprits = {at[name] for name, _ in explained if name in at}
+        if not culprits:
+            return found
+        lines = [line for line in lines if line.number not in culprits]
 
-    The constraints are read first (from `settings.constraints_file` when set, else from
-    the URL in the file) so that a network problem is one clear line, not pip's retries.
+
+def _pip_dry_run(
+    lines: list[Line], constraints: bytes, settings: Settings
+) -> subprocess.CompletedProcess[str]:
+    """pip's dry run of `lines` as MWAA installs them: its Python, its platform, wheels only,
+    against `constraints`.
+
     Airflow itself is already installed on MWAA, with its dependencies: pip is given it as
     a wheel that stands for that installation (see `installed_airflow_wheel`), so it checks
     what the file adds, not how Airflow was built (some of its dependencies ship no wheels).
     """
-    lines = text.splitlines()
-    [constraints_line] = [
-        line for line in logical_lines(text) if re.match(r"(-c|--constraint)\b", line.text)
-    ]
-    constraints = read_constraints(settings, f"{path}:{constraints_line.number}")
     python = settings.python_version
     with tempfile.TemporaryDirectory() as scratch:
         local_constraints = Path(scratch) / "constraints.txt"
         local_constraints.write_bytes(constraints)
-        lines[constraints_line.number - 1] = f'--constraint "{local_constraints}"'
         copy = Path(scratch) / REQUIREMENTS
-        copy.write_text("\n".join(lines) + "\n")
+        copy.write_text(
+            "".join(
+                f"{line}\n"
+                for line in [f'--constraint "{local_constraints}"', *(line.text for line in lines)]
+            )
+        )
         installed_airflow_wheel(settings.airflow_version, Path(scratch))
         command = [
             sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
@@ -178,14 +250,9 @@ def resolve_requirements(text: str, path: str, settings: Settings) -> list[str]:
             *(f"--platform={platform}" for platform in PLATFORMS),
             "--only-binary=:all:", "--find-links", scratch, "-r", str(copy),
         ]  # fmt: skip
-        pip = subprocess.run(
+        return subprocess.run(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
         )
-    if pip.returncode == 0:
-        return []
-    return explain_pip_failure(pip.stdout, text, path, python) or [
-        f"{path}: pip cannot install it on MWAA (exit {pip.returncode}):\n{pip.stdout[-2000:]}"
-    ]
 
 
 def installed_airflow_wheel(version: str, folder: Path) -> Path:
@@ -210,16 +277,23 @@ def installed_airflow_wheel(version: str, folder: Path) -> Path:
 
 
 def read_constraints(settings: Settings, where: str) -> bytes:
-    """Airflow's constraints for this version and Python: the local copy if set, else the URL."""
+    """Airflow's constraints for this version and Python: the local copy if set, else the URL.
+
+    Read before pip runs, so that a network problem is one clear line, not pip's retries.
+    """
+    url = CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
     if settings.constraints_file:
-        local = settings.root / settings.constraints_file
         try:
-            return local.read_bytes()
+            return (settings.root / Path(settings.constraints_file).expanduser()).read_bytes()
         except OSError as error:
             raise CheckError(
-                [f"{where}: cannot read CONSTRAINTS_FILE {local} ({error.strerror})"]
+                [
+                    f"{settings.constraints_file}: cannot read the constraints file that"
+                    " CONSTRAINTS_FILE (or constraints_file in pyproject.toml) names:"
+                    f" {error.strerror}; save {url} there, or point CONSTRAINTS_FILE at your"
+                    " copy of it"
+                ]
             ) from error
-    url = CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
     try:
         with urllib.request.urlopen(url, timeout=30) as answer:
             return answer.read()
@@ -227,22 +301,21 @@ def read_constraints(settings: Settings, where: str) -> bytes:
         raise CheckError(
             [
                 f"{where}: cannot download Airflow's constraints from {url}"
-                f" ({getattr(error, 'reason', error)}); offline, set CONSTRAINTS_FILE to a"
-                " local copy of that file"
+                f" ({getattr(error, 'reason', error)}); download that file where GitHub can be"
+                " reached, then set CONSTRAINTS_FILE=<its path> (or constraints_file in"
+                " pyproject.toml) and run this again"
             ]
         ) from error
 
 
-def explain_pip_failure(output: str, text: str, path: str, python: str) -> list[str]:
-    """pip's errors, each at the requirements line it is about."""
-    where = _lines_by_name(text, path)
+def explain_pip_failure(output: str, python: str) -> list[tuple[str | None, str]]:
+    """pip's errors, each with the requirement it is about (canonical name), when it says."""
     target = f"MWAA ({PLATFORM_NAME}, Python {python})"
-    problems = []
+    problems: list[tuple[str | None, str]] = []
     for spec, versions in re.findall(
         r"Could not find a version that satisfies the requirement (.+?) \(from versions: (.*?)\)",
         output,
     ):
-        name = canonicalize_name(Requirement(spec).name)
         if versions == "none":
             reason = (
                 f"no distribution of `{spec}` installs on {target}: check the name, or it"
@@ -253,38 +326,44 @@ def explain_pip_failure(output: str, text: str, path: str, python: str) -> list[
                 f"no version matching `{spec}` installs on {target};"
                 f" the newest that does is {versions.split(', ')[-1]}"
             )
-        problems.append(f"{where.get(name, path)}: {reason}")
+        # A dependency's own requirement reads `name>=1 (from parent==2)`.
+        problems.append((_name_of(spec.split(" (from ")[0]), reason))
     causes = re.search(r"The conflict is caused by:\n((?:    .+\n)+)", output)
     if causes:
         lines = [cause.strip() for cause in causes[1].splitlines()]
         pinned = [
             c.removeprefix("The user requested (constraint) ") for c in lines if "(constraint)" in c
         ]
-        for cause in lines:
-            if not cause.startswith("The user requested ") or "(constraint)" in cause:
-                continue
-            spec = cause.removeprefix("The user requested ")
-            name = canonicalize_name(Requirement(spec).name)
-            against = (
-                "Airflow's constraints pin " + ", ".join(pinned)
-                if pinned
-                else "; ".join(c for c in lines if c != cause)
-            )
-            problems.append(f"{where.get(name, path)}: `{spec}` conflicts: {against}")
-        if not problems:
-            problems.append(f"{path}: the requirements conflict: " + "; ".join(lines))
+        requested = [
+            c.removeprefix("The user requested ")
+            for c in lines
+            if c.startswith("The user requested ") and "(constraint)" not in c
+        ]
+        for spec in requested:
+            if pinned:
+                reason = (
+                    f"`{spec}` conflicts: Airflow's constraints pin {', '.join(pinned)};"
+                    " leave the version out and the constraints choose it"
+                )
+            else:
+                others = "; ".join(c for c in lines if c != f"The user requested {spec}")
+                reason = f"`{spec}` conflicts: {others}; change the versions so they agree"
+            problems.append((_name_of(spec), reason))
+        if not requested:
+            problems.append((None, "the requirements conflict: " + "; ".join(lines)))
     return problems
 
 
-def _lines_by_name(text: str, path: str) -> dict[str, str]:
-    found = {}
-    for line in logical_lines(text):
-        try:
-            name = Requirement(line.text.split(" --hash")[0]).name
-        except InvalidRequirement:
-            continue
-        found[canonicalize_name(name)] = f"{path}:{line.number}"
-    return found
+def _requirement_name(line: Line) -> str:
+    """The canonical name of the requirement on a line; InvalidRequirement if it is none."""
+    return canonicalize_name(Requirement(line.text.split(" --hash")[0]).name)
+
+
+def _name_of(spec: str) -> str | None:
+    try:
+        return canonicalize_name(Requirement(spec).name)
+    except InvalidRequirement:
+        return None
 
 
 def plugins_zip(folder: Path) -> bytes:
@@ -323,22 +402,18 @@ def build(settings: Settings, shown_sources: Path) -> dict[str, bytes]:
     """The instance-wide files to deploy, every one checked; raise CheckError on any problem."""
     sources = settings.sources
     files: dict[str, bytes] = {}
+    problems: list[str] = []
     requirements = sources / REQUIREMENTS
     if requirements.is_file():
         text = requirements.read_text(encoding="utf-8")
-        shown = str(shown_sources / REQUIREMENTS)
-        problems = check_requirements_text(text, shown, settings)
-        if not problems:
-            problems = resolve_requirements(text, shown, settings)
-        if problems:
-            raise CheckError(problems)
+        problems += requirements_problems(text, str(shown_sources / REQUIREMENTS), settings)
         files[REQUIREMENTS] = requirements.read_bytes()
     startup = sources / STARTUP
     if startup.is_file():
-        problems = check_startup(startup, str(shown_sources / STARTUP))
-        if problems:
-            raise CheckError(problems)
+        problems += check_startup(startup, str(shown_sources / STARTUP))
         files[STARTUP] = startup.read_bytes()
+    if problems:
+        raise CheckError(problems)
     if (sources / "plugins").is_dir():
         files[PLUGINS] = plugins_zip(sources / "plugins")
     return files

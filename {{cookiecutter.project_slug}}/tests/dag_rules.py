@@ -25,6 +25,8 @@ PARSE_SECONDS = pytest.StashKey[dict[str, float]]()
 DEFAULT_POOL = "default_pool"
 # How Airflow 2 and 3 report a DAG id that a second file defines again.
 DUPLICATE = re.compile(r"Ignoring DAG (\S+) from (\S+) - also found in (\S+)")
+# The parts of an asset URI or name: what lies between '/', '.', ':', '@' and the like.
+PART = re.compile(r"[A-Za-z0-9_-]+")
 CROSS_DAG_ARGUMENTS = (
     "trigger_dag_id",
     "external_dag_id",
@@ -144,6 +146,19 @@ def parse_seconds(dagbag: Any) -> dict[str, float]:
     }
 
 
+def environments_named(text: str) -> set[str]:
+    """The environments an asset URI or name names: those that one of its parts is, or
+    starts with followed by '_' or '-', in any case. Data lake paths are lowercase, so
+    s3://lake/prod/orders and prod_orders name PROD as PROD_orders does; a word that merely
+    begins like one (product, device) names none."""
+    return {
+        env
+        for part in PART.findall(text)
+        for env in ENVIRONMENTS
+        if re.fullmatch(rf"{env}(?:[_-].*)?", part, re.IGNORECASE)
+    }
+
+
 def _arguments(task: Any) -> dict[str, Any]:
     """What a task was given: its attributes and, for a mapped task (`.partial().expand()`),
     the partial arguments and the lists it expands over."""
@@ -205,16 +220,19 @@ def _assets(thing: Any) -> Iterator[Any]:
 
 def _asset_problems(dag: Any, task: Any, where: str, asset: Any, env: str) -> Iterator[str]:
     """An asset's URI (and name, on Airflow 3) names its environment and no other."""
+    home = env.lower()
     for text in dict.fromkeys(filter(None, (getattr(asset, "name", None), asset.uri))):
-        if not _names(text, env) or any(_names(text, other) for other in _others(env)):
-            yield _problem(
-                dag,
-                task,
-                "asset",
-                f"{where} {text!r} must name {env} and no other environment,"
-                f" as in s3://lake/{env}/orders or {env}_orders",
+        named = environments_named(text)
+        if others := sorted(named - {env}):
+            detail = (
+                f"names {' and '.join(others)}: a {env} DAG uses {env}'s assets only;"
+                f" build it from dev_prod_flag, as in s3://lake/{home}/orders"
             )
-
-
-def _names(text: str, env: str) -> bool:
-    return re.search(rf"(?<![A-Za-z0-9]){env}(?![A-Za-z0-9])", text) is not None
+        elif not named:
+            detail = (
+                f"names no environment: give it a part that is {home} or starts with {home}_"
+                f" (any case), as in s3://lake/{home}/orders or s3://lake/{home}_orders"
+            )
+        else:
+            continue
+        yield _problem(dag, task, "asset", f"{where} {text!r} {detail}")

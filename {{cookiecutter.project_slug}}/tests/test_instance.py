@@ -149,6 +149,38 @@ def test_requirements_pip_cannot_install_on_mwaa_are_refused_by_line(
     assert found.startswith(f"bucket_contents/requirements.txt:3: {problem}")
 
 
+def test_every_problem_is_reported_in_one_run(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(
+        requirements=(
+            f"{OTHER_AIRFLOW}\n"
+            "six\n"
+            "six >=\n"
+            "apache-airflow-providers-dbt-clod\n"
+            "cowsay==99.0\n"
+            "apache-airflow==2.9.0\n"
+            "boto3==1.0.0\n"
+            "--upgrade\n"
+        ),
+        startup='#!/usr/bin/env bash\nif [ -n "$X" ]; then\n',
+    )
+    expected = [
+        ("requirements.txt:1", "the constraints are for Airflow 2.9.0"),
+        ("requirements.txt:3", "`six >=` is not a requirement"),
+        ("requirements.txt:4", "no distribution of `apache-airflow-providers-dbt-clod`"),
+        ("requirements.txt:5", "no version matching `cowsay==99.0`"),
+        ("requirements.txt:6", "`apache-airflow==2.9.0` would replace the Airflow MWAA runs"),
+        ("requirements.txt:7", "`boto3==1.0.0` conflicts"),
+        ("requirements.txt:8", "`--upgrade` is not a pip option"),
+        ("startup.sh", "syntax error"),
+    ]
+    found = check_fails(capsys)
+    assert len(found) == len(expected), found
+    for line, (where, what) in zip(found, expected, strict=True):
+        assert line.startswith(f"bucket_contents/{where}: ") and what in line, line
+
+
 def test_the_baked_requirements_resolve_for_mwaa(
     constraints_file: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -174,7 +206,51 @@ def test_unreachable_constraints_are_one_line_that_says_what_to_do(
     assert line.startswith(
         f"bucket_contents/requirements.txt:1: cannot download Airflow's constraints from {url} ("
     )
-    assert line.endswith("); offline, set CONSTRAINTS_FILE to a local copy of that file")
+    assert line.endswith(
+        "); download that file where GitHub can be reached, then set CONSTRAINTS_FILE=<its path>"
+        " (or constraints_file in pyproject.toml) and run this again"
+    )
+
+
+@pytest.mark.parametrize("path", ["constraints.txt", "~/Downloads/constraints.txt"])
+def test_offline_the_constraints_file_setting_stands_in_for_the_download(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    constraints_file: Path,
+    tmp_path: Path,
+    path: str,
+) -> None:
+    monkeypatch.setattr(instance, "CONSTRAINTS_URL", "http://127.0.0.1:9/{airflow}/{python}.txt")
+    url = f"http://127.0.0.1:9/{SETTINGS.airflow_version}/{SETTINGS.python_version}.txt"
+    root = project(requirements=f'--constraint "{url}"\nsix\n')
+    monkeypatch.delenv("CONSTRAINTS_FILE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # Relative to the project, wherever the command runs; ~ is the user's home.
+    saved = root / path if path[0] != "~" else tmp_path / "home" / path[2:]
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_bytes(constraints_file.read_bytes())
+    pyproject = root / "pyproject.toml"
+    setting = 'constraints_file = ""'
+    assert setting in pyproject.read_text()
+    pyproject.write_text(pyproject.read_text().replace(setting, f'constraints_file = "{path}"'))
+    monkeypatch.chdir(root / "bucket_contents")
+
+    assert main(["check-requirements"]) == 0, capsys.readouterr().err
+
+
+def test_a_constraints_file_that_cannot_be_read_says_what_to_do(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project()
+    monkeypatch.setenv("CONSTRAINTS_FILE", "downloads/constraints.txt")
+    assert check_fails(capsys) == [
+        "downloads/constraints.txt: cannot read the constraints file that CONSTRAINTS_FILE"
+        " (or constraints_file in pyproject.toml) names: No such file or directory; save"
+        f" {CONSTRAINTS_URL} there, or point CONSTRAINTS_FILE at your copy of it"
+    ]
 
 
 def test_a_startup_script_bash_cannot_parse_is_refused(
