@@ -19,7 +19,7 @@ except ImportError:
 
 from mwaa_deploy.stamp import ENVIRONMENTS
 from tests import dag_rules
-from tests.conftest import SETTINGS
+from tests.helpers import SETTINGS
 
 
 @pytest.fixture(scope="module")
