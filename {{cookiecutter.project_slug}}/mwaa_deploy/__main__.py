@@ -61,6 +61,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command `argv` names (by default, this process's); return its exit status."""
     command, arguments = parse(argv)
     try:
         return command(config.load(), **arguments)
