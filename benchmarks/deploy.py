@@ -130,7 +130,7 @@ def measure(
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     clones = iter(range(1_000_000))
 
-    def deploy(prepare: Callable[[Path], None] = lambda clone: None) -> Figures:
+    def deploy(prepare: Callable[[Path], None] = lambda _clone: None) -> Figures:
         clone = scratch / f"clone-{next(clones)}"
         subprocess.run(["git", "clone", "--quiet", str(origin), str(clone)], check=True)
         prepare(clone)

@@ -1,75 +1,12 @@
-"""Baking helpers for the template's tests."""
+"""The template's tests' fixtures; other shared code is in tests/helpers.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cookiecutter.main import cookiecutter
 from moto.server import ThreadedMotoServer
-
-TEMPLATE = Path(__file__).resolve().parent.parent
-DEFAULTS_SLUG = "data-platform-airflow"
-# The questions with their default answers, as a bake without input takes them.
-DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
-# The choices MWAA supports, newest first; the baked project is tested on both ends.
-AIRFLOW_VERSIONS = DEFAULTS["airflow_version"]
-NEWEST, *_, OLDEST = AIRFLOW_VERSIONS
-# Virtual environments of baked projects, one per Airflow version, kept between runs:
-# installing Airflow is the slow part, and every bake of one version needs the same one.
-VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "venvs"))
-
-
-def bake(output: Path, **answers: str) -> Path:
-    """Bake the template with its defaults plus `answers`; return the project folder."""
-    return Path(
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=output)
-    )
-
-
-def bake_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:
-    """Bake as a user does, through the cookiecutter command, with key=value answers."""
-    command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output)]
-    return subprocess.run(
-        [*command, str(TEMPLATE), *answers], capture_output=True, text=True, check=False
-    )
-
-
-def commit_all(folder: Path) -> None:
-    """A git repository with everything committed on main, as the next steps after a bake say."""
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    subprocess.run([*git, "init", "--quiet", "-b", "main"], cwd=folder, check=True)
-    subprocess.run([*git, "add", "."], cwd=folder, check=True)
-    subprocess.run([*git, "commit", "--quiet", "-m", "bake"], cwd=folder, check=True)
-
-
-def make(
-    project: Path, *targets: str, airflow_version: str, **variables: str
-) -> subprocess.CompletedProcess[str]:
-    """Run the baked project's Makefile with the shared venv of its Airflow version.
-
-    `variables` are set in the environment, as a user exports them in their shell.
-    """
-    venv = VENVS / f"airflow-{airflow_version}"
-    return subprocess.run(
-        ["make", *targets, f"VENV={venv}"],
-        cwd=project,
-        env=user_environment() | variables,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def user_environment() -> dict[str, str]:
-    """This environment as a user's shell has it: not inside our make, no AWS settings."""
-    inherited = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "AWS_", "S3_BUCKET", "MWAA_ENVIRONMENT")
-    return {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
 
 
 @pytest.fixture

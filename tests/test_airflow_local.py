@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEFAULTS, NEWEST, OLDEST, VENVS, bake, make, user_environment
 from tests.dbt_cloud import DbtCloudApi
+from tests.helpers import DEFAULTS, NEWEST, OLDEST, VENVS, bake, make, user_environment
 
 STARTUP_SECONDS = 300
 PICKUP_SECONDS = 60

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.conftest import AIRFLOW_VERSIONS, DEFAULTS_SLUG, TEMPLATE, bake, bake_cli
+from tests.helpers import AIRFLOW_VERSIONS, DEFAULTS_SLUG, TEMPLATE, bake, bake_cli
 
 BAKED_FILES = {
     ".gitignore",
@@ -28,20 +28,25 @@ BAKED_FILES = {
     "mwaa_deploy/__init__.py",
     "mwaa_deploy/__main__.py",
     "mwaa_deploy/airflow_local.py",
+    "mwaa_deploy/buckets.py",
+    "mwaa_deploy/commands.py",
     "mwaa_deploy/config.py",
-    "mwaa_deploy/instance.py",
+    "mwaa_deploy/exceptions.py",
+    "mwaa_deploy/instance_files.py",
+    "mwaa_deploy/mwaa_environment.py",
     "mwaa_deploy/prod_path.py",
-    "mwaa_deploy/s3.py",
     "mwaa_deploy/stamp.py",
     "mwaa_deploy/sync.py",
     "tests/conftest.py",
     "tests/dag_rules.py",
+    "tests/helpers.py",
     "tests/s3_endpoint.py",
     "tests/test_airflow_local.py",
     "tests/test_config.py",
     "tests/test_dag_integrity.py",
     "tests/test_deploy_roles.py",
-    "tests/test_instance.py",
+    "tests/test_instance_files.py",
+    "tests/test_mwaa_environment.py",
     "tests/test_stamp.py",
     "tests/test_sync.py",
     "tests/test_sync_properties.py",

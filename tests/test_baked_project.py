@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.conftest import NEWEST, OLDEST, TEMPLATE, bake, commit_all, make, user_environment
+from tests.helpers import NEWEST, OLDEST, TEMPLATE, bake, commit_all, make, user_environment
 
 SCRATCH = (
     ".git", ".venv", ".cache", "demo", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEWEST, OLDEST, VENVS, bake, make, user_environment
+from tests.helpers import NEWEST, OLDEST, VENVS, bake, make, user_environment
 
 # What every hand-made DAG below starts with; it imports the same on Airflow 2 and 3.
 HEADER = """\

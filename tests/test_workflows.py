@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import AIRFLOW_VERSIONS, TEMPLATE, bake
+from tests.helpers import AIRFLOW_VERSIONS, TEMPLATE, bake
 
 OTHER_BRANCHES = {"dev_branch_pattern": "feature/*", "default_branch": "trunk"}
 COMBINATIONS = [

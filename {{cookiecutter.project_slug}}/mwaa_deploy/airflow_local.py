@@ -19,8 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mwaa_deploy import DeployError
 from mwaa_deploy.config import Settings, shown
+from mwaa_deploy.exceptions import LocalAirflowError
 
 HOST = "127.0.0.1"
 # How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
@@ -30,10 +30,6 @@ REPARSE_SECONDS = "2"
 GRACE_SECONDS = 60
 # Each line reaches a pipe or a log file at once, while Airflow runs.
 say = functools.partial(print, flush=True)
-
-
-class LocalAirflowError(DeployError):
-    """Airflow cannot start here; the message says why and what to do."""
 
 
 def home(settings: Settings) -> Path:
@@ -90,19 +86,7 @@ def admin_password(settings: Settings) -> str | None:
 def run(settings: Settings, port: int) -> int:
     """Start Airflow, say where it is once it answers, and stop all of it on Ctrl-C."""
     dags = settings.local_bucket / "dags"
-    if not dags.is_dir():
-        deploy = "make deploy-dev deploy-prod"
-        raise LocalAirflowError(
-            f"{shown(dags)} does not exist yet: run `{deploy}` first"
-            if not settings.s3_bucket
-            else f"{shown(dags)} does not exist yet: run `S3_BUCKET= {deploy}` first,"
-            " to deploy to the local bucket instead of S3"
-        )
-    if _port_in_use(port):
-        raise LocalAirflowError(
-            f"port {port} is in use, perhaps by another Airflow: stop it,"
-            f" or run `make airflow-local PORT={port + 1}`"
-        )
+    _check_can_start(settings, dags, port)
     home(settings).mkdir(exist_ok=True)
     log = home(settings) / "standalone.log"
     say(f"Starting Airflow {settings.airflow_version} on the DAGs in {shown(dags)}/")
@@ -122,23 +106,45 @@ def run(settings: Settings, port: int) -> int:
             start_new_session=True,
         )
         try:
-            if not _wait_until_ready(airflow, health_url(settings, port)):
-                say(f"Airflow stopped while starting; the end of {shown(log)}:")
-                say("\n".join(log.read_text(errors="replace").splitlines()[-20:]))
-                return 1
-            password = admin_password(settings) or f"see {shown(home(settings))}"
-            say(f"Airflow is ready: http://{HOST}:{port}")
-            say(f"Log in as admin, password {password}")
-            say("Run `make deploy-dev` in another terminal: changes show up in seconds.")
-            say("Press Ctrl-C to stop Airflow.")
-            airflow.wait()
-            say(f"Airflow stopped on its own; see {shown(log)}")
-            return 1
+            return _serve(settings, airflow, port, log)
         except KeyboardInterrupt:
             say("\nStopping Airflow...")
             _stop(airflow)
             say("Airflow stopped.")
             return 0
+
+
+def _check_can_start(settings: Settings, dags: Path, port: int) -> None:
+    """Raise LocalAirflowError, with what to do, unless there are DAGs and a free port."""
+    if not dags.is_dir():
+        deploy = "make deploy-dev deploy-prod"
+        raise LocalAirflowError(
+            f"{shown(dags)} does not exist yet: run `{deploy}` first"
+            if not settings.s3_bucket
+            else f"{shown(dags)} does not exist yet: run `S3_BUCKET= {deploy}` first,"
+            " to deploy to the local bucket instead of S3"
+        )
+    if _port_in_use(port):
+        raise LocalAirflowError(
+            f"port {port} is in use, perhaps by another Airflow: stop it,"
+            f" or run `make airflow-local PORT={port + 1}`"
+        )
+
+
+def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log: Path) -> int:
+    """Say where Airflow is once it answers, then wait for it: 1 if it ends on its own."""
+    if not _wait_until_ready(airflow, health_url(settings, port)):
+        say(f"Airflow stopped while starting; the end of {shown(log)}:")
+        say("\n".join(log.read_text(errors="replace").splitlines()[-20:]))
+        return 1
+    password = admin_password(settings) or f"see {shown(home(settings))}"
+    say(f"Airflow is ready: http://{HOST}:{port}")
+    say(f"Log in as admin, password {password}")
+    say("Run `make deploy-dev` in another terminal: changes show up in seconds.")
+    say("Press Ctrl-C to stop Airflow.")
+    airflow.wait()
+    say(f"Airflow stopped on its own; see {shown(log)}")
+    return 1
 
 
 def _is_airflow_2(settings: Settings) -> bool:
@@ -173,7 +179,7 @@ def _stop(airflow: subprocess.Popen[bytes]) -> None:
     airflow.wait()
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 

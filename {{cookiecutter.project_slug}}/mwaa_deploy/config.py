@@ -10,11 +10,10 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mwaa_deploy import DeployError
+from mwaa_deploy.exceptions import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,10 +50,6 @@ class Settings:
         return self.root / "build"
 
 
-class ConfigError(DeployError):
-    """A setting is missing, misspelt or of the wrong kind; the message names it."""
-
-
 # Setting -> (its type, an example for the message); the text settings are all optional.
 KINDS: dict[str, tuple[type, str]] = {
     "s3_bucket": (str, '"my-bucket"'),
@@ -72,7 +67,7 @@ TABLE = "pyproject.toml [tool.mwaa_deploy]"
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
-def load(root: Path | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+def load(root: Path | None = None) -> Settings:
     """The settings of the project at `root`; ConfigError names the first wrong one."""
     root = root or PROJECT_ROOT
     table = _read_table(root / "pyproject.toml")
@@ -82,10 +77,10 @@ def load(root: Path | None = None, environ: Mapping[str, str] = os.environ) -> S
         if key not in table:
             raise ConfigError(f"{TABLE}: {key} is missing; add {key} = {KINDS[key][1]}")
     values = {name: str(table.get(name, "")) for name in OVERRIDES.values()}
-    values |= {setting: environ[var] for var, setting in OVERRIDES.items() if var in environ}
-    region = environ.get("AWS_REGION", values["aws_region"])
+    values |= {setting: os.environ[var] for var, setting in OVERRIDES.items() if var in os.environ}
+    region = values["aws_region"]
     if region and not REGION.fullmatch(region):
-        source = "AWS_REGION" if "AWS_REGION" in environ else f"{TABLE} aws_region"
+        source = "AWS_REGION" if "AWS_REGION" in os.environ else f"{TABLE} aws_region"
         raise ConfigError(
             f"{source}={region!r} is not an AWS region name: use one such as eu-west-1"
         )

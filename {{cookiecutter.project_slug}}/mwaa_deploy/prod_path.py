@@ -9,21 +9,15 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 
-from mwaa_deploy import DeployError
+from mwaa_deploy.exceptions import OffProdPath
 
 HEAD = "# branch.head "
 
 
-class OffProdPath(DeployError):
-    """Not on the default branch, or uncommitted changes; the message says which."""
-
-
-def check_prod_path(
-    root: Path, default_branch: str, what: str, environ: Mapping[str, str] = os.environ
-) -> None:
+def check_prod_path(root: Path, default_branch: str, what: str) -> None:
     """Raise OffProdPath unless `root` is a clean checkout of `default_branch`.
 
     On GitHub Actions the checkout is a detached commit, so the branch is the one the
@@ -39,10 +33,9 @@ def check_prod_path(
             f" clone the repository (or run {override} if you must)"
         )
     lines = status.splitlines()
-    if environ.get("GITHUB_ACTIONS") == "true":
-        branch = (
-            environ.get("GITHUB_REF_NAME", "") if environ.get("GITHUB_REF_TYPE") == "branch" else ""
-        )
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        on_branch = os.environ.get("GITHUB_REF_TYPE") == "branch"
+        branch = os.environ.get("GITHUB_REF_NAME", "") if on_branch else ""
     else:
         head = next((line[len(HEAD) :] for line in lines if line.startswith(HEAD)), "")
         branch = "" if head == "(detached)" else head

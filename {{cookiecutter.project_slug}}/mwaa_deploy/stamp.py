@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mwaa_deploy import DeployError
+from mwaa_deploy.exceptions import StampError
 
 ENVIRONMENTS = ("DEV", "PROD")
 FLAG = "DEV"
@@ -35,19 +35,6 @@ HELPER_AIRFLOWIGNORE = (
     b"# Written by the stamp: helper modules are imported by DAG files, never parsed as DAGs.\n"
     b"[!.]*\n"
 )
-
-
-class StampError(DeployError):
-    """One or more source files cannot be stamped; `problems` holds `path:line: what to do`."""
-
-    def __init__(self, problems: list[str]) -> None:
-        # `problems` is the one argument, so the error survives the trip from the stamping
-        # process (pickling rebuilds an exception from its arguments).
-        super().__init__(problems)
-        self.problems = problems
-
-    def __str__(self) -> str:
-        return "\n".join(self.problems)
 
 
 @dataclass(frozen=True)
@@ -116,46 +103,17 @@ def find_flag(file: SourceFile) -> Flag:
     found: list[ast.Assign] = []
     problems: list[str] = []
     for node, kind in _dev_bindings(file):
-        line = getattr(node, "lineno", 1)
-        if kind not in ("assignment", "a star import"):
-            problems.append(
-                f"{path}:{line}: {kind} binds `DEV`; `DEV = True` must be the only binding of"
-                " DEV, or PROD could run with DEV's settings: rename it"
-            )
-        elif kind == "a star import":
-            problems.append(
-                f"{path}:{line}: a star import could bind `DEV` behind the flag's back; import"
-                " the names you use (`DEV = True` must be the only binding of DEV)"
-            )
-        elif not (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-        ):
-            problems.append(
-                f"{path}:{line}: the flag must be the plain statement `DEV = True`"
-                " (no annotation, augmented or chained assignment)"
-            )
-        elif id(node) not in top_level:
-            problems.append(
-                f"{path}:{line}: `DEV` is assigned inside a block; the flag must be one"
-                " top-level line `DEV = True`, outside any function, class, `if` or `try`"
-            )
-        elif not (isinstance(node.value, ast.Constant) and node.value.value is True):
-            value = ast.get_source_segment(file.text, node.value) or "?"
-            problems.append(
-                f"{path}:{line}: the flag is `DEV = {value}`; sources must say `DEV = True`"
-                " (the PROD deploy writes `DEV = False` itself)"
-            )
+        problem = _binding_problem(file, node, kind, top_level)
+        if problem:
+            problems.append(f"{path}:{getattr(node, 'lineno', 1)}: {problem}")
         else:
             found.append(node)
     found.sort(key=lambda node: node.lineno)
-    if len(found) > 1:
-        problems += [
-            f"{path}:{node.lineno}: `DEV = True` again (first at line {found[0].lineno});"
-            " keep exactly one"
-            for node in found[1:]
-        ]
+    problems += [
+        f"{path}:{node.lineno}: `DEV = True` again (first at line {found[0].lineno});"
+        " keep exactly one"
+        for node in found[1:]
+    ]
     if not found and not problems:
         problems.append(
             f"{path}:1: no `DEV = True` flag; every DAG file needs this top-level line."
@@ -172,6 +130,41 @@ def find_flag(file: SourceFile) -> Flag:
         start=_char_column(line_text, value.col_offset),
         end=_char_column(line_text, value.end_col_offset or 0),
     )
+
+
+def _binding_problem(file: SourceFile, node: ast.AST, kind: str, top_level: set[int]) -> str:
+    """What is wrong with this binding of `DEV`, or "" when it is a flag `DEV = True`."""
+    if kind == "a star import":
+        return (
+            "a star import could bind `DEV` behind the flag's back; import the names you use"
+            " (`DEV = True` must be the only binding of DEV)"
+        )
+    if kind != "assignment":
+        return (
+            f"{kind} binds `DEV`; `DEV = True` must be the only binding of DEV, or PROD could"
+            " run with DEV's settings: rename it"
+        )
+    if not (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+    ):
+        return (
+            "the flag must be the plain statement `DEV = True`"
+            " (no annotation, augmented or chained assignment)"
+        )
+    if id(node) not in top_level:
+        return (
+            "`DEV` is assigned inside a block; the flag must be one top-level line"
+            " `DEV = True`, outside any function, class, `if` or `try`"
+        )
+    if not (isinstance(node.value, ast.Constant) and node.value.value is True):
+        value = ast.get_source_segment(file.text, node.value) or "?"
+        return (
+            f"the flag is `DEV = {value}`; sources must say `DEV = True`"
+            " (the PROD deploy writes `DEV = False` itself)"
+        )
+    return ""
 
 
 def stamp_dag_file(source: str, path: str, env: str, helper_packages: frozenset[str]) -> str:
@@ -229,18 +222,8 @@ def stamp(sources: Path, env: str) -> dict[str, bytes]:
         f"dags/{env}_{package}/.airflowignore": HELPER_AIRFLOWIGNORE for package in helper_packages
     }
     for name, path in tree.files.items():
-        target = f"dags/{env}_{name}"
         try:
-            if "/" not in name:
-                source = _read(path)
-                outputs[target] = stamp_dag_file(source, str(path), env, helper_packages).encode()
-            elif path.suffix == ".py":
-                source = _read(path)
-                outputs[target] = stamp_helper_module(
-                    source, str(path), env, helper_packages
-                ).encode()
-            else:
-                outputs[target] = path.read_bytes()
+            outputs[f"dags/{env}_{name}"] = _stamp_file(name, path, env, helper_packages)
         except StampError as error:
             problems += error.problems
         except OSError as error:
@@ -254,6 +237,15 @@ def stamp(sources: Path, env: str) -> dict[str, bytes]:
     if problems:
         raise StampError(problems)
     return dict(sorted(outputs.items()))
+
+
+def _stamp_file(name: str, path: Path, env: str, helper_packages: frozenset[str]) -> bytes:
+    """One file as deployed to `env`: a DAG file (`x.py`), a helper module, or other data."""
+    if "/" not in name:
+        return stamp_dag_file(_read(path), str(path), env, helper_packages).encode()
+    if path.suffix == ".py":
+        return stamp_helper_module(_read(path), str(path), env, helper_packages).encode()
+    return path.read_bytes()
 
 
 def read_paths(sources: Path) -> list[Path]:
@@ -307,7 +299,7 @@ def _scan(sources: Path) -> _Tree:
             problem = _refusal(entry, path, prefix, inside, holders)
             if problem:
                 tree.problems.append(problem)
-            elif not _is_source_name(entry.name):
+            elif not is_source_name(entry.name):
                 continue
             elif entry.is_dir():
                 if entry.is_symlink():
@@ -334,30 +326,14 @@ def _refusal(
             " deploy ships it; put files Airflow must not parse in a package folder (each"
             " deployed package gets its own .airflowignore)"
         )
-    if not _is_source_name(entry.name):
+    if not is_source_name(entry.name):
         return ""
     try:
         entry.name.encode("utf-8")
     except UnicodeEncodeError:
         return f"{path}: the file name is not UTF-8, which S3 keys must be; rename it"
-    if entry.is_symlink():
-        try:
-            target = path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return (
-                f"{path}: a symlink that leads nowhere (its target is missing or a loop);"
-                " fix or remove it"
-            )
-        if not target.is_relative_to(inside):
-            return (
-                f"{path}: a symlink to {target}, outside {inside}; only files inside the"
-                " project are deployed: copy the file in, or remove the link"
-            )
-        if target in holders:
-            return (
-                f"{path}: a symlink to a folder that holds it, which would never end;"
-                " remove the link"
-            )
+    if entry.is_symlink() and (refused := _symlink_refusal(path, inside, holders)):
+        return refused
     if entry.is_dir():
         return ""
     if not entry.is_file():
@@ -372,7 +348,28 @@ def _refusal(
     return ""
 
 
-def _is_source_name(name: str) -> bool:
+def _symlink_refusal(path: Path, inside: Path, holders: frozenset[Path]) -> str:
+    """Why the symlink `path` cannot ship, or "" when it leads to a file inside `inside`."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return (
+            f"{path}: a symlink that leads nowhere (its target is missing or a loop);"
+            " fix or remove it"
+        )
+    if not target.is_relative_to(inside):
+        return (
+            f"{path}: a symlink to {target}, outside {inside}; only files inside the"
+            " project are deployed: copy the file in, or remove the link"
+        )
+    if target in holders:
+        return (
+            f"{path}: a symlink to a folder that holds it, which would never end; remove the link"
+        )
+    return ""
+
+
+def is_source_name(name: str) -> bool:
     """Hidden files and Python's caches are not deployed."""
     return not name.startswith(".") and name != "__pycache__"
 

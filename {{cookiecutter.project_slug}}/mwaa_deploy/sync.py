@@ -1,7 +1,7 @@
 """Syncing: make one environment's keys in the bucket match its stamped build.
 
 One logic for every bucket: the embedded local bucket (a folder laid out like the S3
-bucket) and S3 both implement `Bucket`. An environment owns exactly the keys
+bucket) and S3 both implement `Bucket` (buckets.py). An environment owns exactly the keys
 `dags/<ENV>_*`; every key this module writes or deletes is checked against that first.
 
 Content decides what is uploaded, never timestamps. A bucket's ETag is usually a hash of
@@ -16,27 +16,21 @@ last deletion, so two deploys of one environment never interleave: the second is
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
-import os
 import queue
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-from mwaa_deploy import DeployError
+from mwaa_deploy.exceptions import BucketError, Interrupted, OwnershipError, SyncError
 from mwaa_deploy.stamp import check_environment
 
-# Deploys of fewer files finish before progress would help.
-PROGRESS_FROM = 20
+if TYPE_CHECKING:
+    from mwaa_deploy.buckets import Bucket
+
 # Uploads in flight at once: S3 takes many more; more than this gains little for small files.
 UPLOAD_THREADS = 16
 # After a failure, how long uploads already in flight may take to finish; after Ctrl-C,
@@ -45,58 +39,6 @@ IN_FLIGHT_GRACE_SECONDS = 3.0
 INTERRUPTED_GRACE_SECONDS = 1.0
 RECORD_NAME = ".deployed.json"
 LOCK_NAME = ".lock"
-
-
-class Bucket(Protocol):
-    """What syncing needs from a bucket. Keys use `/`; ETags are opaque strings."""
-
-    description: str
-
-    def list(self, prefix: str) -> dict[str, str]:
-        """Every key under `prefix` with its ETag."""
-        ...
-
-    def etag_of(self, body: bytes) -> str:
-        """The ETag this bucket usually gives an object holding `body`."""
-        ...
-
-    def get(self, key: str) -> bytes | None:
-        """The object's content, or None when there is no such key."""
-        ...
-
-    def put(self, key: str, body: bytes) -> str:
-        """Store `body` under `key`; return the ETag the bucket gave it."""
-        ...
-
-    def delete(self, keys: list[str]) -> None: ...
-
-    def lock(self, env: str) -> AbstractContextManager[None]:
-        """Held while one deploy or clean of `env` runs; BucketError if another holds it."""
-        ...
-
-
-class OwnershipError(AssertionError):
-    """A key outside the environment's own prefix was about to be touched."""
-
-
-class SyncError(DeployError):
-    """A deploy stopped part-way; the message says what was and was not done."""
-
-
-class Interrupted(SyncError):
-    """Ctrl-C stopped a deploy part-way; the message says what was and was not done."""
-
-
-class BucketError(DeployError):
-    """The bucket refused or failed a request; the message says which and why.
-
-    `permanent`: the same request fails the same way again (a denied permission, a key
-    the bucket cannot hold), so running the deploy again will not help by itself.
-    """
-
-    def __init__(self, message: str, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 def owned_prefix(env: str) -> str:
@@ -144,11 +86,13 @@ class Plan:
         """Applying it would write no key and leave the record as it is."""
         return self.is_empty and (self.kept_record or None) == self.record
 
-    def counts(self) -> str:
-        return (
-            f"{len(self.new)} new, {len(self.changed)} changed, "
-            f"{len(self.deleted)} deleted, {len(self.unchanged)} unchanged"
-        )
+    def counts(self, done: bool = False) -> str:
+        """`2 new, 1 changed, 0 deleted, 5 unchanged`; once the deploy is done,
+        `3 uploaded (2 new, 1 changed), 0 deleted, 5 unchanged`."""
+        changes = f"{len(self.new)} new, {len(self.changed)} changed"
+        if done:
+            changes = f"{len(self.uploads)} uploaded ({changes})"
+        return f"{changes}, {len(self.deleted)} deleted, {len(self.unchanged)} unchanged"
 
 
 def plan(bucket: Bucket, env: str, desired: dict[str, bytes]) -> Plan:
@@ -207,7 +151,7 @@ def apply(bucket: Bucket, result: Plan, progress: Callable[[int, int], None] | N
         assert_owned(env, key)
     uploaded: dict[str, str] = {}
     try:
-        failure = _upload(bucket, result.uploads, uploaded, progress)
+        failure = _Uploads(bucket, result.uploads, uploaded, progress).run()
     except KeyboardInterrupt:
         raise Interrupted(
             f"{env}: interrupted; {len(uploaded)} of {total} uploads done,"
@@ -258,73 +202,81 @@ def _what_next(error: Exception) -> str:
     return "Run the deploy again: it picks up where this one stopped."
 
 
-def _upload(
-    bucket: Bucket,
-    uploads: dict[str, bytes],
-    uploaded: dict[str, str],
-    progress: Callable[[int, int], None] | None,
-) -> Exception | None:
-    """Upload concurrently, adding each done key's ETag to `uploaded`; return the first failure.
+class _Uploads:
+    """The uploads of one deploy, run concurrently on worker threads.
 
     A failure or Ctrl-C starts no new upload and gives those in flight a short grace to
     finish. The workers are daemon threads: one stuck in a stalled request cannot keep
     the process from ending once the deploy has stopped waiting for it.
     """
-    waiting: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
-    for item in uploads.items():
-        waiting.put(item)
-    finished: queue.SimpleQueue[tuple[str, str, Exception | None] | None] = queue.SimpleQueue()
-    stop = threading.Event()
 
-    def work() -> None:
+    def __init__(
+        self,
+        bucket: Bucket,
+        uploads: dict[str, bytes],
+        uploaded: dict[str, str],
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.bucket = bucket
+        self.total = len(uploads)
+        self.uploaded = uploaded  # each done key's ETag, added as it is done
+        self.progress = progress
+        self.failure: Exception | None = None
+        self.waiting: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        for item in uploads.items():
+            self.waiting.put(item)
+        # (key, ETag, error) of each upload done or failed; None from each worker that ends.
+        self.finished: queue.SimpleQueue[tuple[str, str, Exception | None] | None] = (
+            queue.SimpleQueue()
+        )
+        self.stop = threading.Event()
+        self.running = min(UPLOAD_THREADS, self.total)
+
+    def run(self) -> Exception | None:
+        """Upload everything, or stop at the first failure and return it."""
+        for _ in range(self.running):
+            threading.Thread(target=self._work, daemon=True).start()
         try:
-            while not stop.is_set():
+            self._receive(float("inf"))
+        except KeyboardInterrupt:
+            self.stop.set()
+            self._receive(time.monotonic() + INTERRUPTED_GRACE_SECONDS)
+            raise
+        return self.failure
+
+    def _work(self) -> None:
+        try:
+            while not self.stop.is_set():
                 try:
-                    key, body = waiting.get_nowait()
+                    key, body = self.waiting.get_nowait()
                 except queue.Empty:
                     return
                 try:
-                    finished.put((key, bucket.put(key, body), None))
+                    self.finished.put((key, self.bucket.put(key, body), None))
                 except Exception as error:  # noqa: BLE001 - reported as the deploy's failure
-                    finished.put((key, "", error))
+                    self.finished.put((key, "", error))
         finally:
-            finished.put(None)  # this worker is done
+            self.finished.put(None)  # this worker is done
 
-    workers = [
-        threading.Thread(target=work, daemon=True) for _ in range(min(UPLOAD_THREADS, len(uploads)))
-    ]
-    for worker in workers:
-        worker.start()
-
-    running, failure = len(workers), None
-
-    def receive(until: float) -> None:
-        nonlocal running, failure
-        while running and time.monotonic() < until:
+    def _receive(self, until: float) -> None:
+        """Take the workers' news until they have all ended or `until` (monotonic) passes."""
+        while self.running and time.monotonic() < until:
             try:
-                message = finished.get(timeout=min(0.5, max(until - time.monotonic(), 0.01)))
+                message = self.finished.get(timeout=min(0.5, max(until - time.monotonic(), 0.01)))
             except queue.Empty:
                 continue
             if message is None:
-                running -= 1
+                self.running -= 1
                 continue
             key, etag, error = message
             if error is None:
-                uploaded[key] = etag
-                if progress:
-                    progress(len(uploaded), len(uploads))
-            elif failure is None:
-                failure = error
-                stop.set()
+                self.uploaded[key] = etag
+                if self.progress:
+                    self.progress(len(self.uploaded), self.total)
+            elif self.failure is None:
+                self.failure = error
+                self.stop.set()
                 until = min(until, time.monotonic() + IN_FLIGHT_GRACE_SECONDS)
-
-    try:
-        receive(float("inf"))
-    except KeyboardInterrupt:
-        stop.set()
-        receive(time.monotonic() + INTERRUPTED_GRACE_SECONDS)
-        raise
-    return failure
 
 
 def clean(bucket: Bucket, env: str) -> list[str]:
@@ -371,98 +323,3 @@ def _save_record(bucket: Bucket, result: Plan, uploaded: dict[str, str]) -> list
         }
         bucket.put(key, json.dumps(document, indent=1).encode() + b"\n")
     return []
-
-
-class LocalBucket:
-    """A folder laid out like the MWAA bucket: the embedded default when no S3 bucket is set."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.description = f"local bucket {root}"
-
-    def list(self, prefix: str) -> dict[str, str]:
-        folder, _, name_start = prefix.rpartition("/")
-        base = self.root / folder
-        if not base.is_dir():
-            return {}
-        found = {}
-        for top in base.iterdir():
-            if not top.name.startswith(name_start):
-                continue
-            files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
-            for file in files:
-                found[file.relative_to(self.root).as_posix()] = self.etag_of(file.read_bytes())
-        return found
-
-    def etag_of(self, body: bytes) -> str:
-        return hashlib.sha256(body).hexdigest()
-
-    def get(self, key: str) -> bytes | None:
-        try:
-            return (self.root / key).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise BucketError(f"cannot read {self.root / key}: {error.strerror}") from error
-
-    def put(self, key: str, body: bytes) -> str:
-        path = self.root / key
-        # A name of this writer's own: a reader (the local Airflow) sees the old file or
-        # the new one, never half of one; a crash leaves an owned key the next deploy removes.
-        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_bytes(body)
-            os.replace(partial, path)
-        except OSError as error:
-            raise self._error("cannot write", path, error) from error
-        return self.etag_of(body)
-
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            path = self.root / key
-            try:
-                path.unlink(missing_ok=True)
-                # Tidy the folders a deleted helper package leaves empty, never dags/ itself.
-                for folder in path.parents:
-                    if folder == self.root / "dags" or not folder.is_dir() or any(folder.iterdir()):
-                        break
-                    folder.rmdir()
-            except OSError as error:
-                raise self._error("cannot delete", path, error) from error
-
-    @contextmanager
-    def lock(self, env: str) -> Iterator[None]:
-        """An OS lock, which ends with the process that holds it, however that ends."""
-        where = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
-        path = Path(tempfile.gettempdir()) / f"mwaa_deploy-{where}-{env}.lock"
-        with open(path, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BucketError(
-                    f"another deploy of {env} to {self.description} is running: wait for it"
-                    " to finish, then run this again"
-                ) from None
-            yield
-
-    def _error(self, doing: str, path: Path, error: OSError) -> BucketError:
-        blocker = next((p for p in [path, *path.parents] if p.is_file()), None)
-        if blocker is not None and blocker != path:
-            return BucketError(
-                f"{doing} {path}: {blocker} is a file where a folder belongs; move it away",
-                permanent=True,
-            )
-        passing = error.errno in (errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EBUSY)
-        return BucketError(f"{doing} {path}: {error.strerror}", permanent=not passing)
-
-
-def print_progress(done: int, total: int) -> None:
-    """Progress of long deploys: one line rewritten in place on a terminal, every 10% otherwise."""
-    if total < PROGRESS_FROM:
-        return
-    if sys.stderr.isatty():
-        end = "\n" if done == total else ""
-        print(f"\r  uploaded {done}/{total}", end=end, file=sys.stderr, flush=True)
-    elif done % (total // 10) == 0 or done == total:
-        print(f"  uploaded {done}/{total}", file=sys.stderr, flush=True)

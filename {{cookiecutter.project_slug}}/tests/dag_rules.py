@@ -138,6 +138,18 @@ def retry_problems(dag: Any) -> Iterator[str]:
             )
 
 
+def parsed_files(dagbag: Any) -> set[str]:
+    """Every file the DagBag parsed, relative to its folder: `DEV_x.py`, `DEV_common/y.py`.
+
+    Airflow 3 reports them so. Airflow 2 only cuts its DAGS_FOLDER setting off the front,
+    which leaves a path in another folder absolute (and one inside DAGS_FOLDER starting
+    with `/`, which relative_to() refuses: the test fails rather than passes unchecked).
+    """
+    folder = Path(dagbag.dag_folder)
+    files = (Path(stat.file) for stat in dagbag.dagbag_stats)
+    return {(file.relative_to(folder) if file.is_absolute() else file).as_posix() for file in files}
+
+
 def parse_seconds(dagbag: Any) -> dict[str, float]:
     """Seconds Airflow spent parsing each DAG file, from the DagBag's own statistics."""
     return {

@@ -156,7 +156,7 @@ class S3Endpoint:
                 time.sleep(fault.stall)
                 raise ConnectionAbortedError("stalled by the test endpoint")
             if fault.status == 200:
-                return _refuse_each_key(environ, body, fault.code, start_response)
+                return _refuse_each_key(body, fault.code, start_response)
             body = (
                 f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{fault.code}</Code>'
                 f"<Message>injected by the test endpoint</Message></Error>"
@@ -170,9 +170,7 @@ class S3Endpoint:
         return app
 
 
-def _refuse_each_key(
-    environ: Environ, request: bytes, code: str, start_response: StartResponse
-) -> list[bytes]:
+def _refuse_each_key(request: bytes, code: str, start_response: StartResponse) -> list[bytes]:
     """A DeleteObjects answer that refuses every key, as S3 does when a policy denies them."""
     keys = re.findall(r"<Key>(.*?)</Key>", request.decode())
     errors = "".join(

@@ -9,8 +9,7 @@ import pytest
 
 from mwaa_deploy import config
 from mwaa_deploy.__main__ import main
-from tests.conftest import SETTINGS, new_s3_bucket
-from tests.s3_endpoint import S3Endpoint
+from tests.helpers import SETTINGS, new_s3_bucket
 
 
 @pytest.fixture
@@ -104,8 +103,9 @@ def test_invalid_toml_is_one_line_with_the_place(
     assert "line " in error and error.endswith("fix it, then run this again")
 
 
+@pytest.mark.usefixtures("project")
 def test_a_malformed_aws_region_is_one_line(
-    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_REGION", "eu west 1")
     assert deploy_error(capsys) == (
@@ -113,9 +113,9 @@ def test_a_malformed_aws_region_is_one_line(
     )
 
 
+@pytest.mark.usefixtures("aws")
 def test_an_unknown_aws_profile_is_one_line(
     project: Path,
-    aws: S3Endpoint,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -17,10 +17,10 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from mwaa_deploy import instance
-from mwaa_deploy.s3 import S3Bucket
-from mwaa_deploy.sync import BucketError
-from tests.conftest import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
+from mwaa_deploy.buckets import S3Bucket
+from mwaa_deploy.exceptions import BucketError
+from mwaa_deploy.instance_files import REQUIREMENTS
+from tests.helpers import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
 from tests.s3_endpoint import S3Endpoint
 
 ACCOUNT = "123456789012"  # the endpoint's account
@@ -52,7 +52,9 @@ def policy(env: str, bucket: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def admin(aws: S3Endpoint) -> S3Bucket:
+def admin(
+    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
+) -> S3Bucket:
     """A bucket holding PROD's and others' files, seen by its administrator; a deploy user
     per role in the endpoint's IAM, with that role's policy."""
     bucket = S3Bucket.open(new_s3_bucket(), SETTINGS.aws_region)
@@ -123,15 +125,15 @@ def test_the_prod_role_deploys_prod_and_the_instance_files_and_cannot_touch_dev(
     with aws.enforcing_iam():
         prod = as_role("PROD")
         assert deploy(prod, "PROD").uploads == {}  # up to date, which it could read
-        assert prod.put_versioned(instance.REQUIREMENTS, b"six\n")
-        assert prod.get(instance.REQUIREMENTS) == b"six\n"
+        assert prod.put_versioned(REQUIREMENTS, b"six\n")
+        assert prod.get(REQUIREMENTS) == b"six\n"
         s3 = prod.client
         for key in ("dags/DEV_new.py", "dags/team_b_report.py"):
             assert denied(lambda key=key: s3.put_object(Bucket=prod.name, Key=key, Body=b"x"))
         assert denied(lambda: s3.delete_object(Bucket=prod.name, Key="dags/DEV_dbt_models.py"))
     after = contents(admin)
-    assert after.pop(instance.REQUIREMENTS) == b"six\n"
-    before.pop(instance.REQUIREMENTS)
+    assert after.pop(REQUIREMENTS) == b"six\n"
+    before.pop(REQUIREMENTS)
     assert after == before
 
 

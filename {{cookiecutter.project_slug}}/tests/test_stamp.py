@@ -9,10 +9,18 @@ from pathlib import Path
 import pytest
 
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.stamp import StampError, stamp, write_build
-from tests.conftest import SETTINGS
+from mwaa_deploy.exceptions import StampError
+from mwaa_deploy.stamp import stamp, write_build
+from tests.helpers import SETTINGS
 
 DAG = 'from airflow import DAG\n\nDEV = True\nflag = "DEV" if DEV else "PROD"\n'
+
+
+def stamp_problems(sources: Path, env: str = "DEV") -> list[str]:
+    """The problems that stop a stamp of `sources` for `env`; the test fails if none does."""
+    with pytest.raises(StampError) as raised:
+        stamp(sources, env)
+    return raised.value.problems
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -82,9 +90,7 @@ def test_malformed_flag_stops_the_stamp_with_path_line_and_fix(
     tmp_path: Path, source: str, line: int, says: str
 ) -> None:
     sources = write(tmp_path / "src", {"good.py": DAG, "bad.py": source})
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "PROD")
-    [problem] = raised.value.problems
+    [problem] = stamp_problems(sources, "PROD")
     assert problem.startswith(f"{sources / 'dags' / 'bad.py'}:{line}: ")
     assert says in problem
 
@@ -169,9 +175,7 @@ def test_helper_packages_carry_their_own_airflowignore(sources: Path, tmp_path: 
 )
 def test_nothing_but_the_flag_line_may_bind_dev(tmp_path: Path, source: str, line: int) -> None:
     sources = write(tmp_path / "src", {"etl.py": source, "common/settings.py": "X = 1\n"})
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "PROD")
-    [problem] = raised.value.problems
+    [problem] = stamp_problems(sources, "PROD")
     assert problem.startswith(f"{sources / 'dags' / 'etl.py'}:{line}: ")
     assert "`DEV = True` must be the only" in problem
 
@@ -187,18 +191,14 @@ def test_nothing_but_the_flag_line_may_bind_dev(tmp_path: Path, source: str, lin
 def test_no_module_of_a_prod_build_can_set_dev(tmp_path: Path, helper: str) -> None:
     dag = "from common.settings import *\nDEV = True\n"
     sources = write(tmp_path / "src", {"etl.py": DAG, "common/settings.py": helper, "x.py": dag})
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "PROD")
-    problems = [p for p in raised.value.problems if "common/settings.py" in p]
+    problems = [p for p in stamp_problems(sources, "PROD") if "common/settings.py" in p]
     assert len(problems) == 1 and "a helper module sets `DEV`" in problems[0]
 
 
 def test_a_dag_file_in_a_sub_folder_is_refused_not_shipped_as_a_helper(tmp_path: Path) -> None:
     dag = "from airflow import DAG\n\nwith DAG(dag_id='orders'):\n    pass\n"
     sources = write(tmp_path / "src", {"etl.py": DAG, "team_a/orders.py": dag})
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "DEV")
-    assert raised.value.problems == [
+    assert stamp_problems(sources) == [
         f"{sources / 'dags/team_a/orders.py'}:3: defines a DAG, but sub-folders of dags/ hold"
         " helper code that Airflow never parses: move the DAG file directly into dags/"
     ]
@@ -221,9 +221,7 @@ def test_a_symlink_out_of_the_project_is_refused(tmp_path: Path, link: str) -> N
         "helper-file": sources / "dags/common/stolen.py",
     }[link]
     at.symlink_to(secret if link != "folder" else secret.parent)
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "DEV")
-    assert raised.value.problems == [
+    assert stamp_problems(sources) == [
         f"{at}: a symlink to {at.resolve()}, outside {sources}; only files inside the"
         " project are deployed: copy the file in, or remove the link"
     ]
@@ -248,9 +246,7 @@ def test_a_broken_symlink_is_one_clear_line(tmp_path: Path, kind: str) -> None:
         link.symlink_to(sources / "nowhere.py")
     else:
         link.symlink_to(sources / "dags" / "gone.py")
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "DEV")
-    assert raised.value.problems == [
+    assert stamp_problems(sources) == [
         f"{link}: a symlink that leads nowhere (its target is missing or a loop); fix or remove it"
     ]
 
@@ -258,9 +254,7 @@ def test_a_broken_symlink_is_one_clear_line(tmp_path: Path, kind: str) -> None:
 def test_a_folder_symlinked_into_itself_is_refused(tmp_path: Path) -> None:
     sources = write(tmp_path / "src", {"etl.py": DAG, "common/__init__.py": ""})
     (sources / "dags/common/again").symlink_to(sources / "dags" / "common")
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "DEV")
-    assert raised.value.problems == [
+    assert stamp_problems(sources) == [
         f"{sources / 'dags/common/again'}: a symlink to a folder that holds it, which would"
         " never end; remove the link"
     ]
@@ -270,9 +264,7 @@ def test_a_file_name_that_is_not_utf8_is_one_clear_line(tmp_path: Path) -> None:
     sources = write(tmp_path / "src", {"etl.py": DAG, "common/__init__.py": ""})
     odd = os.fsdecode(b"caf\xe9.py")
     (sources / "dags" / "common" / odd).write_text("X = 1\n")
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "DEV")
-    assert raised.value.problems == [
+    assert stamp_problems(sources) == [
         f"{sources / 'dags' / 'common' / odd!s}: the file name is not UTF-8, which S3 keys"
         " must be; rename it"
     ]
@@ -293,9 +285,7 @@ def test_a_data_file_beside_the_dags_is_refused_with_where_to_put_it(
     tmp_path: Path, name: str
 ) -> None:
     sources = write(tmp_path / "src", {"etl.py": DAG, name: "--"})
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "DEV")
-    assert raised.value.problems == [
+    assert stamp_problems(sources) == [
         f"{sources / 'dags' / name}: only DAG files (.py) sit directly in dags/, and this one"
         f" would be deployed renamed as DEV_{name} and PROD_{name}; move it into a package"
         " folder such as dags/common/ and open it relative to that package"
@@ -304,9 +294,7 @@ def test_a_data_file_beside_the_dags_is_refused_with_where_to_put_it(
 
 def test_a_top_level_airflowignore_is_refused_not_dropped(tmp_path: Path) -> None:
     sources = write(tmp_path / "src", {"etl.py": DAG, ".airflowignore": "scratch_.*\n"})
-    with pytest.raises(StampError) as raised:
-        stamp(sources, "DEV")
-    assert raised.value.problems == [
+    assert stamp_problems(sources) == [
         f"{sources / 'dags/.airflowignore'}: would apply to every environment in the shared"
         " dags/ folder, so no deploy ships it; put files Airflow must not parse in a package"
         " folder (each deployed package gets its own .airflowignore)"

@@ -17,20 +17,21 @@ import pytest
 
 from mwaa_deploy import sync
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.s3 import S3Bucket
+from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
+from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
 from mwaa_deploy.stamp import stamp
-from tests.conftest import FOREIGN, GIT, SETTINGS, commit, contents, deploy, new_s3_bucket
+from tests.helpers import FOREIGN, GIT, SETTINGS, commit, contents, deploy, new_s3_bucket
 from tests.s3_endpoint import S3Endpoint
 
 
 @pytest.fixture(params=["local", "s3", "s3-kms"])
-def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> sync.Bucket:
+def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
     """A bucket already holding files this project does not own.
 
     s3-kms: objects encrypted with SSE-KMS, whose ETags are not MD5s of their content.
     """
     if request.param == "local":
-        bucket = sync.LocalBucket(tmp_path / "bucket")
+        bucket = LocalBucket(tmp_path / "bucket")
     else:
         request.getfixturevalue("aws")
         if request.param == "s3-kms":
@@ -42,7 +43,7 @@ def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> sync.Bucket:
     return bucket
 
 
-def test_dev_and_prod_deploys_sit_side_by_side(bucket: sync.Bucket, tmp_path: Path) -> None:
+def test_dev_and_prod_deploys_sit_side_by_side(bucket: Bucket) -> None:
     deploy(bucket, "DEV")
     deploy(bucket, "PROD")
     keys = contents(bucket)
@@ -51,9 +52,7 @@ def test_dev_and_prod_deploys_sit_side_by_side(bucket: sync.Bucket, tmp_path: Pa
         assert f"dags/PROD_{source.name}" in keys
 
 
-def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(
-    bucket: sync.Bucket, tmp_path: Path
-) -> None:
+def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(bucket: Bucket) -> None:
     deploy(bucket, "PROD")
     before = {k: v for k, v in contents(bucket).items() if not k.startswith("dags/DEV_")}
     bucket.put("dags/DEV_stale.py", b"DEV = True\n")
@@ -63,7 +62,7 @@ def test_a_deploy_never_touches_the_other_environment_or_foreign_keys(
 
 
 def test_unchanged_redeploy_uploads_nothing(
-    bucket: sync.Bucket, tmp_path: Path, s3_endpoint: S3Endpoint
+    bucket: Bucket, tmp_path: Path, s3_endpoint: S3Endpoint
 ) -> None:
     deploy(bucket, "DEV")
     # A fresh checkout: every file written anew, new mtimes, same content.
@@ -75,7 +74,7 @@ def test_unchanged_redeploy_uploads_nothing(
 
 
 def test_a_one_file_change_uploads_that_file_alone(
-    bucket: sync.Bucket, tmp_path: Path, s3_endpoint: S3Endpoint
+    bucket: Bucket, tmp_path: Path, s3_endpoint: S3Endpoint
 ) -> None:
     sources = tmp_path / "src"
     shutil.copytree(SETTINGS.sources, sources)
@@ -92,7 +91,7 @@ def test_a_one_file_change_uploads_that_file_alone(
         assert uploaded - bookkeeping == {"dags/PROD_dbt_models.py"}
 
 
-def test_a_key_changed_by_hand_is_put_back(bucket: sync.Bucket, tmp_path: Path) -> None:
+def test_a_key_changed_by_hand_is_put_back(bucket: Bucket) -> None:
     first = deploy(bucket, "DEV")
     key = first.new[0]
     bucket.put(key, b"edited in the console\n")
@@ -102,7 +101,7 @@ def test_a_key_changed_by_hand_is_put_back(bucket: sync.Bucket, tmp_path: Path) 
 
 
 def test_a_removed_source_is_deleted_by_the_next_deploy_of_that_environment_only(
-    bucket: sync.Bucket, tmp_path: Path
+    bucket: Bucket, tmp_path: Path
 ) -> None:
     dags = tmp_path / "src" / "dags"
     dags.mkdir(parents=True)
@@ -117,7 +116,7 @@ def test_a_removed_source_is_deleted_by_the_next_deploy_of_that_environment_only
     assert "dags/DEV_b.py" not in keys and "dags/PROD_b.py" in keys
 
 
-def test_plan_changes_nothing(bucket: sync.Bucket, tmp_path: Path) -> None:
+def test_plan_changes_nothing(bucket: Bucket) -> None:
     bucket.put("dags/DEV_stale.py", b"")
     before = contents(bucket)
     result = sync.plan(bucket, "DEV", stamp(SETTINGS.sources, "DEV"))
@@ -129,11 +128,11 @@ def test_plan_changes_nothing(bucket: sync.Bucket, tmp_path: Path) -> None:
     "key", ["dags/PROD_x.py", "requirements.txt", "dags/x.py", "dags/DEV_/../PROD_x.py"]
 )
 def test_keys_outside_the_environment_are_refused(key: str) -> None:
-    with pytest.raises(sync.OwnershipError):
+    with pytest.raises(OwnershipError):
         sync.assert_owned("DEV", key)
     result = sync.Plan(env="DEV", new=[key], uploads={key: b""})
-    with pytest.raises(sync.OwnershipError):
-        sync.apply(sync.LocalBucket(Path("/nonexistent")), result)
+    with pytest.raises(OwnershipError):
+        sync.apply(LocalBucket(Path("/nonexistent")), result)
 
 
 def test_uploads_run_concurrently(aws: S3Endpoint, tmp_path: Path) -> None:
@@ -166,7 +165,7 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
     deploy(bucket, "DEV", sources)
     small_project(sources, ["a.py", "b.py", "c.py"])
     aws.fail("PUT", "dags/DEV_b.py", status=500, code="InternalError")
-    with pytest.raises(sync.SyncError) as failed:
+    with pytest.raises(SyncError) as failed:
         deploy(bucket, "DEV", sources)
     assert str(failed.value) == (
         f"DEV: cannot upload s3://{bucket.name}/dags/DEV_b.py: An error occurred"
@@ -185,7 +184,7 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
     assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_b.py", "dags/DEV_c.py"]
 
 
-def test_passing_network_errors_are_retried(aws: S3Endpoint, tmp_path: Path) -> None:
+def test_passing_network_errors_are_retried(aws: S3Endpoint) -> None:
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     # Each request fails at most twice: the SDK's third attempt goes through.
     aws.fail("PUT", "dags/DEV_*", status=503, code="SlowDown", times=2)
@@ -201,7 +200,7 @@ def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
     deploy(bucket, "DEV", sources)
     small_project(sources, ["new.py"])
     aws.fail("POST", status=403, code="AccessDenied")
-    with pytest.raises(sync.SyncError, match="all 1 uploads done, but deleting the stale keys"):
+    with pytest.raises(SyncError, match="all 1 uploads done, but deleting the stale keys"):
         deploy(bucket, "DEV", sources)
     assert sorted(contents(bucket)) == ["dags/DEV_new.py", "dags/DEV_old.py"]
     aws.reset()
@@ -210,9 +209,8 @@ def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
     assert sorted(contents(bucket)) == ["dags/DEV_new.py"]
 
 
-def test_on_sse_kms_a_lost_record_costs_one_upload_of_each_file(
-    aws: S3Endpoint, kms_etags: None, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("aws", "kms_etags")
+def test_on_sse_kms_a_lost_record_costs_one_upload_of_each_file() -> None:
     bucket = S3Bucket.open(new_s3_bucket("aws:kms"), "eu-west-1")
     first = deploy(bucket, "DEV")
     bucket.delete([sync.record_key("DEV")])
@@ -221,9 +219,8 @@ def test_on_sse_kms_a_lost_record_costs_one_upload_of_each_file(
     assert deploy(bucket, "DEV").uploads == {}
 
 
-def test_a_multipart_object_from_another_tool_is_replaced_once_then_recognised(
-    aws: S3Endpoint, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("aws")
+def test_a_multipart_object_from_another_tool_is_replaced_once_then_recognised() -> None:
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     first = deploy(bucket, "DEV")
     key = first.new[0]
@@ -276,8 +273,8 @@ def test_a_failed_stamp_deploys_nothing(
     assert aws.count(["put", "delete"]) == 0
 
 
+@pytest.mark.usefixtures("aws")
 def test_the_cli_deploys_to_the_s3_bucket_named_by_s3_bucket(
-    aws: S3Endpoint,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -294,7 +291,7 @@ def test_the_cli_deploys_to_the_s3_bucket_named_by_s3_bucket(
 
 @pytest.fixture
 def deploy_errors(
-    aws: S3Endpoint,
+    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -356,16 +353,74 @@ def test_an_unversioned_bucket_is_refused_in_one_clear_line(
     assert aws.count(["put"]) == 0
 
 
-OFF_PATH = [
-    "other-branch",
-    "uncommitted-change",
-    "not-a-clone",
-    "git-fails",
-    "no-git",
-    "ignored-helper-package",
-    "excluded-file",
-    "assume-unchanged",
-]
+def on_another_branch(root: Path, _: pytest.MonkeyPatch) -> str:
+    subprocess.run([*GIT, "switch", "--quiet", "-c", "story/x"], cwd=root, check=True)
+    return f"deploy-prod runs from {SETTINGS.default_branch}, not from story/x"
+
+
+def with_an_uncommitted_change(root: Path, _: pytest.MonkeyPatch) -> str:
+    (root / "bucket_contents" / "dags" / "dbt_models.py").write_text("DEV = True\n")
+    return "deploy-prod runs from committed code, and 1 file(s) have uncommitted changes"
+
+
+def not_a_clone(root: Path, _: pytest.MonkeyPatch) -> str:
+    shutil.rmtree(root / ".git")
+    return f"deploy-prod runs from a git checkout of {SETTINGS.default_branch}"
+
+
+def where_git_fails(root: Path, _: pytest.MonkeyPatch) -> str:
+    (root / ".git" / "index").write_bytes(b"not an index")
+    return "deploy-prod cannot tell whether this checkout is clean: git says: "
+
+
+def without_git(root: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PATH", str(root / "no-tools-here"))
+    return "deploy-prod checks the checkout with git, and git is not installed"
+
+
+def with_an_ignored_helper_package(root: Path, _: pytest.MonkeyPatch) -> str:
+    (root / ".gitignore").write_text("build/\n")
+    commit(root)
+    (root / "bucket_contents/dags/build").mkdir()
+    (root / "bucket_contents/dags/build/__init__.py").write_text("X = 1\n")
+    return (
+        "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+        " bucket_contents/dags/build/__init__.py (untracked or ignored by git)"
+    )
+
+
+def with_an_excluded_file(root: Path, _: pytest.MonkeyPatch) -> str:
+    (root / ".git/info/exclude").write_text("scratch.py\n")
+    (root / "bucket_contents/dags/scratch.py").write_text("DEV = True\n")
+    return (
+        "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+        " bucket_contents/dags/scratch.py (untracked or ignored by git)"
+    )
+
+
+def with_a_change_marked_assume_unchanged(root: Path, _: pytest.MonkeyPatch) -> str:
+    dag = "bucket_contents/dags/dbt_models.py"
+    subprocess.run([*GIT, "update-index", "--assume-unchanged", dag], cwd=root, check=True)
+    with open(root / dag, "a") as file:
+        file.write("# not committed\n")
+    return (
+        "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+        f" {dag} (differs from the commit)"
+    )
+
+
+# How a checkout leaves the PROD path -> a function that takes it there and returns the
+# start of what deploy-prod then says.
+OFF_PATH = {
+    "other-branch": on_another_branch,
+    "uncommitted-change": with_an_uncommitted_change,
+    "not-a-clone": not_a_clone,
+    "git-fails": where_git_fails,
+    "no-git": without_git,
+    "ignored-helper-package": with_an_ignored_helper_package,
+    "excluded-file": with_an_excluded_file,
+    "assume-unchanged": with_a_change_marked_assume_unchanged,
+}
 
 
 @pytest.mark.parametrize("off_path", OFF_PATH)
@@ -379,46 +434,7 @@ def test_deploy_prod_to_s3_refuses_off_the_prod_path_unless_forced(
     root = project()
     monkeypatch.setenv("S3_BUCKET", new_s3_bucket())
     assert main(["deploy", "PROD"]) == 0
-    if off_path == "other-branch":
-        subprocess.run([*GIT, "switch", "--quiet", "-c", "story/x"], cwd=root, check=True)
-        said = f"deploy-prod runs from {SETTINGS.default_branch}, not from story/x"
-    elif off_path == "uncommitted-change":
-        (root / "bucket_contents" / "dags" / "dbt_models.py").write_text("DEV = True\n")
-        said = "deploy-prod runs from committed code, and 1 file(s) have uncommitted changes"
-    elif off_path == "not-a-clone":
-        shutil.rmtree(root / ".git")
-        said = f"deploy-prod runs from a git checkout of {SETTINGS.default_branch}"
-    elif off_path == "git-fails":
-        (root / ".git" / "index").write_bytes(b"not an index")
-        said = "deploy-prod cannot tell whether this checkout is clean: git says: "
-    elif off_path == "no-git":
-        monkeypatch.setenv("PATH", str(root / "no-tools-here"))
-        said = "deploy-prod checks the checkout with git, and git is not installed"
-    elif off_path == "ignored-helper-package":
-        (root / ".gitignore").write_text("build/\n")
-        commit(root)
-        (root / "bucket_contents/dags/build").mkdir()
-        (root / "bucket_contents/dags/build/__init__.py").write_text("X = 1\n")
-        said = (
-            "deploy-prod deploys only what is committed, and 1 file(s) are not:"
-            " bucket_contents/dags/build/__init__.py (untracked or ignored by git)"
-        )
-    elif off_path == "excluded-file":
-        (root / ".git/info/exclude").write_text("scratch.py\n")
-        (root / "bucket_contents/dags/scratch.py").write_text("DEV = True\n")
-        said = (
-            "deploy-prod deploys only what is committed, and 1 file(s) are not:"
-            " bucket_contents/dags/scratch.py (untracked or ignored by git)"
-        )
-    else:
-        dag = "bucket_contents/dags/dbt_models.py"
-        subprocess.run([*GIT, "update-index", "--assume-unchanged", dag], cwd=root, check=True)
-        with open(root / dag, "a") as file:
-            file.write("# not committed\n")
-        said = (
-            "deploy-prod deploys only what is committed, and 1 file(s) are not:"
-            f" {dag} (differs from the commit)"
-        )
+    said = OFF_PATH[off_path](root, monkeypatch)
     capsys.readouterr()
     aws.reset()
 
@@ -458,7 +474,7 @@ def test_a_failed_upload_among_many_ends_the_deploy_within_seconds(
     aws.latency = 0.01
     aws.fail("PUT", "dags/DEV_dag_003.py", status=status, code=code)
     error = finishes_within(20, lambda: deploy(bucket, "DEV", sources))
-    assert isinstance(error, sync.SyncError), error
+    assert isinstance(error, SyncError), error
     assert "nothing deleted" in str(error) and str(error).endswith(
         "This is not passing: running the deploy again fails the same way until it is fixed."
     )
@@ -483,7 +499,7 @@ def test_a_dying_endpoint_ends_the_deploy_within_seconds(
 
     threading.Thread(target=stop_once_uploads_began, daemon=True).start()
     error = finishes_within(30, lambda: deploy(bucket, "DEV", sources))
-    assert isinstance(error, sync.SyncError), error
+    assert isinstance(error, SyncError), error
     assert "uploads done" in str(error) and "nothing deleted" in str(error)
     assert str(error).endswith("Run the deploy again: it picks up where this one stopped.")
 
@@ -491,12 +507,12 @@ def test_a_dying_endpoint_ends_the_deploy_within_seconds(
 def test_an_endpoint_that_stops_answering_ends_the_deploy_within_seconds(
     aws: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mwaa_deploy.s3.READ_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr("mwaa_deploy.buckets.READ_TIMEOUT_SECONDS", 1)
     sources = small_project(tmp_path / "src", [f"dag_{n:03}.py" for n in range(60)])
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     aws.stall("PUT", "dags/DEV_dag_01*", seconds=4)
     error = finishes_within(20, lambda: deploy(bucket, "DEV", sources))
-    assert isinstance(error, sync.SyncError), error
+    assert isinstance(error, SyncError), error
     assert "nothing deleted" in str(error)
 
 
@@ -506,7 +522,7 @@ def test_a_failure_to_delete_many_keys_is_one_short_line(aws: S3Endpoint, tmp_pa
     deploy(bucket, "DEV", sources)
     small_project(sources, ["new.py"])
     aws.fail("POST", status=200, code="AccessDenied")
-    with pytest.raises(sync.SyncError) as failed:
+    with pytest.raises(SyncError) as failed:
         deploy(bucket, "DEV", sources)
     [line] = str(failed.value).splitlines()
     assert f"s3://{bucket.name} refused to delete 1400 keys (AccessDenied), such as" in line
@@ -519,18 +535,18 @@ def test_a_file_where_the_local_bucket_needs_a_folder_is_one_line_and_permanent(
     root = tmp_path / "bucket"
     root.mkdir()
     (root / "dags").write_text("not a folder")
-    with pytest.raises(sync.SyncError) as failed:
-        deploy(sync.LocalBucket(root), "DEV")
+    with pytest.raises(SyncError) as failed:
+        deploy(LocalBucket(root), "DEV")
     message = str(failed.value)
     assert f"{root / 'dags'} is a file where a folder belongs; move it away" in message
     assert message.endswith("running the deploy again fails the same way until it is fixed.")
 
 
 def test_a_second_deploy_of_one_environment_at_once_is_refused_in_one_line(
-    bucket: sync.Bucket,
+    bucket: Bucket,
 ) -> None:
     with bucket.lock("DEV"):
-        with pytest.raises(sync.BucketError) as refused:
+        with pytest.raises(BucketError) as refused:
             deploy(bucket, "DEV")
         deploy(bucket, "PROD")  # the other environment is not held up
     assert "another deploy of DEV" in str(refused.value)
@@ -539,23 +555,24 @@ def test_a_second_deploy_of_one_environment_at_once_is_refused_in_one_line(
 
 
 def test_a_deploy_that_died_holding_the_local_lock_does_not_block_the_next(tmp_path: Path) -> None:
-    bucket = sync.LocalBucket(tmp_path / "bucket")
+    bucket = LocalBucket(tmp_path / "bucket")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy import sync\n"
-         "bucket = sync.LocalBucket(__import__('pathlib').Path(sys.argv[1]))\n"
+        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy.buckets import LocalBucket\n"
+         "bucket = LocalBucket(__import__('pathlib').Path(sys.argv[1]))\n"
          "with bucket.lock('DEV'):\n    print('held', flush=True)\n    time.sleep(60)\n",
          str(bucket.root)],
         cwd=SETTINGS.root, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout and holder.stdout.readline() == "held\n"
-    with pytest.raises(sync.BucketError, match="another deploy of DEV"):
+    with pytest.raises(BucketError, match="another deploy of DEV"):
         deploy(bucket, "DEV")
     holder.kill()
     holder.wait()
     assert deploy(bucket, "DEV").new
 
 
-def test_an_s3_lock_left_by_a_crashed_deploy_lapses(aws: S3Endpoint) -> None:
+@pytest.mark.usefixtures("aws")
+def test_an_s3_lock_left_by_a_crashed_deploy_lapses() -> None:
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     crashed = {"holder": "ci@runner pid 7", "since": "2020-01-01T00:00:00Z",
                "until": "2020-01-01T00:10:00Z"}  # fmt: skip
@@ -574,7 +591,7 @@ def test_concurrent_cli_deploys_to_the_local_bucket_never_mix(tmp_path: Path) ->
     for status, (_, err) in results:
         assert status == 0 or "another deploy of DEV" in err, err
     built = stamp(project / "bucket_contents", "DEV")
-    assert contents(sync.LocalBucket(project / "local_bucket")) == built
+    assert contents(LocalBucket(project / "local_bucket")) == built
 
 
 def cli(project: Path, *args: str, **environ: str) -> subprocess.Popen[str]:

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
 from mwaa_deploy import sync
-from mwaa_deploy.s3 import S3Bucket
-from mwaa_deploy.stamp import ENVIRONMENTS, StampError, stamp
-from tests.conftest import FOREIGN, contents, new_s3_bucket
-from tests.s3_endpoint import S3Endpoint
+from mwaa_deploy.buckets import S3Bucket
+from mwaa_deploy.exceptions import StampError
+from mwaa_deploy.stamp import ENVIRONMENTS, stamp
+from tests.helpers import FOREIGN, contents, new_s3_bucket
 
 DAG_NAMES = st.sampled_from(["a.py", "b.py", "c.py"])
 VERSIONS = st.integers(min_value=0, max_value=3)
@@ -99,8 +99,9 @@ def not_owned(keys: dict[str, bytes], env: str) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("encryption", ["AES256", "aws:kms"])
+@pytest.mark.usefixtures("aws", "kms_etags")
 def test_a_deploy_or_clean_never_changes_a_key_the_environment_does_not_own(
-    aws: S3Endpoint, kms_etags: None, encryption: str, tmp_path: Path
+    encryption: str, tmp_path: Path
 ) -> None:
     machine = type(
         "Sequences", (DeploySequences,), {"encryption": encryption, "workspace": tmp_path}

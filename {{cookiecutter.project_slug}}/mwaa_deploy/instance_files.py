@@ -1,10 +1,9 @@
 """Instance-wide files: requirements.txt, plugins.zip and startup.sh, shared by DEV and PROD.
 
 One bad line in them takes the whole MWAA environment down for 10-30 minutes, so they are
-checked first: requirements resolved by pip against Airflow's constraints for MWAA's Python
-and platform, startup.sh parsed by bash, plugins/ packed the same way every time. Only the
-files whose content changed are uploaded, and one UpdateEnvironment call applies exactly
-their new object versions.
+checked before they go anywhere: requirements resolved by pip against Airflow's constraints
+for MWAA's Python and platform, startup.sh parsed by bash, plugins/ packed the same way
+every time. Uploading them and updating the environment is mwaa_environment.py's work.
 """
 
 from __future__ import annotations
@@ -14,26 +13,17 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from mwaa_deploy import DeployError
-from mwaa_deploy.config import Settings
-from mwaa_deploy.sync import Bucket, OwnershipError
-
-if TYPE_CHECKING:
-    from botocore.client import BaseClient
-
-    from mwaa_deploy.s3 import S3Bucket
+from mwaa_deploy import config
+from mwaa_deploy.exceptions import CheckError
+from mwaa_deploy.stamp import is_source_name
 
 REQUIREMENTS = "requirements.txt"
 PLUGINS = "plugins.zip"
@@ -67,14 +57,6 @@ OPTIONS_ALONE = {"--no-index", "--pre", "--prefer-binary", "--require-hashes"}
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-class CheckError(DeployError):
-    """Instance-wide files that must not reach the bucket; `problems` says where and why."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join([*problems, "Check failed: nothing was uploaded."]))
-        self.problems = problems
-
-
 @dataclass(frozen=True)
 class Line:
     number: int  # where the logical line starts, 1-based
@@ -100,7 +82,7 @@ def logical_lines(text: str) -> list[Line]:
     return lines
 
 
-def requirements_problems(text: str, path: str, settings: Settings) -> list[str]:
+def requirements_problems(text: str, path: str, settings: config.Settings) -> list[str]:
     """Every problem in requirements.txt, in line order: what a reader can see (syntax,
     the constraints line, Airflow itself), and what pip finds when it resolves the other
     lines as MWAA will, against the constraints this environment needs, whatever the
@@ -136,7 +118,7 @@ def _option(line: Line) -> tuple[str | None, str]:
     return OPTIONS_WITH_VALUE.get(name, name), value.strip("\"'")
 
 
-def _line_problem(line: Line, path: str, settings: Settings) -> str | None:
+def _line_problem(line: Line, path: str, settings: config.Settings) -> str | None:
     where = f"{path}:{line.number}"
     option, _ = _option(line)
     if option is not None:
@@ -148,7 +130,7 @@ def _line_problem(line: Line, path: str, settings: Settings) -> str | None:
             f" it takes {', '.join(allowed)}"
         )
     try:
-        name = _requirement_name(line)
+        name = requirement_name(line.text)
     except InvalidRequirement as error:
         reason = str(error).splitlines()[0]  # the rest draws a caret under the text
         return (
@@ -164,12 +146,10 @@ def _line_problem(line: Line, path: str, settings: Settings) -> str | None:
 
 
 def _constraints_line_problems(
-    constraints: list[Line], path: str, settings: Settings
+    constraints: list[Line], path: str, settings: config.Settings
 ) -> list[tuple[int | None, str]]:
     """Exactly one constraints line, for this environment's Airflow and Python."""
-    expected = CONSTRAINTS_URL.format(
-        airflow=settings.airflow_version, python=settings.python_version
-    )
+    expected = constraints_url(settings)
     fix = f'--constraint "{expected}"'
     if not constraints:
         return [(1, f"{path}:1: no constraints line; make the first line {fix}")]
@@ -193,7 +173,7 @@ def _constraints_line_problems(
 
 
 def _resolution_problems(
-    lines: list[Line], constraints: bytes, path: str, settings: Settings
+    lines: list[Line], constraints: bytes, path: str, settings: config.Settings
 ) -> list[tuple[int | None, str]]:
     """What pip finds when it resolves `lines` for MWAA. pip stops at the first problem, so
     the lines it names are set aside and the rest resolved again, until pip can install
@@ -203,7 +183,9 @@ def _resolution_problems(
         pip = _pip_dry_run(lines, constraints, settings)
         if pip.returncode == 0:
             return found
-        at = {_requirement_name(line): line.number for line in lines if _option(line)[0] is None}
+        at = {
+            requirement_name(line.text): line.number for line in lines if _option(line)[0] is None
+        }
         explained = explain_pip_failure(pip.stdout, settings.python_version)
         if not explained:
             tail = pip.stdout[-2000:]
@@ -221,7 +203,7 @@ def _resolution_problems(
 
 
 def _pip_dry_run(
-    lines: list[Line], constraints: bytes, settings: Settings
+    lines: list[Line], constraints: bytes, settings: config.Settings
 ) -> subprocess.CompletedProcess[str]:
     """pip's dry run of `lines` as MWAA installs them: its Python, its platform, wheels only,
     against `constraints`.
@@ -255,8 +237,8 @@ def _pip_dry_run(
         )
 
 
-def installed_airflow_wheel(version: str, folder: Path) -> Path:
-    """A wheel of metadata alone that stands for the Airflow installed on MWAA.
+def installed_airflow_wheel(version: str, folder: Path) -> None:
+    """Write a wheel of metadata alone that stands for the Airflow installed on MWAA.
 
     Its version, `<version>+mwaa`, satisfies `apache-airflow==<version>` and sorts above
     the real release, so pip takes it and does not reinstall Airflow's dependencies.
@@ -269,19 +251,22 @@ def installed_airflow_wheel(version: str, folder: Path) -> Path:
         f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
     files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
-    wheel = folder / f"{name}-{local_version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
+    with zipfile.ZipFile(folder / f"{name}-{local_version}-py3-none-any.whl", "w") as archive:
         for path, text in files.items():
             archive.writestr(path, text)
-    return wheel
 
 
-def read_constraints(settings: Settings, where: str) -> bytes:
+def constraints_url(settings: config.Settings) -> str:
+    """Where Airflow publishes the constraints of this environment's Airflow and Python."""
+    return CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
+
+
+def read_constraints(settings: config.Settings, where: str) -> bytes:
     """Airflow's constraints for this version and Python: the local copy if set, else the URL.
 
     Read before pip runs, so that a network problem is one clear line, not pip's retries.
     """
-    url = CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
+    url = constraints_url(settings)
     if settings.constraints_file:
         try:
             return (settings.root / Path(settings.constraints_file).expanduser()).read_bytes()
@@ -310,6 +295,11 @@ def read_constraints(settings: Settings, where: str) -> bytes:
 
 def explain_pip_failure(output: str, python: str) -> list[tuple[str | None, str]]:
     """pip's errors, each with the requirement it is about (canonical name), when it says."""
+    return [*_not_found(output, python), *_conflicts(output)]
+
+
+def _not_found(output: str, python: str) -> list[tuple[str | None, str]]:
+    """Requirements pip found no installable version of."""
     target = f"MWAA ({PLATFORM_NAME}, Python {python})"
     problems: list[tuple[str | None, str]] = []
     for spec, versions in re.findall(
@@ -327,41 +317,49 @@ def explain_pip_failure(output: str, python: str) -> list[tuple[str | None, str]
                 f" the newest that does is {versions.split(', ')[-1]}"
             )
         # A dependency's own requirement reads `name>=1 (from parent==2)`.
-        problems.append((_name_of(spec.split(" (from ")[0]), reason))
-    causes = re.search(r"The conflict is caused by:\n((?:    .+\n)+)", output)
-    if causes:
-        lines = [cause.strip() for cause in causes[1].splitlines()]
-        pinned = [
-            c.removeprefix("The user requested (constraint) ") for c in lines if "(constraint)" in c
-        ]
-        requested = [
-            c.removeprefix("The user requested ")
-            for c in lines
-            if c.startswith("The user requested ") and "(constraint)" not in c
-        ]
-        for spec in requested:
-            if pinned:
-                reason = (
-                    f"`{spec}` conflicts: Airflow's constraints pin {', '.join(pinned)};"
-                    " leave the version out and the constraints choose it"
-                )
-            else:
-                others = "; ".join(c for c in lines if c != f"The user requested {spec}")
-                reason = f"`{spec}` conflicts: {others}; change the versions so they agree"
-            problems.append((_name_of(spec), reason))
-        if not requested:
-            problems.append((None, "the requirements conflict: " + "; ".join(lines)))
+        problems.append((_name_or_none(spec.split(" (from ")[0]), reason))
     return problems
 
 
-def _requirement_name(line: Line) -> str:
-    """The canonical name of the requirement on a line; InvalidRequirement if it is none."""
-    return canonicalize_name(Requirement(line.text.split(" --hash")[0]).name)
+def _conflicts(output: str) -> list[tuple[str | None, str]]:
+    """Requirements that contradict the constraints, or each other."""
+    causes = re.search(r"The conflict is caused by:\n((?:    .+\n)+)", output)
+    if not causes:
+        return []
+    lines = [cause.strip() for cause in causes[1].splitlines()]
+    pinned = [
+        c.removeprefix("The user requested (constraint) ") for c in lines if "(constraint)" in c
+    ]
+    requested = [
+        c.removeprefix("The user requested ")
+        for c in lines
+        if c.startswith("The user requested ") and "(constraint)" not in c
+    ]
+    if not requested:
+        return [(None, "the requirements conflict: " + "; ".join(lines))]
+    problems: list[tuple[str | None, str]] = []
+    for spec in requested:
+        if pinned:
+            reason = (
+                f"`{spec}` conflicts: Airflow's constraints pin {', '.join(pinned)};"
+                " leave the version out and the constraints choose it"
+            )
+        else:
+            others = "; ".join(c for c in lines if c != f"The user requested {spec}")
+            reason = f"`{spec}` conflicts: {others}; change the versions so they agree"
+        problems.append((_name_or_none(spec), reason))
+    return problems
 
 
-def _name_of(spec: str) -> str | None:
+def requirement_name(spec: str) -> str:
+    """The canonical name of a requirement (`Pandas>=2 --hash=...`: pandas);
+    InvalidRequirement if `spec` is none."""
+    return canonicalize_name(Requirement(spec.split(" --hash")[0]).name)
+
+
+def _name_or_none(spec: str) -> str | None:
     try:
-        return canonicalize_name(Requirement(spec).name)
+        return requirement_name(spec)
     except InvalidRequirement:
         return None
 
@@ -375,10 +373,7 @@ def plugins_zip(folder: Path) -> bytes:
     files = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file()
-        and not any(
-            part.startswith(".") or part == "__pycache__" for part in p.relative_to(folder).parts
-        )
+        if p.is_file() and all(is_source_name(part) for part in p.relative_to(folder).parts)
     )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
@@ -398,9 +393,9 @@ def check_startup(path: Path, shown: str) -> list[str]:
     ] or ([f"{shown}: bash -n failed"] if check.returncode else [])
 
 
-def build(settings: Settings, shown_sources: Path) -> dict[str, bytes]:
+def checked_files(settings: config.Settings) -> dict[str, bytes]:
     """The instance-wide files to deploy, every one checked; raise CheckError on any problem."""
-    sources = settings.sources
+    sources, shown_sources = settings.sources, config.shown(settings.sources)
     files: dict[str, bytes] = {}
     problems: list[str] = []
     requirements = sources / REQUIREMENTS
@@ -417,116 +412,3 @@ def build(settings: Settings, shown_sources: Path) -> dict[str, bytes]:
     if (sources / "plugins").is_dir():
         files[PLUGINS] = plugins_zip(sources / "plugins")
     return files
-
-
-class UpdateError(DeployError):
-    """The environment could not take the new files; the message says where to look."""
-
-
-# The UpdateEnvironment fields that name each file and its object version.
-FIELDS = {REQUIREMENTS: "Requirements", PLUGINS: "Plugins", STARTUP: "StartupScript"}
-# Statuses an update passes through before it settles.
-SETTLING = {"UPDATING", "ROLLING_BACK", "PENDING", "CREATING_SNAPSHOT"}
-POLL_SECONDS = 30
-PROGRESS_EVERY = 300  # seconds between "still UPDATING" lines
-GIVE_UP_AFTER = 3600  # seconds; updates take 10-30 minutes
-
-
-def changed_files(
-    files: dict[str, bytes], running: Callable[[str], bytes | None]
-) -> dict[str, bytes]:
-    """The files whose content differs from what the environment runs (`running(key)`)."""
-    return {key: body for key, body in files.items() if running(_instance_key(key)) != body}
-
-
-def write_local(bucket: Bucket, files: dict[str, bytes]) -> None:
-    """Put the files into a bucket with no MWAA environment behind it (the local bucket)."""
-    for key, body in files.items():
-        bucket.put(_instance_key(key), body)
-
-
-def running_versions(mwaa: BaseClient, name: str, bucket_name: str) -> dict[str, str]:
-    """The object version of each instance-wide file the environment runs now.
-
-    Refuses, before anything is uploaded, unless the environment is AVAILABLE (an update
-    cannot start during another) and reads `bucket_name` (else the files would go to one
-    bucket and the update to an environment that reads another).
-    """
-    environment = _describe(mwaa, name, "cannot read the MWAA environment")
-    if environment["Status"] != "AVAILABLE":
-        raise UpdateError(
-            f"the MWAA environment {name} is {environment['Status']}; run this again once it"
-            " is AVAILABLE"
-        )
-    reads = environment.get("SourceBucketArn", "").rpartition(":")[2]
-    if reads != bucket_name:
-        raise UpdateError(
-            f"the MWAA environment {name} reads s3://{reads}, not s3://{bucket_name}:"
-            " check MWAA_ENVIRONMENT and S3_BUCKET"
-        )
-    return {
-        key: environment[f"{field}S3ObjectVersion"]
-        for key, field in FIELDS.items()
-        if environment.get(f"{field}S3Path") == key and environment.get(f"{field}S3ObjectVersion")
-    }
-
-
-def upload(bucket: S3Bucket, files: dict[str, bytes]) -> dict[str, str]:
-    """Upload each file; return the object version S3 gave it."""
-    return {key: bucket.put_versioned(_instance_key(key), body) for key, body in files.items()}
-
-
-def update_environment(mwaa: BaseClient, name: str, versions: dict[str, str]) -> None:
-    """Point the environment at the new object versions and follow the update to its end.
-
-    Workers are replaced gracefully: tasks already running, of DEV and PROD, finish first.
-    """
-    request = {"Name": name, "WorkerReplacementStrategy": "GRACEFUL"}
-    for key, version in versions.items():
-        request[f"{FIELDS[key]}S3Path"] = key
-        request[f"{FIELDS[key]}S3ObjectVersion"] = version
-    try:
-        mwaa.update_environment(**request)
-    except (BotoCoreError, ClientError) as error:
-        raise UpdateError(f"MWAA refused to update {name}: {error}") from error
-    print(f"Updating {name} with {', '.join(versions)}; this takes 10-30 minutes.")
-    started = time.monotonic()
-    status, last_said = "UPDATING", started
-    while status in SETTLING:
-        time.sleep(POLL_SECONDS)
-        environment = _describe(mwaa, name, "the update started, but cannot follow it")
-        now = time.monotonic()
-        minutes = (now - started) / 60
-        if environment["Status"] != status or now - last_said >= PROGRESS_EVERY:
-            status, last_said = environment["Status"], now
-            print(f"  {status} after {minutes:.0f} min")
-        if status in SETTLING and now - started >= GIVE_UP_AFTER:
-            raise UpdateError(
-                f"{name} is still {status} after {minutes:.0f} minutes; follow it in the"
-                " MWAA console, and do not start another update until it is AVAILABLE"
-            )
-    last = environment.get("LastUpdate", {})
-    if status == "AVAILABLE" and last.get("Status") != "FAILED":
-        print(f"{name} is AVAILABLE, running the new {', '.join(versions)}.")
-        return
-    error = last.get("Error", {})
-    raise UpdateError(
-        f"the update of {name} failed ({error.get('ErrorCode', status)}:"
-        f" {error.get('ErrorMessage', 'no message')}); MWAA rolled back to the previous files."
-        f" Look in CloudWatch, log groups airflow-{name}-Worker and airflow-{name}-Scheduler"
-        " (the requirements_install_* streams, and the startup script's), and on the"
-        " environment's page in the MWAA console"
-    )
-
-
-def _describe(mwaa: BaseClient, name: str, doing: str) -> dict:
-    try:
-        return mwaa.get_environment(Name=name)["Environment"]
-    except (BotoCoreError, ClientError) as error:
-        raise UpdateError(f"{doing} {name}: {error}") from error
-
-
-def _instance_key(key: str) -> str:
-    if key not in INSTANCE_KEYS:
-        raise OwnershipError(f"refusing to touch {key!r}: instance-wide files are {INSTANCE_KEYS}")
-    return key

@@ -1,28 +1,39 @@
-"""The S3 bucket MWAA reads, through the AWS SDK (which finds the endpoint, profile and keys)."""
+"""Buckets: where a deploy puts the files. Syncing (sync.py) works on any `Bucket`:
+
+- `LocalBucket`, a folder laid out like the MWAA bucket: the embedded default while no S3
+  bucket is configured;
+- `S3Bucket`, the bucket MWAA reads, through the AWS SDK (which finds the endpoint, the
+  profile and the keys).
+
+The AWS SDK is imported inside the functions that use it, never at the top of this module:
+loading it is most of an S3 deploy's start-up work, and a stamp or a deploy to the local
+bucket has no use for it.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import getpass
 import hashlib
 import json
 import os
 import socket
+import tempfile
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-import botocore.session
-from botocore.client import BaseClient
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ProfileNotFound,
-)
+from mwaa_deploy import config
+from mwaa_deploy.exceptions import BucketError
+from mwaa_deploy.sync import UPLOAD_THREADS, lock_key
 
-from mwaa_deploy.sync import UPLOAD_THREADS, BucketError, lock_key
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from botocore.config import Config
 
 # A request that gets no answer for this long is retried, then given up: a stalled
 # endpoint ends the deploy instead of holding it (and its CI job) for ever.
@@ -38,8 +49,131 @@ PERMANENT_CODES = {
 }  # fmt: skip
 
 
+class Bucket(Protocol):
+    """What syncing needs from a bucket. Keys use `/`; ETags are opaque strings."""
+
+    description: str
+
+    def list(self, prefix: str) -> dict[str, str]:
+        """Every key under `prefix` with its ETag."""
+        ...
+
+    def etag_of(self, body: bytes) -> str:
+        """The ETag this bucket usually gives an object holding `body`."""
+        ...
+
+    def get(self, key: str) -> bytes | None:
+        """The object's content, or None when there is no such key."""
+        ...
+
+    def put(self, key: str, body: bytes) -> str:
+        """Store `body` under `key`; return the ETag the bucket gave it."""
+        ...
+
+    def delete(self, keys: list[str]) -> None: ...
+
+    def lock(self, env: str) -> AbstractContextManager[None]:
+        """Held while one deploy or clean of `env` runs; BucketError if another holds it."""
+        ...
+
+
+def open_bucket(settings: config.Settings) -> LocalBucket | S3Bucket:
+    """The bucket the settings name: S3 when `s3_bucket` is set, else the local folder."""
+    if not settings.s3_bucket:
+        return LocalBucket(config.shown(settings.local_bucket))
+    return S3Bucket.open(settings.s3_bucket, settings.aws_region)
+
+
+class LocalBucket:
+    """A folder laid out like the MWAA bucket: the embedded default when no S3 bucket is set."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = f"local bucket {root}"
+
+    def list(self, prefix: str) -> dict[str, str]:
+        folder, _, name_start = prefix.rpartition("/")
+        base = self.root / folder
+        if not base.is_dir():
+            return {}
+        found = {}
+        for top in base.iterdir():
+            if not top.name.startswith(name_start):
+                continue
+            files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+            for file in files:
+                found[file.relative_to(self.root).as_posix()] = self.etag_of(file.read_bytes())
+        return found
+
+    def etag_of(self, body: bytes) -> str:
+        return hashlib.sha256(body).hexdigest()
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise BucketError(f"cannot read {self.root / key}: {error.strerror}") from error
+
+    def put(self, key: str, body: bytes) -> str:
+        path = self.root / key
+        # A name of this writer's own: a reader (the local Airflow) sees the old file or
+        # the new one, never half of one; a crash leaves an owned key the next deploy removes.
+        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(body)
+            os.replace(partial, path)
+        except OSError as error:
+            raise self._error("cannot write", path, error) from error
+        return self.etag_of(body)
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self.root / key
+            try:
+                path.unlink(missing_ok=True)
+                # Tidy the folders a deleted helper package leaves empty, never dags/ itself.
+                for folder in path.parents:
+                    if folder == self.root / "dags" or not folder.is_dir() or any(folder.iterdir()):
+                        break
+                    folder.rmdir()
+            except OSError as error:
+                raise self._error("cannot delete", path, error) from error
+
+    @contextmanager
+    def lock(self, env: str) -> Iterator[None]:
+        """An OS lock, which ends with the process that holds it, however that ends."""
+        where = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"mwaa_deploy-{where}-{env}.lock"
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BucketError(
+                    f"another deploy of {env} to {self.description} is running: wait for it"
+                    " to finish, then run this again"
+                ) from None
+            yield
+
+    def _error(self, doing: str, path: Path, error: OSError) -> BucketError:
+        blocker = next((p for p in [path, *path.parents] if p.is_file()), None)
+        if blocker is not None and blocker != path:
+            return BucketError(
+                f"{doing} {path}: {blocker} is a file where a folder belongs; move it away",
+                permanent=True,
+            )
+        passing = error.errno in (errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EBUSY)
+        return BucketError(f"{doing} {path}: {error.strerror}", permanent=not passing)
+
+
 class S3Bucket:
+    """An S3 bucket, through the AWS SDK; every failure is one BucketError line."""
+
     def __init__(self, name: str, region: str) -> None:
+        from botocore.config import Config
+
         self.name = name
         self.description = f"s3://{name}"
         self.client = aws_client(
@@ -57,10 +191,8 @@ class S3Bucket:
     def open(cls, name: str, region: str) -> S3Bucket:
         """The bucket, once it is known to exist, be reachable and be versioned as MWAA needs."""
         bucket = cls(name, region)
-        try:
+        with bucket._failing("cannot read the versioning of", name):
             status = bucket.client.get_bucket_versioning(Bucket=name).get("Status")
-        except (BotoCoreError, ClientError) as error:
-            raise bucket._error("cannot read the versioning of", name, error) from error
         if status != "Enabled":
             raise BucketError(
                 f"s3://{name} is not versioned, and MWAA reads only versioned buckets: run"
@@ -73,15 +205,13 @@ class S3Bucket:
         # Page by hand: loading botocore's paginator costs more than a page takes to arrive.
         request = {"Bucket": self.name, "Prefix": prefix}
         found: dict[str, str] = {}
-        try:
+        with self._failing("cannot list", f"{self.name}/{prefix}*"):
             while True:
                 page = self.client.list_objects_v2(**request)
                 found |= {item["Key"]: item["ETag"].strip('"') for item in page.get("Contents", [])}
                 if not page["IsTruncated"]:
                     return found
                 request["ContinuationToken"] = page["NextContinuationToken"]
-        except (BotoCoreError, ClientError) as error:
-            raise self._error("cannot list", f"{self.name}/{prefix}*", error) from error
 
     def etag_of(self, body: bytes) -> str:
         # The ETag of a single-part upload without SSE-KMS is the MD5 of the body; other
@@ -91,39 +221,27 @@ class S3Bucket:
     def get(self, key: str, version: str = "") -> bytes | None:
         """The object's content (of `version`, if given), or None when there is none."""
         request = {"Bucket": self.name, "Key": key} | ({"VersionId": version} if version else {})
-        try:
+        with self._failing(
+            "cannot read", f"{self.name}/{key}", none=("NoSuchKey", "NoSuchVersion")
+        ):
             return self.client.get_object(**request)["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
-        except (BotoCoreError, ClientError) as error:
-            if _code(error) == "NoSuchVersion":
-                return None
-            raise self._error("cannot read", f"{self.name}/{key}", error) from error
+        return None
 
     def put(self, key: str, body: bytes) -> str:
-        try:
-            answer = self.client.put_object(Bucket=self.name, Key=key, Body=body)
-        except (BotoCoreError, ClientError) as error:
-            raise self._error("cannot upload", f"{self.name}/{key}", error) from error
-        return answer["ETag"].strip('"')
+        return self._put(key, body)["ETag"].strip('"')
 
     def put_versioned(self, key: str, body: bytes) -> str:
         """Upload `body`; return the object version S3 gave it (MWAA is pointed at versions)."""
-        try:
-            return self.client.put_object(Bucket=self.name, Key=key, Body=body)["VersionId"]
-        except (BotoCoreError, ClientError) as error:
-            raise self._error("cannot upload", f"{self.name}/{key}", error) from error
+        return self._put(key, body)["VersionId"]
 
     def delete(self, keys: list[str]) -> None:
         refused = []
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start : start + 1000]]
-            try:
+            with self._failing("cannot delete from", self.name):
                 answer = self.client.delete_objects(
                     Bucket=self.name, Delete={"Objects": batch, "Quiet": True}
                 )
-            except (BotoCoreError, ClientError) as error:
-                raise self._error("cannot delete from", self.name, error) from error
             refused += answer.get("Errors", [])
         if refused:
             raise _refused(self.name, refused)
@@ -142,23 +260,32 @@ class S3Bucket:
             "until": _when(now + LOCK_LEASE),
         }
         body = json.dumps(mine).encode()
-        try:
-            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfNoneMatch="*")
-        except ClientError as error:
-            if _code(error) not in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise self._error("cannot write", f"{self.name}/{key}", error) from error
+        if not self._put_if_absent(key, body):
             self._take_over_lapsed(env, body, now)
-        except BotoCoreError as error:
-            raise self._error("cannot write", f"{self.name}/{key}", error) from error
         try:
             yield
         finally:
             try:
-                self.client.delete_object(Bucket=self.name, Key=key)
-            except (BotoCoreError, ClientError):
+                with self._failing("cannot delete", f"{self.name}/{key}"):
+                    self.client.delete_object(Bucket=self.name, Key=key)
+            except BucketError:
                 pass  # The lease lapses on its own.
 
+    def _put(self, key: str, body: bytes) -> dict[str, Any]:
+        with self._failing("cannot upload", f"{self.name}/{key}"):
+            return self.client.put_object(Bucket=self.name, Key=key, Body=body)
+
+    def _put_if_absent(self, key: str, body: bytes) -> bool:
+        """Write the key unless it exists (a conditional write); False if it does."""
+        exists = ("PreconditionFailed", "ConditionalRequestConflict")
+        with self._failing("cannot write", f"{self.name}/{key}", none=exists):
+            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfNoneMatch="*")
+            return True
+        return False
+
     def _take_over_lapsed(self, env: str, body: bytes, now: datetime) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         key = lock_key(env)
         try:
             held = self.client.get_object(Bucket=self.name, Key=key)
@@ -183,8 +310,25 @@ class S3Bucket:
                 " wait for it to finish"
             ) from error
 
+    @contextmanager
+    def _failing(self, doing: str, what: str, none: tuple[str, ...] = ()) -> Iterator[None]:
+        """An AWS SDK error in the block becomes one BucketError line (see `_error`).
+
+        An S3 error code in `none` means the block has no result: it ends early, and the
+        code after it runs, as after `get` of a key that does not exist.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as error:
+            if _code(error) not in none:
+                raise self._error(doing, what, error) from error
+
     def _error(self, doing: str, what: str, error: Exception) -> BucketError:
         """One line that says what failed and what to do about it, not a traceback."""
+        from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
         code = _code(error)
         permanent = code in PERMANENT_CODES or isinstance(error, NoCredentialsError)
         if isinstance(error, NoCredentialsError):
@@ -208,6 +352,9 @@ class S3Bucket:
 
 def aws_client(service: str, region: str, config: Config | None = None) -> BaseClient:
     """A client of a session of its own: credentials are looked up now, not reused."""
+    import botocore.session
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
     session = botocore.session.Session()
     # Timestamps stay text: nothing here reads them, and parsing the LastModified of every
     # listed key would cost a deploy more time than the listing request itself.
@@ -242,4 +389,6 @@ def _when(moment: datetime) -> str:
 
 def _code(error: Exception) -> str:
     """S3's error code (`NoSuchBucket`, `AccessDenied`, ...), or "" when S3 gave none."""
+    from botocore.exceptions import ClientError
+
     return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""

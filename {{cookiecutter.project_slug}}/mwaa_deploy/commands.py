@@ -1,0 +1,195 @@
+"""The commands behind the Makefile, one function each; __main__.py parses the arguments.
+
+Each command imports what it needs only, so that a stamp, or a deploy to the local bucket,
+never loads the AWS SDK, and a deploy to S3 loads it while a second process stamps.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from mwaa_deploy import config, sync
+from mwaa_deploy import stamp as stamping
+from mwaa_deploy.buckets import Bucket, open_bucket
+from mwaa_deploy.exceptions import DeployError, Interrupted, StampError
+from mwaa_deploy.prod_path import check_committed, check_prod_path
+
+# Deploys of fewer files finish before progress would help.
+PROGRESS_FROM = 20
+
+
+def stamp(settings: config.Settings, env: str) -> int:
+    """`stamp ENV`: write build/<ENV>/ from bucket_contents/, checking every DAG file."""
+    with _if_stamp_fails(f"build/{env}/ is left as it was"):
+        desired = stamping.stamp(config.shown(settings.sources), env)
+    build = stamping.write_build(desired, config.shown(settings.build), env)
+    print(f"Stamped {env}: {len(desired)} files in {build}")
+    return 0
+
+
+def plan(settings: config.Settings, env: str) -> int:
+    """`plan ENV`: stamp, then show what a deploy would change; change nothing."""
+    with _if_stamp_fails(f"no plan for {env} until every file stamps"):
+        desired, bucket = _stamp_and_open_bucket(settings, env)
+    print(f"Stamped {env}: {len(desired)} files")
+    result = sync.plan(bucket, env, desired)
+    print(f"Plan for {env} on {bucket.description} (keys {sync.owned_prefix(env)}*):")
+    for label, keys in [
+        ("new", result.new),
+        ("changed", result.changed),
+        ("delete", result.deleted),
+    ]:
+        for key in keys:
+            print(f"  {label:<8} {key}")
+    print(f"  {result.counts()}" + (" - nothing to do" if result.is_empty else ""))
+    return 0
+
+
+def deploy(settings: config.Settings, env: str, force: bool) -> int:
+    """`deploy ENV`: stamp, then upload new and changed files and delete stale ones.
+
+    What changes PROD runs from a clean checkout of the default branch, unless forced.
+    """
+    nothing_done = f"nothing was deployed to {env}"
+    try:
+        with _if_stamp_fails(nothing_done):
+            if env == "PROD" and settings.s3_bucket and not force:
+                check_prod_path(settings.root, settings.default_branch, "deploy-prod")
+                check_committed(settings.root, stamping.read_paths(settings.sources), "deploy-prod")
+            desired, bucket = _stamp_and_open_bucket(settings, env)
+        print(f"Stamped {env}: {len(desired)} files")
+        print(f"Deploying {env} to {bucket.description}")
+        result = sync.deploy(bucket, env, desired, progress=_print_progress)
+        print(f"{env} deployed: {result.counts(done=True)}.")
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted: {nothing_done}.") from None
+    return 0
+
+
+def clean(settings: config.Settings, env: str) -> int:
+    """`clean DEV`: delete every file the environment owns in the bucket."""
+    bucket = open_bucket(settings)
+    deleted = sync.clean(bucket, env)
+    print(f"{env} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    return 0
+
+
+def check_requirements(settings: config.Settings) -> int:
+    """`check-requirements`: check requirements.txt, startup.sh and plugins/ for MWAA."""
+    from mwaa_deploy import instance_files
+
+    files = instance_files.checked_files(settings)
+    print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
+    return 0
+
+
+def deploy_requirements(settings: config.Settings, force: bool) -> int:
+    """`deploy-requirements`: check, upload the changed instance-wide files and update
+    the MWAA environment; with the local bucket, write them there."""
+    from mwaa_deploy import instance_files, mwaa_environment
+
+    if settings.s3_bucket and not force:
+        check_prod_path(settings.root, settings.default_branch, "deploy-requirements")
+    files = instance_files.checked_files(settings)
+    bucket = open_bucket(settings)
+    if not settings.s3_bucket:
+        changed = mwaa_environment.changed_files(files, bucket.get)
+        mwaa_environment.write_local(bucket, changed)
+        written = ", ".join(changed) or "nothing"
+        print(f"{written} written to {bucket.description}; no MWAA environment to update.")
+        return 0
+    mwaa, name = mwaa_environment.client(settings), settings.mwaa_environment
+    running = mwaa_environment.running_versions(mwaa, name, bucket.name)
+    changed = mwaa_environment.changed_files(
+        files, lambda key: bucket.get(key, running[key]) if key in running else None
+    )
+    if not changed:
+        print(f"{name} already runs these instance-wide files: no upload, no update.")
+        return 0
+    versions = mwaa_environment.upload(bucket, changed)
+    print(f"Uploaded {', '.join(f'{key} (version {v})' for key, v in versions.items())}.")
+    mwaa_environment.update_environment(mwaa, name, versions)
+    return 0
+
+
+def airflow_local(settings: config.Settings, port: int) -> int:
+    """`airflow-local`: run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C."""
+    from mwaa_deploy.airflow_local import run
+
+    return run(settings, port)
+
+
+@contextmanager
+def _if_stamp_fails(not_done: str) -> Iterator[None]:
+    """A stamp's problems, reported with what the command therefore did not do."""
+    try:
+        yield
+    except StampError as error:
+        raise StampError(error.problems, f"Stamp failed: {not_done}.") from None
+
+
+def _stamp_and_open_bucket(settings: config.Settings, env: str) -> tuple[dict[str, bytes], Bucket]:
+    """The build and the bucket; a stamp problem is reported first, as the one to fix first.
+
+    Opening an S3 bucket loads the AWS SDK and its S3 model, CPU work like stamping, so
+    stamping runs meanwhile in a second process (a thread would wait for the first).
+    """
+    sources = config.shown(settings.sources)
+    if not settings.s3_bucket:
+        return stamping.stamp(sources, env), open_bucket(settings)
+    # A fork starts at once, and is safe on Linux while no other thread runs, as on the
+    # command line; elsewhere (macOS, a process with threads) a fresh interpreter.
+    alone = sys.platform == "linux" and threading.active_count() == 1
+    start = multiprocessing.get_context("fork" if alone else "spawn")
+    receiving, sending = start.Pipe(duplex=False)
+    # A daemon: ended with this process, Ctrl-C included, however far it got.
+    stamper = start.Process(target=_stamp_into, args=(sending, sources, env), daemon=True)
+    stamper.start()
+    sending.close()
+    try:
+        bucket = open_bucket(settings)
+    except DeployError:
+        _received(receiving)
+        raise
+    return _received(receiving), bucket
+
+
+def _stamp_into(sending: Connection, sources: Path, env: str) -> None:
+    """The stamping process: send the build, or the StampError, back."""
+    # Ctrl-C is the parent's to handle: a stamper stopped while sending the build would
+    # leave the parent waiting for the rest of it, for ever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sending.send(stamping.stamp(sources, env))
+    except StampError as error:
+        sending.send(error)
+
+
+def _received(receiving: Connection) -> dict[str, bytes]:
+    try:
+        outcome = receiving.recv()
+    except EOFError:
+        raise DeployError(
+            "stamping stopped without a result; run it alone: make stamp-dev"
+        ) from None
+    if isinstance(outcome, StampError):
+        raise outcome
+    return outcome
+
+
+def _print_progress(done: int, total: int) -> None:
+    """Progress of long deploys: one line rewritten in place on a terminal, every 10% otherwise."""
+    if total < PROGRESS_FROM:
+        return
+    if sys.stderr.isatty():
+        end = "\n" if done == total else ""
+        print(f"\r  uploaded {done}/{total}", end=end, file=sys.stderr, flush=True)
+    elif done % (total // 10) == 0 or done == total:
+        print(f"  uploaded {done}/{total}", file=sys.stderr, flush=True)

@@ -1,0 +1,89 @@
+"""Every error the deploy raises.
+
+A `DeployError` is something the person running the command can fix: `python -m mwaa_deploy`
+prints its message, never a traceback, and exits with its `exit_status`. The message says
+what is wrong and what to do, in one line, or, for a `ProblemsError`, one line a problem.
+"""
+
+from __future__ import annotations
+
+
+class DeployError(Exception):
+    """Something the person running the command can fix; the message says what and how."""
+
+    exit_status = 1
+
+
+class ProblemsError(DeployError):
+    """Everything wrong with some files, found in one run: one line a problem (`path:line:
+    what to do`), then a trailer that says what the command therefore did not do."""
+
+    def __init__(self, problems: list[str], trailer: str = "") -> None:
+        # Every argument goes on to Exception, so the error survives the trip from the
+        # stamping process (pickling rebuilds an exception from its arguments).
+        super().__init__(problems, trailer)
+        self.problems = problems
+        self.trailer = trailer
+
+    def __str__(self) -> str:
+        return "\n".join([*self.problems, self.trailer] if self.trailer else self.problems)
+
+
+class StampError(ProblemsError):
+    """Source files that cannot be stamped. The stamp finds the problems; the command that
+    stamped adds the trailer, since only it knows what it did not do."""
+
+
+class CheckError(ProblemsError):
+    """Instance-wide files (requirements.txt, startup.sh) that must not reach the bucket."""
+
+    def __init__(
+        self, problems: list[str], trailer: str = "Check failed: nothing was uploaded."
+    ) -> None:
+        super().__init__(problems, trailer)
+
+
+class ConfigError(DeployError):
+    """A setting is missing, misspelt or of the wrong kind; the message names it."""
+
+
+class OffProdPath(DeployError):
+    """Not on the default branch, or uncommitted changes; the message says which."""
+
+
+class BucketError(DeployError):
+    """The bucket refused or failed a request; the message says which and why.
+
+    `permanent`: the same request fails the same way again (a denied permission, a key
+    the bucket cannot hold), so running the deploy again will not help by itself.
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class SyncError(DeployError):
+    """A deploy stopped part-way; the message says what was and was not done."""
+
+
+class Interrupted(SyncError):
+    """Ctrl-C stopped a deploy; the message says what was and was not done."""
+
+    exit_status = 130  # what a shell reports for a command that SIGINT ended
+
+
+class UpdateError(DeployError):
+    """The MWAA environment could not take the new files; the message says where to look."""
+
+
+class LocalAirflowError(DeployError):
+    """Airflow cannot start here; the message says why and what to do."""
+
+
+class OwnershipError(AssertionError):
+    """A key outside the environment's own prefix was about to be touched.
+
+    Not a DeployError: no setting or file of the user's can cause it, only a bug here, so
+    it stops the command with a traceback to report.
+    """

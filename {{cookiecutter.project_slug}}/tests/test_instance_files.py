@@ -1,0 +1,285 @@
+"""Instance-wide files (DESIGN: requirements.txt, plugins.zip and startup.sh are shared by DEV
+and PROD, so they are checked before they reach the bucket): `make check-requirements`, and
+plugins.zip packed the same way every time.
+
+pip resolves for real, against a local constraints file.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import zipfile
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from mwaa_deploy import instance_files
+from mwaa_deploy.__main__ import main
+from tests.helpers import CONSTRAINTS_LINE, CONSTRAINTS_URL, SETTINGS
+
+MWAA = f"MWAA (Linux x86_64, Python {SETTINGS.python_version})"
+
+
+def check_fails(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """`make check-requirements`: it must exit non-zero; the problems it printed."""
+    assert main(["check-requirements"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1] == "Check failed: nothing was uploaded."
+    return lines[:-1]
+
+
+# -- check-requirements: what a reader could see -------------------------------------------------
+
+OTHER_AIRFLOW = CONSTRAINTS_LINE.replace(f"-{SETTINGS.airflow_version}/", "-2.9.0/")
+OTHER_PYTHON = CONSTRAINTS_LINE.replace(f"-{SETTINGS.python_version}.txt", "-3.10.txt")
+WRITE = f"write {CONSTRAINTS_LINE}"
+RUNS = (
+    f"this environment runs Airflow {SETTINGS.airflow_version} on Python {SETTINGS.python_version}"
+)
+
+
+@pytest.mark.parametrize(
+    ("requirements", "problem"),
+    [
+        pytest.param(
+            "six\n",
+            f"bucket_contents/requirements.txt:1: no constraints line; make the first line"
+            f" {CONSTRAINTS_LINE}",
+            id="no-constraints-line",
+        ),
+        pytest.param(
+            f"{OTHER_AIRFLOW}\nsix\n",
+            "bucket_contents/requirements.txt:1: the constraints are for Airflow 2.9.0 on"
+            f" Python {SETTINGS.python_version}, but {RUNS}; {WRITE}",
+            id="constraints-of-another-airflow",
+        ),
+        pytest.param(
+            f"{OTHER_PYTHON}\nsix\n",
+            "bucket_contents/requirements.txt:1: the constraints are for Airflow"
+            f" {SETTINGS.airflow_version} on Python 3.10, but {RUNS}; {WRITE}",
+            id="constraints-of-another-python",
+        ),
+        pytest.param(
+            f"{CONSTRAINTS_LINE}\nsix\n-c {CONSTRAINTS_URL}\n",
+            "bucket_contents/requirements.txt:3: a second constraints line; keep only"
+            f" {CONSTRAINTS_LINE}",
+            id="two-constraints-lines",
+        ),
+        pytest.param(
+            f"{CONSTRAINTS_LINE}\napache-airflow==2.9.0\n",
+            "bucket_contents/requirements.txt:2: `apache-airflow==2.9.0` would replace the"
+            f" Airflow MWAA runs ({SETTINGS.airflow_version}); remove it: the constraints line"
+            " pins Airflow",
+            id="airflow-itself",
+        ),
+        pytest.param(
+            f"{CONSTRAINTS_LINE}\n\nsix >=\n",
+            # The reason is packaging's, in its words.
+            "bucket_contents/requirements.txt:3: `six >=` is not a requirement: Expected",
+            id="not-a-requirement",
+        ),
+        pytest.param(
+            f"{CONSTRAINTS_LINE}\n--upgrade\nsix\n",
+            "bucket_contents/requirements.txt:2: `--upgrade` is not a pip option for MWAA's"
+            " requirements.txt; it takes --constraint, --extra-index-url, --find-links,"
+            " --index-url, --no-binary, --no-index, --only-binary, --pre, --prefer-binary,"
+            " --require-hashes, --trusted-host",
+            id="unknown-option",
+        ),
+    ],
+)
+def test_requirements_wrong_on_their_face_are_refused_by_line(
+    project: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    requirements: str,
+    problem: str,
+) -> None:
+    project(requirements=requirements)
+    [found] = check_fails(capsys)
+    assert found.startswith(problem)
+
+
+# -- check-requirements: what only pip can tell ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        pytest.param(
+            "apache-airflow-providers-dbt-clod",
+            "no distribution of `apache-airflow-providers-dbt-clod` installs on"
+            f" {MWAA}: check the name, or it publishes no wheel for that platform",
+            id="misspelled-package",
+        ),
+        pytest.param(
+            "cowsay==99.0",
+            f"no version matching `cowsay==99.0` installs on {MWAA}; the newest that does is",
+            id="version-that-does-not-exist",
+        ),
+        pytest.param(
+            "boto3==1.0.0",
+            "`boto3==1.0.0` conflicts: Airflow's constraints pin"
+            f" boto3=={importlib.metadata.version('boto3')}",
+            id="pin-against-the-constraints",
+        ),
+        pytest.param(
+            "pywin32",
+            f"no distribution of `pywin32` installs on {MWAA}: check the name, or it publishes"
+            " no wheel for that platform",
+            id="windows-only-package",
+        ),
+    ],
+)
+def test_requirements_pip_cannot_install_on_mwaa_are_refused_by_line(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str], line: str, problem: str
+) -> None:
+    project(requirements=f"{CONSTRAINTS_LINE}\n# added by the data team\n{line}\n")
+    [found] = check_fails(capsys)
+    assert found.startswith(f"bucket_contents/requirements.txt:3: {problem}")
+
+
+def test_every_problem_is_reported_in_one_run(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(
+        requirements=(
+            f"{OTHER_AIRFLOW}\n"
+            "six\n"
+            "six >=\n"
+            "apache-airflow-providers-dbt-clod\n"
+            "cowsay==99.0\n"
+            "apache-airflow==2.9.0\n"
+            "boto3==1.0.0\n"
+            "--upgrade\n"
+        ),
+        startup='#!/usr/bin/env bash\nif [ -n "$X" ]; then\n',
+    )
+    expected = [
+        ("requirements.txt:1", "the constraints are for Airflow 2.9.0"),
+        ("requirements.txt:3", "`six >=` is not a requirement"),
+        ("requirements.txt:4", "no distribution of `apache-airflow-providers-dbt-clod`"),
+        ("requirements.txt:5", "no version matching `cowsay==99.0`"),
+        ("requirements.txt:6", "`apache-airflow==2.9.0` would replace the Airflow MWAA runs"),
+        ("requirements.txt:7", "`boto3==1.0.0` conflicts"),
+        ("requirements.txt:8", "`--upgrade` is not a pip option"),
+        ("startup.sh", "syntax error"),
+    ]
+    found = check_fails(capsys)
+    assert len(found) == len(expected), found
+    for line, (where, what) in zip(found, expected, strict=True):
+        assert line.startswith(f"bucket_contents/{where}: ") and what in line, line
+
+
+def test_the_baked_requirements_resolve_for_mwaa(
+    constraints_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CONSTRAINTS_FILE", str(constraints_file))
+    monkeypatch.chdir(SETTINGS.root)
+    assert main(["check-requirements"]) == 0
+    assert "Checked for MWAA: requirements.txt." in capsys.readouterr().out.splitlines()
+
+
+def test_unreachable_constraints_are_one_line_that_says_what_to_do(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A port nobody listens on, in place of GitHub.
+    monkeypatch.setattr(
+        instance_files, "CONSTRAINTS_URL", "http://127.0.0.1:9/{airflow}/{python}.txt"
+    )
+    url = f"http://127.0.0.1:9/{SETTINGS.airflow_version}/{SETTINGS.python_version}.txt"
+    project(requirements=f'--constraint "{url}"\nsix\n')
+    monkeypatch.delenv("CONSTRAINTS_FILE")
+    [line] = check_fails(capsys)
+    assert line.startswith(
+        f"bucket_contents/requirements.txt:1: cannot download Airflow's constraints from {url} ("
+    )
+    assert line.endswith(
+        "); download that file where GitHub can be reached, then set CONSTRAINTS_FILE=<its path>"
+        " (or constraints_file in pyproject.toml) and run this again"
+    )
+
+
+@pytest.mark.parametrize("path", ["constraints.txt", "~/Downloads/constraints.txt"])
+def test_offline_the_constraints_file_setting_stands_in_for_the_download(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    constraints_file: Path,
+    tmp_path: Path,
+    path: str,
+) -> None:
+    monkeypatch.setattr(
+        instance_files, "CONSTRAINTS_URL", "http://127.0.0.1:9/{airflow}/{python}.txt"
+    )
+    url = f"http://127.0.0.1:9/{SETTINGS.airflow_version}/{SETTINGS.python_version}.txt"
+    root = project(requirements=f'--constraint "{url}"\nsix\n')
+    monkeypatch.delenv("CONSTRAINTS_FILE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # Relative to the project, wherever the command runs; ~ is the user's home.
+    saved = root / path if path[0] != "~" else tmp_path / "home" / path[2:]
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_bytes(constraints_file.read_bytes())
+    pyproject = root / "pyproject.toml"
+    setting = 'constraints_file = ""'
+    assert setting in pyproject.read_text()
+    pyproject.write_text(pyproject.read_text().replace(setting, f'constraints_file = "{path}"'))
+    monkeypatch.chdir(root / "bucket_contents")
+
+    assert main(["check-requirements"]) == 0, capsys.readouterr().err
+
+
+def test_a_constraints_file_that_cannot_be_read_says_what_to_do(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project()
+    monkeypatch.setenv("CONSTRAINTS_FILE", "downloads/constraints.txt")
+    assert check_fails(capsys) == [
+        "downloads/constraints.txt: cannot read the constraints file that CONSTRAINTS_FILE"
+        " (or constraints_file in pyproject.toml) names: No such file or directory; save"
+        f" {CONSTRAINTS_URL} there, or point CONSTRAINTS_FILE at your copy of it"
+    ]
+
+
+def test_a_startup_script_bash_cannot_parse_is_refused(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(startup='#!/usr/bin/env bash\nif [ -n "$X" ]; then\n  echo x\n')
+    assert check_fails(capsys) == [
+        "bucket_contents/startup.sh: line 4: syntax error: unexpected end of file"
+    ]
+
+
+# -- plugins.zip --------------------------------------------------------------------------------
+
+
+def test_plugins_zip_has_the_same_bytes_for_the_same_sources(tmp_path: Path) -> None:
+    files = {"hooks/__init__.py": "", "hooks/slack.py": "URL = 1\n", "README.md": "plugins\n"}
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, order in ((first, files), (second, dict(reversed(files.items())))):
+        for name, text in order.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+    # A fresh clone: other times, other file modes, and a Python cache beside the code.
+    for path in second.rglob("*"):
+        os.utime(path, (1_900_000_000, 1_900_000_000))
+    (second / "hooks" / "slack.py").chmod(0o755)
+    (second / "hooks" / "__pycache__").mkdir()
+    (second / "hooks" / "__pycache__" / "slack.cpython-312.pyc").write_bytes(b"\x00")
+    (second / ".DS_Store").write_bytes(b"\x00")
+
+    packed = instance_files.plugins_zip(first)
+    assert instance_files.plugins_zip(second) == packed
+    archive = zipfile.ZipFile(BytesIO(packed))
+    assert archive.namelist() == sorted(files)
+    assert archive.read("hooks/slack.py") == b"URL = 1\n"
+    (second / "hooks" / "slack.py").write_text("URL = 2\n")
+    assert instance_files.plugins_zip(second) != packed
