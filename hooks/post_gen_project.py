@@ -11,8 +11,8 @@ if ANSWERS["s3_bucket"]:
   make s3-local                  then try the S3 deploys on an S3 endpoint on this machine
   make deploy-dev                and, with AWS credentials, deploy DEV to s3://{ANSWERS["s3_bucket"]}"""
 else:
-    deploys = """  make deploy-dev deploy-prod    stamp DEV_ and PROD_ copies of every DAG into ./local_bucket,
-                                 a folder laid out like the bucket MWAA reads"""
+    deploys = """  make deploy-dev deploy-prod    stamp DEV_ and PROD_ copies of every DAG into
+                                 ./local_bucket, a folder laid out like the bucket MWAA reads"""
 print(
     f"""
 Baked {ANSWERS["project_slug"]}: one MWAA environment, DEV and PROD side by side.

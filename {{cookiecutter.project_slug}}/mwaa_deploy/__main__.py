@@ -57,6 +57,11 @@ COMMANDS = {
         "run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C",
         (PORT,),
     ),
+    "s3-local": Command(
+        commands.s3_local,
+        "run an S3 endpoint here with the project's bucket, to try S3 deploys, until Ctrl-C",
+        (("--port", {"type": int, "default": 4566, "help": "where it listens (default 4566)"}),),
+    ),
 }
 
 

@@ -140,7 +140,9 @@ def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log:
     password = admin_password(settings) or f"see {shown(home(settings))}"
     say(f"Airflow is ready: http://{HOST}:{port}")
     say(f"Log in as admin, password {password}")
-    say("Run `make deploy-dev` in another terminal: changes show up in seconds.")
+    # With a bucket set, deploys go to S3 unless told otherwise; this Airflow reads the folder.
+    deploy = "S3_BUCKET= make deploy-dev" if settings.s3_bucket else "make deploy-dev"
+    say(f"Run `{deploy}` in another terminal: changes show up in seconds.")
     say("Press Ctrl-C to stop Airflow.")
     airflow.wait()
     say(f"Airflow stopped on its own; see {shown(log)}")

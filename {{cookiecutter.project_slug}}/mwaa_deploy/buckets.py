@@ -12,6 +12,7 @@ bucket has no use for it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import getpass
@@ -19,7 +20,6 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -38,9 +38,14 @@ if TYPE_CHECKING:
 # A request that gets no answer for this long is retried, then given up: a stalled
 # endpoint ends the deploy instead of holding it (and its CI job) for ever.
 CONNECT_TIMEOUT_SECONDS = 5
-READ_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 8
 # How long a deploy's lock holds if the deploy dies without releasing it.
 LOCK_LEASE = timedelta(minutes=10)
+# The local bucket's locks: a folder of its own, never a key a deploy lists.
+LOCAL_LOCKS = ".locks"
+# How long a finished deploy waits to release its lock: an endpoint that stopped answering
+# would otherwise hold the command as long as the uploads it already gave up on.
+LOCK_RELEASE_SECONDS = 1.5
 # S3's answers that will not change on a retry of the same request.
 PERMANENT_CODES = {
     "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
@@ -145,8 +150,11 @@ class LocalBucket:
     @contextmanager
     def lock(self, env: str) -> Iterator[None]:
         """An OS lock, which ends with the process that holds it, however that ends."""
-        where = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
-        path = Path(tempfile.gettempdir()) / f"mwaa_deploy-{where}-{env}.lock"
+        path = self.root / LOCAL_LOCKS / f"{env}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self._error("cannot write", path, error) from error
         with open(path, "a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -250,26 +258,65 @@ class S3Bucket:
     def lock(self, env: str) -> Iterator[None]:
         """Hold the environment's lock key for the length of the block, or refuse in one line.
 
-        S3 writes the lock only if no other holds it (a conditional write); a lock whose
-        lease has lapsed, left by a deploy that died, is taken over the same way.
+        S3 writes the lock only if no other holds it (a conditional write). A lock is
+        taken over, the same way, when its lease has lapsed or when the deploy that holds
+        it ran on this machine and is gone: a rerun after a failure need not wait.
         """
         key, now = lock_key(env), datetime.now(UTC)
         mine = {
-            "holder": f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()}",
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "since": _when(now),
             "until": _when(now + LOCK_LEASE),
         }
-        body = json.dumps(mine).encode()
-        if not self._put_if_absent(key, body):
-            self._take_over_lapsed(env, body, now)
+        if not self._put_if_absent(key, json.dumps(mine).encode()):
+            self._take_over(env, mine, now)
         try:
             yield
         finally:
-            try:
-                with self._failing("cannot delete", f"{self.name}/{key}"):
+            self._release(key, mine)
+
+    def _take_over(self, env: str, mine: dict[str, Any], now: datetime) -> None:
+        key = lock_key(env)
+        with self._failing("cannot read the lock", f"{self.name}/{key}"):
+            held = self.client.get_object(Bucket=self.name, Key=key)
+            holder = _lock_holder(held["Body"].read())
+        ours = holder.get("host") == mine["host"] and holder.get("pid") == mine["pid"]
+        if ours:  # our own write, whose answer was lost and the request retried
+            return
+        if until := _lapsed_or_held_until(holder, mine, now):
+            raise BucketError(
+                f"another deploy of {env} holds s3://{self.name}/{key} ({holder.get('user')}@"
+                f"{holder.get('host')} pid {holder.get('pid')}, since {holder.get('since')}):"
+                f" wait for it to finish; if it died on another machine, its lock lapses at"
+                f" {until}"
+            )
+        body = json.dumps(mine).encode()
+        taken = ("PreconditionFailed", "ConditionalRequestConflict")
+        with self._failing("cannot take over the lock", f"{self.name}/{key}", none=taken):
+            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfMatch=held["ETag"])
+            return
+        raise BucketError(
+            f"another deploy of {env} took over the lock s3://{self.name}/{key} first: wait"
+            " for it to finish"
+        )
+
+    def _release(self, key: str, mine: dict[str, Any]) -> None:
+        """Delete the lock if it is still ours, waiting a few seconds at most: the deploy has
+        ended, and a lock left behind is taken over by the next deploy from this machine."""
+
+        def release() -> None:
+            with contextlib.suppress(Exception):
+                held = self.client.get_object(Bucket=self.name, Key=key)
+                holder = _lock_holder(held["Body"].read())
+                if (holder.get("host"), holder.get("pid")) == (mine["host"], mine["pid"]):
                     self.client.delete_object(Bucket=self.name, Key=key)
-            except BucketError:
-                pass  # The lease lapses on its own.
+
+        releasing = threading.Thread(target=release, daemon=True)
+        releasing.start()
+        with contextlib.suppress(KeyboardInterrupt):
+            releasing.join(LOCK_RELEASE_SECONDS)
 
     def _put(self, key: str, body: bytes) -> dict[str, Any]:
         with self._failing("cannot upload", f"{self.name}/{key}"):
@@ -282,33 +329,6 @@ class S3Bucket:
             self.client.put_object(Bucket=self.name, Key=key, Body=body, IfNoneMatch="*")
             return True
         return False
-
-    def _take_over_lapsed(self, env: str, body: bytes, now: datetime) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        key = lock_key(env)
-        try:
-            held = self.client.get_object(Bucket=self.name, Key=key)
-            holder = json.loads(held["Body"].read())
-            until = datetime.fromisoformat(holder["until"])
-        except (BotoCoreError, ClientError, ValueError, KeyError, TypeError) as error:
-            raise BucketError(
-                f"s3://{self.name}/{key} is held by another deploy, and it cannot be read"
-                f" ({error}); wait for that deploy, or delete the key if none is running"
-            ) from error
-        if until > now:
-            raise BucketError(
-                f"another deploy of {env} holds s3://{self.name}/{key}"
-                f" ({holder.get('holder', 'unknown')}, since {holder.get('since', '?')}):"
-                f" wait for it to finish; if it died, its lock lapses at {holder['until']}"
-            )
-        try:
-            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfMatch=held["ETag"])
-        except (BotoCoreError, ClientError) as error:
-            raise BucketError(
-                f"another deploy took over the lapsed lock s3://{self.name}/{key} first:"
-                " wait for it to finish"
-            ) from error
 
     @contextmanager
     def _failing(self, doing: str, what: str, none: tuple[str, ...] = ()) -> Iterator[None]:
@@ -334,7 +354,8 @@ class S3Bucket:
         if isinstance(error, NoCredentialsError):
             hint = (
                 "no AWS credentials found: set AWS_PROFILE (after `aws sso login`), or"
-                " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or deploy to ./local_bucket"
+                " instead: S3_BUCKET= make deploy-dev"
             )
         elif code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
             hint = (
@@ -367,7 +388,8 @@ def aws_client(service: str, region: str, config: Config | None = None) -> BaseC
             " config: `aws configure list-profiles` lists them, `aws configure sso` adds one",
             permanent=True,
         ) from None
-    except BotoCoreError as error:
+    except (BotoCoreError, ValueError) as error:
+        # ValueError: a malformed AWS_ENDPOINT_URL, which botocore checks with no class of its own.
         raise BucketError(f"the AWS SDK cannot start: {error}", permanent=True) from None
 
 
@@ -385,6 +407,39 @@ def _refused(bucket: str, errors: list[dict[str, str]]) -> BucketError:
 
 def _when(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _lock_holder(body: bytes) -> dict[str, Any]:
+    """What a lock says of its holder; an unreadable lock says nothing, and is held."""
+    try:
+        holder = json.loads(body)
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _lapsed_or_held_until(holder: dict[str, Any], mine: dict[str, Any], now: datetime) -> str:
+    """When the holder's lease lapses, or "" when the lock may be taken over now: its
+    lease has lapsed, or its deploy ran on this machine and its process is gone."""
+    if holder.get("host") == mine["host"] and not _running(holder.get("pid")):
+        return ""
+    try:
+        until = datetime.fromisoformat(str(holder["until"]))
+    except (KeyError, ValueError):
+        return _when(now + LOCK_LEASE)  # unreadable: wait one lease from now
+    return "" if until <= now else _when(until)
+
+
+def _running(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _code(error: Exception) -> str:

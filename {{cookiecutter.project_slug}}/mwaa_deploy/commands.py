@@ -62,7 +62,9 @@ def deploy(settings: config.Settings, env: str, force: bool) -> int:
         with _if_stamp_fails(nothing_done):
             if env == "PROD" and settings.s3_bucket and not force:
                 check_prod_path(settings.root, settings.default_branch, "deploy-prod")
-                check_committed(settings.root, stamping.read_paths(settings.sources), "deploy-prod")
+                check_committed(
+                    settings.root, settings.sources, stamping.read_paths(settings.sources)
+                )
             desired, bucket = _stamp_and_open_bucket(settings, env)
         print(f"Stamped {env}: {len(desired)} files")
         print(f"Deploying {env} to {bucket.description}")
@@ -122,6 +124,13 @@ def deploy_requirements(settings: config.Settings, force: bool) -> int:
 def airflow_local(settings: config.Settings, port: int) -> int:
     """`airflow-local`: run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C."""
     from mwaa_deploy.airflow_local import run
+
+    return run(settings, port)
+
+
+def s3_local(settings: config.Settings, port: int) -> int:
+    """`s3-local`: an S3 endpoint on this machine with the project's bucket, until Ctrl-C."""
+    from mwaa_deploy.s3_local import run
 
     return run(settings, port)
 

@@ -65,6 +65,7 @@ KINDS: dict[str, tuple[type, str]] = {
 REQUIRED = ("airflow_version", "python_version")
 TABLE = "pyproject.toml [tool.mwaa_deploy]"
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def load(root: Path | None = None) -> Settings:
@@ -78,6 +79,13 @@ def load(root: Path | None = None) -> Settings:
             raise ConfigError(f"{TABLE}: {key} is missing; add {key} = {KINDS[key][1]}")
     values = {name: str(table.get(name, "")) for name in OVERRIDES.values()}
     values |= {setting: os.environ[var] for var, setting in OVERRIDES.items() if var in os.environ}
+    bucket = values["s3_bucket"]
+    if bucket and not BUCKET.fullmatch(bucket):
+        source = "S3_BUCKET" if "S3_BUCKET" in os.environ else f"{TABLE} s3_bucket"
+        raise ConfigError(
+            f"{source}={bucket!r} is not a bucket name: write the name alone, such as"
+            " my-mwaa-bucket (no s3://, no folder)"
+        )
     region = values["aws_region"]
     if region and not REGION.fullmatch(region):
         source = "AWS_REGION" if "AWS_REGION" in os.environ else f"{TABLE} aws_region"
@@ -105,7 +113,13 @@ def _read_table(pyproject: Path) -> dict[str, object]:
         ) from None
     except OSError as error:
         raise ConfigError(f"cannot read {pyproject}: {error.strerror}") from None
-    return document.get("tool", {}).get("mwaa_deploy", {})
+    table = document.get("tool", {}).get("mwaa_deploy", {})
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{pyproject.name}: tool.mwaa_deploy = {table!r}, where a table of settings belongs;"
+            " write them under a [tool.mwaa_deploy] line"
+        )
+    return table
 
 
 def _check(key: str, value: object) -> None:
@@ -128,19 +142,20 @@ def _check(key: str, value: object) -> None:
 
 
 def _local_bucket(root: Path, setting: str) -> Path:
-    """The local bucket's folder: never the sources, inside them or around them."""
+    """The local bucket's folder: never the sources or the builds, inside or around them."""
     advice = 'such as local_bucket = "local_bucket"'
     if not setting.strip():
         raise ConfigError(
             f"{TABLE} local_bucket = {setting!r}: name a folder for the local bucket, {advice}"
         )
     folder = (root / setting).resolve()
-    sources = (root / "bucket_contents").resolve()
-    if folder.is_relative_to(sources) or sources.is_relative_to(folder):
-        raise ConfigError(
-            f"{TABLE} local_bucket = {setting!r}: the local bucket cannot be inside"
-            f" bucket_contents/ or hold it; use a folder of its own, {advice}"
-        )
+    for taken in ("bucket_contents", "build"):
+        other = (root / taken).resolve()
+        if folder.is_relative_to(other) or other.is_relative_to(folder):
+            raise ConfigError(
+                f"{TABLE} local_bucket = {setting!r}: the local bucket cannot be inside"
+                f" {taken}/ or hold it; use a folder of its own, {advice}"
+            )
     return root / setting
 
 

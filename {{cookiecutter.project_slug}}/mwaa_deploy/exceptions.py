@@ -81,6 +81,10 @@ class LocalAirflowError(DeployError):
     """Airflow cannot start here; the message says why and what to do."""
 
 
+class LocalS3Error(DeployError):
+    """The local S3 endpoint cannot start here; the message says why and what to do."""
+
+
 class OwnershipError(AssertionError):
     """A key outside the environment's own prefix was about to be touched.
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterable
 from pathlib import Path
 
 from mwaa_deploy.exceptions import OffProdPath
+from mwaa_deploy.stamp import is_source_name
 
 HEAD = "# branch.head "
+# The one command that needs check_committed: the others ship no DAG file.
+WHAT = "deploy-prod"
 
 
 def check_prod_path(root: Path, default_branch: str, what: str) -> None:
@@ -52,42 +54,61 @@ def check_prod_path(root: Path, default_branch: str, what: str) -> None:
         )
 
 
-def check_committed(root: Path, paths: Iterable[Path], what: str) -> None:
-    """Raise OffProdPath unless each of `paths` (absolute; symlinks as links) holds exactly
-    what HEAD has for it.
+def check_committed(root: Path, sources: Path, paths: list[Path]) -> None:
+    """Raise OffProdPath unless the files a PROD deploy reads, `paths` (absolute, symlinks
+    as links), are exactly what HEAD has for them, and HEAD has no DAG file they lack.
 
-    git's status cannot see everything that ships: a file git ignores, or one marked
-    assume-unchanged, reads as clean. Comparing each file's bytes with HEAD's blob can.
+    git's status cannot see everything that ships: a file git ignores, one marked
+    assume-unchanged, or one a sparse checkout left out reads as clean. Comparing each
+    file with HEAD's blob, as git would store it (its filters and line endings applied), can.
     """
-    top = Path((_git(root, what, "rev-parse", "--show-toplevel") or "").strip() or root)
-    listing = _git(root, what, "ls-tree", "-r", "-z", "--full-tree", "HEAD") or ""
+    top = Path((_git(root, WHAT, "rev-parse", "--show-toplevel") or "").strip() or root).resolve()
     committed = {}
-    for entry in filter(None, listing.split("\0")):
+    for entry in filter(None, (_git(top, WHAT, "ls-tree", "-r", "-z", "HEAD") or "").split("\0")):
         meta, _, name = entry.partition("\t")
         committed[name] = meta.split()[2]
-    wrong = []
-    for path in paths:
-        name = path.relative_to(top.resolve()).as_posix()
-        content = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
-        blob = hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False)
+    names = {path: path.relative_to(top).as_posix() for path in paths if path.is_relative_to(top)}
+    wrong = [f"{path} (outside the repository)" for path in paths if path not in names]
+    files = [names[path] for path in names if not path.is_symlink()]
+    hashed = (_git(top, WHAT, "hash-object", "--stdin-paths", feed="\n".join(files)) or "").split()
+    blobs = dict(zip(files, hashed, strict=True))
+    for path, name in names.items():
+        if path.is_symlink():
+            link = os.readlink(path).encode()
+            blobs[name] = hashlib.sha1(
+                b"blob %d\0" % len(link) + link, usedforsecurity=False
+            ).hexdigest()
         if name not in committed:
             wrong.append(f"{name} (untracked or ignored by git)")
-        elif committed[name] != blob.hexdigest():
+        elif committed[name] != blobs[name]:
             wrong.append(f"{name} (differs from the commit)")
+    dags = (sources / "dags").resolve().relative_to(top).as_posix() + "/"
+    wrong += [
+        f"{name} (committed, but missing from the checkout)"
+        for name in committed
+        if name.startswith(dags)
+        and all(map(is_source_name, name[len(dags) :].split("/")))
+        and not os.path.lexists(top / name)
+    ]
     if wrong:
         shown = ", ".join(wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
         raise OffProdPath(
-            f"{what} deploys only what is committed, and {len(wrong)} file(s) are not: {shown};"
-            f" commit or remove them (or run `make {what} FORCE=1` if you must)"
+            f"{WHAT} deploys only what is committed, and {len(wrong)} file(s) are not: {shown};"
+            f" commit, restore or remove them (or run `make {WHAT} FORCE=1` if you must)"
         )
 
 
-def _git(root: Path, what: str, *args: str) -> str | None:
-    """git's answer; None when `root` is not in a repository. Any other failure stops."""
+def _git(root: Path, what: str, *args: str, feed: str = "") -> str | None:
+    """git's answer (given `feed` on its input); None when `root` is not in a repository.
+    Any other failure stops."""
     override = f"(or run `make {what} FORCE=1` if you must)"
     try:
         answer = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+            ["git", "-C", str(root), *args],
+            input=feed,
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except FileNotFoundError:
         raise OffProdPath(

@@ -8,11 +8,12 @@ deploys reach it as they reach AWS, through the AWS SDK's standard `AWS_ENDPOINT
 from __future__ import annotations
 
 import functools
+import logging
 import socket
 import threading
 
-from mwaa_deploy import DeployError
 from mwaa_deploy.config import Settings
+from mwaa_deploy.exceptions import LocalS3Error
 
 HOST = "127.0.0.1"
 # A bucket name for projects that have none yet; any valid name would do.
@@ -22,14 +23,12 @@ KEY_ID, SECRET = "local", "local"
 say = functools.partial(print, flush=True)
 
 
-class LocalS3Error(DeployError):
-    """The local endpoint cannot start here; the message says why and what to do."""
-
-
 def run(settings: Settings, port: int) -> int:
     """Serve S3 on `port` with the project's bucket, versioned as MWAA needs, until Ctrl-C."""
     from moto.server import ThreadedMotoServer
 
+    # One log line a request would bury the lines that say what to do.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with socket.socket() as probe:
         if probe.connect_ex((HOST, port)) == 0:
             raise LocalS3Error(
@@ -69,6 +68,10 @@ def _create_versioned_bucket(url: str, bucket: str, region: str) -> None:
         aws_secret_access_key=SECRET,
     )
     # us-east-1 is S3's default location, which it refuses to be named.
-    where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    where = (
+        {}
+        if region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
     client.create_bucket(Bucket=bucket, **where)
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})

@@ -105,7 +105,7 @@ def find_flag(file: SourceFile) -> Flag:
     for node, kind in _dev_bindings(file):
         problem = _binding_problem(file, node, kind, top_level)
         if problem:
-            problems.append(f"{path}:{getattr(node, 'lineno', 1)}: {problem}")
+            problems.append(f"{path}:{_line(node)}: {problem}")
         else:
             found.append(node)
     found.sort(key=lambda node: node.lineno)
@@ -188,7 +188,7 @@ def stamp_helper_module(source: str, path: str, env: str, helper_packages: froze
     if binding is not None:
         raise StampError(
             [
-                f"{path}:{getattr(binding, 'lineno', 1)}: a helper module sets `DEV`, which would"
+                f"{path}:{_line(binding)}: a helper module sets `DEV`, which would"
                 " reach PROD as written: a DAG file goes directly in dags/, and helper code"
                 " takes the environment from the DAG file that calls it"
             ]
@@ -292,6 +292,13 @@ def _scan(sources: Path) -> _Tree:
         tree.problems.append(f"{dags}: no dags folder; DAG files live in {dags}/")
         return tree
     inside = sources.resolve()
+    for folder in (sources, dags):
+        if folder.is_symlink() and not (folder is dags and dags.resolve().is_relative_to(inside)):
+            tree.problems.append(
+                f"{folder}: a symlink to {folder.resolve()}; the DAGs of this project live in"
+                " it, not elsewhere: make it a folder"
+            )
+            return tree
 
     def visit(folder: Path, prefix: str, holders: frozenset[Path]) -> None:
         for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
@@ -390,6 +397,11 @@ def _dev_bindings(file: SourceFile) -> Iterator[tuple[ast.AST, str]]:
             yield node, kind
 
 
+def _line(node: ast.AST) -> int:
+    """A statement's line; a case clause has none of its own, its pattern has."""
+    return getattr(node, "lineno", None) or getattr(getattr(node, "pattern", None), "lineno", 1)
+
+
 def _binding_kind(node: ast.AST) -> str:
     if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -410,7 +422,9 @@ def _binding_kind(node: ast.AST) -> str:
         return "an except clause" if node.name == FLAG else ""
     if isinstance(node, ast.match_case):
         captured = [
-            n.name for n in ast.walk(node.pattern) if isinstance(n, (ast.MatchAs, ast.MatchStar))
+            n.rest if isinstance(n, ast.MatchMapping) else n.name
+            for n in ast.walk(node.pattern)
+            if isinstance(n, (ast.MatchAs, ast.MatchStar, ast.MatchMapping))
         ]
         return "a case pattern" if FLAG in captured else ""
     if isinstance(node, ast.Delete):
@@ -425,19 +439,32 @@ def _names_flag(targets: list[ast.expr]) -> bool:
 
 
 def _dag_definition(tree: ast.Module) -> int:
-    """The line where the module's top level makes a DAG, or 0 if it makes none."""
-    factories = set()
+    """The line where the module's top level makes a DAG, or 0 if it makes none.
+
+    Makers of DAGs: `DAG` and the `dag` decorator under any name they are imported as,
+    and the module's own functions that use one; a top level that calls any of them makes
+    a DAG. A maker brought in from elsewhere goes unseen: the integrity tests, which load
+    what Airflow parses, are the net behind this.
+    """
+    makers = {"DAG", "dag"} | {
+        alias.asname
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname and alias.name in ("DAG", "dag")
+    }
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for function in functions:  # in order, so that a maker may use one defined above it
+        uses = [_called(d) for d in function.decorator_list] + [
+            _called(n.func) for n in ast.walk(function) if isinstance(n, ast.Call)
+        ]
+        if makers & set(uses):
+            makers.add(function.name)
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if any(_called(d) == "dag" for d in node.decorator_list):
-                factories.add(node.name)
-            continue
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
         for sub in ast.walk(node):
-            if isinstance(sub, ast.Call) and (
-                _called(sub.func) == "DAG" or _called(sub.func) in factories
-            ):
+            if isinstance(sub, ast.Call) and _called(sub.func) in makers:
                 return sub.lineno
     return 0
 

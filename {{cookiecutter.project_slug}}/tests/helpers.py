@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 
 from mwaa_deploy import config, instance_files, sync
-from mwaa_deploy.buckets import Bucket, S3Bucket
+from mwaa_deploy.buckets import LOCAL_LOCKS, Bucket, S3Bucket
 from mwaa_deploy.stamp import stamp
 
 SETTINGS = config.load()
@@ -37,8 +37,10 @@ def contents(bucket: Bucket) -> dict[str, bytes]:
         client = bucket.client
         keys = bucket.list("")
         return {k: client.get_object(Bucket=bucket.name, Key=k)["Body"].read() for k in keys}
-    root = bucket.root
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    files = (p.relative_to(bucket.root) for p in bucket.root.rglob("*") if p.is_file())
+    # Not objects: the folder where the local bucket keeps its deploy locks.
+    objects = (f for f in files if f.parts[0] != LOCAL_LOCKS)
+    return {f.as_posix(): (bucket.root / f).read_bytes() for f in objects}
 
 
 def deploy(bucket: Bucket, env: str, sources: Path = SETTINGS.sources) -> sync.Plan:

@@ -84,6 +84,19 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
             ' local_bucket = "local_bucket"',
             id="local-bucket-holds-sources",
         ),
+        pytest.param(
+            'local_bucket = "build/DEV"',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = 'build/DEV': the local bucket"
+            " cannot be inside build/ or hold it; use a folder of its own, such as"
+            ' local_bucket = "local_bucket"',
+            id="local-bucket-in-builds",
+        ),
+        pytest.param(
+            's3_bucket = "s3://acme-dags"',
+            "pyproject.toml [tool.mwaa_deploy] s3_bucket='s3://acme-dags' is not a bucket name:"
+            " write the name alone, such as my-mwaa-bucket (no s3://, no folder)",
+            id="bucket-as-url",
+        ),
     ],
 )
 def test_a_wrong_setting_is_one_line_naming_the_key_and_the_fix(
@@ -92,6 +105,30 @@ def test_a_wrong_setting_is_one_line_naming_the_key_and_the_fix(
     set_setting(project, line)
     assert deploy_error(capsys) == says
     assert not (project / "local_bucket").exists()
+
+
+def test_settings_that_are_not_a_table_are_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("[tool.mwaa_deploy]", "[tool.mwaa_deploy_old]")
+        + "\n[tool]\nmwaa_deploy = 3\n"
+    )
+    assert deploy_error(capsys) == (
+        "pyproject.toml: tool.mwaa_deploy = 3, where a table of settings belongs; write them"
+        " under a [tool.mwaa_deploy] line"
+    )
+
+
+@pytest.mark.usefixtures("project")
+def test_a_malformed_endpoint_url_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("S3_BUCKET", "acme-dags")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "not-a-url")
+    error = deploy_error(capsys)
+    assert error.startswith("the AWS SDK cannot start: ") and "not-a-url" in error
 
 
 def test_invalid_toml_is_one_line_with_the_place(

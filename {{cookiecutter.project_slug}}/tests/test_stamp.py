@@ -171,6 +171,7 @@ def test_helper_packages_carry_their_own_airflowignore(sources: Path, tmp_path: 
         pytest.param("DEV = True\ndef DEV():\n    pass\n", 2, id="def"),
         pytest.param("DEV = True\ntry:\n    pass\nexcept E as DEV:\n    pass\n", 4, id="except"),
         pytest.param("DEV = True\nfrom common.settings import *\n", 2, id="star-import"),
+        pytest.param("DEV = True\nmatch x:\n    case {'k': DEV}:\n        pass\n", 3, id="case"),
     ],
 )
 def test_nothing_but_the_flag_line_may_bind_dev(tmp_path: Path, source: str, line: int) -> None:
@@ -195,12 +196,58 @@ def test_no_module_of_a_prod_build_can_set_dev(tmp_path: Path, helper: str) -> N
     assert len(problems) == 1 and "a helper module sets `DEV`" in problems[0]
 
 
-def test_a_dag_file_in_a_sub_folder_is_refused_not_shipped_as_a_helper(tmp_path: Path) -> None:
-    dag = "from airflow import DAG\n\nwith DAG(dag_id='orders'):\n    pass\n"
+@pytest.mark.parametrize(
+    ("dag", "line"),
+    [
+        pytest.param("from airflow import DAG\n\nwith DAG(dag_id='x'):\n    pass\n", 3, id="with"),
+        pytest.param(
+            "from airflow.sdk import DAG as D\n\nwith D(dag_id='x'):\n    pass\n", 3, id="alias"
+        ),
+        pytest.param(
+            "from airflow.sdk import dag as mkdag\n\n@mkdag()\ndef x():\n    pass\n\nx()\n",
+            7,
+            id="decorator-alias",
+        ),
+        pytest.param(
+            "from airflow import models\n\ndef build():\n    return models.DAG('x')\n\nbuild()\n",
+            6,
+            id="factory",
+        ),
+    ],
+)
+def test_a_dag_file_in_a_sub_folder_is_refused_not_shipped_as_a_helper(
+    tmp_path: Path, dag: str, line: int
+) -> None:
     sources = write(tmp_path / "src", {"etl.py": DAG, "team_a/orders.py": dag})
     assert stamp_problems(sources) == [
-        f"{sources / 'dags/team_a/orders.py'}:3: defines a DAG, but sub-folders of dags/ hold"
-        " helper code that Airflow never parses: move the DAG file directly into dags/"
+        f"{sources / 'dags/team_a/orders.py'}:{line}: defines a DAG, but sub-folders of dags/"
+        " hold helper code that Airflow never parses: move the DAG file directly into dags/"
+    ]
+
+
+def test_a_helper_that_only_offers_a_dag_factory_ships(tmp_path: Path) -> None:
+    helper = "from airflow.sdk import dag\n\n@dag()\ndef made():\n    pass\n"
+    sources = write(tmp_path / "src", {"etl.py": DAG, "common/factories.py": helper})
+    assert "dags/DEV_common/factories.py" in stamp(sources, "DEV")
+
+
+@pytest.mark.parametrize("linked", ["dags", "bucket_contents"])
+def test_a_sources_folder_that_is_a_symlink_out_of_the_project_is_refused(
+    tmp_path: Path, linked: str
+) -> None:
+    elsewhere = write(tmp_path / "elsewhere", {"etl.py": DAG})
+    project = tmp_path / "project"
+    project.mkdir()
+    if linked == "dags":
+        (project / "bucket_contents").mkdir()
+        (project / "bucket_contents" / "dags").symlink_to(elsewhere / "dags")
+    else:
+        (project / "bucket_contents").symlink_to(elsewhere)
+    sources = project / "bucket_contents"
+    folder = sources / "dags" if linked == "dags" else sources
+    assert stamp_problems(sources) == [
+        f"{folder}: a symlink to {folder.resolve()}; the DAGs of this project live in it,"
+        " not elsewhere: make it a folder"
     ]
 
 

@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from mwaa_deploy.__main__ import main
 from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
 from mwaa_deploy.stamp import stamp
+from mwaa_deploy.sync import lock_key
 from tests.helpers import FOREIGN, GIT, SETTINGS, commit, contents, deploy, new_s3_bucket
 from tests.s3_endpoint import S3Endpoint
 
@@ -326,7 +329,8 @@ def test_missing_credentials_are_one_clear_line(
     [line] = deploy_errors(new_s3_bucket())
     assert line.endswith(
         ": no AWS credentials found: set AWS_PROFILE (after `aws sso login`),"
-        " or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        " or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or deploy to ./local_bucket instead:"
+        " S3_BUCKET= make deploy-dev"
     )
 
 
@@ -409,6 +413,16 @@ def with_a_change_marked_assume_unchanged(root: Path, _: pytest.MonkeyPatch) -> 
     )
 
 
+def with_a_dag_removed_behind_gits_back(root: Path, _: pytest.MonkeyPatch) -> str:
+    dag = "bucket_contents/dags/dbt_sources.py"
+    subprocess.run([*GIT, "update-index", "--assume-unchanged", dag], cwd=root, check=True)
+    (root / dag).unlink()
+    return (
+        "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+        f" {dag} (committed, but missing from the checkout)"
+    )
+
+
 # How a checkout leaves the PROD path -> a function that takes it there and returns the
 # start of what deploy-prod then says.
 OFF_PATH = {
@@ -420,6 +434,7 @@ OFF_PATH = {
     "ignored-helper-package": with_an_ignored_helper_package,
     "excluded-file": with_an_excluded_file,
     "assume-unchanged": with_a_change_marked_assume_unchanged,
+    "assume-unchanged-removed": with_a_dag_removed_behind_gits_back,
 }
 
 
@@ -445,6 +460,22 @@ def test_deploy_prod_to_s3_refuses_off_the_prod_path_unless_forced(
     )
     assert aws.count() == 0
     assert main(["deploy", "PROD", "--force"]) == 0
+
+
+def test_a_clean_checkout_whose_line_endings_git_converts_deploys_to_prod(
+    project: Callable[..., Path], aws: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparison with the commit is git's own: its filters and line endings applied."""
+    root = project()
+    (root / ".gitattributes").write_text("*.py text eol=crlf\n")
+    commit(root)
+    for dag in (root / "bucket_contents" / "dags").rglob("*.py"):
+        dag.unlink()
+    subprocess.run([*GIT, "checkout", "--", "."], cwd=root, check=True)
+    assert b"\r\n" in (root / "bucket_contents" / "dags" / "dbt_models.py").read_bytes()
+    monkeypatch.setenv("S3_BUCKET", new_s3_bucket())
+    assert main(["deploy", "PROD"]) == 0
+    assert aws.count(["put"]) > 0
 
 
 def finishes_within(seconds: float, work: Callable[[], object]) -> BaseException | None:
@@ -542,10 +573,39 @@ def test_a_file_where_the_local_bucket_needs_a_folder_is_one_line_and_permanent(
     assert message.endswith("running the deploy again fails the same way until it is fixed.")
 
 
+@contextmanager
+def another_deploy_holding(bucket: Bucket, env: str) -> Iterator[None]:
+    """The environment's lock, held by a deploy in another process (on S3: another machine)."""
+    if isinstance(bucket, S3Bucket):
+        held = {"user": "ci", "host": "runner-7", "pid": 7,
+                "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z"}  # fmt: skip
+        bucket.put(lock_key(env), json.dumps(held).encode())
+        yield
+        bucket.delete([lock_key(env)])
+        return
+    holder = hold_local_lock(bucket, env)
+    yield
+    holder.kill()
+    holder.wait()
+
+
+def hold_local_lock(bucket: LocalBucket, env: str, **environ: str) -> subprocess.Popen[str]:
+    """A process that takes the local bucket's lock of `env` and keeps it until killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy.buckets import LocalBucket\n"
+         "bucket = LocalBucket(__import__('pathlib').Path(sys.argv[1]))\n"
+         "with bucket.lock(sys.argv[2]):\n    print('held', flush=True)\n    time.sleep(60)\n",
+         str(bucket.root), env],
+        cwd=SETTINGS.root, stdout=subprocess.PIPE, text=True, env=os.environ | environ,
+    )  # fmt: skip
+    assert holder.stdout and holder.stdout.readline() == "held\n"
+    return holder
+
+
 def test_a_second_deploy_of_one_environment_at_once_is_refused_in_one_line(
     bucket: Bucket,
 ) -> None:
-    with bucket.lock("DEV"):
+    with another_deploy_holding(bucket, "DEV"):
         with pytest.raises(BucketError) as refused:
             deploy(bucket, "DEV")
         deploy(bucket, "PROD")  # the other environment is not held up
@@ -556,19 +616,48 @@ def test_a_second_deploy_of_one_environment_at_once_is_refused_in_one_line(
 
 def test_a_deploy_that_died_holding_the_local_lock_does_not_block_the_next(tmp_path: Path) -> None:
     bucket = LocalBucket(tmp_path / "bucket")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy.buckets import LocalBucket\n"
-         "bucket = LocalBucket(__import__('pathlib').Path(sys.argv[1]))\n"
-         "with bucket.lock('DEV'):\n    print('held', flush=True)\n    time.sleep(60)\n",
-         str(bucket.root)],
-        cwd=SETTINGS.root, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert holder.stdout and holder.stdout.readline() == "held\n"
+    # In another temporary folder: the lock must not depend on where temporary files go.
+    holder = hold_local_lock(bucket, "DEV", TMPDIR=str(tmp_path / "elsewhere"))
     with pytest.raises(BucketError, match="another deploy of DEV"):
         deploy(bucket, "DEV")
     holder.kill()
     holder.wait()
     assert deploy(bucket, "DEV").new
+
+
+def a_finished_pid() -> int:
+    finished = subprocess.Popen([sys.executable, "-c", ""])
+    finished.wait()
+    return finished.pid
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize("holder", ["dead-process-here", "this-process"])
+def test_an_s3_lock_this_machine_left_is_taken_over_at_once(holder: str) -> None:
+    """After a failed deploy (the lock's release failed with the rest), or a lock write
+    whose answer was lost and retried, the rerun need not wait for the lease to lapse."""
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    pid = a_finished_pid() if holder == "dead-process-here" else os.getpid()
+    left = {"user": "me", "host": socket.gethostname(), "pid": pid,
+            "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z"}  # fmt: skip
+    bucket.put(lock_key("DEV"), json.dumps(left).encode())
+    assert deploy(bucket, "DEV").new
+    assert lock_key("DEV") not in bucket.list("")
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_s3_lock_held_elsewhere_is_refused_with_when_it_lapses() -> None:
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    held = {"user": "ci", "host": "runner-7", "pid": 7,
+            "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z"}  # fmt: skip
+    bucket.put(lock_key("DEV"), json.dumps(held).encode())
+    with pytest.raises(BucketError) as refused:
+        deploy(bucket, "DEV")
+    assert str(refused.value) == (
+        f"another deploy of DEV holds s3://{bucket.name}/dags/DEV_.lock (ci@runner-7 pid 7,"
+        " since 2020-01-01T00:00:00Z): wait for it to finish; if it died on another machine,"
+        " its lock lapses at 2999-01-01T00:00:00Z"
+    )
 
 
 @pytest.mark.usefixtures("aws")
@@ -611,7 +700,7 @@ def cli(project: Path, *args: str, **environ: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("during", ["stamping", "uploads"])
+@pytest.mark.parametrize("during", ["stamping", "uploads", "a stalled endpoint"])
 def test_ctrl_c_stops_a_deploy_within_seconds_and_says_what_was_done(
     aws: S3Endpoint, tmp_path: Path, during: str
 ) -> None:
@@ -626,15 +715,19 @@ def test_ctrl_c_stops_a_deploy_within_seconds_and_says_what_was_done(
     name = new_s3_bucket()
     aws.latency = 0.2
     run = cli(project, "deploy", "DEV", S3_BUCKET=name, **aws_variables())
-    if during == "uploads":
+    if during == "stamping":
+        time.sleep(0.5)
+    else:
         while "uploaded" not in (run.stderr.readline() if run.stderr else "uploaded"):
             pass  # progress shows uploads have begun
-    else:
-        time.sleep(0.5)
+    if during == "a stalled endpoint":
+        for method in ("PUT", "GET", "DELETE"):
+            aws.stall(method, seconds=10)
     run.send_signal(signal.SIGINT)
     started = time.monotonic()
-    _, err = run.communicate(timeout=10)
-    assert time.monotonic() - started < 3
+    _, err = run.communicate(timeout=15)
+    # A stalled endpoint costs the grace given to uploads in flight, and to the lock's release.
+    assert time.monotonic() - started < (3 if during != "a stalled endpoint" else 4)
     assert run.returncode == 130
     assert "Traceback" not in err
     last = err.splitlines()[-1]
