@@ -16,8 +16,9 @@ demo: $(VENV)/.installed ## Bake the defaults into demo/ and deploy DEV and PROD
 	$(MAKE) -C demo/* deploy-dev deploy-prod
 	ls demo/*/local_bucket/dags
 
-test: lint node_modules/.installed ## Lint, then bake every option and run the baked projects' checks
-	$(PYTHON) -m pytest
+test: lint node_modules/.installed ## Lint, build the baked venvs, then every test of the template
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m tests.baked_venvs
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m pytest
 
 lint: $(VENV)/.installed ## ruff on the hooks, the template's tests and the benchmark
 	$(PYTHON) -m ruff check .

@@ -20,7 +20,7 @@ AIRFLOW_VERSIONS = DEFAULTS["airflow_version"]
 NEWEST, *_, OLDEST = AIRFLOW_VERSIONS
 # Virtual environments of baked projects, one per Airflow version, kept between runs:
 # installing Airflow is the slow part, and every bake of one version needs the same one.
-VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "venvs"))
+VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "baked-venvs"))
 
 
 def bake(output: Path, **answers: str) -> Path:
@@ -65,6 +65,9 @@ def make(
 
 
 def user_environment() -> dict[str, str]:
-    """This environment as a user's shell has it: not inside our make, no AWS settings."""
+    """This environment as a user's shell has it: not inside our make, no AWS settings, and
+    uv on PATH (this venv's), as on most machines that run the baked Makefile."""
     inherited = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "AWS_", "S3_BUCKET", "MWAA_ENVIRONMENT")
-    return {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
+    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    return environment

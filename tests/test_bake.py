@@ -35,21 +35,15 @@ BAKED_FILES = {
     "mwaa_deploy/instance_files.py",
     "mwaa_deploy/mwaa_environment.py",
     "mwaa_deploy/prod_path.py",
+    "mwaa_deploy/s3_local.py",
     "mwaa_deploy/stamp.py",
     "mwaa_deploy/sync.py",
     "tests/conftest.py",
     "tests/dag_rules.py",
     "tests/helpers.py",
-    "tests/s3_endpoint.py",
-    "tests/test_airflow_local.py",
     "tests/test_config.py",
     "tests/test_dag_integrity.py",
-    "tests/test_deploy_roles.py",
-    "tests/test_instance_files.py",
-    "tests/test_mwaa_environment.py",
     "tests/test_stamp.py",
-    "tests/test_sync.py",
-    "tests/test_sync_properties.py",
 }
 
 

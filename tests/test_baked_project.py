@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +13,16 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.helpers import NEWEST, OLDEST, TEMPLATE, bake, commit_all, make, user_environment
+from tests.helpers import (
+    NEWEST,
+    OLDEST,
+    TEMPLATE,
+    VENVS,
+    bake,
+    commit_all,
+    make,
+    user_environment,
+)
 
 SCRATCH = (
     ".git", ".venv", ".cache", "demo", "node_modules", "__pycache__", ".pytest_cache", ".ruff_cache"
@@ -98,12 +110,106 @@ def test_a_broken_dag_file_stops_the_deploy_with_file_line_and_fix(output: Path)
     assert not (project / "local_bucket").exists()
 
 
+def readme_example_dag(project: Path) -> str:
+    """The DAG file the baked README's "Writing a new DAG" shows, verbatim."""
+    guide = (project / "README.md").read_text().split("### Writing a new DAG")[1]
+    return guide.split("```python\n")[1].split("```")[0]
+
+
 @pytest.mark.parametrize("version", [NEWEST, OLDEST])
-def test_baked_project_lint_and_tests_pass_on_its_real_airflow(output: Path, version: str) -> None:
+def test_baked_project_with_the_readme_example_dag_passes_lint_and_tests_on_real_airflow(
+    output: Path, version: str
+) -> None:
     project = bake(output, airflow_version=version)
+    (project / "bucket_contents" / "dags" / "orders.py").write_text(readme_example_dag(project))
     result = make(project, "install", "lint", "test", airflow_version=version)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
+    assert "DEV_orders" in result.stdout  # the parse-time summary lists the new file
+
+
+def test_a_dag_file_without_its_flag_stops_make_test_once_with_the_stamps_line(
+    output: Path,
+) -> None:
+    project = bake(output)
+    (project / "bucket_contents" / "dags" / "orders.py").write_text("x = 1\n")
+    result = make(project, "test", airflow_version=NEWEST)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert said.count("bucket_contents/dags/orders.py:1: no `DEV = True` flag") == 1, said
+    assert "Stamp failed: fix the lines above" in said
+    assert len(said.splitlines()) < 30, said
+
+
+def test_with_a_bucket_answer_and_no_aws_the_first_commands_work_or_say_what_to_do(
+    output: Path, tmp_path: Path
+) -> None:
+    """On a machine with no AWS account and no uv: make brings uv, uv MWAA's Python."""
+    project = bake(output, s3_bucket="acme-mwaa-dags")
+    no_aws = {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    environment = user_environment() | no_aws
+    environment["PATH"] = os.pathsep.join(
+        p for p in environment["PATH"].split(os.pathsep) if not (Path(p) / "uv").exists()
+    )
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=project, env=environment, capture_output=True, text=True, check=False
+        )
+
+    local = run("env", "S3_BUCKET=", "make", "deploy-dev", "deploy-prod")
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert (project / ".tools" / "bin" / "uv").is_file()
+    assert {"DEV_dbt_models.py", "PROD_dbt_models.py"} <= {
+        p.name for p in (project / "local_bucket" / "dags").iterdir()
+    }
+    s3 = run("make", "deploy-dev")
+    assert s3.returncode != 0
+    [line] = [line for line in s3.stderr.splitlines() if not line.startswith("make: ***")]
+    assert line.endswith(
+        "no AWS credentials found: set AWS_PROFILE (after `aws sso login`), or AWS_ACCESS_KEY_ID"
+        " and AWS_SECRET_ACCESS_KEY; or deploy to ./local_bucket instead: S3_BUCKET= make"
+        " deploy-dev"
+    ), s3.stderr
+
+
+def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path) -> None:
+    project = bake(output, s3_bucket="acme-mwaa-dags")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    venv = VENVS / f"airflow-{NEWEST}"
+    server = subprocess.Popen(
+        ["make", "s3-local", f"PORT={port}", f"VENV={venv}"],
+        cwd=project,
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        said = []
+        while not said or not said[-1].startswith("  export "):
+            line = server.stdout.readline() if server.stdout else ""
+            assert line, "s3-local ended before saying how to use it"
+            said.append(line)
+        variables = dict(v.split("=", 1) for v in said[-1].split()[1:])
+        assert variables == {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "S3_BUCKET": "acme-mwaa-dags",
+        }
+        deployed = make(project, "deploy-dev", airflow_version=NEWEST, **variables)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert "Deploying DEV to s3://acme-mwaa-dags" in deployed.stdout
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=20)
 
 
 def test_make_alone_lists_every_target_with_one_line(output: Path) -> None:

@@ -20,7 +20,7 @@ from mwaa_deploy import sync
 from mwaa_deploy.buckets import S3Bucket
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.stamp import ENVIRONMENTS, stamp
-from tests.helpers import FOREIGN, contents, new_s3_bucket
+from tests.deploy_tool.helpers import FOREIGN, contents, new_s3_bucket
 
 DAG_NAMES = st.sampled_from(["a.py", "b.py", "c.py"])
 VERSIONS = st.integers(min_value=0, max_value=3)

@@ -20,8 +20,8 @@ from botocore.stub import Stubber
 
 from mwaa_deploy import mwaa_environment
 from mwaa_deploy.__main__ import main
-from tests.helpers import CONSTRAINTS_LINE, GIT, SETTINGS, commit, new_s3_bucket
-from tests.s3_endpoint import S3Endpoint
+from tests.deploy_tool.helpers import CONSTRAINTS_LINE, GIT, SETTINGS, commit, new_s3_bucket
+from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
 

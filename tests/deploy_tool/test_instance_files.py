@@ -7,7 +7,6 @@ pip resolves for real, against a local constraints file.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import zipfile
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import pytest
 
 from mwaa_deploy import instance_files
 from mwaa_deploy.__main__ import main
-from tests.helpers import CONSTRAINTS_LINE, CONSTRAINTS_URL, SETTINGS
+from tests.deploy_tool.helpers import CONSTRAINTS, CONSTRAINTS_LINE, CONSTRAINTS_URL, SETTINGS
 
 MWAA = f"MWAA (Linux x86_64, Python {SETTINGS.python_version})"
 
@@ -39,6 +38,14 @@ WRITE = f"write {CONSTRAINTS_LINE}"
 RUNS = (
     f"this environment runs Airflow {SETTINGS.airflow_version} on Python {SETTINGS.python_version}"
 )
+
+
+def pinned(package: str) -> str:
+    """The version MWAA's constraints for this Airflow pin `package` to."""
+    constraints = (CONSTRAINTS / SETTINGS.airflow_version / "airflow_constraints.txt").read_text()
+    return next(
+        line.split("==")[1] for line in constraints.splitlines() if line.startswith(f"{package}==")
+    )
 
 
 @pytest.mark.parametrize(
@@ -121,8 +128,7 @@ def test_requirements_wrong_on_their_face_are_refused_by_line(
         ),
         pytest.param(
             "boto3==1.0.0",
-            "`boto3==1.0.0` conflicts: Airflow's constraints pin"
-            f" boto3=={importlib.metadata.version('boto3')}",
+            f"`boto3==1.0.0` conflicts: Airflow's constraints pin boto3=={pinned('boto3')}",
             id="pin-against-the-constraints",
         ),
         pytest.param(

@@ -23,8 +23,16 @@ from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
 from mwaa_deploy.stamp import stamp
 from mwaa_deploy.sync import lock_key
-from tests.helpers import FOREIGN, GIT, SETTINGS, commit, contents, deploy, new_s3_bucket
-from tests.s3_endpoint import S3Endpoint
+from tests.deploy_tool.helpers import (
+    FOREIGN,
+    GIT,
+    SETTINGS,
+    commit,
+    contents,
+    deploy,
+    new_s3_bucket,
+)
+from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 
 @pytest.fixture(params=["local", "s3", "s3-kms"])

@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 from mwaa_deploy.buckets import S3Bucket
 from mwaa_deploy.exceptions import BucketError
 from mwaa_deploy.instance_files import REQUIREMENTS
-from tests.helpers import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
-from tests.s3_endpoint import S3Endpoint
+from tests.deploy_tool.helpers import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
+from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 ACCOUNT = "123456789012"  # the endpoint's account
 ROLES = {"DEV": "DevDeployRole", "PROD": "ProdDeployRole"}

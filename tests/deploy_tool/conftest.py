@@ -1,0 +1,79 @@
+"""The deploy package's tests' fixtures: buckets on a real S3 endpoint, MWAA's constraints,
+projects to run the command line on. Other shared code is in helpers.py beside this."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.s3.models import FakeKey
+
+from tests.deploy_tool.helpers import CONSTRAINTS, SETTINGS, write_project
+from tests.deploy_tool.s3_endpoint import S3Endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[S3Endpoint]:
+    """A real S3 endpoint over HTTP on loopback (moto's server), for the whole test run."""
+    endpoint = S3Endpoint()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def aws(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
+    """Point the AWS SDK at the local endpoint, the way a user would: its own variables."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    s3_endpoint.reset()
+    return s3_endpoint
+
+
+@pytest.fixture
+def kms_etags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Objects under SSE-KMS get ETags that are not the MD5 of their content, as on AWS.
+
+    moto gives every object its MD5; this makes the endpoint answer like S3 does for
+    objects encrypted with aws:kms: an opaque ETag, new for every upload.
+    """
+    md5_etag = FakeKey.etag
+
+    def etag(key: FakeKey) -> str:
+        if key._etag is None and key.encryption == "aws:kms":
+            key._etag = secrets.token_hex(16)
+        return md5_etag.fget(key)
+
+    monkeypatch.setattr(FakeKey, "etag", property(etag))
+
+
+@pytest.fixture(scope="session")
+def constraints_file() -> Path:
+    """MWAA's copy of Airflow's constraints for the baked Airflow version, as its image
+    installs with (a copy kept with the tests, for the answers not to depend on the day)."""
+    return CONSTRAINTS / SETTINGS.airflow_version / "airflow_constraints.txt"
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, constraints_file: Path
+) -> Callable[..., Path]:
+    """Make the command line work on a project written by `write_project(**files)`."""
+
+    def make(**files: Any) -> Path:
+        root = write_project(tmp_path / "project", **files)
+        for name in ("GITHUB_ACTIONS", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
+            monkeypatch.delenv(name, raising=False)  # these tests may run on Actions too
+        monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
+        monkeypatch.setenv("CONSTRAINTS_FILE", str(constraints_file))
+        monkeypatch.chdir(root)
+        return root
+
+    return make

@@ -1,0 +1,101 @@
+"""What the deploy package's tests share besides fixtures (those are in conftest.py): the
+baked project's settings, a deploy as `make deploy-<env>` does it, buckets on the test S3
+endpoint, projects on disk."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+from pathlib import Path
+
+import boto3
+
+from mwaa_deploy import config, instance_files, sync
+from mwaa_deploy.buckets import LOCAL_LOCKS, Bucket, S3Bucket
+from mwaa_deploy.stamp import stamp
+from tests.deploy_tool import BAKED
+
+SETTINGS = config.load(BAKED)
+
+# Keys a bucket holds that no deploy of this project may touch.
+FOREIGN = {
+    "requirements.txt": b"apache-airflow-providers-dbt-cloud\n",
+    "plugins.zip": b"PK",
+    "dags/.airflowignore": b"",
+    "dags/team_b_report.py": b"# someone else's DAG\n",
+}
+
+BUCKET_NAMES = (f"mwaa-test-{n}" for n in itertools.count())
+
+CONSTRAINTS_URL = instance_files.constraints_url(SETTINGS)
+CONSTRAINTS_LINE = f'--constraint "{CONSTRAINTS_URL}"'
+# MWAA's constraint files, per Airflow version (see their README).
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "data" / "mwaa-constraints"
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+
+
+def contents(bucket: Bucket) -> dict[str, bytes]:
+    """Every object in the bucket, read back through the bucket's own storage."""
+    if isinstance(bucket, S3Bucket):
+        client = bucket.client
+        keys = bucket.list("")
+        return {k: client.get_object(Bucket=bucket.name, Key=k)["Body"].read() for k in keys}
+    files = (p.relative_to(bucket.root) for p in bucket.root.rglob("*") if p.is_file())
+    # Not objects: the folder where the local bucket keeps its deploy locks.
+    objects = (f for f in files if f.parts[0] != LOCAL_LOCKS)
+    return {f.as_posix(): (bucket.root / f).read_bytes() for f in objects}
+
+
+def deploy(bucket: Bucket, env: str, sources: Path = SETTINGS.sources) -> sync.Plan:
+    """What `make deploy-<env>` does, on any bucket: stamp, plan, apply."""
+    return sync.deploy(bucket, env, stamp(sources, env))
+
+
+def new_s3_bucket(encryption: str = "AES256", versioned: bool = True) -> str:
+    """A fresh bucket on the endpoint the AWS SDK points at, set up as MWAA needs it."""
+    name = next(BUCKET_NAMES)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    if versioned:
+        client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    client.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": encryption}}]
+        },
+    )
+    return name
+
+
+def write_project(
+    root: Path,
+    requirements: str = f"{CONSTRAINTS_LINE}\n# added by the data team\nsix\n",
+    startup: str | None = "#!/usr/bin/env bash\nexport DBT_TARGET_PATH=/tmp/dbt\n",
+    plugins: dict[str, str] | None = None,
+) -> Path:
+    """A project with the DAGs of this one and these instance-wide files, committed on
+    the default branch."""
+    sources = root / "bucket_contents"
+    shutil.copytree(
+        SETTINGS.sources / "dags", sources / "dags", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
+    (sources / "requirements.txt").write_text(requirements)
+    if startup is not None:
+        (sources / "startup.sh").write_text(startup)
+    for name, text in (
+        plugins or {"operators/__init__.py": "", "operators/notify.py": "X = 1\n"}
+    ).items():
+        (sources / "plugins" / name).parent.mkdir(parents=True, exist_ok=True)
+        (sources / "plugins" / name).write_text(text)
+    subprocess.run([*GIT, "init", "--quiet", "-b", SETTINGS.default_branch], cwd=root, check=True)
+    commit(root)
+    return root
+
+
+def commit(root: Path) -> None:
+    subprocess.run([*GIT, "add", "."], cwd=root, check=True)
+    subprocess.run(
+        [*GIT, "commit", "--quiet", "--allow-empty", "-m", "change"], cwd=root, check=True
+    )

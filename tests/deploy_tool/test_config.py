@@ -1,0 +1,169 @@
+"""Settings (DESIGN: pyproject.toml [tool.mwaa_deploy], overridden by environment variables):
+a wrong setting is one line naming the key, what it holds and what it should."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mwaa_deploy import config
+from mwaa_deploy.__main__ import main
+from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with this one's DAGs, whose pyproject.toml the test edits."""
+    root = tmp_path / "project"
+    (root / "bucket_contents" / "dags").mkdir(parents=True)
+    (root / "bucket_contents" / "dags" / "etl.py").write_text("DEV = True\n")
+    (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
+    monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
+    monkeypatch.chdir(root)
+    return root
+
+
+def set_setting(root: Path, line: str) -> None:
+    """Replace the setting `line` names (or add it) in [tool.mwaa_deploy]."""
+    pyproject = root / "pyproject.toml"
+    key = line.split("=")[0].strip()
+    lines = pyproject.read_text().splitlines()
+    start = lines.index("[tool.mwaa_deploy]")
+    found = [n for n, text in enumerate(lines) if text.startswith(f"{key} =") and n > start]
+    if found:
+        lines[found[0]] = line
+    else:
+        lines.insert(start + 1, line)
+    pyproject.write_text("\n".join(lines) + "\n")
+
+
+def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["deploy", "DEV"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    return line
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        pytest.param(
+            "s3_bucket = false",
+            "pyproject.toml [tool.mwaa_deploy] s3_bucket = false: expected text in quotes,"
+            ' such as s3_bucket = "my-bucket"',
+            id="wrong-type",
+        ),
+        pytest.param(
+            's3_buckt = "acme"',
+            "pyproject.toml [tool.mwaa_deploy]: unknown setting s3_buckt (did you mean s3_bucket?)",
+            id="typo",
+        ),
+        pytest.param(
+            'dag_parse_budget_seconds = "5"',
+            "pyproject.toml [tool.mwaa_deploy] dag_parse_budget_seconds = '5': expected a"
+            " number of seconds, such as dag_parse_budget_seconds = 5.0",
+            id="number-as-text",
+        ),
+        pytest.param(
+            'local_bucket = ""',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = '': name a folder for the"
+            ' local bucket, such as local_bucket = "local_bucket"',
+            id="empty-local-bucket",
+        ),
+        pytest.param(
+            'local_bucket = "bucket_contents/out"',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = 'bucket_contents/out': the"
+            " local bucket cannot be inside bucket_contents/ or hold it; use a folder of"
+            ' its own, such as local_bucket = "local_bucket"',
+            id="local-bucket-in-sources",
+        ),
+        pytest.param(
+            'local_bucket = "."',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = '.': the local bucket cannot"
+            " be inside bucket_contents/ or hold it; use a folder of its own, such as"
+            ' local_bucket = "local_bucket"',
+            id="local-bucket-holds-sources",
+        ),
+        pytest.param(
+            'local_bucket = "build/DEV"',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = 'build/DEV': the local bucket"
+            " cannot be inside build/ or hold it; use a folder of its own, such as"
+            ' local_bucket = "local_bucket"',
+            id="local-bucket-in-builds",
+        ),
+        pytest.param(
+            's3_bucket = "s3://acme-dags"',
+            "pyproject.toml [tool.mwaa_deploy] s3_bucket='s3://acme-dags' is not a bucket name:"
+            " write the name alone, such as my-mwaa-bucket (no s3://, no folder)",
+            id="bucket-as-url",
+        ),
+    ],
+)
+def test_a_wrong_setting_is_one_line_naming_the_key_and_the_fix(
+    project: Path, capsys: pytest.CaptureFixture[str], line: str, says: str
+) -> None:
+    set_setting(project, line)
+    assert deploy_error(capsys) == says
+    assert not (project / "local_bucket").exists()
+
+
+def test_settings_that_are_not_a_table_are_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("[tool.mwaa_deploy]", "[tool.mwaa_deploy_old]")
+        + "\n[tool]\nmwaa_deploy = 3\n"
+    )
+    assert deploy_error(capsys) == (
+        "pyproject.toml: tool.mwaa_deploy = 3, where a table of settings belongs; write them"
+        " under a [tool.mwaa_deploy] line"
+    )
+
+
+@pytest.mark.usefixtures("project")
+def test_a_malformed_endpoint_url_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("S3_BUCKET", "acme-dags")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "not-a-url")
+    error = deploy_error(capsys)
+    assert error.startswith("the AWS SDK cannot start: ") and "not-a-url" in error
+
+
+def test_invalid_toml_is_one_line_with_the_place(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_setting(project, 's3_bucket = "acme')
+    error = deploy_error(capsys)
+    assert error.startswith("pyproject.toml is not valid TOML (")
+    assert "line " in error and error.endswith("fix it, then run this again")
+
+
+@pytest.mark.usefixtures("project")
+def test_a_malformed_aws_region_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu west 1")
+    assert deploy_error(capsys) == (
+        "AWS_REGION='eu west 1' is not an AWS region name: use one such as eu-west-1"
+    )
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_unknown_aws_profile_is_one_line(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("S3_BUCKET", new_s3_bucket())
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(project / "no-aws-config"))
+    assert deploy_error(capsys) == (
+        "AWS_PROFILE='no-such-profile' is not a profile in your AWS config: `aws configure"
+        " list-profiles` lists them, `aws configure sso` adds one"
+    )
+
+
+def test_the_baked_settings_load() -> None:
+    assert config.load(SETTINGS.root) == SETTINGS
