@@ -5,10 +5,10 @@ PYTHON := $(VENV)/bin/python
 # uv makes every venv here; where it is not installed, make brings its own into .tools/.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
-.PHONY: help demo test lint benchmark
+.PHONY: help demo test lint benchmark benchmark-pr
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 demo: $(VENV)/.installed ## Bake the defaults into demo/ and deploy DEV and PROD to its local bucket
 	rm -rf demo
@@ -26,6 +26,9 @@ lint: $(VENV)/.installed ## ruff on the hooks, the template's tests and the benc
 
 benchmark: $(VENV)/.installed ## Time deploys of 500 DAGs against aws s3 sync and aws s3 cp
 	$(PYTHON) benchmarks/deploy.py
+
+benchmark-pr: $(VENV)/.installed ## Time a baked project's pull request check (ci.yml's make targets)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) benchmarks/pr_check.py
 
 $(VENV)/.installed: requirements-dev.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python python3 $(VENV)

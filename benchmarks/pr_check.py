@@ -1,0 +1,71 @@
+"""Time a baked project's pull request check, as its ci.yml runs it, with warm caches.
+
+    make benchmark-pr                    # or: .venv/bin/python benchmarks/pr_check.py --help
+
+Bakes the template's defaults, runs `make install` once to warm the venv (as CI's uv cache
+is warm), then times `make install lint test check-requirements` --rounds times and prints
+each step's best wall time and the total against the target: every pull request pays it.
+check-requirements reads MWAA's constraints from a local copy (the template's test data),
+as a machine without GitHub would with CONSTRAINTS_FILE; pip still asks the package index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TEMPLATE))
+
+from tests.helpers import NEWEST, VENVS, bake, user_environment  # noqa: E402 - after the path
+
+STEPS = ("install", "lint", "test", "check-requirements")
+TARGET_SECONDS = 30.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs; the best counts")
+    parser.add_argument("--airflow", default=NEWEST, help=f"Airflow version (default {NEWEST})")
+    args = parser.parse_args()
+    constraints = TEMPLATE / "tests" / "data" / "mwaa-constraints" / args.airflow
+    environment = user_environment() | {
+        "CONSTRAINTS_FILE": str(constraints / "airflow_constraints.txt")
+    }
+    venv = VENVS / f"airflow-{args.airflow}"
+    with tempfile.TemporaryDirectory() as scratch:
+        project = bake(Path(scratch), airflow_version=args.airflow)
+
+        def run(step: str) -> float:
+            started = time.monotonic()
+            done = subprocess.run(
+                ["make", step, f"VENV={venv}"],
+                cwd=project,
+                env=environment,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode:
+                sys.exit(f"make {step} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+            return time.monotonic() - started
+
+        run("install")  # warm, as CI's uv cache is
+        best = {step: min(run(step) for _ in range(args.rounds)) for step in STEPS}
+    total = sum(best.values())
+    print(f"Pull request check of a baked project (Airflow {args.airflow}), best of {args.rounds}:")
+    for step, seconds in best.items():
+        print(f"  make {step:<20} {seconds:6.1f} s")
+    met = "met" if total <= TARGET_SECONDS else "MISSED"
+    print(f"  total {total:.1f} s, target {TARGET_SECONDS:.0f} s on 2 cores: {met}")
+    return 0 if total <= TARGET_SECONDS else 1
+
+
+if __name__ == "__main__":
+    os.chdir(TEMPLATE)
+    sys.exit(main())
