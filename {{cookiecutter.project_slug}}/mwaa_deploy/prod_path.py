@@ -63,24 +63,13 @@ def check_committed(root: Path, sources: Path, paths: list[Path]) -> None:
     file with HEAD's blob, as git would store it (its filters and line endings applied), can.
     """
     top = Path((_git(root, WHAT, "rev-parse", "--show-toplevel") or "").strip() or root).resolve()
-    committed = {}
-    for entry in filter(None, (_git(top, WHAT, "ls-tree", "-r", "-z", "HEAD") or "").split("\0")):
-        meta, _, name = entry.partition("\t")
-        committed[name] = meta.split()[2]
+    committed = _committed_blobs(top)
     names = {path: path.relative_to(top).as_posix() for path in paths if path.is_relative_to(top)}
     wrong = [f"{path} (outside the repository)" for path in paths if path not in names]
-    files = [names[path] for path in names if not path.is_symlink()]
-    hashed = (_git(top, WHAT, "hash-object", "--stdin-paths", feed="\n".join(files)) or "").split()
-    blobs = dict(zip(files, hashed, strict=True))
-    for path, name in names.items():
-        if path.is_symlink():
-            link = os.readlink(path).encode()
-            blobs[name] = hashlib.sha1(
-                b"blob %d\0" % len(link) + link, usedforsecurity=False
-            ).hexdigest()
+    for name, blob in _worktree_blobs(top, names).items():
         if name not in committed:
             wrong.append(f"{name} (untracked or ignored by git)")
-        elif committed[name] != blobs[name]:
+        elif committed[name] != blob:
             wrong.append(f"{name} (differs from the commit)")
     dags = (sources / "dags").resolve().relative_to(top).as_posix() + "/"
     wrong += [
@@ -96,6 +85,27 @@ def check_committed(root: Path, sources: Path, paths: list[Path]) -> None:
             f"{WHAT} deploys only what is committed, and {len(wrong)} file(s) are not: {shown};"
             f" commit, restore or remove them (or run `make {WHAT} FORCE=1` if you must)"
         )
+
+
+def _committed_blobs(top: Path) -> dict[str, str]:
+    """Every file HEAD holds, by path from the repository's top: its blob's id."""
+    listing = _git(top, WHAT, "ls-tree", "-r", "-z", "HEAD") or ""
+    entries = (entry.partition("\t") for entry in filter(None, listing.split("\0")))
+    return {name: meta.split()[2] for meta, _, name in entries}
+
+
+def _worktree_blobs(top: Path, names: dict[Path, str]) -> dict[str, str]:
+    """The blob id git would give each file as it is now: through git's own filters for a
+    file, from the link's text for a symlink (as git stores one)."""
+    files = [name for path, name in names.items() if not path.is_symlink()]
+    hashed = (_git(top, WHAT, "hash-object", "--stdin-paths", feed="\n".join(files)) or "").split()
+    blobs = dict(zip(files, hashed, strict=True))
+    for path, name in names.items():
+        if path.is_symlink():
+            link = os.readlink(path).encode()
+            blob = hashlib.sha1(b"blob %d\0" % len(link) + link, usedforsecurity=False)
+            blobs[name] = blob.hexdigest()
+    return blobs
 
 
 def _git(root: Path, what: str, *args: str, feed: str = "") -> str | None:
