@@ -9,6 +9,12 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end runs of a real Airflow first: the longest tests start while the others
+    fill the other worker, so that both finish at about the same time."""
+    items.sort(key=lambda item: item.path.name != "test_airflow_local.py")
+
+
 @pytest.fixture
 def output(tmp_path: Path) -> Path:
     return tmp_path / "baked"

@@ -735,7 +735,8 @@ def test_ctrl_c_stops_a_deploy_within_seconds_and_says_what_was_done(
     started = time.monotonic()
     _, err = run.communicate(timeout=15)
     # A stalled endpoint costs the grace given to uploads in flight, and to the lock's release.
-    assert time.monotonic() - started < (3 if during != "a stalled endpoint" else 4)
+    # Bounds with room for a busy machine: the test suite runs on two workers.
+    assert time.monotonic() - started < (4 if during != "a stalled endpoint" else 5)
     assert run.returncode == 130
     assert "Traceback" not in err
     last = err.splitlines()[-1]
