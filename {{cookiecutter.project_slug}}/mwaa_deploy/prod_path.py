@@ -64,7 +64,9 @@ def check_committed(root: Path, sources: Path, paths: list[Path]) -> None:
     """
     top = Path((_git(root, WHAT, "rev-parse", "--show-toplevel") or "").strip() or root).resolve()
     committed = _committed_blobs(top)
-    names = {path: path.relative_to(top).as_posix() for path in paths if path.is_relative_to(top)}
+    # Text, not Path methods: this runs on every file of every PROD deploy.
+    under = f"{top}{os.sep}"
+    names = {path: str(path)[len(under) :] for path in paths if str(path).startswith(under)}
     wrong = [f"{path} (outside the repository)" for path in paths if path not in names]
     for name, blob in _worktree_blobs(top, names).items():
         if name not in committed:

@@ -253,7 +253,7 @@ def read_paths(sources: Path) -> list[Path]:
     tree = _scan(sources)
     if tree.problems:
         raise StampError(tree.problems)
-    return sorted({*(path.resolve() for path in tree.files.values()), *tree.links})
+    return sorted({*tree.real.values(), *tree.links})
 
 
 def write_build(files: dict[str, bytes], build: Path, env: str) -> Path:
@@ -276,9 +276,12 @@ def write_build(files: dict[str, bytes], build: Path, env: str) -> Path:
 
 @dataclass
 class _Tree:
-    """What `dags/` holds: file name -> path (`x.py`, `common/sub.py`), links, problems."""
+    """What `dags/` holds: file name -> path (`x.py`, `common/sub.py`) and -> the real path
+    behind it (symlinks followed); the links (each where it lies, its folder resolved);
+    the packages; the problems."""
 
     files: dict[str, Path] = field(default_factory=dict)
+    real: dict[str, Path] = field(default_factory=dict)
     packages: set[str] = field(default_factory=set)
     links: list[Path] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -300,26 +303,30 @@ def _scan(sources: Path) -> _Tree:
             )
             return tree
 
-    def visit(folder: Path, prefix: str, holders: frozenset[Path]) -> None:
+    def visit(folder: Path, real: Path, prefix: str, holders: frozenset[Path]) -> None:
+        """`real`: the folder's own path with symlinks followed, resolved once: resolving
+        each of hundreds of files would cost a PROD deploy more than its git checks."""
         for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
             path = folder / entry.name
             problem = _refusal(entry, path, prefix, inside, holders)
             if problem:
                 tree.problems.append(problem)
-            elif not is_source_name(entry.name):
                 continue
-            elif entry.is_dir():
-                if entry.is_symlink():
-                    tree.links.append(path)
+            if not is_source_name(entry.name):
+                continue
+            if entry.is_symlink():
+                tree.links.append(real / entry.name)
+            behind = path.resolve() if entry.is_symlink() else real / entry.name
+            if entry.is_dir():
                 if not prefix:
                     tree.packages.add(entry.name)
-                visit(path, f"{prefix}{entry.name}/", holders | {path.resolve()})
+                visit(path, behind, f"{prefix}{entry.name}/", holders | {behind})
             else:
-                if entry.is_symlink():
-                    tree.links.append(path)
                 tree.files[f"{prefix}{entry.name}"] = path
+                tree.real[f"{prefix}{entry.name}"] = behind
 
-    visit(dags, "", frozenset({dags.resolve()}))
+    real_dags = dags.resolve()
+    visit(dags, real_dags, "", frozenset({real_dags}))
     return tree
 
 
