@@ -124,7 +124,7 @@ def _check_can_start(settings: Settings, dags: Path, port: int) -> None:
             else f"{shown(dags)} does not exist yet: run `S3_BUCKET= {deploy}` first,"
             " to deploy to the local bucket instead of S3"
         )
-    if _port_in_use(port):
+    if port_in_use(port):
         raise LocalAirflowError(
             f"port {port} is in use, perhaps by another Airflow: stop it,"
             f" or run `make airflow-local PORT={port + 1}`"
@@ -185,6 +185,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on `port` of this machine's loopback address."""
     with socket.socket() as probe:
         return probe.connect_ex((HOST, port)) == 0

@@ -7,20 +7,17 @@ deploys reach it as they reach AWS, through the AWS SDK's standard `AWS_ENDPOINT
 
 from __future__ import annotations
 
-import functools
 import logging
-import socket
 import threading
 
+from mwaa_deploy.airflow_local import HOST, port_in_use, say
 from mwaa_deploy.config import Settings
 from mwaa_deploy.exceptions import LocalS3Error
 
-HOST = "127.0.0.1"
 # A bucket name for projects that have none yet; any valid name would do.
 STAND_IN_BUCKET = "local-mwaa-bucket"
 # moto accepts any credentials; these make it plain that they are not AWS's.
 KEY_ID, SECRET = "local", "local"
-say = functools.partial(print, flush=True)
 
 
 def run(settings: Settings, port: int) -> int:
@@ -29,12 +26,11 @@ def run(settings: Settings, port: int) -> int:
 
     # One log line a request would bury the lines that say what to do.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as probe:
-        if probe.connect_ex((HOST, port)) == 0:
-            raise LocalS3Error(
-                f"port {port} is in use, perhaps by another s3-local: stop it,"
-                f" or run `make s3-local PORT={port + 1}`"
-            )
+    if port_in_use(port):
+        raise LocalS3Error(
+            f"port {port} is in use, perhaps by another s3-local: stop it,"
+            f" or run `make s3-local PORT={port + 1}`"
+        )
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     try:
