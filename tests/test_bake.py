@@ -34,6 +34,8 @@ BAKED_FILES = {
     "mwaa_deploy/exceptions.py",
     "mwaa_deploy/instance_files.py",
     "mwaa_deploy/mwaa_environment.py",
+    "mwaa_deploy/mwaa_local.py",
+    "mwaa_deploy/parse_gate.py",
     "mwaa_deploy/prod_path.py",
     "mwaa_deploy/s3_local.py",
     "mwaa_deploy/stamp.py",

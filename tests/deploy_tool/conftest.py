@@ -33,6 +33,9 @@ def aws(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    # No MWAA environment reads these buckets: deploys do not wait for one to parse them,
+    # unless a test brings one (test_parse_gate.py).
+    monkeypatch.setenv("PARSE_GATE_SECONDS", "0")
     s3_endpoint.reset()
     return s3_endpoint
 

@@ -143,3 +143,32 @@ def test_keys_outside_the_policy_are_denied_to_anyone_else(
     """The check is real: keys the endpoint's IAM does not know cannot even find the bucket."""
     with aws.enforcing_iam(), pytest.raises(BucketError, match="access denied"):
         S3Bucket.open(admin.name, SETTINGS.aws_region)
+
+
+def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed() -> None:
+    """The parse gate's one permission, for both roles: airflow:InvokeRestApi as Airflow's
+    Viewer role of this environment (reading, never triggering); only PROD updates it."""
+
+    def airflow_grants(env: str) -> list[tuple[str, str]]:
+        statements = policy(env, "any-bucket")["Statement"]
+        return sorted(
+            (action, resource)
+            for statement in statements
+            for action in as_list(statement["Action"])
+            if action.startswith("airflow:")
+            for resource in as_list(statement["Resource"])
+        )
+
+    arn = f"arn:aws:airflow:{SETTINGS.aws_region}:{ACCOUNT}"
+    environment = f"{arn}:environment/{SETTINGS.mwaa_environment}"
+    viewer = f"{arn}:role/{SETTINGS.mwaa_environment}/Viewer"
+    assert airflow_grants("DEV") == [("airflow:InvokeRestApi", viewer)]
+    assert airflow_grants("PROD") == [
+        ("airflow:GetEnvironment", environment),
+        ("airflow:InvokeRestApi", viewer),
+        ("airflow:UpdateEnvironment", environment),
+    ]
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value

@@ -62,6 +62,17 @@ COMMANDS = {
         "run an S3 endpoint here with the project's bucket, to try S3 deploys, until Ctrl-C",
         (("--port", {"type": int, "default": 4566, "help": "where it listens (default 4566)"}),),
     ),
+    "mwaa-local": Command(
+        commands.mwaa_local,
+        "run MWAA's API here in front of airflow-local, to try the parse gate, until Ctrl-C",
+        (
+            ("--port", {"type": int, "default": 4567, "help": "where it listens (default 4567)"}),
+            (
+                "--airflow-port",
+                {"type": int, "default": 8080, "help": "airflow-local's port (default 8080)"},
+            ),
+        ),
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from mwaa_deploy import config, sync
+from mwaa_deploy import config, parse_gate, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
 from mwaa_deploy.exceptions import DeployError, Interrupted, StampError
@@ -72,6 +72,7 @@ def deploy(settings: config.Settings, env: str, force: bool) -> int:
         print(f"{env} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: {nothing_done}.") from None
+    parse_gate.check(settings, env, desired)
     return 0
 
 
@@ -133,6 +134,13 @@ def s3_local(settings: config.Settings, port: int) -> int:
     from mwaa_deploy.s3_local import run
 
     return run(settings, port)
+
+
+def mwaa_local(settings: config.Settings, port: int, airflow_port: int) -> int:
+    """`mwaa-local`: MWAA's API on this machine, in front of airflow-local, until Ctrl-C."""
+    from mwaa_deploy.mwaa_local import run
+
+    return run(settings, port, airflow_port)
 
 
 @contextmanager

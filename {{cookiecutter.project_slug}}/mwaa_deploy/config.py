@@ -24,6 +24,9 @@ OVERRIDES = {
     "MWAA_ENVIRONMENT": "mwaa_environment",
     "CONSTRAINTS_FILE": "constraints_file",
 }
+# The one number a variable overrides: how long a deploy waits for MWAA to parse it.
+PARSE_GATE_VARIABLE = "PARSE_GATE_SECONDS"
+PARSE_GATE_DEFAULT = 600.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ class Settings:
     local_bucket: Path
     # The integrity tests fail a DAG file whose top level takes longer than this to parse.
     dag_parse_budget_seconds: float
+    # How long a deploy to S3 waits for the MWAA environment to parse what it deployed; 0
+    # skips the wait (parse_gate.py).
+    parse_gate_seconds: float
 
     @property
     def sources(self) -> Path:
@@ -61,7 +67,10 @@ KINDS: dict[str, tuple[type, str]] = {
     "default_branch": (str, '"main"'),
     "local_bucket": (str, '"local_bucket"'),
     "dag_parse_budget_seconds": (float, "5.0"),
+    "parse_gate_seconds": (float, "600"),
 }
+# Number settings for which 0 means something: here, skip the parse gate.
+ZERO_ALLOWED = {"parse_gate_seconds"}
 REQUIRED = ("airflow_version", "python_version")
 TABLE = "pyproject.toml [tool.mwaa_deploy]"
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
@@ -99,6 +108,7 @@ def load(root: Path | None = None) -> Settings:
         default_branch=table.get("default_branch", "main"),
         local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
+        parse_gate_seconds=_parse_gate_seconds(table),
         **values,
     )
 
@@ -129,7 +139,11 @@ def _check(key: str, value: object) -> None:
         raise ConfigError(f"{TABLE}: unknown setting {key}{hint}")
     kind, example = KINDS[key]
     if kind is float:
-        fits = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        fits = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (value > 0 or (value == 0 and key in ZERO_ALLOWED))
+        )
         expected = "a number of seconds"
     else:
         fits = isinstance(value, str)
@@ -139,6 +153,23 @@ def _check(key: str, value: object) -> None:
         raise ConfigError(
             f"{TABLE} {key} = {shown_value}: expected {expected}, such as {key} = {example}"
         )
+
+
+def _parse_gate_seconds(table: dict[str, object]) -> float:
+    """The parse gate's bound: PARSE_GATE_SECONDS, else the setting, else the default."""
+    if PARSE_GATE_VARIABLE not in os.environ:
+        return float(table.get("parse_gate_seconds", PARSE_GATE_DEFAULT))
+    text = os.environ[PARSE_GATE_VARIABLE]
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(
+            f"{PARSE_GATE_VARIABLE}={text!r} is not a number of seconds: use 0 to skip the"
+            f" parse gate, or a bound on its wait such as {PARSE_GATE_VARIABLE}=600"
+        )
+    return seconds
 
 
 def _local_bucket(root: Path, setting: str) -> Path:

@@ -43,6 +43,11 @@ class CheckError(ProblemsError):
         super().__init__(problems, trailer)
 
 
+class ParseGateError(ProblemsError):
+    """The MWAA environment did not import some deployed DAG files (one line each), or
+    could not be asked; the trailer says the files are deployed and what to do."""
+
+
 class ConfigError(DeployError):
     """A setting is missing, misspelt or of the wrong kind; the message names it."""
 
@@ -83,6 +88,11 @@ class LocalAirflowError(DeployError):
 
 class LocalS3Error(DeployError):
     """The local S3 endpoint cannot start here; the message says why and what to do."""
+
+
+class LocalMwaaError(DeployError):
+    """The local MWAA stand-in cannot start here, or its Airflow refused it; the message
+    says why and what to do."""
 
 
 class OwnershipError(AssertionError):

@@ -1,0 +1,258 @@
+"""The parse gate: after a deploy to S3, wait until the MWAA environment has parsed the
+deployed DAG files, and fail on an import error in any of them.
+
+MWAA exposes Airflow's REST API through its own API, `InvokeRestApi` (the IAM action
+`airflow:InvokeRestApi`): the paths used here, /importErrors and /dags, reach API v1 on
+Airflow 2 and API v2 on Airflow 3, whose answers differ only in how they name a file
+(Airflow 2: the absolute path; Airflow 3: the path inside the DAGs folder).
+
+The gate works from the build's keys alone, whatever owner deployed them (DEV, PROD, a
+sandbox): its DAG files are the `.py` keys directly in `dags/`. A file counts as parsed
+once Airflow reports, for a parse later than the deploy, an import error for it or the
+DAGs it defines. Import errors in any other file (another environment's, someone else's)
+are counted, never blamed on this deploy. Airflow alone knows which DAG ids a file
+defines, by running it: the gate lists, for each deployed file, the DAGs the instance
+names it as the source of, and a file for which it names none is not confirmed.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from mwaa_deploy.exceptions import Interrupted, ParseGateError
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+    from mwaa_deploy.config import Settings
+
+# MWAA copies the bucket into Airflow's DAGs folder every 30 seconds: a parse within that
+# time after the deploy may have read the files the deploy replaced.
+BUCKET_COPY_SECONDS = 30.0
+POLL_SECONDS = 5.0
+PROGRESS_EVERY = 30.0  # seconds between "still waiting" lines
+PAGE = 100  # Airflow's largest page by default
+# Answers that asking again will not change: no permission, no such environment, a request
+# Airflow refuses (RestApiClientException: Airflow answered 4xx).
+PERMANENT = {
+    "AccessDeniedException",
+    "ResourceNotFoundException",
+    "ValidationException",
+    "RestApiClientException",
+}
+SHOWN_DAG_IDS = 10
+TRACEBACK_FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+)')
+
+
+@dataclass(frozen=True)
+class ParseFailure:
+    """One import error as Airflow reports it: the file inside the DAGs folder, the line
+    of that file the traceback points at (if any), Airflow's last line, and when."""
+
+    file: str
+    line: int | None
+    message: str
+    at: datetime
+
+    def __str__(self) -> str:
+        where = f"dags/{self.file}" + (f":{self.line}" if self.line else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Snapshot:
+    """What the instance reports at one moment, by file inside the DAGs folder."""
+
+    failures: dict[str, ParseFailure] = field(default_factory=dict)
+    # file -> the DAGs Airflow names it as the source of: (dag_id, last parsed).
+    dags: dict[str, list[tuple[str, datetime | None]]] = field(default_factory=dict)
+
+    def parsed_since(self, file: str, moment: datetime) -> bool:
+        failure = self.failures.get(file)
+        if failure is not None:
+            return failure.at >= moment
+        return any(parsed and parsed >= moment for _, parsed in self.dags.get(file, []))
+
+
+def dag_files(keys: Iterable[str]) -> list[str]:
+    """The DAG files among a build's keys, as paths inside the DAGs folder: the `.py` keys
+    directly in dags/ (helper packages carry an .airflowignore, so Airflow skips them)."""
+    return sorted(
+        key.removeprefix("dags/")
+        for key in keys
+        if key.startswith("dags/") and key.endswith(".py") and key.count("/") == 1
+    )
+
+
+def check(settings: Settings, env: str, keys: Iterable[str]) -> None:
+    """After a deploy of `env` to S3 with an MWAA environment configured: wait for the
+    environment to parse the build's DAG files; ParseGateError lists their import errors."""
+    files = dag_files(keys)
+    if not (settings.s3_bucket and settings.mwaa_environment and files):
+        return
+    if settings.parse_gate_seconds == 0:
+        print("Parse gate skipped (PARSE_GATE_SECONDS=0).")
+        return
+    from mwaa_deploy import mwaa_environment
+
+    name = settings.mwaa_environment
+    print(
+        f"Waiting for MWAA environment {name} to parse {env}'s {len(files)} DAG file(s)"
+        f" (at most {settings.parse_gate_seconds:.0f} s; PARSE_GATE_SECONDS=0 skips this)"
+    )
+    gate = _Gate(mwaa_environment.client(settings), name, env, files)
+    try:
+        snapshot = gate.wait(settings.parse_gate_seconds)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted while waiting for {name} to parse: {env} is deployed, its import"
+            " errors unchecked; see the Airflow UI."
+        ) from None
+    gate.report(snapshot, settings.parse_gate_seconds)
+
+
+class _Gate:
+    def __init__(self, mwaa: BaseClient, name: str, env: str, files: list[str]) -> None:
+        self.mwaa, self.name, self.env, self.files = mwaa, name, env, files
+        # The moment from which a parse counts, by the instance's clock; set by the first answer.
+        self.since: datetime | None = None
+
+    def wait(self, bound: float) -> Snapshot:
+        """The first snapshot in which every file is parsed, or the last one within `bound`."""
+        started = last_said = time.monotonic()
+        while True:
+            snapshot = self._snapshot()
+            waited = time.monotonic() - started
+            pending = self.pending(snapshot)
+            if not pending or waited >= bound:
+                return snapshot
+            if time.monotonic() - last_said >= PROGRESS_EVERY:
+                last_said = time.monotonic()
+                parsed = len(self.files) - len(pending)
+                print(f"  {parsed} of {len(self.files)} parsed after {waited:.0f} s", flush=True)
+            time.sleep(POLL_SECONDS)
+
+    def pending(self, snapshot: Snapshot) -> list[str]:
+        assert self.since is not None  # set by the first snapshot
+        return [f for f in self.files if not snapshot.parsed_since(f, self.since)]
+
+    def report(self, snapshot: Snapshot, bound: float) -> None:
+        """Say what the instance parsed; raise ParseGateError unless every file is fine."""
+        assert self.since is not None  # set by the first snapshot
+        problems = []
+        for file in self.files:
+            failure = snapshot.failures.get(file)
+            if failure is not None and failure.at >= self.since:
+                problems.append(str(failure))
+            elif not snapshot.parsed_since(file, self.since):
+                lists_none = failure is None and not snapshot.dags.get(file)
+                problems.append(
+                    f"dags/{file}: not parsed within {bound:.0f} s of the deploy"
+                    + (", and the instance lists no DAG from it" if lists_none else "")
+                )
+        others = len(snapshot.failures.keys() - set(self.files))
+        not_mine = f" {others} import error(s) in other files, not this deploy's." if others else ""
+        if problems:
+            raise ParseGateError(
+                problems,
+                f"Parse gate: {self.env} is deployed, but {self.name} did not import"
+                f" {len(problems)} of its {len(self.files)} DAG file(s) (above); fix them and"
+                f" deploy again.{not_mine}",
+            )
+        dag_ids = sorted(
+            dag_id
+            for file in self.files
+            for dag_id, parsed in snapshot.dags[file]
+            if parsed and parsed >= self.since
+        )
+        shown = ", ".join(dag_ids[:SHOWN_DAG_IDS])
+        more = f" and {len(dag_ids) - SHOWN_DAG_IDS} more" if len(dag_ids) > SHOWN_DAG_IDS else ""
+        print(
+            f"{self.name} parsed {self.env}'s {len(self.files)} DAG file(s) without import errors;"
+            f" DAGs listed: {shown}{more}.{not_mine}"
+        )
+
+    def _snapshot(self) -> Snapshot:
+        snapshot = Snapshot()
+        for error in self._pages("/importErrors", "import_errors"):
+            file = _inside_dags_folder(error["filename"])
+            snapshot.failures[file] = _failure(file, error)
+        for dag in self._pages("/dags", "dags"):
+            file = dag.get("relative_fileloc") or _inside_dags_folder(dag["fileloc"])
+            parsed = dag.get("last_parsed_time")
+            snapshot.dags.setdefault(file, []).append(
+                (dag["dag_id"], datetime.fromisoformat(parsed) if parsed else None)
+            )
+        return snapshot
+
+    def _pages(self, path: str, items: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        total = 1
+        while len(found) < total:
+            page = self._get(path, {"limit": PAGE, "offset": len(found)})
+            found += page[items]
+            total = page["total_entries"] if page[items] else 0
+        return found
+
+    def _get(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
+        """One GET of Airflow's REST API through MWAA; a failure that will not pass, or
+        one before any answer, stops the gate (one that may pass is asked again)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        while True:
+            try:
+                answer = self.mwaa.invoke_rest_api(
+                    Name=self.name, Path=path, Method="GET", QueryParameters=query
+                )
+                break
+            except (BotoCoreError, ClientError) as error:
+                code = error.response["Error"]["Code"] if isinstance(error, ClientError) else ""
+                if self.since is None or code in PERMANENT:
+                    raise ParseGateError(
+                        [],
+                        f"Parse gate: cannot ask {self.name} what it parsed ({error}); {self.env}"
+                        " is deployed, its import errors unchecked. The deploy role needs"
+                        " airflow:InvokeRestApi; PARSE_GATE_SECONDS=0 skips the gate",
+                    ) from None
+                time.sleep(POLL_SECONDS)
+        if self.since is None:
+            self.since = _server_time(answer) + timedelta(seconds=BUCKET_COPY_SECONDS)
+        return answer["RestApiResponse"]
+
+
+def _server_time(answer: dict[str, Any]) -> datetime:
+    """Now, by the clock of the API that answered, which is AWS's, not this machine's.
+
+    Its Date header counts whole seconds: the second after it is surely not earlier.
+    """
+    date = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
+    now = parsedate_to_datetime(date) if date else datetime.now(UTC)
+    return now + timedelta(seconds=1)
+
+
+def _inside_dags_folder(path: str) -> str:
+    """A file's path inside the DAGs folder: Airflow 3 gives that already; Airflow 2 an
+    absolute path, which on MWAA is /usr/local/airflow/dags/<file>."""
+    return path.rpartition("/dags/")[2] if path.startswith("/") else path
+
+
+def _failure(file: str, error: dict[str, Any]) -> ParseFailure:
+    trace = error.get("stack_trace") or ""
+    lines = [
+        int(frame["line"])
+        for frame in TRACEBACK_FRAME.finditer(trace)
+        if _inside_dags_folder(frame["path"]) == file
+    ]
+    message = next((line.strip() for line in reversed(trace.splitlines()) if line.strip()), "")
+    return ParseFailure(
+        file=file,
+        line=lines[-1] if lines else None,
+        message=message or "no message",
+        at=datetime.fromisoformat(error["timestamp"]),
+    )
