@@ -10,9 +10,11 @@ from moto.server import ThreadedMotoServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end runs of a real Airflow first: the longest tests start while the others
-    fill the other worker, so that both finish at about the same time."""
-    items.sort(key=lambda item: item.path.name != "test_airflow_local.py")
+    """The end-to-end runs of a real Airflow (airflow-local, the parse gate) first: the
+    longest tests start while the others fill the other worker, so that both finish at
+    about the same time."""
+    longest = {"test_airflow_local.py", "test_parse_gate.py"}
+    items.sort(key=lambda item: item.path.name not in longest)
 
 
 @pytest.fixture

@@ -92,6 +92,12 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
             id="local-bucket-in-builds",
         ),
         pytest.param(
+            "parse_gate_seconds = -60",
+            "pyproject.toml [tool.mwaa_deploy] parse_gate_seconds = -60: expected a number of"
+            " seconds, such as parse_gate_seconds = 600",
+            id="negative-parse-gate-bound",
+        ),
+        pytest.param(
             's3_bucket = "s3://acme-dags"',
             "pyproject.toml [tool.mwaa_deploy] s3_bucket='s3://acme-dags' is not a bucket name:"
             " write the name alone, such as my-mwaa-bucket (no s3://, no folder)",
@@ -147,6 +153,18 @@ def test_a_malformed_aws_region_is_one_line(
     monkeypatch.setenv("AWS_REGION", "eu west 1")
     assert deploy_error(capsys) == (
         "AWS_REGION='eu west 1' is not an AWS region name: use one such as eu-west-1"
+    )
+
+
+@pytest.mark.usefixtures("project")
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_a_parse_gate_bound_that_is_not_seconds_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PARSE_GATE_SECONDS", value)
+    assert deploy_error(capsys) == (
+        f"PARSE_GATE_SECONDS={value!r} is not a number of seconds: use 0 to skip the parse"
+        " gate, or a bound on its wait such as PARSE_GATE_SECONDS=600"
     )
 
 

@@ -1,8 +1,10 @@
 """`make deploy-requirements` (DESIGN: the instance-wide files change the instance only from
 the PROD path, only when their content changed, and the MWAA update is followed to its end).
 
-S3 is the local endpoint; MWAA's control plane, which cannot run here, is botocore's
-Stubber, which checks every request against the real MWAA service model.
+S3 is the local endpoint; MWAA's control plane is the stand-in (mwaa_local.py), which the
+SDK reaches through AWS_ENDPOINT_URL_MWAA as it reaches AWS, and which keeps what the
+environment runs between calls. What MWAA itself would do wrong (refuse an update, fail
+one) the tests ask of it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ import subprocess
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from mwaa_deploy import mwaa_environment
 from mwaa_deploy.__main__ import main
+from mwaa_deploy.mwaa_local import Environment, MwaaLocal
 from tests.deploy_tool.helpers import CONSTRAINTS_LINE, GIT, SETTINGS, commit, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
@@ -29,69 +30,20 @@ NAME = SETTINGS.mwaa_environment
 # -- deploy-requirements ------------------------------------------------------------------------
 
 
-class Mwaa:
-    """The MWAA API as the deploy sees it: answers queued by the test, requests recorded."""
-
-    def __init__(self, bucket: str) -> None:
-        self.bucket = bucket
-        self.client = boto3.client("mwaa", region_name=SETTINGS.aws_region)
-        self.stubber = Stubber(self.client)
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.client.meta.events.register("provide-client-params.mwaa.*", self._record)
-
-    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.requests.append((model.name, dict(params)))
-
-    def answers(
-        self,
-        *statuses: str,
-        running: dict[str, str] | None = None,
-        bucket: str = "",
-        last_update: dict[str, Any] | None = None,
-    ) -> None:
-        """GetEnvironment answers, one per status, for an environment running `running`."""
-        for status in statuses:
-            environment: dict[str, Any] = {
-                "Name": NAME,
-                "Status": status,
-                "SourceBucketArn": f"arn:aws:s3:::{bucket or self.bucket}",
-            }
-            for key, version in (running or {}).items():
-                environment[f"{mwaa_environment.FIELDS[key]}S3Path"] = key
-                environment[f"{mwaa_environment.FIELDS[key]}S3ObjectVersion"] = version
-            if last_update:
-                environment["LastUpdate"] = last_update
-            self.stubber.add_response(
-                "get_environment", {"Environment": environment}, {"Name": NAME}
-            )
-
-    def accepts_update(self) -> None:
-        arn = f"arn:aws:airflow:{SETTINGS.aws_region}:123456789012:environment/{NAME}"
-        self.stubber.add_response("update_environment", {"Arn": arn})
-
-    def takes_an_update(self, running: dict[str, str] | None = None) -> None:
-        """An AVAILABLE environment, running `running`, that takes one update and settles."""
-        self.answers("AVAILABLE", running=running)
-        self.accepts_update()
-        self.answers("AVAILABLE", last_update={"Status": "SUCCESS"})
-
-    def updates(self) -> list[dict[str, Any]]:
-        return [params for name, params in self.requests if name == "UpdateEnvironment"]
-
-
 @pytest.fixture
 def mwaa(
     aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Mwaa]:
+) -> Iterator[MwaaLocal]:
     """A versioned bucket named by S3_BUCKET, and the MWAA environment that reads it."""
-    mwaa = Mwaa(new_s3_bucket())
-    monkeypatch.setenv("S3_BUCKET", mwaa.bucket)
-    monkeypatch.setattr(mwaa_environment, "client", lambda _settings: mwaa.client)
+    environment = Environment(NAME, SETTINGS.airflow_version, new_s3_bucket(), SETTINGS.aws_region)
+    stand_in = MwaaLocal(environment, airflow=None, dags_folder=None)
+    monkeypatch.setenv("S3_BUCKET", environment.bucket)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
+    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
     monkeypatch.setattr(mwaa_environment, "POLL_SECONDS", 0)
-    with mwaa.stubber:
-        yield mwaa
-        mwaa.stubber.assert_no_pending_responses()
+    yield stand_in
+    stand_in.stop()
 
 
 def latest_versions(bucket: str) -> dict[str, str]:
@@ -114,19 +66,16 @@ def deploy_requirements(capsys: pytest.CaptureFixture[str]) -> DeployRequirement
 
 
 def test_deploy_requirements_uploads_the_files_and_updates_the_environment_with_their_versions(
-    project: Callable[..., Path], mwaa: Mwaa, deploy_requirements: DeployRequirements
+    project: Callable[..., Path], mwaa: MwaaLocal, deploy_requirements: DeployRequirements
 ) -> None:
     project()
-    mwaa.answers("AVAILABLE")
-    mwaa.accepts_update()
-    mwaa.answers("UPDATING", "UPDATING", "AVAILABLE", last_update={"Status": "SUCCESS"})
 
     code, out, err = deploy_requirements()
 
     assert (code, err) == (0, "")
-    versions = latest_versions(mwaa.bucket)
+    versions = latest_versions(mwaa.environment.bucket)
     assert sorted(versions) == ["plugins.zip", "requirements.txt", "startup.sh"]
-    assert mwaa.updates() == [
+    assert mwaa.environment.updates == [
         {
             "Name": NAME,
             "WorkerReplacementStrategy": "GRACEFUL",
@@ -150,24 +99,22 @@ Deployed = tuple[Path, dict[str, str]]
 
 @pytest.fixture
 def deployed(
-    project: Callable[..., Path], mwaa: Mwaa, deploy_requirements: DeployRequirements
+    project: Callable[..., Path], mwaa: MwaaLocal, deploy_requirements: DeployRequirements
 ) -> Deployed:
     root = project()
-    mwaa.takes_an_update()
     assert deploy_requirements()[0] == 0
-    return root, latest_versions(mwaa.bucket)
+    return root, latest_versions(mwaa.environment.bucket)
 
 
 def test_unchanged_instance_files_make_no_upload_and_no_update_call(
-    deployed: Deployed, mwaa: Mwaa, aws: S3Endpoint, deploy_requirements: DeployRequirements
+    deployed: Deployed, mwaa: MwaaLocal, aws: S3Endpoint, deploy_requirements: DeployRequirements
 ) -> None:
-    root, running = deployed
+    root, _ = deployed
     # A fresh clone: every file has a new modification time.
     for path in (root / "bucket_contents").rglob("*"):
         os.utime(path, (1_900_000_000, 1_900_000_000))
     aws.reset()
 
-    mwaa.answers("AVAILABLE", running=running)
     code, out, _ = deploy_requirements()
 
     assert code == 0
@@ -175,56 +122,54 @@ def test_unchanged_instance_files_make_no_upload_and_no_update_call(
         f"{NAME} already runs these instance-wide files: no upload, no update." in out.splitlines()
     )
     assert aws.count(["put"]) == 0
-    assert len(mwaa.updates()) == 1
+    assert len(mwaa.environment.updates) == 1
 
 
 def test_only_the_changed_file_is_uploaded_and_named_in_the_update(
-    deployed: Deployed, mwaa: Mwaa, aws: S3Endpoint, deploy_requirements: DeployRequirements
+    deployed: Deployed, mwaa: MwaaLocal, aws: S3Endpoint, deploy_requirements: DeployRequirements
 ) -> None:
-    root, running = deployed
+    root, _ = deployed
     (root / "bucket_contents" / "startup.sh").write_text("#!/usr/bin/env bash\nexport X=2\n")
     commit(root)
     aws.reset()
 
-    mwaa.takes_an_update(running)
     assert deploy_requirements()[0] == 0
 
     assert aws.count(["put"]) == 1
-    assert mwaa.updates()[-1] == {
+    assert mwaa.environment.updates[-1] == {
         "Name": NAME,
         "WorkerReplacementStrategy": "GRACEFUL",
         "StartupScriptS3Path": "startup.sh",
-        "StartupScriptS3ObjectVersion": latest_versions(mwaa.bucket)["startup.sh"],
+        "StartupScriptS3ObjectVersion": latest_versions(mwaa.environment.bucket)["startup.sh"],
     }
 
 
-def test_files_uploaded_by_a_failed_update_are_applied_by_the_next_run(
-    project: Callable[..., Path], mwaa: Mwaa, deploy_requirements: DeployRequirements
+def test_files_uploaded_by_a_refused_update_are_applied_by_the_next_run(
+    project: Callable[..., Path], mwaa: MwaaLocal, deploy_requirements: DeployRequirements
 ) -> None:
     project()
-    mwaa.answers("AVAILABLE")
-    mwaa.stubber.add_client_error("update_environment", "ValidationException", "bad request")
+    mwaa.environment.refuse_next_update("bad request")
     code, _, err = deploy_requirements()
     assert code == 1 and f"MWAA refused to update {NAME}" in err
+    assert "(ValidationException) when calling the UpdateEnvironment operation: bad request" in err
 
     # The bucket holds the new files now, but the environment still runs none of them.
-    mwaa.takes_an_update()
     assert deploy_requirements()[0] == 0
-    assert set(mwaa.updates()[-1]) > {"RequirementsS3ObjectVersion", "PluginsS3ObjectVersion"}
+    assert set(mwaa.environment.updates[-1]) > {
+        "RequirementsS3ObjectVersion",
+        "PluginsS3ObjectVersion",
+    }
 
 
 @pytest.mark.parametrize("settled", ["AVAILABLE", "UPDATE_FAILED"])
 def test_a_failed_update_reports_the_rollback_and_where_to_look(
-    project: Callable[..., Path], mwaa: Mwaa, deploy_requirements: DeployRequirements, settled: str
+    project: Callable[..., Path],
+    mwaa: MwaaLocal,
+    deploy_requirements: DeployRequirements,
+    settled: str,
 ) -> None:
     project()
-    failed = {
-        "Status": "FAILED",
-        "Error": {"ErrorCode": "INCORRECT_CONFIGURATION", "ErrorMessage": "pip install failed"},
-    }
-    mwaa.answers("AVAILABLE")
-    mwaa.accepts_update()
-    mwaa.answers("UPDATING", "ROLLING_BACK", settled, last_update=failed)
+    mwaa.environment.fail_next_update("INCORRECT_CONFIGURATION", "pip install failed", settled)
 
     code, out, err = deploy_requirements()
 
@@ -239,15 +184,12 @@ def test_a_failed_update_reports_the_rollback_and_where_to_look(
 
 def test_an_update_that_does_not_settle_is_given_up_with_advice(
     project: Callable[..., Path],
-    mwaa: Mwaa,
+    mwaa: MwaaLocal,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
     monkeypatch: pytest.MonkeyPatch,
     deploy_requirements: DeployRequirements,
 ) -> None:
     project()
     monkeypatch.setattr(mwaa_environment, "GIVE_UP_AFTER", 0)
-    mwaa.answers("AVAILABLE")
-    mwaa.accepts_update()
-    mwaa.answers("UPDATING")
     code, _, err = deploy_requirements()
     assert code == 1
     assert err == (
@@ -266,7 +208,7 @@ def test_an_update_that_does_not_settle_is_given_up_with_advice(
 )
 def test_deploy_requirements_refuses_before_uploading_when_the_environment_cannot_take_it(
     project: Callable[..., Path],
-    mwaa: Mwaa,
+    mwaa: MwaaLocal,
     aws: S3Endpoint,
     deploy_requirements: DeployRequirements,
     status: str,
@@ -274,22 +216,23 @@ def test_deploy_requirements_refuses_before_uploading_when_the_environment_canno
     refusal: str,
 ) -> None:
     project()
-    mwaa.answers(status, bucket=bucket)
+    mwaa.environment.status = status
+    mwaa.environment.bucket = bucket or mwaa.environment.bucket
     code, _, err = deploy_requirements()
     assert code == 1 and err.startswith(refusal)
-    assert aws.count(["put"]) == 0 and mwaa.updates() == []
+    assert aws.count(["put"]) == 0 and mwaa.environment.updates == []
 
 
 def test_a_failed_check_uploads_nothing_and_calls_no_mwaa(
     project: Callable[..., Path],
-    mwaa: Mwaa,
+    mwaa: MwaaLocal,
     aws: S3Endpoint,
     deploy_requirements: DeployRequirements,
 ) -> None:
     project(requirements=f"{CONSTRAINTS_LINE}\napache-airflow-providers-dbt-clod\n")
     code, _, err = deploy_requirements()
     assert code == 1 and err.endswith("Check failed: nothing was uploaded.\n")
-    assert aws.count(["put"]) == 0 and mwaa.requests == []
+    assert aws.count(["put"]) == 0 and mwaa.calls == []
 
 
 @pytest.mark.parametrize(
@@ -297,7 +240,7 @@ def test_a_failed_check_uploads_nothing_and_calls_no_mwaa(
 )
 def test_deploy_requirements_refuses_off_the_prod_path_unless_forced(
     project: Callable[..., Path],
-    mwaa: Mwaa,
+    mwaa: MwaaLocal,
     aws: S3Endpoint,
     deploy_requirements: DeployRequirements,
     off_path: str,
@@ -319,15 +262,14 @@ def test_deploy_requirements_refuses_off_the_prod_path_unless_forced(
     code, _, err = deploy_requirements()
     assert code == 1 and err.startswith(said)
     assert "`make deploy-requirements FORCE=1`" in err
-    assert aws.count(["put"]) == 0 and mwaa.requests == []
+    assert aws.count(["put"]) == 0 and mwaa.calls == []
 
-    mwaa.takes_an_update()
     assert deploy_requirements("--force")[0] == 0
 
 
 def test_on_github_actions_the_branch_is_the_one_the_workflow_runs_for(
     project: Callable[..., Path],
-    mwaa: Mwaa,
+    mwaa: MwaaLocal,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
     monkeypatch: pytest.MonkeyPatch,
     deploy_requirements: DeployRequirements,
 ) -> None:
@@ -341,7 +283,6 @@ def test_on_github_actions_the_branch_is_the_one_the_workflow_runs_for(
     assert code == 1 and "not from story/x" in err
 
     monkeypatch.setenv("GITHUB_REF_NAME", SETTINGS.default_branch)
-    mwaa.takes_an_update()
     assert deploy_requirements()[0] == 0
 
 

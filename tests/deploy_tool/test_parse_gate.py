@@ -12,9 +12,9 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,22 +48,14 @@ with DAG(f"{dev_prod_flag}_orders", schedule=None, start_date=pendulum.datetime(
 BROKEN_DAG = GOOD_DAG.replace("import pendulum\n", "import pendulum\nimport no_such_module\n")
 
 
-@dataclass
-class Instance:
-    """A real Airflow behind the MWAA stand-in, and the bucket it copies from."""
-
-    airflow_version: str
-    bucket: str
-    stand_in: MwaaLocal
-
-
 @pytest.fixture(scope="module", params=[NEWEST, OLDEST])
 def instance(
     request: pytest.FixtureRequest,
     s3_endpoint: S3Endpoint,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Instance]:
-    """`make airflow-local` of a project baked for the version, and the stand-in before it."""
+) -> Iterator[MwaaLocal]:
+    """`make airflow-local` of a project baked for the version, and the stand-in before it,
+    copying a bucket of its own into that Airflow's DAGs folder."""
     version = request.param
     project = bake(tmp_path_factory.mktemp(f"airflow-{version}"), airflow_version=version)
     (project / "local_bucket" / "dags").mkdir(parents=True)
@@ -78,7 +70,7 @@ def instance(
             env=user_environment(),
             stdout=output,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, which Ctrl-C stops whole
+            start_new_session=True,  # a process group of its own, to stop whole
         )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -91,13 +83,12 @@ def instance(
             environment.setenv("AWS_ENDPOINT_URL", s3_endpoint.url)
             environment.setenv("AWS_ACCESS_KEY_ID", "testing")
             environment.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-            bucket = new_s3_bucket()
             stand_in = MwaaLocal(
-                Environment(NAME, version, bucket, SETTINGS.aws_region),
+                Environment(NAME, version, new_s3_bucket(), SETTINGS.aws_region),
                 AirflowApi(f"http://127.0.0.1:{port}", version, password),
                 project / "local_bucket" / "dags",
             )
-        yield Instance(version, bucket, stand_in)
+        yield stand_in
         stand_in.stop()
     finally:
         # Stopping it gracefully is airflow-local's own test; this one has no more to say.
@@ -106,27 +97,47 @@ def instance(
 
 
 @pytest.fixture
-def sources(
-    instance: Instance,
+def airless(
+    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
+) -> Iterator[MwaaLocal]:
+    """The stand-in with no Airflow behind it: for what the gate does before asking one."""
+    environment = Environment(NAME, SETTINGS.airflow_version, new_s3_bucket(), SETTINGS.aws_region)
+    stand_in = MwaaLocal(environment, airflow=None, dags_folder=None)
+    yield stand_in
+    stand_in.stop()
+
+
+@pytest.fixture
+def deploying_to(
     aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Path:
-    """A project deploying to the instance's bucket, waiting for its parse: its one DAG
-    file is the test's to write."""
-    root = tmp_path / "project"
-    (root / "bucket_contents" / "dags").mkdir(parents=True)
-    (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
-    monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("S3_BUCKET", instance.bucket)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", instance.stand_in.url)
-    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
-    monkeypatch.setenv("PARSE_GATE_SECONDS", "120")
-    # The stand-in copies the bucket every COPY_SECONDS, not every 30 s as MWAA does.
-    monkeypatch.setattr(parse_gate, "BUCKET_COPY_SECONDS", mwaa_local.COPY_SECONDS)
-    monkeypatch.setattr(parse_gate, "POLL_SECONDS", 0.5)
-    return root / "bucket_contents" / "dags"
+) -> Callable[[MwaaLocal], Path]:
+    """Make the command line deploy a project of its own to the bucket of a stand-in's
+    environment, and wait for it to parse; return the project's dags/, the test's to write."""
+
+    def to(stand_in: MwaaLocal) -> Path:
+        root = tmp_path / "project"
+        (root / "bucket_contents" / "dags").mkdir(parents=True)
+        (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
+        monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
+        monkeypatch.chdir(root)
+        monkeypatch.setenv("S3_BUCKET", stand_in.environment.bucket)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
+        monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+        monkeypatch.setenv("PARSE_GATE_SECONDS", "120")
+        # The stand-in copies the bucket every COPY_SECONDS, not every 30 s as MWAA does.
+        monkeypatch.setattr(parse_gate, "BUCKET_COPY_SECONDS", mwaa_local.COPY_SECONDS)
+        monkeypatch.setattr(parse_gate, "POLL_SECONDS", 0.5)
+        return root / "bucket_contents" / "dags"
+
+    return to
+
+
+@pytest.fixture
+def sources(instance: MwaaLocal, deploying_to: Callable[[MwaaLocal], Path]) -> Path:
+    """The dags/ of a project that deploys to the real Airflow's bucket."""
+    return deploying_to(instance)
 
 
 def deploy(env: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -169,4 +180,117 @@ def test_an_import_error_fails_its_own_environments_deploy_only_and_a_fix_passes
     assert code == 0
     assert out.splitlines()[-1] == (
         f"{NAME} parsed DEV's 1 DAG file(s) without import errors; DAGs listed: DEV_orders."
+    )
+
+
+def test_a_file_not_parsed_within_the_bound_fails_the_deploy_naming_it(
+    sources: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Neither "airflow" nor "dag" in it: Airflow's safe mode never parses it.
+    (sources / "notes.py").write_text("DEV = True\n")
+    monkeypatch.setenv("PARSE_GATE_SECONDS", "3")
+    code, _, err = deploy("DEV", capsys)
+    assert code == 1
+    assert err.splitlines() == [
+        "dags/DEV_notes.py: not parsed within 3 s of the deploy, and the instance lists no"
+        " DAG from it",
+        f"Parse gate: DEV is deployed, but {NAME} did not import 1 of its 1 DAG file(s)"
+        " (above); fix them and deploy again.",
+    ]
+
+
+def test_ctrl_c_while_waiting_stops_at_once_saying_the_files_are_deployed(
+    instance: MwaaLocal, sources: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (sources / "notes.py").write_text("DEV = True\n")
+    asked_before = len(instance.calls)
+
+    def press_ctrl_c_once_the_gate_asks() -> None:
+        while "InvokeRestApi" not in instance.calls[asked_before:]:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c_once_the_gate_asks, daemon=True).start()
+    started = time.monotonic()
+    code, out, err = deploy("DEV", capsys)
+    assert time.monotonic() - started < 15
+    assert code == 130
+    assert "DEV deployed: " in out
+    assert err == (
+        f"Interrupted while waiting for {NAME} to parse: DEV is deployed, its import errors"
+        " unchecked; see the Airflow UI.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("switch", "last_line"),
+    [
+        (
+            "PARSE_GATE_SECONDS=0",
+            "Parse gate skipped: its bound, PARSE_GATE_SECONDS or parse_gate_seconds, is 0.",
+        ),
+        (
+            "parse_gate_seconds = 0",
+            "Parse gate skipped: its bound, PARSE_GATE_SECONDS or parse_gate_seconds, is 0.",
+        ),
+        (
+            "MWAA_ENVIRONMENT=",
+            "DEV deployed: 1 uploaded (1 new, 0 changed), 0 deleted, 0 unchanged.",
+        ),
+    ],
+    ids=["variable", "setting", "no-environment"],
+)
+def test_the_gate_is_skipped_by_its_switch_and_without_an_environment(
+    airless: MwaaLocal,
+    deploying_to: Callable[[MwaaLocal], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    switch: str,
+    last_line: str,
+) -> None:
+    sources = deploying_to(airless)
+    (sources / "orders.py").write_text(GOOD_DAG)
+    if switch.startswith("parse_gate_seconds"):
+        monkeypatch.delenv("PARSE_GATE_SECONDS")
+        pyproject = Path("pyproject.toml")
+        pyproject.write_text(
+            pyproject.read_text().replace("[tool.mwaa_deploy]\n", f"[tool.mwaa_deploy]\n{switch}\n")
+        )
+    else:
+        monkeypatch.setenv(*switch.split("="))
+    code, out, _ = deploy("DEV", capsys)
+    assert code == 0 and out.splitlines()[-1] == last_line
+    assert airless.calls == []
+
+
+def test_an_environment_the_gate_cannot_ask_is_one_line_saying_the_files_are_deployed(
+    airless: MwaaLocal,
+    deploying_to: Callable[[MwaaLocal], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (deploying_to(airless) / "orders.py").write_text(GOOD_DAG)
+    monkeypatch.setenv("MWAA_ENVIRONMENT", "someone-else")
+    code, out, err = deploy("DEV", capsys)
+    assert code == 1 and "DEV deployed: 1 uploaded" in out
+    assert err == (
+        "Parse gate: cannot ask someone-else what it parsed (An error occurred"
+        " (ResourceNotFoundException) when calling the InvokeRestApi operation: no environment"
+        " someone-else); DEV is deployed, its import errors unchecked. The deploy role needs"
+        " airflow:InvokeRestApi; PARSE_GATE_SECONDS=0 skips the gate\n"
+    )
+
+
+@pytest.mark.usefixtures("aws")
+def test_mwaa_local_without_airflow_local_says_to_start_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nothing_there = probe.getsockname()[1]
+    assert main(["mwaa-local", "--port", "0", "--airflow-port", str(nothing_there)]) == 1
+    assert capsys.readouterr().err == (
+        f"no Airflow of this project answers on port {nothing_there}: start `make airflow-local"
+        f" PORT={nothing_there}` first (in another terminal), or name its port with"
+        " AIRFLOW_PORT=...\n"
     )

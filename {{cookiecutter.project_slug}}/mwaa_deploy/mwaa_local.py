@@ -35,6 +35,12 @@ COPY_SECONDS = 2.0
 # The environment's name when the project configures none.
 STAND_IN_NAME = "local-environment"
 ACCOUNT = "123456789012"
+# (method, first part of the path) -> the MWAA operation.
+OPERATIONS = {
+    ("POST", "restapi"): "InvokeRestApi",
+    ("GET", "environments"): "GetEnvironment",
+    ("PATCH", "environments"): "UpdateEnvironment",
+}
 # The instance-wide files' fields, in GetEnvironment and UpdateEnvironment alike.
 FILE_FIELDS = ("Requirements", "Plugins", "StartupScript")
 
@@ -95,8 +101,10 @@ class Environment:
     last_update: dict[str, Any] = field(default_factory=dict)
     # Every UpdateEnvironment request taken, as sent.
     updates: list[dict[str, Any]] = field(default_factory=list)
-    # An update that fails: its error code and message, and the status it leaves (MWAA
-    # rolls back to AVAILABLE, or UPDATE_FAILED if the rollback fails too).
+    # The next update, refused (ValidationException: the message), or failed (its error
+    # code and message, and the status it leaves: MWAA rolls back to AVAILABLE, or ends
+    # UPDATE_FAILED if the rollback fails too). What tests make of a real MWAA's bad day.
+    refusing_update: str | None = None
     failing_update: tuple[str, str, str] | None = None
     _settling: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,6 +117,9 @@ class Environment:
         """Make the next update fail as MWAA reports it: UPDATING, ROLLING_BACK, then
         `settles_as`, still running the previous files."""
         self.failing_update = (code, message, settles_as)
+
+    def refuse_next_update(self, message: str) -> None:
+        self.refusing_update = message
 
     def describe(self) -> dict[str, Any]:
         """GetEnvironment's Environment; an update in progress moves one step a call."""
@@ -131,6 +142,9 @@ class Environment:
         with self._lock:
             if self.status != "AVAILABLE":
                 return f"{self.name} is {self.status}; an update can start only when AVAILABLE"
+            refused, self.refusing_update = self.refusing_update, None
+            if refused:
+                return refused
             self.updates.append(request)
             if self.failing_update is None:
                 fields = {k: v for k, v in request.items() if k.startswith(FILE_FIELDS)}
@@ -165,6 +179,7 @@ class MwaaLocal:
         self.url = f"http://{HOST}:{self._server.server_address[1]}"
         self._stopping = threading.Event()
         self._copied: dict[str, str] = {}  # key -> the ETag of the copy in the DAGs folder
+        self.calls: list[str] = []  # the operations served, in order
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True)]
         if dags_folder is not None:
             self._threads.append(threading.Thread(target=self._copy_dags, daemon=True))
@@ -311,16 +326,18 @@ def _handler(stand_in: MwaaLocal) -> type[BaseHTTPRequestHandler]:
             request = json.loads(self.rfile.read(length) or b"{}")
             kind, _, name = urllib.parse.unquote(self.path).lstrip("/").partition("/")
             environment = stand_in.environment
+            operation = OPERATIONS.get((method, kind), f"{method} {self.path}")
+            stand_in.calls.append(operation)
             if "/airflow/aws4_request" not in self.headers.get("Authorization", ""):
                 # As AWS: only requests the SDK signed for MWAA ("airflow") get in.
                 self._refuse(403, "AccessDeniedException", "the request is not signed for airflow")
             elif name != environment.name:
                 self._refuse(404, "ResourceNotFoundException", f"no environment {name}")
-            elif (method, kind) == ("POST", "restapi"):
+            elif operation == "InvokeRestApi":
                 self._answer(*stand_in.invoke_rest_api(request))
-            elif (method, kind) == ("GET", "environments"):
+            elif operation == "GetEnvironment":
                 self._answer(200, {"Environment": environment.describe()})
-            elif (method, kind) == ("PATCH", "environments"):
+            elif operation == "UpdateEnvironment":
                 refused = environment.update(request | {"Name": name})
                 if refused:
                     self._refuse(400, "ValidationException", refused)

@@ -97,7 +97,7 @@ def check(settings: Settings, env: str, keys: Iterable[str]) -> None:
     if not (settings.s3_bucket and settings.mwaa_environment and files):
         return
     if settings.parse_gate_seconds == 0:
-        print("Parse gate skipped (PARSE_GATE_SECONDS=0).")
+        print("Parse gate skipped: its bound, PARSE_GATE_SECONDS or parse_gate_seconds, is 0.")
         return
     from mwaa_deploy import mwaa_environment
 
