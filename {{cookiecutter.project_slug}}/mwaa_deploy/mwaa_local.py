@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import threading
 import urllib.error
 import urllib.parse
@@ -260,6 +261,8 @@ def run(settings: Settings, port: int, airflow_port: int) -> int:
     """Serve MWAA's API on `port` in front of airflow-local on `airflow_port`, until Ctrl-C."""
     from mwaa_deploy.s3_local import STAND_IN_BUCKET
 
+    # Ctrl-C stops it, also where a shell started this command with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if port_in_use(port):
         raise LocalMwaaError(
             f"port {port} is in use, perhaps by another mwaa-local: stop it,"
