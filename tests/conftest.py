@@ -24,7 +24,8 @@ def output(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[dict[str, str]]:
-    """moto's S3 server on loopback, and the AWS SDK variables that point at it."""
+    """moto's S3 server on loopback, and the variables that point the AWS SDK at it and
+    name no MWAA environment (none reads it: deploys wait for no parse)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -33,5 +34,6 @@ def s3_endpoint() -> Iterator[dict[str, str]]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "eu-west-1",
+        "MWAA_ENVIRONMENT": "",
     }
     server.stop()

@@ -203,6 +203,7 @@ def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path) ->
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "S3_BUCKET": "acme-mwaa-dags",
+            "MWAA_ENVIRONMENT": "",
         }
         deployed = make(project, "deploy-dev", airflow_version=NEWEST, **variables)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr

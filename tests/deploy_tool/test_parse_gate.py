@@ -253,9 +253,7 @@ def test_the_gate_is_skipped_by_its_switch_and_without_an_environment(
     if switch.startswith("parse_gate_seconds"):
         monkeypatch.delenv("PARSE_GATE_SECONDS")
         pyproject = Path("pyproject.toml")
-        pyproject.write_text(
-            pyproject.read_text().replace("[tool.mwaa_deploy]\n", f"[tool.mwaa_deploy]\n{switch}\n")
-        )
+        pyproject.write_text(pyproject.read_text().replace("parse_gate_seconds = 600", switch))
     else:
         monkeypatch.setenv(*switch.split("="))
     code, out, _ = deploy("DEV", capsys)

@@ -17,6 +17,7 @@ names it as the source of, and a file for which it names none is not confirmed.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Iterable
@@ -117,6 +118,10 @@ def check(settings: Settings, env: str, keys: Iterable[str]) -> None:
     gate.report(snapshot, settings.parse_gate_seconds)
 
 
+class _AskAgain(Exception):
+    """A failure to ask the instance that may pass (a timeout, Airflow's 5xx): ask again."""
+
+
 class _Gate:
     def __init__(self, mwaa: BaseClient, name: str, env: str, files: list[str]) -> None:
         self.mwaa, self.name, self.env, self.files = mwaa, name, env, files
@@ -126,8 +131,10 @@ class _Gate:
     def wait(self, bound: float) -> Snapshot:
         """The first snapshot in which every file is parsed, or the last one within `bound`."""
         started = last_said = time.monotonic()
+        snapshot = Snapshot()
         while True:
-            snapshot = self._snapshot()
+            with contextlib.suppress(_AskAgain):  # then the last snapshot stands
+                snapshot = self._snapshot()
             waited = time.monotonic() - started
             pending = self.pending(snapshot)
             if not pending or waited >= bound:
@@ -201,26 +208,24 @@ class _Gate:
         return found
 
     def _get(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
-        """One GET of Airflow's REST API through MWAA; a failure that will not pass, or
-        one before any answer, stops the gate (one that may pass is asked again)."""
+        """One GET of Airflow's REST API through MWAA. A failure that will not pass, or one
+        before any answer, stops the gate; one that may pass is _AskAgain."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        while True:
-            try:
-                answer = self.mwaa.invoke_rest_api(
-                    Name=self.name, Path=path, Method="GET", QueryParameters=query
-                )
-                break
-            except (BotoCoreError, ClientError) as error:
-                code = error.response["Error"]["Code"] if isinstance(error, ClientError) else ""
-                if self.since is None or code in PERMANENT:
-                    raise ParseGateError(
-                        [],
-                        f"Parse gate: cannot ask {self.name} what it parsed ({error}); {self.env}"
-                        " is deployed, its import errors unchecked. The deploy role needs"
-                        " airflow:InvokeRestApi; PARSE_GATE_SECONDS=0 skips the gate",
-                    ) from None
-                time.sleep(POLL_SECONDS)
+        try:
+            answer = self.mwaa.invoke_rest_api(
+                Name=self.name, Path=path, Method="GET", QueryParameters=query
+            )
+        except (BotoCoreError, ClientError) as error:
+            code = error.response["Error"]["Code"] if isinstance(error, ClientError) else ""
+            if self.since is None or code in PERMANENT:
+                raise ParseGateError(
+                    [],
+                    f"Parse gate: cannot ask {self.name} what it parsed ({error}); {self.env}"
+                    " is deployed, its import errors unchecked. The deploy role needs"
+                    " airflow:InvokeRestApi; PARSE_GATE_SECONDS=0 skips the gate",
+                ) from None
+            raise _AskAgain from error
         if self.since is None:
             self.since = _server_time(answer) + timedelta(seconds=BUCKET_COPY_SECONDS)
         return answer["RestApiResponse"]

@@ -39,9 +39,11 @@ def run(settings: Settings, port: int) -> int:
         _create_versioned_bucket(url, bucket, settings.aws_region)
         say(f"An S3 endpoint is running at {url}, with the versioned bucket {bucket}.")
         say("Point the deploys at it, in another terminal:")
+        # No MWAA environment reads this bucket, so the deploys wait for none to parse
+        # them (make mwaa-local names one).
         say(
             f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID={KEY_ID}"
-            f" AWS_SECRET_ACCESS_KEY={SECRET} S3_BUCKET={bucket}"
+            f" AWS_SECRET_ACCESS_KEY={SECRET} S3_BUCKET={bucket} MWAA_ENVIRONMENT="
         )
         say("  make plan-dev deploy-dev")
         say("What it holds lives in memory and ends with it. Press Ctrl-C to stop it.")
