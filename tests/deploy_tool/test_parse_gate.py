@@ -2,8 +2,10 @@
 it wrote and fails on import errors in its own files only), on the oldest and the newest
 Airflow, through the MWAA stand-in (mwaa_local.py) that the SDK reaches as it reaches AWS.
 
-One Airflow a version, `make airflow-local` of a baked project, serves every test here: the
-stand-in copies the bucket's dags/ into its DAGs folder, as MWAA does.
+One test a version runs a real Airflow (`make airflow-local` of a baked project; the
+stand-in copies the bucket's dags/ into its DAGs folder, as MWAA does), so that each starts
+once whichever test worker runs it. What happens before or without a parse is tested
+against the stand-in alone, or in front of an Airflow that never parses anything.
 """
 
 from __future__ import annotations
@@ -48,16 +50,16 @@ with DAG(f"{dev_prod_flag}_orders", schedule=None, start_date=pendulum.datetime(
 BROKEN_DAG = GOOD_DAG.replace("import pendulum\n", "import pendulum\nimport no_such_module\n")
 
 
-@pytest.fixture(scope="module", params=[NEWEST, OLDEST])
+@pytest.fixture(params=[NEWEST, OLDEST])
 def instance(
     request: pytest.FixtureRequest,
     s3_endpoint: S3Endpoint,
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
 ) -> Iterator[MwaaLocal]:
     """`make airflow-local` of a project baked for the version, and the stand-in before it,
     copying a bucket of its own into that Airflow's DAGs folder."""
     version = request.param
-    project = bake(tmp_path_factory.mktemp(f"airflow-{version}"), airflow_version=version)
+    project = bake(tmp_path / "airflow", airflow_version=version)
     (project / "local_bucket" / "dags").mkdir(parents=True)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -140,6 +142,30 @@ def sources(instance: MwaaLocal, deploying_to: Callable[[MwaaLocal], Path]) -> P
     return deploying_to(instance)
 
 
+class AirflowThatParsesNothing:
+    """In place of an Airflow: one whose DAGs folder is never parsed, so the gate waits."""
+
+    def call(self, method: str, path: str, *_: object) -> tuple[int, object]:
+        assert (method, path) in [("GET", "/importErrors"), ("GET", "/dags")]
+        return 200, {
+            path.strip("/").replace("importErrors", "import_errors"): [],
+            "total_entries": 0,
+        }
+
+
+@pytest.fixture
+def unparsed(
+    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
+    deploying_to: Callable[[MwaaLocal], Path],
+) -> Iterator[tuple[MwaaLocal, Path]]:
+    """The stand-in in front of an Airflow that parses nothing, and the dags/ of a project
+    deploying there."""
+    environment = Environment(NAME, SETTINGS.airflow_version, new_s3_bucket(), SETTINGS.aws_region)
+    stand_in = MwaaLocal(environment, AirflowThatParsesNothing(), dags_folder=None)
+    yield stand_in, deploying_to(stand_in)
+    stand_in.stop()
+
+
 def deploy(env: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """`make deploy-<env>`: its exit status, stdout and stderr."""
     code = main(["deploy", env, *(["--force"] if env == "PROD" else [])])
@@ -184,15 +210,17 @@ def test_an_import_error_fails_its_own_environments_deploy_only_and_a_fix_passes
 
 
 def test_a_file_not_parsed_within_the_bound_fails_the_deploy_naming_it(
-    sources: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    unparsed: tuple[MwaaLocal, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Neither "airflow" nor "dag" in it: Airflow's safe mode never parses it.
-    (sources / "notes.py").write_text("DEV = True\n")
+    _, sources = unparsed
+    (sources / "orders.py").write_text(GOOD_DAG)
     monkeypatch.setenv("PARSE_GATE_SECONDS", "3")
     code, _, err = deploy("DEV", capsys)
     assert code == 1
     assert err.splitlines() == [
-        "dags/DEV_notes.py: not parsed within 3 s of the deploy, and the instance lists no"
+        "dags/DEV_orders.py: not parsed within 3 s of the deploy, and the instance lists no"
         " DAG from it",
         f"Parse gate: DEV is deployed, but {NAME} did not import 1 of its 1 DAG file(s)"
         " (above); fix them and deploy again.",
@@ -200,13 +228,13 @@ def test_a_file_not_parsed_within_the_bound_fails_the_deploy_naming_it(
 
 
 def test_ctrl_c_while_waiting_stops_at_once_saying_the_files_are_deployed(
-    instance: MwaaLocal, sources: Path, capsys: pytest.CaptureFixture[str]
+    unparsed: tuple[MwaaLocal, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (sources / "notes.py").write_text("DEV = True\n")
-    asked_before = len(instance.calls)
+    stand_in, sources = unparsed
+    (sources / "orders.py").write_text(GOOD_DAG)
 
     def press_ctrl_c_once_the_gate_asks() -> None:
-        while "InvokeRestApi" not in instance.calls[asked_before:]:
+        while "InvokeRestApi" not in stand_in.calls:
             time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)
 
