@@ -7,15 +7,18 @@ never loads the AWS SDK, and a deploy to S3 loads it while a second process stam
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from mwaa_deploy import config, sync
+from mwaa_deploy import config, owners, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
 from mwaa_deploy.exceptions import DeployError, Interrupted, StampError
@@ -25,22 +28,79 @@ from mwaa_deploy.prod_path import check_committed, check_prod_path
 PROGRESS_FROM = 20
 
 
-def stamp(settings: config.Settings, env: str) -> int:
-    """`stamp ENV`: write build/<ENV>/ from bucket_contents/, checking every DAG file."""
-    with _if_stamp_fails(f"build/{env}/ is left as it was"):
-        desired = stamping.stamp(config.shown(settings.sources), env)
-    build = stamping.write_build(desired, config.shown(settings.build), env)
-    print(f"Stamped {env}: {len(desired)} files in {build}")
+@dataclass(frozen=True)
+class Target:
+    """Who a DEV or PROD command is for, and what of the project it ships."""
+
+    owner: str
+    here: sandboxes.Checkout
+    # A sandbox: the branch (or SANDBOX's name) it is for, without the story prefix.
+    sandbox_for: str = ""
+    # A sandbox's part of the project (None: all of it) and what to say about it.
+    only: frozenset[str] | None = None
+    notes: tuple[str, ...] = ()
+
+
+def target(settings: config.Settings, env: str, full: bool = False) -> Target:
+    """PROD, or for DEV: the sandbox SANDBOX names, the branch's sandbox, or the shared DEV.
+
+    A sandbox holds what its branch changes since it left the default branch, unless
+    `full` asks for the whole project.
+    """
+    here = sandboxes.checkout(settings.root)
+    if env == "PROD":
+        return Target("PROD", here)
+    given = os.environ.get("SANDBOX", "")
+    owner = sandboxes.dev_owner(settings, here, given)
+    if not owners.is_sandbox(owner):
+        return Target(owner, here)
+    name, origin = owners.sandbox_name(owner), f"SANDBOX={given}" if given else here.branch
+    sandbox_for = (given or here.branch).removeprefix(
+        sandboxes.branch_prefix(settings.dev_branch_pattern)
+    )
+    if full:
+        return Target(
+            owner, here, sandbox_for, None, (f"Sandbox {name} ({origin}): every DAG file",)
+        )
+    changed = sandboxes.changed_paths(settings.root, settings.default_branch)
+    if changed is None:
+        note = (
+            f"Sandbox {name} ({origin}): every DAG file, as there is no {settings.default_branch}"
+            " branch here to compare with"
+        )
+        return Target(owner, here, sandbox_for, None, (note,))
+    sources = config.shown(settings.sources)
+    selection = sandboxes.select(sources, changed)
+    total = len(selection.dag_files) + len(selection.left_out)
+    notes = (
+        f"Sandbox {name} ({origin}): {len(selection.dag_files)} of {total} DAG files, those"
+        f" this branch changes since {settings.default_branch}; FULL=1 deploys every one",
+        *sandboxes.references_left_out(sources, selection),
+    )
+    return Target(owner, here, sandbox_for, selection.names, notes)
+
+
+def stamp(settings: config.Settings, env: str, full: bool) -> int:
+    """`stamp ENV`: write build/<owner>/ from bucket_contents/, checking every DAG file."""
+    chosen = target(settings, env, full)
+    print(*chosen.notes, sep="\n")
+    with _if_stamp_fails(f"build/{chosen.owner}/ is left as it was"):
+        desired = stamping.stamp(config.shown(settings.sources), chosen.owner, chosen.only)
+    build = stamping.write_build(desired, config.shown(settings.build), chosen.owner)
+    print(f"Stamped {chosen.owner}: {len(desired)} files in {build}")
     return 0
 
 
-def plan(settings: config.Settings, env: str) -> int:
+def plan(settings: config.Settings, env: str, full: bool) -> int:
     """`plan ENV`: stamp, then show what a deploy would change; change nothing."""
-    with _if_stamp_fails(f"no plan for {env} until every file stamps"):
-        desired, bucket = _stamp_and_open_bucket(settings, env)
-    print(f"Stamped {env}: {len(desired)} files")
-    result = sync.plan(bucket, env, desired)
-    print(f"Plan for {env} on {bucket.description} (keys {sync.owned_prefix(env)}*):")
+    chosen = target(settings, env, full)
+    print(*chosen.notes, sep="\n")
+    owner = chosen.owner
+    with _if_stamp_fails(f"no plan for {owner} until every file stamps"):
+        desired, bucket = _stamp_and_open_bucket(settings, chosen)
+    print(f"Stamped {owner}: {len(desired)} files")
+    result = sync.plan(bucket, owner, desired)
+    print(f"Plan for {owner} on {bucket.description} (keys {owners.prefix(owner)}*):")
     for label, keys in [
         ("new", result.new),
         ("changed", result.changed),
@@ -52,34 +112,72 @@ def plan(settings: config.Settings, env: str) -> int:
     return 0
 
 
-def deploy(settings: config.Settings, env: str, force: bool) -> int:
+def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
     """`deploy ENV`: stamp, then upload new and changed files and delete stale ones.
 
     What changes PROD runs from a clean checkout of the default branch, unless forced.
     """
-    nothing_done = f"nothing was deployed to {env}"
+    chosen = target(settings, env, full)
+    print(*chosen.notes, sep="\n")
+    owner = chosen.owner
+    nothing_done = f"nothing was deployed to {owner}"
     try:
         with _if_stamp_fails(nothing_done):
-            if env == "PROD" and settings.s3_bucket and not force:
+            if owner == "PROD" and settings.s3_bucket and not force:
                 check_prod_path(settings.root, settings.default_branch, "deploy-prod")
                 check_committed(
                     settings.root, settings.sources, stamping.read_paths(settings.sources)
                 )
-            desired, bucket = _stamp_and_open_bucket(settings, env)
-        print(f"Stamped {env}: {len(desired)} files")
-        print(f"Deploying {env} to {bucket.description}")
-        result = sync.deploy(bucket, env, desired, progress=_print_progress)
-        print(f"{env} deployed: {result.counts(done=True)}.")
+            desired, bucket = _stamp_and_open_bucket(settings, chosen)
+        print(f"Stamped {owner}: {len(desired)} files")
+        print(f"Deploying {owner} to {bucket.description}")
+        result = sync.deploy(
+            bucket,
+            owner,
+            desired,
+            progress=_print_progress,
+            about=sandboxes.about_this_deploy(chosen.here, chosen.sandbox_for),
+        )
+        print(f"{owner} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: {nothing_done}.") from None
     return 0
 
 
 def clean(settings: config.Settings, env: str) -> int:
-    """`clean DEV`: delete every file the environment owns in the bucket."""
+    """`clean DEV`: delete every file of the branch's sandbox (or of DEV) from the bucket."""
+    chosen = target(settings, env, full=True)
     bucket = open_bucket(settings)
-    deleted = sync.clean(bucket, env)
-    print(f"{env} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    deleted = sync.clean(bucket, chosen.owner, chosen.sandbox_for)
+    print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    return 0
+
+
+def list_sandboxes(settings: config.Settings) -> int:
+    """`sandboxes`: the story branches' sandboxes in the bucket, stale ones marked."""
+    bucket = open_bucket(settings)
+    found = sandboxes.listed(bucket)
+    days = settings.sandbox_stale_days
+    if not found:
+        print(f"No sandboxes in {bucket.description}.")
+        return 0
+    mine = target(settings, "DEV", full=True).owner
+    print(f"Sandboxes in {bucket.description} (stale: no deploy for {days} days or more):")
+    now = datetime.now(UTC)
+    for sandbox in found:
+        about = sandbox.about
+        when = about.get("time", "?").replace("T", " ").removesuffix("Z")
+        commit = about.get("commit", "?")[:8] + (
+            "+" if about.get("commit", "").endswith("+") else ""
+        )
+        mark = "*" if sandbox.owner == mine else " "
+        stale = "  stale" if sandboxes.is_stale(sandbox, days, now) else ""
+        print(
+            f"{mark} {sandbox.name:<20} {sandbox.files:>5} files  {when:<19} UTC"
+            f"  {about.get('branch') or '?'} @ {commit}{stale}"
+        )
+    if any(sandbox.owner == mine for sandbox in found):
+        print("* this branch's sandbox")
     return 0
 
 
@@ -144,7 +242,9 @@ def _if_stamp_fails(not_done: str) -> Iterator[None]:
         raise StampError(error.problems, f"Stamp failed: {not_done}.") from None
 
 
-def _stamp_and_open_bucket(settings: config.Settings, env: str) -> tuple[dict[str, bytes], Bucket]:
+def _stamp_and_open_bucket(
+    settings: config.Settings, chosen: Target
+) -> tuple[dict[str, bytes], Bucket]:
     """The build and the bucket; a stamp problem is reported first, as the one to fix first.
 
     Opening an S3 bucket loads the AWS SDK and its S3 model, CPU work like stamping, so
@@ -152,14 +252,16 @@ def _stamp_and_open_bucket(settings: config.Settings, env: str) -> tuple[dict[st
     """
     sources = config.shown(settings.sources)
     if not settings.s3_bucket:
-        return stamping.stamp(sources, env), open_bucket(settings)
+        return stamping.stamp(sources, chosen.owner, chosen.only), open_bucket(settings)
     # A fork starts at once, and is safe on Linux while no other thread runs, as on the
     # command line; elsewhere (macOS, a process with threads) a fresh interpreter.
     alone = sys.platform == "linux" and threading.active_count() == 1
     start = multiprocessing.get_context("fork" if alone else "spawn")
     receiving, sending = start.Pipe(duplex=False)
     # A daemon: ended with this process, Ctrl-C included, however far it got.
-    stamper = start.Process(target=_stamp_into, args=(sending, sources, env), daemon=True)
+    stamper = start.Process(
+        target=_stamp_into, args=(sending, sources, chosen.owner, chosen.only), daemon=True
+    )
     stamper.start()
     sending.close()
     try:
@@ -170,13 +272,15 @@ def _stamp_and_open_bucket(settings: config.Settings, env: str) -> tuple[dict[st
     return _received(receiving), bucket
 
 
-def _stamp_into(sending: Connection, sources: Path, env: str) -> None:
+def _stamp_into(
+    sending: Connection, sources: Path, owner: str, only: frozenset[str] | None
+) -> None:
     """The stamping process: send the build, or the StampError, back."""
     # Ctrl-C is the parent's to handle: a stamper stopped while sending the build would
     # leave the parent waiting for the rest of it, for ever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        sending.send(stamping.stamp(sources, env))
+        sending.send(stamping.stamp(sources, owner, only))
     except StampError as error:
         sending.send(error)
 
