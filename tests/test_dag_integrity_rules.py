@@ -175,6 +175,19 @@ FAILED_TESTS = [
 ]
 
 
+def integrity_tests(project: Path, version: str) -> subprocess.CompletedProcess[str]:
+    """The baked project's DAG integrity tests, run as `make test` runs them."""
+    return subprocess.run(
+        [VENVS / f"airflow-{version}" / "bin" / "python", "-m", "pytest", "-p", "no:logging"]
+        + ["-q", "tests/test_dag_integrity.py"],
+        cwd=project,
+        env=user_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("version", [NEWEST, OLDEST])
 def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     output: Path, version: str
@@ -195,15 +208,7 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
         )
     )
 
-    result = subprocess.run(
-        [VENVS / f"airflow-{version}" / "bin" / "python", "-m", "pytest", "-p", "no:logging"]
-        + ["-q", "tests/test_dag_integrity.py"],
-        cwd=project,
-        env=user_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = integrity_tests(project, version)
 
     out = result.stdout
     failed = [line.split("::")[1].split()[0] for line in out.splitlines() if "FAILED" in line]
@@ -275,15 +280,7 @@ def test_on_a_story_branch_the_integrity_tests_load_its_sandbox_too(output: Path
     for name, (text, _) in SANDBOXED_DAGS.items():
         (project / "bucket_contents" / "dags" / name).write_text(text)
 
-    result = subprocess.run(
-        [VENVS / f"airflow-{NEWEST}" / "bin" / "python", "-m", "pytest", "-p", "no:logging"]
-        + ["-q", "tests/test_dag_integrity.py"],
-        cwd=project,
-        env=user_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = integrity_tests(project, NEWEST)
 
     out = " ".join(result.stdout.split())
     for _, expected in SANDBOXED_DAGS.values():

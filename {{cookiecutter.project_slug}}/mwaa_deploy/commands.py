@@ -7,13 +7,11 @@ never loads the AWS SDK, and a deploy to S3 loads it while a second process stam
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -28,62 +26,9 @@ from mwaa_deploy.prod_path import check_committed, check_prod_path
 PROGRESS_FROM = 20
 
 
-@dataclass(frozen=True)
-class Target:
-    """Who a DEV or PROD command is for, and what of the project it ships."""
-
-    owner: str
-    here: sandboxes.Checkout
-    # A sandbox: the branch (or SANDBOX's name) it is for, without the story prefix.
-    sandbox_for: str = ""
-    # A sandbox's part of the project (None: all of it) and what to say about it.
-    only: frozenset[str] | None = None
-    notes: tuple[str, ...] = ()
-
-
-def target(settings: config.Settings, env: str, full: bool = False) -> Target:
-    """PROD, or for DEV: the sandbox SANDBOX names, the branch's sandbox, or the shared DEV.
-
-    A sandbox holds what its branch changes since it left the default branch, unless
-    `full` asks for the whole project.
-    """
-    here = sandboxes.checkout(settings.root)
-    if env == "PROD":
-        return Target("PROD", here)
-    given = os.environ.get("SANDBOX", "")
-    owner = sandboxes.dev_owner(settings, here, given)
-    if not owners.is_sandbox(owner):
-        return Target(owner, here)
-    name, origin = owners.sandbox_name(owner), f"SANDBOX={given}" if given else here.branch
-    sandbox_for = (given or here.branch).removeprefix(
-        sandboxes.branch_prefix(settings.dev_branch_pattern)
-    )
-    if full:
-        return Target(
-            owner, here, sandbox_for, None, (f"Sandbox {name} ({origin}): every DAG file",)
-        )
-    changed = sandboxes.changed_paths(settings.root, settings.default_branch)
-    if changed is None:
-        note = (
-            f"Sandbox {name} ({origin}): every DAG file, as there is no {settings.default_branch}"
-            " branch here to compare with"
-        )
-        return Target(owner, here, sandbox_for, None, (note,))
-    sources = config.shown(settings.sources)
-    selection = sandboxes.select(sources, changed)
-    total = len(selection.dag_files) + len(selection.left_out)
-    notes = (
-        f"Sandbox {name} ({origin}): {len(selection.dag_files)} of {total} DAG files, those"
-        f" this branch changes since {settings.default_branch}; FULL=1 deploys every one",
-        *sandboxes.references_left_out(sources, selection),
-    )
-    return Target(owner, here, sandbox_for, selection.names, notes)
-
-
 def stamp(settings: config.Settings, env: str, full: bool) -> int:
     """`stamp ENV`: write build/<owner>/ from bucket_contents/, checking every DAG file."""
-    chosen = target(settings, env, full)
-    print(*chosen.notes, sep="\n")
+    chosen = _target(settings, env, full)
     with _if_stamp_fails(f"build/{chosen.owner}/ is left as it was"):
         desired = stamping.stamp(config.shown(settings.sources), chosen.owner, chosen.only)
     build = stamping.write_build(desired, config.shown(settings.build), chosen.owner)
@@ -93,8 +38,7 @@ def stamp(settings: config.Settings, env: str, full: bool) -> int:
 
 def plan(settings: config.Settings, env: str, full: bool) -> int:
     """`plan ENV`: stamp, then show what a deploy would change; change nothing."""
-    chosen = target(settings, env, full)
-    print(*chosen.notes, sep="\n")
+    chosen = _target(settings, env, full)
     owner = chosen.owner
     with _if_stamp_fails(f"no plan for {owner} until every file stamps"):
         desired, bucket = _stamp_and_open_bucket(settings, chosen)
@@ -117,8 +61,7 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
 
     What changes PROD runs from a clean checkout of the default branch, unless forced.
     """
-    chosen = target(settings, env, full)
-    print(*chosen.notes, sep="\n")
+    chosen = _target(settings, env, full)
     owner = chosen.owner
     nothing_done = f"nothing was deployed to {owner}"
     try:
@@ -146,7 +89,7 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
 
 def clean(settings: config.Settings, env: str) -> int:
     """`clean DEV`: delete every file of the branch's sandbox (or of DEV) from the bucket."""
-    chosen = target(settings, env, full=True)
+    chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
     deleted = sync.clean(bucket, chosen.owner, chosen.sandbox_for)
     print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
@@ -161,7 +104,7 @@ def list_sandboxes(settings: config.Settings) -> int:
     if not found:
         print(f"No sandboxes in {bucket.description}.")
         return 0
-    mine = target(settings, "DEV", full=True).owner
+    mine = sandboxes.target(settings, "DEV", full=True).owner
     print(f"Sandboxes in {bucket.description} (stale: no deploy for {days} days or more):")
     now = datetime.now(UTC)
     for sandbox in found:
@@ -233,6 +176,14 @@ def s3_local(settings: config.Settings, port: int) -> int:
     return run(settings, port)
 
 
+def _target(settings: config.Settings, env: str, full: bool) -> sandboxes.Target:
+    """Who the command is for, said first when it is a sandbox."""
+    chosen = sandboxes.target(settings, env, full)
+    for note in chosen.notes:
+        print(note)
+    return chosen
+
+
 @contextmanager
 def _if_stamp_fails(not_done: str) -> Iterator[None]:
     """A stamp's problems, reported with what the command therefore did not do."""
@@ -243,7 +194,7 @@ def _if_stamp_fails(not_done: str) -> Iterator[None]:
 
 
 def _stamp_and_open_bucket(
-    settings: config.Settings, chosen: Target
+    settings: config.Settings, chosen: sandboxes.Target
 ) -> tuple[dict[str, bytes], Bucket]:
     """The build and the bucket; a stamp problem is reported first, as the one to fix first.
 

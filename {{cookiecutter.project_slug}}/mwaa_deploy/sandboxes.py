@@ -64,6 +64,56 @@ class Sandbox:
         return owners.sandbox_name(self.owner)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Who a DEV or PROD command is for, and what of the project it ships."""
+
+    owner: str
+    here: Checkout
+    # A sandbox: the branch (or SANDBOX's name) it is for, without the story prefix.
+    sandbox_for: str = ""
+    # A sandbox's part of the project (None: all of it) and what to say about it.
+    only: frozenset[str] | None = None
+    notes: tuple[str, ...] = ()
+
+
+def target(settings: config.Settings, env: str, full: bool = False) -> Target:
+    """PROD, or for DEV: the sandbox SANDBOX names, the branch's sandbox, or the shared DEV.
+
+    A sandbox holds what its branch changes since it left the default branch, unless
+    `full` asks for the whole project.
+    """
+    here = checkout(settings.root)
+    if env == "PROD":
+        return Target("PROD", here)
+    given = os.environ.get("SANDBOX", "")
+    owner = dev_owner(settings, here, given)
+    if not owners.is_sandbox(owner):
+        return Target(owner, here)
+    name, origin = owners.sandbox_name(owner), f"SANDBOX={given}" if given else here.branch
+    sandbox_for = (given or here.branch).removeprefix(branch_prefix(settings.dev_branch_pattern))
+    if full:
+        return Target(
+            owner, here, sandbox_for, None, (f"Sandbox {name} ({origin}): every DAG file",)
+        )
+    changed = changed_paths(settings.root, settings.default_branch)
+    if changed is None:
+        note = (
+            f"Sandbox {name} ({origin}): every DAG file, as there is no {settings.default_branch}"
+            " branch here to compare with"
+        )
+        return Target(owner, here, sandbox_for, None, (note,))
+    sources = config.shown(settings.sources)
+    selection = select(sources, changed)
+    total = len(selection.dag_files) + len(selection.left_out)
+    notes = (
+        f"Sandbox {name} ({origin}): {len(selection.dag_files)} of {total} DAG files, those"
+        f" this branch changes since {settings.default_branch}; FULL=1 deploys every one",
+        *references_left_out(sources, selection),
+    )
+    return Target(owner, here, sandbox_for, selection.names, notes)
+
+
 def checkout(root: Path) -> Checkout:
     """The branch and commit the project is on (one git call)."""
     status = _git(root, "status", "--porcelain=v2", "--branch")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from mwaa_deploy import config, owners
-from mwaa_deploy.commands import Target, target
 from mwaa_deploy.exceptions import SandboxError
+from mwaa_deploy.sandboxes import Target, target
 
 # This project's settings: pyproject.toml [tool.mwaa_deploy] and the environment.
 SETTINGS = config.load()
