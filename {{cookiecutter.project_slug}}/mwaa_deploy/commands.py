@@ -79,7 +79,9 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
             owner,
             desired,
             progress=_print_progress,
-            about=sandboxes.about_this_deploy(chosen.here, chosen.sandbox_for),
+            about=lambda: sandboxes.about_this_deploy(
+                chosen.here or sandboxes.checkout(settings.root), chosen.sandbox_for
+            ),
         )
         print(f"{owner} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:

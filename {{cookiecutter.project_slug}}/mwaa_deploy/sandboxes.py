@@ -69,7 +69,8 @@ class Target:
     """Who a DEV or PROD command is for, and what of the project it ships."""
 
     owner: str
-    here: Checkout
+    # What git says, where the owner depends on it (DEV); PROD leaves it to the deploy.
+    here: Checkout | None
     # A sandbox: the branch (or SANDBOX's name) it is for, without the story prefix.
     sandbox_for: str = ""
     # A sandbox's part of the project (None: all of it) and what to say about it.
@@ -83,10 +84,10 @@ def target(settings: config.Settings, env: str, full: bool = False) -> Target:
     A sandbox holds what its branch changes since it left the default branch, unless
     `full` asks for the whole project.
     """
-    here = checkout(settings.root)
     if env == "PROD":
-        return Target("PROD", here)
-    given = os.environ.get("SANDBOX", "")
+        return Target("PROD", None)
+    here = checkout(settings.root)
+    given = os.environ.get("SANDBOX", "").strip()
     owner = dev_owner(settings, here, given)
     if not owners.is_sandbox(owner):
         return Target(owner, here)

@@ -137,9 +137,10 @@ def deploy(
     owner: str,
     desired: dict[str, bytes],
     progress: Callable[[int, int], None] | None = None,
-    about: About | None = None,
+    about: Callable[[], About] | None = None,
 ) -> Plan:
-    """Make the owner's keys equal `desired`; record `about` (where the deploy comes from).
+    """Make the owner's keys equal `desired`; record `about()`, where the deploy comes from,
+    asked only of a deploy with work (git answers it, which an unchanged deploy skips).
 
     A deploy with nothing to do writes nothing, not even a lock. One with work takes the
     owner's lock and plans again under it, then holds it to the last deletion.
@@ -148,9 +149,10 @@ def deploy(
     if result.writes_nothing:
         return result
     with bucket.lock(owner):
-        check_sandbox_claim(bucket, owner, (about or {}).get("sandbox_for", ""))
+        origin = about() if about else {}
+        check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
         result = plan(bucket, owner, desired)
-        apply(bucket, result, progress, about)
+        apply(bucket, result, progress, origin)
     return result
 
 
