@@ -63,8 +63,9 @@ CHECKS = [
         r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}",
         "use owner/name, as in github.com/owner/name",
     ),
-    ("dev_branch_pattern", r"[^\s~^:?\\\[]+", "use a branch name or glob such as story/**"),
-    ("default_branch", r"[^\s~^:?*\\\[]+", "use a branch name such as main"),
+    # Quotes too: the answers are written inside quoted strings of the workflows and settings.
+    ("dev_branch_pattern", r"[^\s~^:?\\\['\"]+", "use a branch name or glob such as story/**"),
+    ("default_branch", r"[^\s~^:?*\\\['\"]+", "use a branch name such as main"),
 ]
 
 

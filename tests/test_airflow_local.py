@@ -1,6 +1,7 @@
 """`make airflow-local`: the baked project's real Airflow on its local bucket, started as a
 user starts it, asked through its REST API, running the example DAGs of both environments
-against dbt Cloud's API, and stopped with Ctrl-C, leaving nothing behind."""
+and of a story branch's sandbox against dbt Cloud's API, and stopped with Ctrl-C, leaving
+nothing behind."""
 
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ from pathlib import Path
 import pytest
 
 from tests.dbt_cloud import DbtCloudApi
-from tests.helpers import DEFAULTS, NEWEST, OLDEST, VENVS, bake, make, user_environment
+from tests.helpers import (
+    DEFAULTS,
+    NEWEST,
+    OLDEST,
+    VENVS,
+    bake,
+    commit_all,
+    make,
+    user_environment,
+)
 
 STARTUP_SECONDS = 300
 PICKUP_SECONDS = 60
@@ -96,11 +106,19 @@ def _alive(proc: Path) -> bool:
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str, log: Path) -> None:
+    """Until `condition` holds; a request that times out on a busy machine asks again."""
     deadline = time.monotonic() + seconds
-    while not condition():
+    while not _holds(condition):
         if time.monotonic() > deadline:
             pytest.fail(f"{what} within {seconds} s; output:\n{log.read_text()[-4000:]}")
         time.sleep(1)
+
+
+def _holds(condition: Callable[[], bool]) -> bool:
+    try:
+        return condition()
+    except TimeoutError:
+        return False
 
 
 @contextmanager
@@ -146,14 +164,24 @@ def dbt_cloud(tmp_path: Path) -> Iterator[DbtCloudApi]:
 
 
 @pytest.mark.parametrize("version", [NEWEST, OLDEST])
-def test_airflow_local_shows_and_runs_dev_and_prod_picks_up_a_redeploy_and_stops_whole(
+def test_airflow_local_shows_and_runs_dev_prod_and_a_sandbox_picks_up_a_redeploy_and_stops_whole(
     output: Path, version: str, dbt_cloud: DbtCloudApi
 ) -> None:
     project = bake(output, airflow_version=version)
     deployed = make(project, "install", "deploy-dev", "deploy-prod", airflow_version=version)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    # A story branch that edits one DAG deploys it to its own sandbox.
+    commit_all(project)
+    git = ["git", "-c", "user.name=ann", "-c", "user.email=ann@example.com"]
+    subprocess.run([*git, "checkout", "-q", "-b", "story/ann"], cwd=project, check=True)
+    source = project / "bucket_contents" / "dags" / "dbt_models.py"
+    source.write_text(source.read_text().replace("build and test the models", "ann's models"))
+    sandboxed = make(project, "deploy-dev", airflow_version=version)
+    assert "SBX_ann deployed: 4 uploaded" in sandboxed.stdout, sandboxed.stdout + sandboxed.stderr
+    subprocess.run([*git, "commit", "-q", "-am", "ann"], cwd=project, check=True)
+    subprocess.run([*git, "checkout", "-q", "main"], cwd=project, check=True)
     both_copies = {p.stem for p in (project / "local_bucket" / "dags").glob("*.py")}
-    assert {"DEV_dbt_models", "PROD_dbt_models"} <= both_copies
+    assert {"DEV_dbt_models", "PROD_dbt_models", "SBX_ann_dbt_models"} <= both_copies
     port = free_port()
     log = output / "airflow-local.out"
 
@@ -170,21 +198,25 @@ def test_airflow_local_shows_and_runs_dev_and_prod_picks_up_a_redeploy_and_stops
                 connection
                 | {"conn_type": "dbt_cloud", "host": dbt_cloud.host, "password": f"{env}-token"},
             )
-        runs = [api.start_run(f"{env}_dbt_models") for env in ("DEV", "PROD")]
+        # The sandbox's copy runs with DEV's settings: DEV's connection and dbt job.
+        runs = [api.start_run(f"{owner}_dbt_models") for owner in ("DEV", "PROD", "SBX_ann")]
         wait_for(
             lambda: all(api.get(run)["state"] in ("success", "failed") for run in runs),
             RUN_SECONDS,
             "the dbt_models runs did not finish",
             log,
         )
-        assert [api.get(run)["state"] for run in runs] == ["success", "success"]
+        assert [api.get(run)["state"] for run in runs] == ["success", "success", "success"]
         account = DEFAULTS["dbt_cloud_account_id"]
         assert sorted(dbt_cloud.triggered) == [
             (account, DEFAULTS["dev_dbt_job_id"], "Token DEV-token"),
+            (account, DEFAULTS["dev_dbt_job_id"], "Token DEV-token"),
             (account, DEFAULTS["prod_dbt_job_id"], "Token PROD-token"),
         ]
+        assert (
+            api.get("/dags/SBX_ann_dbt_models/details")["description"] == "dbt Cloud: ann's models"
+        )
 
-        source = project / "bucket_contents" / "dags" / "dbt_models.py"
         source.write_text(source.read_text().replace("build and test the models", "edited"))
         redeployed = make(project, "deploy-dev", airflow_version=version)
         assert "DEV deployed: 1 uploaded (0 new, 1 changed)" in redeployed.stdout

@@ -16,6 +16,7 @@ BAKED_FILES = {
     ".github/workflows/ci.yml",
     ".github/workflows/deploy-dev.yml",
     ".github/workflows/deploy-prod.yml",
+    ".github/workflows/remove-sandbox.yml",
     "iam/deploy-roles.yaml",
     "Makefile",
     "README.md",
@@ -34,10 +35,12 @@ BAKED_FILES = {
     "mwaa_deploy/exceptions.py",
     "mwaa_deploy/instance_files.py",
     "mwaa_deploy/mwaa_environment.py",
+    "mwaa_deploy/owners.py",
     "mwaa_deploy/mwaa_local.py",
     "mwaa_deploy/parse_gate.py",
     "mwaa_deploy/prod_path.py",
     "mwaa_deploy/s3_local.py",
+    "mwaa_deploy/sandboxes.py",
     "mwaa_deploy/stamp.py",
     "mwaa_deploy/sync.py",
     "tests/conftest.py",
@@ -109,6 +112,7 @@ REFUSED = [
     # cookiecutter refuses an unknown choice itself, before the hook runs
     ("airflow_version=2.9.3", "2.9.3 provided for choice variable airflow_version"),
     ("default_branch=story/**", "dev_branch_pattern and default_branch are the same"),
+    ("dev_branch_pattern=story's/*", 'dev_branch_pattern="story\'s/*" is not valid'),
 ]
 
 

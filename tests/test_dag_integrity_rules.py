@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import NEWEST, OLDEST, VENVS, bake, make, user_environment
+from tests.helpers import NEWEST, OLDEST, VENVS, bake, commit_all, make, user_environment
 
 # What every hand-made DAG below starts with; it imports the same on Airflow 2 and 3.
 HEADER = """\
@@ -81,6 +81,8 @@ BROKEN_DAGS = {
             "DAG DEV_references, task DEV_fan_out (DEV_references.py): cross-DAG reference:"
             " trigger_dag_id='dbt_sources' must name a DEV_ DAG or task;"
             " build it from dev_prod_flag",
+            "DAG PROD_references, task PROD_wait (PROD_references.py): cross-DAG reference:"
+            " external_dag_id='dbt_sources' names no DAG here",
         ],
     ),
     "resources.py": (
@@ -166,10 +168,24 @@ FAILED_TESTS = [
     "test_every_source_dag_is_deployed_once_per_environment",
     "test_dag_task_and_group_ids_and_tags_carry_their_environment",
     "test_cross_dag_references_stay_in_their_environment",
+    "test_cross_dag_references_name_a_dag_of_the_same_build",
     "test_assets_pools_and_connections_belong_to_their_environment",
     "test_prod_tasks_retry_before_they_fail",
     "test_every_dag_file_parses_within_the_budget",
 ]
+
+
+def integrity_tests(project: Path, version: str) -> subprocess.CompletedProcess[str]:
+    """The baked project's DAG integrity tests, run as `make test` runs them."""
+    return subprocess.run(
+        [VENVS / f"airflow-{version}" / "bin" / "python", "-m", "pytest", "-p", "no:logging"]
+        + ["-q", "tests/test_dag_integrity.py"],
+        cwd=project,
+        env=user_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("version", [NEWEST, OLDEST])
@@ -192,15 +208,7 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
         )
     )
 
-    result = subprocess.run(
-        [VENVS / f"airflow-{version}" / "bin" / "python", "-m", "pytest", "-p", "no:logging"]
-        + ["-q", "tests/test_dag_integrity.py"],
-        cwd=project,
-        env=user_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = integrity_tests(project, version)
 
     out = result.stdout
     failed = [line.split("::")[1].split()[0] for line in out.splitlines() if "FAILED" in line]
@@ -222,6 +230,65 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
+# The prefix from the conventions helper, as the README teaches: DEV_, PROD_ or SBX_<name>_.
+CONVENTIONS_HEADER = HEADER.replace(
+    'flag = "DEV" if DEV else "PROD"', "flag = environment(DEV)"
+).replace("DEV = True", "from common.conventions import environment\n\nDEV = True")
+
+# DAG file a story branch adds -> (its text, lines the integrity tests must print for it).
+SANDBOXED_DAGS = {
+    "orders.py": (
+        CONVENTIONS_HEADER
+        + 'with DAG(f"{flag}_orders", schedule=None, start_date=START, tags=[flag]):\n'
+        "    TriggerDagRunOperator(\n"
+        '        task_id=f"{flag}_models", trigger_dag_id=f"{flag}_dbt_models"\n'
+        "    )\n",
+        [
+            "UserWarning: DAG SBX_ann_orders, task SBX_ann_models (SBX_ann_orders.py):"
+            " cross-DAG reference: trigger_dag_id='SBX_ann_dbt_models' names no DAG here;"
+            " the sandbox holds what the branch changes: FULL=1 make deploy-dev",
+        ],
+    ),
+    "hardcoded_flag.py": (
+        HEADER
+        + 'with DAG(f"{flag}_hardcoded_flag", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_noop")\n',
+        [
+            "DAG DEV_hardcoded_flag: duplicate DAG id: defined in both DEV_hardcoded_flag.py"
+            " and SBX_ann_hardcoded_flag.py",
+        ],
+    ),
+    "lake.py": (
+        CONVENTIONS_HEADER
+        + 'with DAG(f"{flag}_lake", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_write", outlets=[Asset("s3://lake/dev/orders")])\n',
+        [
+            "DAG SBX_ann_lake, task SBX_ann_write (SBX_ann_lake.py): asset: outlets"
+            " 's3://lake/dev/orders' names DEV: a SBX_ann DAG uses SBX_ann's assets only",
+        ],
+    ),
+}
+
+
+def test_on_a_story_branch_the_integrity_tests_load_its_sandbox_too(output: Path) -> None:
+    """What the branch's deploy-dev would put in its sandbox loads beside DEV and PROD, under
+    the same rules with the sandbox's prefix; a DAG it triggers but leaves out is a warning."""
+    project = bake(output, airflow_version=NEWEST)
+    assert make(project, "install", airflow_version=NEWEST).returncode == 0
+    commit_all(project)
+    subprocess.run(["git", "checkout", "-q", "-b", "story/ann"], cwd=project, check=True)
+    for name, (text, _) in SANDBOXED_DAGS.items():
+        (project / "bucket_contents" / "dags" / name).write_text(text)
+
+    result = integrity_tests(project, NEWEST)
+
+    out = " ".join(result.stdout.split())
+    for _, expected in SANDBOXED_DAGS.values():
+        for line in expected:
+            assert line in out, f"{line!r} not in\n{result.stdout[-6000:]}"
+    assert "SBX_ann_orders.py" in out and "SBX_ann_dbt_models.py" not in out
+
+
 # An asset URI or name -> the environments it names.
 NAMED = {
     "s3://warehouse/prod/orders": ["PROD"],
@@ -236,6 +303,10 @@ NAMED = {
     "s3://lake/production/orders_prod": [],
     "s3://lake/devices/prodx": [],
     "s3://lake/x": [],
+    "s3://lake/sbx_ann/orders": ["SBX_ann"],
+    "s3://lake/SBX_ann_orders": ["SBX_ann"],
+    "s3://lake/sbx_ann/dev_orders": ["DEV", "SBX_ann"],
+    "s3://lake/sbxtra/orders": [],
 }
 
 

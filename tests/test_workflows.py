@@ -71,7 +71,7 @@ def test_workflows_run_the_makefile_targets_a_person_uses(projects: list[Path]) 
     project = projects[-1]
     runs = {
         name: [s.get("run") for s in steps(load(project, name))]
-        for name in ("ci", "deploy-dev", "deploy-prod")
+        for name in ("ci", "deploy-dev", "deploy-prod", "remove-sandbox")
     }
     assert [r for r in runs["ci"] if r] == [
         "make install",
@@ -81,6 +81,7 @@ def test_workflows_run_the_makefile_targets_a_person_uses(projects: list[Path]) 
         "make plan-prod",
     ]
     assert [r for r in runs["deploy-dev"] if r] == ["make deploy-dev"]
+    assert [r for r in runs["remove-sandbox"] if r] == ["make clean-dev"]
     assert [r for r in runs["deploy-prod"] if r and r.startswith("make")] == [
         "make deploy-requirements",
         "make deploy-prod",
@@ -105,14 +106,65 @@ def test_deploy_requirements_runs_only_when_an_instance_wide_file_changed(
     assert step["if"] == "steps.instance.outputs.changed == 'true'"
 
 
-@pytest.mark.parametrize("name", ["deploy-dev", "deploy-prod"])
-def test_one_deploy_at_a_time_per_environment_never_cancelled(
-    projects: list[Path], name: str
+def test_one_prod_deploy_at_a_time_never_cancelled(projects: list[Path]) -> None:
+    assert load(projects[-1], "deploy-prod")["concurrency"] == {
+        "group": "deploy-prod",
+        "cancel-in-progress": False,
+    }
+
+
+def test_a_branch_s_sandbox_deploys_and_removals_run_one_at_a_time_branches_side_by_side(
+    projects: list[Path],
 ) -> None:
-    assert load(projects[-1], name)["concurrency"] == {"group": name, "cancel-in-progress": False}
+    """Each run names the sandbox by the branch: a push by its ref, a deleted branch by the
+    event's ref, a closed pull request by its head; one group per branch, never cancelled."""
+    deploy = load(projects[-1], "deploy-dev")
+    remove = load(projects[-1], "remove-sandbox")
+    branch = "${{ github.event_name == 'delete' && github.event.ref || github.head_ref }}"
+    assert deploy["concurrency"] == {
+        "group": "sandbox-${{ github.ref_name }}",
+        "cancel-in-progress": False,
+    }
+    assert remove["concurrency"] == {"group": f"sandbox-{branch}", "cancel-in-progress": False}
+    [deploy_step] = [s for s in steps(deploy) if s.get("run")]
+    [remove_step] = [s for s in steps(remove) if s.get("run")]
+    assert deploy_step["env"] == {"SANDBOX": "${{ github.ref_name }}"}
+    assert remove_step["env"] == {"SANDBOX": branch}
+    # The sandbox holds what the branch changes since the default branch: its history.
+    [checkout] = [s for s in steps(deploy) if s.get("uses", "").startswith("actions/checkout")]
+    assert checkout["with"]["fetch-depth"] == 0
 
 
-@pytest.mark.parametrize(("name", "minutes"), [("ci", 30), ("deploy-dev", 15), ("deploy-prod", 90)])
+def test_pull_requests_test_their_branch_s_sandbox(projects: list[Path]) -> None:
+    ci = load(projects[-1], "ci")
+    [test] = [s for s in steps(ci) if s.get("run") == "make test"]
+    assert test["env"] == {"SANDBOX": "${{ github.head_ref }}"}
+    [checkout] = [s for s in steps(ci) if s.get("uses", "").startswith("actions/checkout")]
+    assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_a_sandbox_is_removed_when_its_branch_is_deleted_or_its_pull_request_merged(
+    projects: list[Path],
+) -> None:
+    remove = load(projects[-1], "remove-sandbox")
+    assert remove[True] == {"delete": None, "pull_request": {"types": ["closed"]}}
+    [job] = remove["jobs"].values()
+    condition = " ".join(job["if"].split())
+    assert "github.event.ref_type == 'branch'" in condition
+    assert "startsWith(github.event.ref, 'feature/')" in condition
+    assert "github.event.pull_request.merged" in condition
+    assert "startsWith(github.head_ref, 'feature/')" in condition
+    # A fork's pull request gets no OIDC token; its branch has no sandbox here anyway.
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    # The settings as the default branch has them: the story branch may be gone.
+    [checkout] = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout")]
+    assert checkout["with"]["ref"] == "trunk"
+
+
+@pytest.mark.parametrize(
+    ("name", "minutes"),
+    [("ci", 30), ("deploy-dev", 15), ("deploy-prod", 90), ("remove-sandbox", 15)],
+)
 def test_every_job_ends_in_bounded_time(projects: list[Path], name: str, minutes: int) -> None:
     """A hung job would hold its concurrency group for GitHub's default of six hours."""
     for project in projects:
@@ -131,7 +183,7 @@ def test_prod_deploys_behind_a_github_environment_with_the_prod_role(projects: l
     assert roles == {"${{ secrets.AWS_PROD_ROLE_ARN }}"}
 
 
-@pytest.mark.parametrize("name", ["ci", "deploy-dev", "deploy-prod"])
+@pytest.mark.parametrize("name", ["ci", "deploy-dev", "deploy-prod", "remove-sandbox"])
 def test_workflows_hold_least_permissions_pinned_actions_and_no_expressions_in_shell(
     projects: list[Path], name: str
 ) -> None:
@@ -167,6 +219,7 @@ def test_oidc_trust_is_limited_to_the_repository_and_its_branches(projects: list
     assert subjects(resources["DevDeployRole"]) == [
         "repo:${GitHubRepository}:ref:refs/heads/${DevBranches}",
         "repo:${GitHubRepository}:pull_request",
+        "repo:${GitHubRepository}:ref:refs/heads/${DefaultBranch}",
     ]
     assert subjects(resources["ProdDeployRole"]) == [
         "repo:${GitHubRepository}:environment:production",
@@ -185,3 +238,38 @@ def test_oidc_trust_is_limited_to_the_repository_and_its_branches(projects: list
             "Parameters"
         ]["BucketName"]
     )
+
+
+@pytest.mark.parametrize(
+    ("run", "subject", "may_assume"),
+    [
+        ("a push to a story branch, to deploy its sandbox", "ref:refs/heads/feature/x", True),
+        ("a pull request, to plan; closed, to remove its sandbox", "pull_request", True),
+        ("a deleted branch's run, on the default branch", "ref:refs/heads/trunk", True),
+        ("a push to another branch", "ref:refs/heads/hotfix/x", False),
+        ("a tag", "ref:refs/tags/v1", False),
+        ("a job in the production environment", "environment:production", False),
+    ],
+)
+def test_which_workflow_runs_may_assume_the_dev_role(
+    projects: list[Path], run: str, subject: str, may_assume: bool
+) -> None:
+    """GitHub runs a `delete` event's workflow on the default branch and a closed pull
+    request's as `pull_request`: the DEV role trusts exactly these, and pushes to story
+    branches. Matched as IAM's StringLike does, with the stack's parameters filled in."""
+    project = projects[-1]
+    parameters = yaml.safe_load((project / "iam" / "deploy-roles.yaml").read_text())["Parameters"]
+    values = {name: str(p.get("Default", "")) for name, p in parameters.items()}
+    patterns = [
+        re.sub(r"\$\{(\w+)\}", lambda m: values[m[1]], s)
+        for s in subjects(roles(project)["DevDeployRole"])
+    ]
+    claim = f"repo:acme/pipelines:{subject}"
+    matched = any(re.fullmatch(string_like(p), claim) for p in patterns)
+    assert matched is may_assume, run
+    assert not any(re.fullmatch(string_like(p), f"repo:acme/other:{subject}") for p in patterns)
+
+
+def string_like(pattern: str) -> str:
+    """IAM's StringLike as a regular expression: `*` any characters, `?` any one."""
+    return "".join({"*": ".*", "?": "."}.get(c, re.escape(c)) for c in pattern)

@@ -47,6 +47,15 @@ def contents(bucket: Bucket) -> dict[str, bytes]:
     return {f.as_posix(): (bucket.root / f).read_bytes() for f in objects}
 
 
+def deployed_files(bucket: Bucket) -> dict[str, bytes]:
+    """The bucket's objects but the deploys' bookkeeping (records, locks)."""
+    return {
+        key: body
+        for key, body in contents(bucket).items()
+        if not key.endswith((f"_{sync.RECORD_NAME}", f"_{sync.LOCK_NAME}"))
+    }
+
+
 def deploy(bucket: Bucket, env: str, sources: Path = SETTINGS.sources) -> sync.Plan:
     """What `make deploy-<env>` does, on any bucket: stamp, plan, apply."""
     return sync.deploy(bucket, env, stamp(sources, env))

@@ -1,5 +1,6 @@
 """The deploy roles of iam/deploy-roles.yaml, enforced (DESIGN: the DEV role can write only
-dags/DEV_*; the PROD role dags/PROD_* and the instance-wide files).
+dags/DEV_* and the story branches' sandboxes dags/SBX_*; the PROD role dags/PROD_* and the
+instance-wide files).
 
 The endpoint checks every request against the policies of the caller, as AWS does: the
 roles' own policy documents are loaded into its IAM, and each deploy runs with their keys.
@@ -100,27 +101,39 @@ def denied(action: Callable[[], Any]) -> bool:
     return False
 
 
-def test_the_dev_role_deploys_dev_and_cannot_touch_prod_the_instance_or_others(
+def test_the_dev_role_deploys_dev_and_every_sandbox_and_cannot_touch_prod_the_instance_or_others(
     admin: S3Bucket, as_role: Callable[[str], S3Bucket], aws: S3Endpoint
 ) -> None:
+    deploy(admin, "SBX_bob")
+    bobs = admin.list("dags/SBX_bob_")
     before = contents(admin)
     with aws.enforcing_iam():
         dev = as_role("DEV")
         assert deploy(dev, "DEV").uploads
         assert deploy(dev, "DEV").uploads == {}
+        assert deploy(dev, "SBX_ann").uploads
         s3 = dev.client
+        # What cleaning a sandbox needs, one key at a time: moto authorizes a multi-object
+        # delete against the bucket, not against each key as S3 does.
+        for key in bobs:
+            s3.delete_object(Bucket=dev.name, Key=key)
         for key in ("dags/PROD_dbt_models.py", "dags/PROD_new.py", "requirements.txt"):
             assert denied(lambda key=key: s3.put_object(Bucket=dev.name, Key=key, Body=b"x"))
         for key in ("dags/PROD_dbt_models.py", "dags/team_b_report.py", "plugins.zip"):
             assert denied(lambda key=key: s3.delete_object(Bucket=dev.name, Key=key))
     after = contents(admin)
-    assert {k: v for k, v in after.items() if not k.startswith("dags/DEV_")} == before
+    assert not any(key.startswith("dags/SBX_bob_") for key in after)
+    mine = ("dags/DEV_", "dags/SBX_ann_", "dags/SBX_bob_")
+    assert {k: v for k, v in after.items() if not k.startswith(mine)} == {
+        k: v for k, v in before.items() if not k.startswith(mine)
+    }
 
 
-def test_the_prod_role_deploys_prod_and_the_instance_files_and_cannot_touch_dev(
+def test_the_prod_role_deploys_prod_and_the_instance_files_and_cannot_touch_dev_or_sandboxes(
     admin: S3Bucket, as_role: Callable[[str], S3Bucket], aws: S3Endpoint
 ) -> None:
     deploy(admin, "DEV")
+    deploy(admin, "SBX_ann")
     before = contents(admin)
     with aws.enforcing_iam():
         prod = as_role("PROD")
@@ -128,9 +141,10 @@ def test_the_prod_role_deploys_prod_and_the_instance_files_and_cannot_touch_dev(
         assert prod.put_versioned(REQUIREMENTS, b"six\n")
         assert prod.get(REQUIREMENTS) == b"six\n"
         s3 = prod.client
-        for key in ("dags/DEV_new.py", "dags/team_b_report.py"):
+        for key in ("dags/DEV_new.py", "dags/SBX_ann_new.py", "dags/team_b_report.py"):
             assert denied(lambda key=key: s3.put_object(Bucket=prod.name, Key=key, Body=b"x"))
-        assert denied(lambda: s3.delete_object(Bucket=prod.name, Key="dags/DEV_dbt_models.py"))
+        for key in ("dags/DEV_dbt_models.py", "dags/SBX_ann_dbt_models.py"):
+            assert denied(lambda key=key: s3.delete_object(Bucket=prod.name, Key=key))
     after = contents(admin)
     assert after.pop(REQUIREMENTS) == b"six\n"
     before.pop(REQUIREMENTS)

@@ -30,6 +30,7 @@ from tests.deploy_tool.helpers import (
     commit,
     contents,
     deploy,
+    deployed_files,
     new_s3_bucket,
 )
 from tests.deploy_tool.s3_endpoint import S3Endpoint
@@ -96,7 +97,7 @@ def test_a_one_file_change_uploads_that_file_alone(
     again = deploy(bucket, "PROD", sources)
     assert again.changed == ["dags/PROD_dbt_models.py"] and not again.new and not again.deleted
     if isinstance(bucket, S3Bucket):
-        # On SSE-KMS the record of ETags is the second upload; with MD5 ETags there is none.
+        # Besides the file: the deploy's record (and the lock, taken and released).
         uploaded = {r.key for r in s3_endpoint.requests if r.action == "put"}
         bookkeeping = {sync.record_key("PROD"), sync.lock_key("PROD")}
         assert uploaded - bookkeeping == {"dags/PROD_dbt_models.py"}
@@ -141,7 +142,7 @@ def test_plan_changes_nothing(bucket: Bucket) -> None:
 def test_keys_outside_the_environment_are_refused(key: str) -> None:
     with pytest.raises(OwnershipError):
         sync.assert_owned("DEV", key)
-    result = sync.Plan(env="DEV", new=[key], uploads={key: b""})
+    result = sync.Plan(owner="DEV", new=[key], uploads={key: b""})
     with pytest.raises(OwnershipError):
         sync.apply(LocalBucket(Path("/nonexistent")), result)
 
@@ -184,15 +185,16 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
         " injected by the test endpoint; 2 of 3 uploads done, 1 not done, nothing deleted."
         " Run the deploy again: it picks up where this one stopped."
     )
-    assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_c.py", "dags/DEV_old.py"]
+    assert sorted(deployed_files(bucket)) == ["dags/DEV_a.py", "dags/DEV_c.py", "dags/DEV_old.py"]
     aws.reset()
     rerun = deploy(bucket, "DEV", sources)
     assert rerun.new == ["dags/DEV_b.py"] and rerun.deleted == ["dags/DEV_old.py"]
     assert [r.key for r in aws.requests if r.action == "put"] == [
         sync.lock_key("DEV"),
         "dags/DEV_b.py",
+        sync.record_key("DEV"),
     ]
-    assert sorted(contents(bucket)) == ["dags/DEV_a.py", "dags/DEV_b.py", "dags/DEV_c.py"]
+    assert sorted(deployed_files(bucket)) == ["dags/DEV_a.py", "dags/DEV_b.py", "dags/DEV_c.py"]
 
 
 def test_passing_network_errors_are_retried(aws: S3Endpoint) -> None:
@@ -200,7 +202,7 @@ def test_passing_network_errors_are_retried(aws: S3Endpoint) -> None:
     # Each request fails at most twice: the SDK's third attempt goes through.
     aws.fail("PUT", "dags/DEV_*", status=503, code="SlowDown", times=2)
     result = deploy(bucket, "DEV")
-    assert sorted(contents(bucket)) == sorted(result.new)
+    assert sorted(deployed_files(bucket)) == sorted(result.new)
 
 
 def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
@@ -213,11 +215,11 @@ def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
     aws.fail("POST", status=403, code="AccessDenied")
     with pytest.raises(SyncError, match="all 1 uploads done, but deleting the stale keys"):
         deploy(bucket, "DEV", sources)
-    assert sorted(contents(bucket)) == ["dags/DEV_new.py", "dags/DEV_old.py"]
+    assert sorted(deployed_files(bucket)) == ["dags/DEV_new.py", "dags/DEV_old.py"]
     aws.reset()
     rerun = deploy(bucket, "DEV", sources)
     assert rerun.uploads == {} and rerun.deleted == ["dags/DEV_old.py"]
-    assert sorted(contents(bucket)) == ["dags/DEV_new.py"]
+    assert sorted(deployed_files(bucket)) == ["dags/DEV_new.py"]
 
 
 @pytest.mark.usefixtures("aws", "kms_etags")
@@ -688,7 +690,7 @@ def test_concurrent_cli_deploys_to_the_local_bucket_never_mix(tmp_path: Path) ->
     for status, (_, err) in results:
         assert status == 0 or "another deploy of DEV" in err, err
     built = stamp(project / "bucket_contents", "DEV")
-    assert contents(LocalBucket(project / "local_bucket")) == built
+    assert deployed_files(LocalBucket(project / "local_bucket")) == built
 
 
 def cli(project: Path, *args: str, **environ: str) -> subprocess.Popen[str]:

@@ -1,8 +1,9 @@
-"""The isolation guarantee under random work: edits, hand edits, deploys and cleans in any order.
+"""The isolation guarantee under random work: edits, hand edits, deploys and cleans of DEV,
+PROD and several sandboxes, in any order.
 
-Whatever happens, a deploy or clean of one environment leaves every key it does not own
-byte for byte as it was: the other environment's files, the instance-wide files and keys
-nobody here owns. And a deploy that succeeds leaves its own keys exactly as the build.
+Whatever happens, a deploy or clean of one owner leaves every key it does not own byte for
+byte as it was: the other environments' and sandboxes' files, the instance-wide files and
+keys nobody here owns. And a deploy that succeeds leaves its own keys exactly as the build.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_a
 from mwaa_deploy import sync
 from mwaa_deploy.buckets import S3Bucket
 from mwaa_deploy.exceptions import StampError
-from mwaa_deploy.stamp import ENVIRONMENTS, stamp
+from mwaa_deploy.owners import prefix
+from mwaa_deploy.stamp import stamp
 from tests.deploy_tool.helpers import FOREIGN, contents, new_s3_bucket
 
 DAG_NAMES = st.sampled_from(["a.py", "b.py", "c.py"])
 VERSIONS = st.integers(min_value=0, max_value=3)
-ENVS = st.sampled_from(ENVIRONMENTS)
+# Sandbox names that start alike, as ann's and anna's do.
+OWNERS = st.sampled_from(["DEV", "PROD", "SBX_ann", "SBX_anna", "SBX_bob"])
+# A sandbox holds part of the project, or all of it (FULL=1).
+PARTS = st.sampled_from([None, frozenset({"a.py", "common/__init__.py", "common/settings.py"})])
 
 
 class DeploySequences(RuleBasedStateMachine):
@@ -63,44 +68,44 @@ class DeploySequences(RuleBasedStateMachine):
     def edit_the_helper(self, version: int) -> None:
         (self.sources / "dags" / "common" / "settings.py").write_text(f"VERSION = {version}\n")
 
-    @rule(env=ENVS, name=st.sampled_from(["a.py", "stray.py", "common/settings.py"]))
-    def edit_the_bucket_by_hand(self, env: str, name: str) -> None:
-        self.bucket.put(f"dags/{env}_{name}", b"# edited in the console\n")
+    @rule(owner=OWNERS, name=st.sampled_from(["a.py", "stray.py", "common/settings.py"]))
+    def edit_the_bucket_by_hand(self, owner: str, name: str) -> None:
+        self.bucket.put(f"dags/{owner}_{name}", b"# edited in the console\n")
 
-    @rule(env=ENVS)
-    def deploy(self, env: str) -> None:
+    @rule(owner=OWNERS, part=PARTS)
+    def deploy(self, owner: str, part: frozenset[str] | None) -> None:
         before = contents(self.bucket)
         try:
-            desired = stamp(self.sources, env)
+            desired = stamp(self.sources, owner, part if owner.startswith("SBX_") else None)
         except StampError:
             assert contents(self.bucket) == before
             return
-        sync.apply(self.bucket, sync.plan(self.bucket, env, desired))
+        sync.deploy(self.bucket, owner, desired, about=lambda: {"sandbox_for": owner.lower()})
         after = contents(self.bucket)
-        assert not_owned(after, env) == not_owned(before, env)
-        owned = {k: v for k, v in after.items() if k.startswith(sync.owned_prefix(env))}
-        owned.pop(sync.record_key(env), None)
+        assert not_owned(after, owner) == not_owned(before, owner)
+        owned = {k: v for k, v in after.items() if k.startswith(prefix(owner))}
+        owned.pop(sync.record_key(owner), None)
         assert owned == desired
 
-    @rule()
-    def clean_dev(self) -> None:
+    @rule(owner=OWNERS.filter(lambda owner: owner != "PROD"))
+    def clean(self, owner: str) -> None:
         before = contents(self.bucket)
-        sync.clean(self.bucket, "DEV")
+        sync.clean(self.bucket, owner)
         after = contents(self.bucket)
-        assert after == not_owned(before, "DEV") == not_owned(after, "DEV")
+        assert after == not_owned(before, owner) == not_owned(after, owner)
 
 
 def dag(version: int) -> str:
     return f"from common import settings\n\nDEV = True\nVERSION = {version}\n"
 
 
-def not_owned(keys: dict[str, bytes], env: str) -> dict[str, bytes]:
-    return {k: v for k, v in keys.items() if not k.startswith(sync.owned_prefix(env))}
+def not_owned(keys: dict[str, bytes], owner: str) -> dict[str, bytes]:
+    return {k: v for k, v in keys.items() if not k.startswith(prefix(owner))}
 
 
 @pytest.mark.parametrize("encryption", ["AES256", "aws:kms"])
 @pytest.mark.usefixtures("aws", "kms_etags")
-def test_a_deploy_or_clean_never_changes_a_key_the_environment_does_not_own(
+def test_a_deploy_or_clean_never_changes_a_key_its_owner_does_not_own(
     encryption: str, tmp_path: Path
 ) -> None:
     machine = type(

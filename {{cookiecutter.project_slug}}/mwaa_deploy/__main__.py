@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from mwaa_deploy import commands, config
 from mwaa_deploy.exceptions import DeployError
-from mwaa_deploy.stamp import ENVIRONMENTS
+from mwaa_deploy.owners import ENVIRONMENTS
 
 
 class Command(NamedTuple):
@@ -25,24 +25,34 @@ class Command(NamedTuple):
 
 FORCE_HELP = "run although not on the default branch, or with uncommitted changes"
 ENV = ("env", {"choices": ENVIRONMENTS})
+FULL = (
+    "--full",
+    {"action": "store_true", "help": "a sandbox: the whole project, not what the branch changes"},
+)
 PORT = ("--port", {"type": int, "default": 8080, "help": "where the UI listens (default 8080)"})
 
 COMMANDS = {
     "stamp": Command(
-        commands.stamp, "write build/<ENV>/ from bucket_contents/, checking every DAG file", (ENV,)
+        commands.stamp,
+        "write build/<owner>/ from bucket_contents/, checking every DAG file",
+        (ENV, FULL),
     ),
     "plan": Command(
-        commands.plan, "stamp, then show what a deploy would change; changes nothing", (ENV,)
+        commands.plan, "stamp, then show what a deploy would change; changes nothing", (ENV, FULL)
     ),
     "deploy": Command(
         commands.deploy,
         "stamp, then upload new and changed files and delete stale ones",
-        (ENV, ("--force", {"action": "store_true", "help": f"PROD: {FORCE_HELP}"})),
+        (ENV, ("--force", {"action": "store_true", "help": f"PROD: {FORCE_HELP}"}), FULL),
     ),
     "clean": Command(
         commands.clean,
-        "delete every file the environment owns in the bucket",
+        "delete every file of the branch's sandbox (of DEV on the default branch) in the bucket",
         (("env", {"choices": ["DEV"]}),),
+    ),
+    "sandboxes": Command(
+        commands.list_sandboxes,
+        "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",
     ),
     "check-requirements": Command(
         commands.check_requirements, "check requirements.txt, startup.sh and plugins/ for MWAA"

@@ -77,8 +77,8 @@ class Bucket(Protocol):
 
     def delete(self, keys: list[str]) -> None: ...
 
-    def lock(self, env: str) -> AbstractContextManager[None]:
-        """Held while one deploy or clean of `env` runs; BucketError if another holds it."""
+    def lock(self, owner: str) -> AbstractContextManager[None]:
+        """Held while one deploy or clean of `owner` runs; BucketError if another holds it."""
         ...
 
 
@@ -148,9 +148,9 @@ class LocalBucket:
                 raise self._error("cannot delete", path, error) from error
 
     @contextmanager
-    def lock(self, env: str) -> Iterator[None]:
+    def lock(self, owner: str) -> Iterator[None]:
         """An OS lock, which ends with the process that holds it, however that ends."""
-        path = self.root / LOCAL_LOCKS / f"{env}.lock"
+        path = self.root / LOCAL_LOCKS / f"{owner}.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -160,7 +160,7 @@ class LocalBucket:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise BucketError(
-                    f"another deploy of {env} to {self.description} is running: wait for it"
+                    f"another deploy of {owner} to {self.description} is running: wait for it"
                     " to finish, then run this again"
                 ) from None
             yield
@@ -255,14 +255,14 @@ class S3Bucket:
             raise _refused(self.name, refused)
 
     @contextmanager
-    def lock(self, env: str) -> Iterator[None]:
+    def lock(self, owner: str) -> Iterator[None]:
         """Hold the environment's lock key for the length of the block, or refuse in one line.
 
         S3 writes the lock only if no other holds it (a conditional write). A lock is
         taken over, the same way, when its lease has lapsed or when the deploy that holds
         it ran on this machine and is gone: a rerun after a failure need not wait.
         """
-        key, now = lock_key(env), datetime.now(UTC)
+        key, now = lock_key(owner), datetime.now(UTC)
         mine = {
             "user": getpass.getuser(),
             "host": socket.gethostname(),
@@ -271,14 +271,14 @@ class S3Bucket:
             "until": _when(now + LOCK_LEASE),
         }
         if not self._put_if_absent(key, json.dumps(mine).encode()):
-            self._take_over(env, mine, now)
+            self._take_over(owner, mine, now)
         try:
             yield
         finally:
             self._release(key, mine)
 
-    def _take_over(self, env: str, mine: dict[str, Any], now: datetime) -> None:
-        key = lock_key(env)
+    def _take_over(self, owner: str, mine: dict[str, Any], now: datetime) -> None:
+        key = lock_key(owner)
         with self._failing("cannot read the lock", f"{self.name}/{key}"):
             held = self.client.get_object(Bucket=self.name, Key=key)
             holder = _lock_holder(held["Body"].read())
@@ -287,7 +287,7 @@ class S3Bucket:
             return
         if until := _lapsed_or_held_until(holder, mine, now):
             raise BucketError(
-                f"another deploy of {env} holds s3://{self.name}/{key} ({holder.get('user')}@"
+                f"another deploy of {owner} holds s3://{self.name}/{key} ({holder.get('user')}@"
                 f"{holder.get('host')} pid {holder.get('pid')}, since {holder.get('since')}):"
                 f" wait for it to finish; if it died on another machine, its lock lapses at"
                 f" {until}"
@@ -298,7 +298,7 @@ class S3Bucket:
             self.client.put_object(Bucket=self.name, Key=key, Body=body, IfMatch=held["ETag"])
             return
         raise BucketError(
-            f"another deploy of {env} took over the lock s3://{self.name}/{key} first: wait"
+            f"another deploy of {owner} took over the lock s3://{self.name}/{key} first: wait"
             " for it to finish"
         )
 

@@ -12,10 +12,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from mwaa_deploy import config, parse_gate, sync
+from mwaa_deploy import config, owners, parse_gate, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
 from mwaa_deploy.exceptions import DeployError, Interrupted, StampError
@@ -25,22 +26,25 @@ from mwaa_deploy.prod_path import check_committed, check_prod_path
 PROGRESS_FROM = 20
 
 
-def stamp(settings: config.Settings, env: str) -> int:
-    """`stamp ENV`: write build/<ENV>/ from bucket_contents/, checking every DAG file."""
-    with _if_stamp_fails(f"build/{env}/ is left as it was"):
-        desired = stamping.stamp(config.shown(settings.sources), env)
-    build = stamping.write_build(desired, config.shown(settings.build), env)
-    print(f"Stamped {env}: {len(desired)} files in {build}")
+def stamp(settings: config.Settings, env: str, full: bool) -> int:
+    """`stamp ENV`: write build/<owner>/ from bucket_contents/, checking every DAG file."""
+    chosen = _target(settings, env, full)
+    with _if_stamp_fails(f"build/{chosen.owner}/ is left as it was"):
+        desired = stamping.stamp(config.shown(settings.sources), chosen.owner, chosen.only)
+    build = stamping.write_build(desired, config.shown(settings.build), chosen.owner)
+    print(f"Stamped {chosen.owner}: {len(desired)} files in {build}")
     return 0
 
 
-def plan(settings: config.Settings, env: str) -> int:
+def plan(settings: config.Settings, env: str, full: bool) -> int:
     """`plan ENV`: stamp, then show what a deploy would change; change nothing."""
-    with _if_stamp_fails(f"no plan for {env} until every file stamps"):
-        desired, bucket = _stamp_and_open_bucket(settings, env)
-    print(f"Stamped {env}: {len(desired)} files")
-    result = sync.plan(bucket, env, desired)
-    print(f"Plan for {env} on {bucket.description} (keys {sync.owned_prefix(env)}*):")
+    chosen = _target(settings, env, full)
+    owner = chosen.owner
+    with _if_stamp_fails(f"no plan for {owner} until every file stamps"):
+        desired, bucket = _stamp_and_open_bucket(settings, chosen)
+    print(f"Stamped {owner}: {len(desired)} files")
+    result = sync.plan(bucket, owner, desired)
+    print(f"Plan for {owner} on {bucket.description} (keys {owners.prefix(owner)}*):")
     for label, keys in [
         ("new", result.new),
         ("changed", result.changed),
@@ -52,35 +56,74 @@ def plan(settings: config.Settings, env: str) -> int:
     return 0
 
 
-def deploy(settings: config.Settings, env: str, force: bool) -> int:
+def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
     """`deploy ENV`: stamp, then upload new and changed files and delete stale ones.
 
     What changes PROD runs from a clean checkout of the default branch, unless forced.
     """
-    nothing_done = f"nothing was deployed to {env}"
+    chosen = _target(settings, env, full)
+    owner = chosen.owner
+    nothing_done = f"nothing was deployed to {owner}"
     try:
         with _if_stamp_fails(nothing_done):
-            if env == "PROD" and settings.s3_bucket and not force:
+            if owner == "PROD" and settings.s3_bucket and not force:
                 check_prod_path(settings.root, settings.default_branch, "deploy-prod")
                 check_committed(
                     settings.root, settings.sources, stamping.read_paths(settings.sources)
                 )
-            desired, bucket = _stamp_and_open_bucket(settings, env)
-        print(f"Stamped {env}: {len(desired)} files")
-        print(f"Deploying {env} to {bucket.description}")
-        result = sync.deploy(bucket, env, desired, progress=_print_progress)
-        print(f"{env} deployed: {result.counts(done=True)}.")
+            desired, bucket = _stamp_and_open_bucket(settings, chosen)
+        print(f"Stamped {owner}: {len(desired)} files")
+        print(f"Deploying {owner} to {bucket.description}")
+        result = sync.deploy(
+            bucket,
+            owner,
+            desired,
+            progress=_print_progress,
+            about=lambda: sandboxes.about_this_deploy(
+                chosen.here or sandboxes.checkout(settings.root), chosen.sandbox_for
+            ),
+        )
+        print(f"{owner} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: {nothing_done}.") from None
-    parse_gate.check(settings, env, desired)
+    parse_gate.check(settings, owner, desired)
     return 0
 
 
 def clean(settings: config.Settings, env: str) -> int:
-    """`clean DEV`: delete every file the environment owns in the bucket."""
+    """`clean DEV`: delete every file of the branch's sandbox (or of DEV) from the bucket."""
+    chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
-    deleted = sync.clean(bucket, env)
-    print(f"{env} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    deleted = sync.clean(bucket, chosen.owner, chosen.sandbox_for)
+    print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    return 0
+
+
+def list_sandboxes(settings: config.Settings) -> int:
+    """`sandboxes`: the story branches' sandboxes in the bucket, stale ones marked."""
+    bucket = open_bucket(settings)
+    found = sandboxes.listed(bucket)
+    days = settings.sandbox_stale_days
+    if not found:
+        print(f"No sandboxes in {bucket.description}.")
+        return 0
+    mine = sandboxes.target(settings, "DEV", full=True).owner
+    print(f"Sandboxes in {bucket.description} (stale: no deploy for {days} days or more):")
+    now = datetime.now(UTC)
+    for sandbox in found:
+        about = sandbox.about
+        when = about.get("time", "?").replace("T", " ").removesuffix("Z")
+        commit = about.get("commit", "?")[:8] + (
+            "+" if about.get("commit", "").endswith("+") else ""
+        )
+        mark = "*" if sandbox.owner == mine else " "
+        stale = "  stale" if sandboxes.is_stale(sandbox, days, now) else ""
+        print(
+            f"{mark} {sandbox.name:<20} {sandbox.files:>5} files  {when:<19} UTC"
+            f"  {about.get('branch') or '?'} @ {commit}{stale}"
+        )
+    if any(sandbox.owner == mine for sandbox in found):
+        print("* this branch's sandbox")
     return 0
 
 
@@ -143,6 +186,14 @@ def mwaa_local(settings: config.Settings, port: int, airflow_port: int) -> int:
     return run(settings, port, airflow_port)
 
 
+def _target(settings: config.Settings, env: str, full: bool) -> sandboxes.Target:
+    """Who the command is for, said first when it is a sandbox."""
+    chosen = sandboxes.target(settings, env, full)
+    for note in chosen.notes:
+        print(note)
+    return chosen
+
+
 @contextmanager
 def _if_stamp_fails(not_done: str) -> Iterator[None]:
     """A stamp's problems, reported with what the command therefore did not do."""
@@ -152,7 +203,9 @@ def _if_stamp_fails(not_done: str) -> Iterator[None]:
         raise StampError(error.problems, f"Stamp failed: {not_done}.") from None
 
 
-def _stamp_and_open_bucket(settings: config.Settings, env: str) -> tuple[dict[str, bytes], Bucket]:
+def _stamp_and_open_bucket(
+    settings: config.Settings, chosen: sandboxes.Target
+) -> tuple[dict[str, bytes], Bucket]:
     """The build and the bucket; a stamp problem is reported first, as the one to fix first.
 
     Opening an S3 bucket loads the AWS SDK and its S3 model, CPU work like stamping, so
@@ -160,14 +213,16 @@ def _stamp_and_open_bucket(settings: config.Settings, env: str) -> tuple[dict[st
     """
     sources = config.shown(settings.sources)
     if not settings.s3_bucket:
-        return stamping.stamp(sources, env), open_bucket(settings)
+        return stamping.stamp(sources, chosen.owner, chosen.only), open_bucket(settings)
     # A fork starts at once, and is safe on Linux while no other thread runs, as on the
     # command line; elsewhere (macOS, a process with threads) a fresh interpreter.
     alone = sys.platform == "linux" and threading.active_count() == 1
     start = multiprocessing.get_context("fork" if alone else "spawn")
     receiving, sending = start.Pipe(duplex=False)
     # A daemon: ended with this process, Ctrl-C included, however far it got.
-    stamper = start.Process(target=_stamp_into, args=(sending, sources, env), daemon=True)
+    stamper = start.Process(
+        target=_stamp_into, args=(sending, sources, chosen.owner, chosen.only), daemon=True
+    )
     stamper.start()
     sending.close()
     try:
@@ -178,13 +233,15 @@ def _stamp_and_open_bucket(settings: config.Settings, env: str) -> tuple[dict[st
     return _received(receiving), bucket
 
 
-def _stamp_into(sending: Connection, sources: Path, env: str) -> None:
+def _stamp_into(
+    sending: Connection, sources: Path, owner: str, only: frozenset[str] | None
+) -> None:
     """The stamping process: send the build, or the StampError, back."""
     # Ctrl-C is the parent's to handle: a stamper stopped while sending the build would
     # leave the parent waiting for the rest of it, for ever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        sending.send(stamping.stamp(sources, env))
+        sending.send(stamping.stamp(sources, owner, only))
     except StampError as error:
         sending.send(error)
 

@@ -40,6 +40,11 @@ class Settings:
     airflow_version: str
     python_version: str
     default_branch: str
+    # Pushes to these branches deploy their sandboxes; its fixed start (story/) is left
+    # out of sandbox names.
+    dev_branch_pattern: str
+    # `make sandboxes` marks a sandbox stale after this many days without a deploy.
+    sandbox_stale_days: int
     local_bucket: Path
     # The integrity tests fail a DAG file whose top level takes longer than this to parse.
     dag_parse_budget_seconds: float
@@ -65,6 +70,8 @@ KINDS: dict[str, tuple[type, str]] = {
     "airflow_version": (str, '"3.3.1"'),
     "python_version": (str, '"3.12"'),
     "default_branch": (str, '"main"'),
+    "dev_branch_pattern": (str, '"story/**"'),
+    "sandbox_stale_days": (int, "14"),
     "local_bucket": (str, '"local_bucket"'),
     "dag_parse_budget_seconds": (float, "5.0"),
     "parse_gate_seconds": (float, "600"),
@@ -106,6 +113,8 @@ def load(root: Path | None = None) -> Settings:
         airflow_version=table["airflow_version"],
         python_version=table["python_version"],
         default_branch=table.get("default_branch", "main"),
+        dev_branch_pattern=table.get("dev_branch_pattern", "story/**"),
+        sandbox_stale_days=int(table.get("sandbox_stale_days", 14)),
         local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
         parse_gate_seconds=_parse_gate_seconds(table),
@@ -145,6 +154,9 @@ def _check(key: str, value: object) -> None:
             and (value > 0 or (value == 0 and key in ZERO_ALLOWED))
         )
         expected = "a number of seconds"
+    elif kind is int:
+        fits = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        expected = "a whole number of days"
     else:
         fits = isinstance(value, str)
         expected = "text in quotes"

@@ -78,6 +78,10 @@ class Interrupted(SyncError):
     exit_status = 130  # what a shell reports for a command that SIGINT ended
 
 
+class SandboxError(DeployError):
+    """A sandbox cannot be told or used: a detached HEAD, or its name held by another branch."""
+
+
 class UpdateError(DeployError):
     """The MWAA environment could not take the new files; the message says where to look."""
 

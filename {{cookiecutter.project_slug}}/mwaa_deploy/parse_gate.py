@@ -91,9 +91,10 @@ def dag_files(keys: Iterable[str]) -> list[str]:
     )
 
 
-def check(settings: Settings, env: str, keys: Iterable[str]) -> None:
-    """After a deploy of `env` to S3 with an MWAA environment configured: wait for the
-    environment to parse the build's DAG files; ParseGateError lists their import errors."""
+def check(settings: Settings, owner: str, keys: Iterable[str]) -> None:
+    """After a deploy of `owner` (DEV, PROD, a sandbox) to S3 with an MWAA environment
+    configured: wait for the environment to parse the build's DAG files; ParseGateError
+    lists their import errors."""
     files = dag_files(keys)
     if not (settings.s3_bucket and settings.mwaa_environment and files):
         return
@@ -104,15 +105,15 @@ def check(settings: Settings, env: str, keys: Iterable[str]) -> None:
 
     name = settings.mwaa_environment
     print(
-        f"Waiting for MWAA environment {name} to parse {env}'s {len(files)} DAG file(s)"
+        f"Waiting for MWAA environment {name} to parse {owner}'s {len(files)} DAG file(s)"
         f" (at most {settings.parse_gate_seconds:.0f} s; PARSE_GATE_SECONDS=0 skips this)"
     )
-    gate = _Gate(mwaa_environment.client(settings), name, env, files)
+    gate = _Gate(mwaa_environment.client(settings), name, owner, files)
     try:
         snapshot = gate.wait(settings.parse_gate_seconds)
     except KeyboardInterrupt:
         raise Interrupted(
-            f"Interrupted while waiting for {name} to parse: {env} is deployed, its import"
+            f"Interrupted while waiting for {name} to parse: {owner} is deployed, its import"
             " errors unchecked; see the Airflow UI."
         ) from None
     gate.report(snapshot, settings.parse_gate_seconds)
@@ -123,8 +124,8 @@ class _AskAgain(Exception):
 
 
 class _Gate:
-    def __init__(self, mwaa: BaseClient, name: str, env: str, files: list[str]) -> None:
-        self.mwaa, self.name, self.env, self.files = mwaa, name, env, files
+    def __init__(self, mwaa: BaseClient, name: str, owner: str, files: list[str]) -> None:
+        self.mwaa, self.name, self.owner, self.files = mwaa, name, owner, files
         # The moment from which a parse counts, by the instance's clock; set by the first answer.
         self.since: datetime | None = None
 
@@ -168,7 +169,7 @@ class _Gate:
         if problems:
             raise ParseGateError(
                 problems,
-                f"Parse gate: {self.env} is deployed, but {self.name} did not import"
+                f"Parse gate: {self.owner} is deployed, but {self.name} did not import"
                 f" {len(problems)} of its {len(self.files)} DAG file(s) (above); fix them and"
                 f" deploy again.{not_mine}",
             )
@@ -181,8 +182,8 @@ class _Gate:
         shown = ", ".join(dag_ids[:SHOWN_DAG_IDS])
         more = f" and {len(dag_ids) - SHOWN_DAG_IDS} more" if len(dag_ids) > SHOWN_DAG_IDS else ""
         print(
-            f"{self.name} parsed {self.env}'s {len(self.files)} DAG file(s) without import errors;"
-            f" DAGs listed: {shown}{more}.{not_mine}"
+            f"{self.name} parsed {self.owner}'s {len(self.files)} DAG file(s) without import"
+            f" errors; DAGs listed: {shown}{more}.{not_mine}"
         )
 
     def _snapshot(self) -> Snapshot:
@@ -221,7 +222,7 @@ class _Gate:
             if self.since is None or code in PERMANENT:
                 raise ParseGateError(
                     [],
-                    f"Parse gate: cannot ask {self.name} what it parsed ({error}); {self.env}"
+                    f"Parse gate: cannot ask {self.name} what it parsed ({error}); {self.owner}"
                     " is deployed, its import errors unchecked. The deploy role needs"
                     " airflow:InvokeRestApi; PARSE_GATE_SECONDS=0 skips the gate",
                 ) from None

@@ -1,10 +1,11 @@
-"""Stamping: turn the environment-agnostic sources into one environment's build.
+"""Stamping: turn the environment-agnostic sources into one owner's build.
 
 `bucket_contents/dags/x.py` (holding `DEV = True`) becomes `build/DEV/dags/DEV_x.py`,
-or `build/PROD/dags/PROD_x.py` with the flag rewritten to `DEV = False`. Helper packages
-`dags/<pkg>/` become `dags/<ENV>_<pkg>/`. The only other edit is to absolute imports of a
-helper package, in DAG files and helpers alike, which are pointed at the environment's
-copy, so that the two environments never share a line of code in the bucket.
+or `build/PROD/dags/PROD_x.py` with the flag rewritten to `DEV = False`, or, for a story
+branch's sandbox, `dags/SBX_<name>_x.py` with the flag as it is (see owners.py). Helper
+packages `dags/<pkg>/` become `dags/<owner>_<pkg>/`. The only other edit is to absolute
+imports of a helper package, in DAG files and helpers alike, which are pointed at the
+owner's copy, so that two owners never share a line of code in the bucket.
 
 What ships is what lies inside `bucket_contents/`: a symlink that leads out of it, or
 nowhere, stops the stamp, as does anything that could give PROD a `DEV = True`.
@@ -23,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mwaa_deploy.exceptions import StampError
+from mwaa_deploy.owners import check_owner
 
-ENVIRONMENTS = ("DEV", "PROD")
 FLAG = "DEV"
 
 # Placed in every stamped helper package so the scheduler never parses its modules as
@@ -44,12 +45,6 @@ class Flag:
     line: int  # 1-based
     start: int  # character column of the value
     end: int
-
-
-def check_environment(env: str) -> str:
-    if env not in ENVIRONMENTS:
-        raise ValueError(f"unknown environment {env!r}: use one of {', '.join(ENVIRONMENTS)}")
-    return env
 
 
 @dataclass(frozen=True)
@@ -167,18 +162,18 @@ def _binding_problem(file: SourceFile, node: ast.AST, kind: str, top_level: set[
     return ""
 
 
-def stamp_dag_file(source: str, path: str, env: str, helper_packages: frozenset[str]) -> str:
-    """The source of one DAG file as deployed to `env`."""
+def stamp_dag_file(source: str, path: str, owner: str, helper_packages: frozenset[str]) -> str:
+    """The source of one DAG file as deployed to `owner` (DEV, PROD or a sandbox)."""
     file = SourceFile.parse(source, path)
     flag = find_flag(file)
-    edits = _import_edits(file, env, helper_packages)
-    if env == "PROD":
+    edits = _import_edits(file, owner, helper_packages)
+    if owner == "PROD":
         edits.append((flag.line, flag.start, flag.end, "False"))
     return _apply(file, edits)
 
 
-def stamp_helper_module(source: str, path: str, env: str, helper_packages: frozenset[str]) -> str:
-    """The source of one helper module as deployed to `env`: only its imports change.
+def stamp_helper_module(source: str, path: str, owner: str, helper_packages: frozenset[str]) -> str:
+    """The source of one helper module as deployed to `owner`: only its imports change.
 
     A helper must not set `DEV`, which would reach PROD as written, nor define a DAG,
     which Airflow would never see inside a helper package.
@@ -201,16 +196,18 @@ def stamp_helper_module(source: str, path: str, env: str, helper_packages: froze
                 " that Airflow never parses: move the DAG file directly into dags/"
             ]
         )
-    return _apply(file, _import_edits(file, env, helper_packages))
+    return _apply(file, _import_edits(file, owner, helper_packages))
 
 
-def stamp(sources: Path, env: str) -> dict[str, bytes]:
-    """The build of `sources` (the bucket_contents folder) for `env`: bucket key -> content.
+def stamp(sources: Path, owner: str, only: frozenset[str] | None = None) -> dict[str, bytes]:
+    """The build of `sources` (the bucket_contents folder) for `owner`: bucket key -> content.
 
-    Every file is checked; on any problem StampError lists them all.
+    `only`: the names (`x.py`, `common/y.py`) of the files to ship, for a sandbox that
+    holds part of the project; None ships every file. Every file shipped is checked; on
+    any problem StampError lists them all.
     """
-    check_environment(env)
-    tree = _scan(sources)
+    check_owner(owner)
+    tree = scan(sources)
     helper_packages = frozenset(tree.packages)
     problems = list(tree.problems)
     problems += [
@@ -218,12 +215,15 @@ def stamp(sources: Path, env: str) -> dict[str, bytes]:
         for package in sorted(helper_packages)
         if not package.isidentifier()
     ]
+    shipped = {name: path for name, path in tree.files.items() if only is None or name in only}
     outputs = {
-        f"dags/{env}_{package}/.airflowignore": HELPER_AIRFLOWIGNORE for package in helper_packages
+        f"dags/{owner}_{package}/.airflowignore": HELPER_AIRFLOWIGNORE
+        for package in helper_packages
+        if any(name.startswith(f"{package}/") for name in shipped)
     }
-    for name, path in tree.files.items():
+    for name, path in shipped.items():
         try:
-            outputs[f"dags/{env}_{name}"] = _stamp_file(name, path, env, helper_packages)
+            outputs[f"dags/{owner}_{name}"] = _stamp_file(name, path, owner, helper_packages)
         except StampError as error:
             problems += error.problems
         except OSError as error:
@@ -239,32 +239,32 @@ def stamp(sources: Path, env: str) -> dict[str, bytes]:
     return dict(sorted(outputs.items()))
 
 
-def _stamp_file(name: str, path: Path, env: str, helper_packages: frozenset[str]) -> bytes:
-    """One file as deployed to `env`: a DAG file (`x.py`), a helper module, or other data."""
+def _stamp_file(name: str, path: Path, owner: str, helper_packages: frozenset[str]) -> bytes:
+    """One file as deployed to `owner`: a DAG file (`x.py`), a helper module, or other data."""
     if "/" not in name:
-        return stamp_dag_file(_read(path), str(path), env, helper_packages).encode()
+        return stamp_dag_file(read_text(path), str(path), owner, helper_packages).encode()
     if path.suffix == ".py":
-        return stamp_helper_module(_read(path), str(path), env, helper_packages).encode()
+        return stamp_helper_module(read_text(path), str(path), owner, helper_packages).encode()
     return path.read_bytes()
 
 
 def read_paths(sources: Path) -> list[Path]:
     """Every path a stamp of `sources` reads: its files, as symlinks lead, and the links."""
-    tree = _scan(sources)
+    tree = scan(sources)
     if tree.problems:
         raise StampError(tree.problems)
     return sorted({*tree.real.values(), *tree.links})
 
 
-def write_build(files: dict[str, bytes], build: Path, env: str) -> Path:
-    """Write a build to `build/<env>/`, to look at, and return that folder.
+def write_build(files: dict[str, bytes], build: Path, owner: str) -> Path:
+    """Write a build to `build/<owner>/`, to look at, and return that folder.
 
     The files go to a scratch folder first, moved into place when complete, so a build
     folder is never half old and half new.
     """
-    final = build / env
+    final = build / owner
     build.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{env}.", suffix=".partial", dir=build))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{owner}.", suffix=".partial", dir=build))
     for key, body in files.items():
         file = scratch / key
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +275,7 @@ def write_build(files: dict[str, bytes], build: Path, env: str) -> Path:
 
 
 @dataclass
-class _Tree:
+class Tree:
     """What `dags/` holds: file name -> path (`x.py`, `common/sub.py`) and -> the real path
     behind it (symlinks followed); the links (each where it lies, its folder resolved);
     the packages; the problems."""
@@ -287,10 +287,10 @@ class _Tree:
     problems: list[str] = field(default_factory=list)
 
 
-def _scan(sources: Path) -> _Tree:
+def scan(sources: Path) -> Tree:
     """Find what ships from `sources`/dags, following symlinks only where they stay inside."""
     dags = sources / "dags"
-    tree = _Tree()
+    tree = Tree()
     if not dags.is_dir():
         tree.problems.append(f"{dags}: no dags folder; DAG files live in {dags}/")
         return tree
@@ -388,7 +388,7 @@ def is_source_name(name: str) -> bool:
     return not name.startswith(".") and name != "__pycache__"
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         with open(path, encoding="utf-8", newline="") as file:
             return file.read()
@@ -486,9 +486,9 @@ def _called(node: ast.expr) -> str:
 
 
 def _import_edits(
-    file: SourceFile, env: str, helper_packages: frozenset[str]
+    file: SourceFile, owner: str, helper_packages: frozenset[str]
 ) -> list[tuple[int, int, int, str]]:
-    """Edits that point absolute imports of helper packages at the stamped `<env>_<pkg>`."""
+    """Edits that point absolute imports of helper packages at the stamped `<owner>_<pkg>`."""
     lines = file.lines
     edits: list[tuple[int, int, int, str]] = []
     for node in file.nodes() if helper_packages else ():
@@ -499,16 +499,16 @@ def _import_edits(
                     continue
                 line = lines[alias.lineno - 1]
                 start = _char_column(line, alias.col_offset)
-                renamed = f"{env}_{alias.name}"
+                renamed = f"{owner}_{alias.name}"
                 if alias.asname:
                     end = start + len(package)
-                    edits.append((alias.lineno, start, end, f"{env}_{package}"))
+                    edits.append((alias.lineno, start, end, f"{owner}_{package}"))
                     continue
                 end = _char_column(line, alias.end_col_offset or 0)
                 if alias.end_lineno != alias.lineno:
                     raise StampError([f"{file.path}:{alias.lineno}: put this import on one line"])
                 # `import pkg.sub` binds the name `pkg`; keep that binding for the code below.
-                binding = f"{env}_{package} as {package}"
+                binding = f"{owner}_{package} as {package}"
                 edits.append(
                     (alias.lineno, start, end, f"{renamed}, {binding}" if rest else binding)
                 )
@@ -516,7 +516,7 @@ def _import_edits(
             package = node.module.partition(".")[0]
             if package in helper_packages:
                 line_no, start = _module_position(file, node)
-                edits.append((line_no, start, start + len(package), f"{env}_{package}"))
+                edits.append((line_no, start, start + len(package), f"{owner}_{package}"))
     return edits
 
 

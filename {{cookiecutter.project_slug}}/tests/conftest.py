@@ -1,5 +1,6 @@
 """The tests' fixtures: a throwaway Airflow home and both environments deployed side by
-side, as on MWAA. Other shared code is in tests/helpers.py."""
+side, as on MWAA, with this branch's sandbox when there is one. Other shared code is in
+tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -12,12 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import config, sync
+from mwaa_deploy import sync
 from mwaa_deploy.buckets import LocalBucket
 from mwaa_deploy.exceptions import StampError
-from mwaa_deploy.stamp import ENVIRONMENTS, stamp
+from mwaa_deploy.owners import ENVIRONMENTS
+from mwaa_deploy.stamp import stamp
 from tests import dag_rules
-from tests.helpers import SETTINGS
+from tests.helpers import SETTINGS, THIS_SANDBOX
+
+
+def builds() -> dict[str, dict[str, bytes]]:
+    """Owner -> its build: DEV, PROD, and this branch's sandbox as deploy-dev would fill it."""
+    found = {env: stamp(SETTINGS.sources, env) for env in ENVIRONMENTS}
+    if THIS_SANDBOX:
+        found[THIS_SANDBOX.owner] = stamp(SETTINGS.sources, THIS_SANDBOX.owner, THIS_SANDBOX.only)
+    return found
+
 
 # Airflow reads its settings when first imported: point it at a scratch home, with no
 # example DAGs and no database needed for parsing.
@@ -31,14 +42,11 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 def pytest_sessionstart() -> None:
     """Every test here loads the stamped DAGs: a file that cannot be stamped stops the run
     at once with the stamp's own lines, instead of failing each test with them."""
-    for env in ENVIRONMENTS:
-        try:
-            stamp(config.shown(SETTINGS.sources), env)
-        except StampError as error:
-            print("\n".join(error.problems), file=sys.stderr)
-            pytest.exit(
-                "Stamp failed: fix the lines above; no test can load the DAGs until then.", 1
-            )
+    try:
+        builds()
+    except StampError as error:
+        print("\n".join(error.problems), file=sys.stderr)
+        pytest.exit("Stamp failed: fix the lines above; no test can load the DAGs until then.", 1)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -52,11 +60,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def deployed_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `dags/` folder of a local bucket holding the DEV and PROD deploys, as on MWAA."""
+    """The `dags/` folder of a local bucket holding the DEV and PROD deploys, and this
+    branch's sandbox, as on MWAA."""
     root = tmp_path_factory.mktemp("deployed")
     bucket = LocalBucket(root / "bucket")
-    for env in ENVIRONMENTS:
-        sync.deploy(bucket, env, stamp(SETTINGS.sources, env))
+    for owner, build in builds().items():
+        sync.deploy(bucket, owner, build)
     dags = bucket.root / "dags"
     # MWAA puts the dags folder on sys.path, which is how DAG files import their helpers.
     sys.path.insert(0, str(dags))

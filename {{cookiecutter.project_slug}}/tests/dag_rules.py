@@ -1,5 +1,6 @@
-"""The rules that keep every DAG wholly inside its own environment, checked on the DAGs
-as the real Airflow loaded them from the stamped builds.
+"""The rules that keep every DAG wholly inside its own environment (DEV, PROD, or a story
+branch's sandbox), checked on the DAGs as the real Airflow loaded them from the stamped
+builds.
 
 Each check yields one line per problem: the DAG, the task where there is one, the rule,
 and what to write instead. They read attributes, not operator classes, so they hold on
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mwaa_deploy.stamp import ENVIRONMENTS
+from mwaa_deploy.owners import ENVIRONMENTS, SANDBOX, environment_of, is_owner, owner_of_key
 
 # Where the parse-time test leaves each file's seconds for the report after the tests.
 PARSE_SECONDS = pytest.StashKey[dict[str, float]]()
@@ -36,9 +37,10 @@ CROSS_DAG_ARGUMENTS = (
 )
 
 
-def environment_of(dag: Any) -> str:
-    """The environment a DAG was deployed to, read off its file name: DEV_x.py is DEV."""
-    return Path(dag.fileloc).name.split("_", 1)[0]
+def owner_of(dag: Any) -> str:
+    """Whose copy a DAG is, read off its file name: DEV_x.py is DEV's, SBX_ann_x.py the
+    sandbox SBX_ann's."""
+    return owner_of_key(f"dags/{Path(dag.fileloc).name}") or "?"
 
 
 def import_problems(dagbag: Any) -> list[str]:
@@ -63,8 +65,8 @@ def duplicate_problems(dagbag: Any) -> list[str]:
 
 
 def naming_problems(dag: Any) -> Iterator[str]:
-    """The DAG id, every task id and task group id, and the tags carry the environment."""
-    env = environment_of(dag)
+    """The DAG id, every task id and task group id, and the tags carry the owner's prefix."""
+    env = owner_of(dag)
     if not dag.dag_id.startswith(f"{env}_"):
         yield _problem(dag, None, "DAG id", f"{dag.dag_id!r} must start with {env}_")
     for group_id in sorted(_task_group_ids(dag.task_group)):
@@ -74,7 +76,7 @@ def naming_problems(dag: Any) -> Iterator[str]:
         if not _all_parts_start_with(task.task_id, env):
             yield _problem(dag, task, "task id", f"{task.task_id!r} must start with {env}_")
     tags = set(dag.tags or ())
-    if env not in tags or tags & _others(env):
+    if env not in tags or any(is_owner(tag) and tag != env for tag in tags):
         yield _problem(
             dag, None, "tags", f"{sorted(tags)} must include {env!r} and no other environment"
         )
@@ -82,7 +84,7 @@ def naming_problems(dag: Any) -> Iterator[str]:
 
 def reference_problems(dag: Any) -> Iterator[str]:
     """Cross-DAG references (TriggerDagRunOperator, ExternalTaskSensor) stay at home."""
-    env = environment_of(dag)
+    env = owner_of(dag)
     for task in dag.tasks:
         arguments = _arguments(task)
         for argument in CROSS_DAG_ARGUMENTS:
@@ -97,27 +99,41 @@ def reference_problems(dag: Any) -> Iterator[str]:
                     )
 
 
+def missing_reference_problems(dag: Any, dag_ids: set[str]) -> Iterator[str]:
+    """Cross-DAG references to a DAG id that the build does not define."""
+    for task in dag.tasks:
+        arguments = _arguments(task)
+        for argument in ("trigger_dag_id", "external_dag_id"):
+            for value in _strings(arguments.get(argument)):
+                if "{" not in value and value not in dag_ids:  # "{": a template, known at run time
+                    yield _problem(
+                        dag, task, "cross-DAG reference", f"{argument}={value!r} names no DAG here"
+                    )
+
+
 def resource_problems(dag: Any) -> Iterator[str]:
-    """Assets (datasets), pools and connections belong to the DAG's own environment."""
-    env = environment_of(dag)
+    """Assets (datasets) belong to the DAG's owner; pools and connections to its environment
+    (a sandbox uses DEV's)."""
+    env = owner_of(dag)
+    settings = environment_of(env) if is_owner(env) else env
     for asset in _assets(_schedule_condition(dag)):
         yield from _asset_problems(dag, None, "schedule", asset, env)
     for task in dag.tasks:
         for direction in ("inlets", "outlets"):
             for asset in _assets(getattr(task, direction, None) or ()):
                 yield from _asset_problems(dag, task, direction, asset, env)
-        if task.pool != DEFAULT_POOL and not task.pool.startswith(f"{env}_"):
-            yield _problem(dag, task, "pool", f"{task.pool!r} must start with {env}_")
+        if task.pool != DEFAULT_POOL and not task.pool.startswith((f"{env}_", f"{settings}_")):
+            yield _problem(dag, task, "pool", f"{task.pool!r} must start with {settings}_")
         for argument, value in sorted(_arguments(task).items()):
             if not argument.endswith("conn_id"):
                 continue
             for conn_id in _strings(value):
-                if conn_id and not conn_id.startswith(f"{env}_"):
+                if conn_id and not conn_id.startswith(f"{settings}_"):
                     yield _problem(
                         dag,
                         task,
                         "connection id",
-                        f"{argument}={conn_id!r} must start with {env}_;"
+                        f"{argument}={conn_id!r} must start with {settings}_;"
                         " each environment has its own connections",
                     )
 
@@ -125,7 +141,7 @@ def resource_problems(dag: Any) -> Iterator[str]:
 def retry_problems(dag: Any) -> Iterator[str]:
     """PROD tasks retry before they fail: a blip at dbt Cloud or S3 should not page anyone.
     DEV tasks may fail at once, which is what a developer watching them wants."""
-    if environment_of(dag) != "PROD":
+    if owner_of(dag) != "PROD":
         return
     for task in dag.tasks:
         if not task.retries:
@@ -159,16 +175,19 @@ def parse_seconds(dagbag: Any) -> dict[str, float]:
 
 
 def environments_named(text: str) -> set[str]:
-    """The environments an asset URI or name names: those that one of its parts is, or
-    starts with followed by '_' or '-', in any case. Data lake paths are lowercase, so
-    s3://lake/prod/orders and prod_orders name PROD as PROD_orders does; a word that merely
-    begins like one (product, device) names none."""
-    return {
-        env
-        for part in PART.findall(text)
-        for env in ENVIRONMENTS
-        if re.fullmatch(rf"{env}(?:[_-].*)?", part, re.IGNORECASE)
-    }
+    """The owners an asset URI or name names: those that one of its parts is, or starts
+    with followed by '_' or '-', in any case. Data lake paths are lowercase, so
+    s3://lake/prod/orders and prod_orders name PROD as PROD_orders does, and
+    s3://lake/sbx_ann/orders the sandbox SBX_ann; a word that merely begins like one
+    (product, device) names none."""
+    named = set()
+    for part in PART.findall(text):
+        named |= {
+            env for env in ENVIRONMENTS if re.fullmatch(rf"{env}(?:[_-].*)?", part, re.IGNORECASE)
+        }
+        if found := re.fullmatch(rf"{SANDBOX}_([a-z0-9]+)(?:[_-].*)?", part, re.IGNORECASE):
+            named.add(f"{SANDBOX}_{found[1].lower()}")
+    return named
 
 
 def _arguments(task: Any) -> dict[str, Any]:
@@ -183,10 +202,6 @@ def _arguments(task: Any) -> dict[str, Any]:
 def _problem(dag: Any, task: Any, rule: str, detail: str) -> str:
     where = f"DAG {dag.dag_id}" + (f", task {task.task_id}" if task is not None else "")
     return f"{where} ({Path(dag.fileloc).name}): {rule}: {detail}"
-
-
-def _others(env: str) -> set[str]:
-    return set(ENVIRONMENTS) - {env}
 
 
 def _all_parts_start_with(identifier: str, env: str) -> bool:

@@ -1,7 +1,8 @@
 """Build the warehouse models in dbt Cloud, when the sources DAG says they are fresh.
 
-Written once, deployed twice: as DEV_dbt_models with `DEV = True` and as
-PROD_dbt_models with the flag rewritten to `DEV = False` by the PROD deploy.
+Written once, deployed as DEV_dbt_models with `DEV = True`, as PROD_dbt_models
+with the flag rewritten to `DEV = False` by the PROD deploy, and in a story branch's
+sandbox as SBX_<name>_dbt_models, a DEV copy.
 """
 
 from __future__ import annotations

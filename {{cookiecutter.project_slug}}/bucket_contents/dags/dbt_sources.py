@@ -1,7 +1,8 @@
 """Refresh the raw sources in dbt Cloud every morning, then start the model build.
 
-Written once, deployed twice: as DEV_dbt_sources with `DEV = True` and as
-PROD_dbt_sources with the flag rewritten to `DEV = False` by the PROD deploy.
+Written once, deployed as DEV_dbt_sources with `DEV = True`, as PROD_dbt_sources
+with the flag rewritten to `DEV = False` by the PROD deploy, and in a story branch's
+sandbox as SBX_<name>_dbt_sources, a DEV copy.
 Everything environment-specific below follows from that one flag.
 """
 
