@@ -209,20 +209,24 @@ def test_an_import_error_fails_its_own_environments_deploy_only_and_a_fix_passes
     )
 
 
+@pytest.mark.parametrize("owner", ["DEV", "SBX_ann"])
 def test_a_file_not_parsed_within_the_bound_fails_the_deploy_naming_it(
     unparsed: tuple[MwaaLocal, Path],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    owner: str,
 ) -> None:
     _, sources = unparsed
     (sources / "orders.py").write_text(GOOD_DAG)
     monkeypatch.setenv("PARSE_GATE_SECONDS", "3")
+    if owner != "DEV":  # a story branch's sandbox, named by hand
+        monkeypatch.setenv("SANDBOX", owner.removeprefix("SBX_"))
     code, _, err = deploy("DEV", capsys)
     assert code == 1
     assert err.splitlines() == [
-        "dags/DEV_orders.py: not parsed within 3 s of the deploy, and the instance lists no"
-        " DAG from it",
-        f"Parse gate: DEV is deployed, but {NAME} did not import 1 of its 1 DAG file(s)"
+        f"dags/{owner}_orders.py: not parsed within 3 s of the deploy, and the instance lists"
+        " no DAG from it",
+        f"Parse gate: {owner} is deployed, but {NAME} did not import 1 of its 1 DAG file(s)"
         " (above); fix them and deploy again.",
     ]
 
