@@ -110,7 +110,7 @@ REFUSED = [
     # cookiecutter refuses an unknown choice itself, before the hook runs
     ("airflow_version=2.9.3", "2.9.3 provided for choice variable airflow_version"),
     ("default_branch=story/**", "dev_branch_pattern and default_branch are the same"),
-    ("dev_branch_pattern=story's/*", "dev_branch_pattern=\"story's/*\" is not valid"),
+    ("dev_branch_pattern=story's/*", 'dev_branch_pattern="story\'s/*" is not valid'),
 ]
 
 

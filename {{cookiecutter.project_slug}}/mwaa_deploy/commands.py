@@ -94,6 +94,12 @@ def clean(settings: config.Settings, env: str) -> int:
     chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
     deleted = sync.clean(bucket, chosen.owner, chosen.sandbox_for)
+    if not deleted and owners.is_sandbox(chosen.owner):
+        print(
+            f"No sandbox {owners.sandbox_name(chosen.owner)} in {bucket.description}: nothing"
+            " to clean (make sandboxes lists them)."
+        )
+        return 0
     print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
     return 0
 
@@ -107,20 +113,16 @@ def list_sandboxes(settings: config.Settings) -> int:
         print(f"No sandboxes in {bucket.description}.")
         return 0
     mine = sandboxes.target(settings, "DEV", full=True).owner
-    print(f"Sandboxes in {bucket.description} (stale: no deploy for {days} days or more):")
+    print(
+        f"Sandboxes in {bucket.description}: files, the last deploy that changed them (UTC),"
+        f" its branch @ commit (+: with uncommitted edits); stale: no change for {days} days"
+    )
     now = datetime.now(UTC)
     for sandbox in found:
-        about = sandbox.about
-        when = about.get("time", "?").replace("T", " ").removesuffix("Z")
-        commit = about.get("commit", "?")[:8] + (
-            "+" if about.get("commit", "").endswith("+") else ""
-        )
         mark = "*" if sandbox.owner == mine else " "
+        files = f"{sandbox.files:>5} file{'' if sandbox.files == 1 else 's'}"
         stale = "  stale" if sandboxes.is_stale(sandbox, days, now) else ""
-        print(
-            f"{mark} {sandbox.name:<20} {sandbox.files:>5} files  {when:<19} UTC"
-            f"  {about.get('branch') or '?'} @ {commit}{stale}"
-        )
+        print(f"{mark} {sandbox.name:<20} {files}  {_last_change(sandbox.about)}{stale}")
     if any(sandbox.owner == mine for sandbox in found):
         print("* this branch's sandbox")
     return 0
@@ -176,6 +178,17 @@ def s3_local(settings: config.Settings, port: int) -> int:
     from mwaa_deploy.s3_local import run
 
     return run(settings, port)
+
+
+def _last_change(about: sync.About) -> str:
+    """`2026-11-28 19:33:34  story/ann @ 0a551ae4+`, from a sandbox's record."""
+    if "time" not in about:
+        return "no record of its deploys"
+    branch = about.get("branch") or "no branch"
+    branch = branch if len(branch) <= 40 else branch[:39] + "…"
+    commit = about.get("commit", "")
+    when = about["time"].replace("T", " ").removesuffix("Z")
+    return f"{when}  {branch} @ {commit[:8]}{'+' if commit.endswith('+') else ''}"
 
 
 def _target(settings: config.Settings, env: str, full: bool) -> sandboxes.Target:
