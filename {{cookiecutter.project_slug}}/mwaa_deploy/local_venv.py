@@ -27,6 +27,9 @@ from mwaa_deploy import config, mwaa_constraints
 from mwaa_deploy.exceptions import InstallError
 
 RUNTIME_GROUPS = ("deploy", "airflow")
+# How many times a dev install lets go of the test pins uv names as in a dev tool's way.
+RELEASE_ROUNDS = 10
+PINNED = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==")
 DEV_GROUP = "dev"
 
 
@@ -160,7 +163,17 @@ def install(
                 f"{tool} (dev group) conflicts with Airflow's own test {pin}: MWAA does not"
                 " run it; installing it as the dev group asks, every pin of what MWAA runs kept"
             )
-        if attempt(released).returncode == 0 or attempt(released, True).returncode == 0:
+        # Then the pins uv names as in the way, one round at a time, none MWAA runs.
+        for _ in range(RELEASE_ROUNDS):
+            done = attempt(released)
+            if done.returncode == 0:
+                return installed(python, runtime)
+            named = {mwaa_constraints.canonical(n) for n in PINNED.findall(done.stderr)}
+            in_the_way = {n for n in named if n in pins} - set(kept) - released
+            if not in_the_way:
+                break
+            released |= in_the_way
+        if attempt(released, True).returncode == 0:
             return installed(python, runtime)
         problems = [
             f"pyproject.toml [dependency-groups] dev: `{tool}` cannot be installed beside"
