@@ -71,6 +71,22 @@ def test_what_mwaa_runs_gets_mwaas_version_and_a_newer_dev_tool_is_named(
 
 
 @pytest.mark.usefixtures("mwaa_constraints")
+def test_an_install_of_the_same_requirements_against_the_same_pins_is_not_resolved_again(
+    tmp_path: Path, pins: dict[str, str]
+) -> None:
+    settings = small_project(tmp_path / "p", ["pyyaml"], [])
+    python = str(settings.root / ".venv" / "bin" / "python")
+    local_venv.install(settings, UV, python, "dev")
+
+    # No uv at all: the venv is known to be what these requirements and pins give.
+    again = local_venv.install(settings, "/nonexistent/uv", python, "dev")
+
+    assert again is not None and again.versions["pyyaml"] == pins["pyyaml"]
+    with pytest.raises(InstallError, match="cannot run uv"):  # another Airflow's: resolved
+        local_venv.install(settings, "/nonexistent/uv", python, "dev", "2.11.2")
+
+
+@pytest.mark.usefixtures("mwaa_constraints")
 def test_a_dev_tool_that_would_move_a_pin_of_what_mwaa_runs_is_named_and_the_pin_kept(
     tmp_path: Path, pins: dict[str, str]
 ) -> None:

@@ -13,6 +13,7 @@ installed there as JSON (used for venvs other than the running one).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -129,13 +130,40 @@ def install(
 ) -> Installed | None:
     """Install `group` ("deploy" or "dev") into the venv of `python` with MWAA's pins for
     `airflow_version` (default: the environment's); `runtime` in place of the project's
-    run-time requirements (an upgrade check's). For "dev", what is then installed."""
+    run-time requirements (an upgrade check's). For "dev", what is then installed.
+
+    A venv that an install of the same requirements against the same pins left is not
+    resolved again (the comparison with MWAA's pins still runs): a new bake, or an edit of
+    pyproject.toml elsewhere than its groups, costs no resolution."""
     files = mwaa_constraints.files(settings, airflow_version)
+    runtime = runtime or runtime_requirements(settings.root)
+    wanted = groups(settings.root)["deploy"] if group == "deploy" else runtime
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [wanted, dev_tools(settings.root), [f.read_bytes().decode() for f in files]]
+        ).encode()
+    ).hexdigest()
+    done = Path(python).absolute().parent.parent / f".mwaa-pins-{group}"
+    if done.is_file() and done.read_text() == fingerprint:
+        return None if group == "deploy" else installed(python, runtime)
+    result = _install(settings, uv, python, group, files, airflow_version, runtime)
+    done.write_text(fingerprint)
+    return result
+
+
+def _install(
+    settings: config.Settings,
+    uv: str,
+    python: str,
+    group: str,
+    files: list[Path],
+    airflow_version: str | None,
+    runtime: list[str],
+) -> Installed | None:
     version = airflow_version or settings.airflow_version
     if group == "deploy":
         _uv_install(uv, python, groups(settings.root)["deploy"], files, version)
         return None
-    runtime = runtime or runtime_requirements(settings.root)
     _uv_install(uv, python, runtime, files, version)
     held = installed(python, runtime)
     tools = dev_tools(settings.root)
@@ -217,7 +245,12 @@ def _uv(
         listed.flush()
         command = [uv, "pip", verb, "--quiet", "--python", python, "-r", listed.name, *more]
         command += [f"--constraints={file}" for file in constraints]
-        return subprocess.run(command, capture_output=True, text=True, check=False)
+        try:
+            return subprocess.run(command, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise InstallError(
+                f"cannot run uv ({uv}): install it, or run make install, which brings its own"
+            ) from None
 
 
 def _cause(stderr: str) -> str:
