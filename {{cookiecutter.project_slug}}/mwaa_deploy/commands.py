@@ -19,7 +19,7 @@ from pathlib import Path
 from mwaa_deploy import config, owners, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
-from mwaa_deploy.exceptions import DeployError, Interrupted, StampError
+from mwaa_deploy.exceptions import CheckError, DeployError, InstallError, Interrupted, StampError
 from mwaa_deploy.prod_path import check_committed, check_prod_path
 
 # Deploys of fewer files finish before progress would help.
@@ -135,6 +135,63 @@ def check_requirements(settings: config.Settings) -> int:
     files = instance_files.checked_files(settings)
     print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
     return 0
+
+
+def check_startup(settings: config.Settings) -> int:
+    """`check-startup`: check startup.sh as MWAA runs it, and say what it leaves set."""
+    from mwaa_deploy import startup
+    from mwaa_deploy.instance_files import STARTUP
+
+    script = settings.sources / STARTUP
+    if not script.is_file():
+        print(f"No {config.shown(script)}: nothing to check.")
+        return 0
+    found = startup.report(script, settings)
+    for note in found.notes:
+        print(note)
+    if found.problems:
+        raise CheckError(found.problems, "Check failed: fix startup.sh before it reaches MWAA.")
+    print(f"Checked for MWAA: {config.shown(script)}.")
+    return 0
+
+
+def install(settings: config.Settings, group: str, uv: str) -> int:
+    """`install --group GROUP`: install a dependency group into this venv with MWAA's pins;
+    for the dev group, then compare the venv with MWAA's pins."""
+    from mwaa_deploy import local_venv
+
+    local_venv.install(settings, uv, sys.executable, group)
+    if group == "dev":
+        return check_pins(settings)
+    return 0
+
+
+def check_pins(settings: config.Settings) -> int:
+    """`check-pins`: every package of this venv that MWAA pins, against MWAA's pin."""
+    from mwaa_deploy import local_venv
+
+    report, lines = local_venv.pins_report(settings, sys.executable)
+    for line in lines:
+        print(line)
+    if report.runtime:
+        raise InstallError(
+            f"{len(report.runtime)} package(s) MWAA runs differ from MWAA's pins here:"
+            " run make install again (rm -rf .venv first if it stays)"
+        )
+    return 0
+
+
+def upgrade_check(settings: config.Settings, to: str | None, uv: str, venv: str | None) -> int:
+    """`upgrade-check TO`: what stands between this project and Airflow TO on MWAA."""
+    from mwaa_deploy import upgrade_check as checking
+
+    if not to:
+        raise DeployError(
+            f"say which Airflow version to check the upgrade to, such as make upgrade-check"
+            f" TO={checking.MWAA_VERSIONS[0]}"
+        )
+    folder = Path(venv) if venv else settings.root / f".venv-airflow-{to}"
+    return checking.run(settings, to, uv, folder)
 
 
 def deploy_requirements(settings: config.Settings, force: bool) -> int:

@@ -22,7 +22,7 @@ OVERRIDES = {
     "S3_BUCKET": "s3_bucket",
     "AWS_REGION": "aws_region",
     "MWAA_ENVIRONMENT": "mwaa_environment",
-    "CONSTRAINTS_FILE": "constraints_file",
+    "MWAA_CONSTRAINTS": "mwaa_constraints",
 }
 
 
@@ -32,8 +32,8 @@ class Settings:
     s3_bucket: str
     aws_region: str
     mwaa_environment: str
-    # Empty: the constraints URL written in requirements.txt. A path: a local copy of it.
-    constraints_file: str
+    # Empty: MWAA's constraint files, downloaded once. A path: a folder of copies of them.
+    mwaa_constraints: str
     airflow_version: str
     python_version: str
     default_branch: str
@@ -45,6 +45,8 @@ class Settings:
     local_bucket: Path
     # The integrity tests fail a DAG file whose top level takes longer than this to parse.
     dag_parse_budget_seconds: float
+    # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
+    startup_time_limit_seconds: float
 
     @property
     def sources(self) -> Path:
@@ -60,7 +62,7 @@ KINDS: dict[str, tuple[type, str]] = {
     "s3_bucket": (str, '"my-bucket"'),
     "aws_region": (str, '"eu-west-1"'),
     "mwaa_environment": (str, '"my-environment"'),
-    "constraints_file": (str, '"constraints.txt"'),
+    "mwaa_constraints": (str, '"mwaa-constraints"'),
     "airflow_version": (str, '"3.3.1"'),
     "python_version": (str, '"3.12"'),
     "default_branch": (str, '"main"'),
@@ -68,6 +70,7 @@ KINDS: dict[str, tuple[type, str]] = {
     "sandbox_stale_days": (int, "14"),
     "local_bucket": (str, '"local_bucket"'),
     "dag_parse_budget_seconds": (float, "5.0"),
+    "startup_time_limit_seconds": (float, "60.0"),
 }
 REQUIRED = ("airflow_version", "python_version")
 TABLE = "pyproject.toml [tool.mwaa_deploy]"
@@ -108,6 +111,7 @@ def load(root: Path | None = None) -> Settings:
         sandbox_stale_days=int(table.get("sandbox_stale_days", 14)),
         local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
+        startup_time_limit_seconds=float(table.get("startup_time_limit_seconds", 60.0)),
         **values,
     )
 

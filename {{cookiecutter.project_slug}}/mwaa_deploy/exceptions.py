@@ -43,6 +43,14 @@ class CheckError(ProblemsError):
         super().__init__(problems, trailer)
 
 
+class ConstraintsError(DeployError):
+    """MWAA's constraint files cannot be read or downloaded; the message says what to do."""
+
+
+class InstallError(DeployError):
+    """The venv cannot be built with MWAA's pins; the message names what conflicts."""
+
+
 class ConfigError(DeployError):
     """A setting is missing, misspelt or of the wrong kind; the message names it."""
 
