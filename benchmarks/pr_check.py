@@ -6,8 +6,9 @@ Bakes the template's defaults, runs `make install` once to warm uv's cache (as C
 it), then times `make install lint test check-requirements` into a fresh venv --rounds
 times and prints each step's best wall time and the total against the target: every pull
 request pays it.
-check-requirements reads MWAA's constraints from a local copy (the template's test data),
-as a machine without GitHub would with CONSTRAINTS_FILE; pip still asks the package index.
+install and check-requirements read MWAA's constraint files from a local copy (the
+template's test data), as a machine without GitHub would with MWAA_CONSTRAINTS (the tests'
+user_environment sets it); pip and uv still ask the package index.
 """
 
 from __future__ import annotations
@@ -34,10 +35,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed runs; the best counts")
     parser.add_argument("--airflow", default=NEWEST, help=f"Airflow version (default {NEWEST})")
     args = parser.parse_args()
-    constraints = TEMPLATE / "tests" / "data" / "mwaa-constraints" / args.airflow
-    environment = user_environment() | {
-        "CONSTRAINTS_FILE": str(constraints / "airflow_constraints.txt")
-    }
+    environment = user_environment()
     with tempfile.TemporaryDirectory() as scratch:
         project = bake(Path(scratch), airflow_version=args.airflow)
 

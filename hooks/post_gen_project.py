@@ -21,7 +21,8 @@ Next:
   cd {ANSWERS["project_slug"]}
   git init -b {ANSWERS["default_branch"]} && git add . && git commit -m "Bake from mwaa-single-env"
 {deploys}
-  make install test              Airflow {ANSWERS["airflow_version"]} in .venv, then the DAG checks
+  make install test              Airflow {ANSWERS["airflow_version"]} in .venv, with MWAA's pins,
+                                 then the DAG checks
   make airflow-local             that Airflow on this machine, DEV and PROD side by side
   make                           every target, one line each
 

@@ -21,6 +21,10 @@ NEWEST, *_, OLDEST = AIRFLOW_VERSIONS
 # Virtual environments of baked projects, one per Airflow version, kept between runs:
 # installing Airflow is the slow part, and every bake of one version needs the same one.
 VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "baked-venvs"))
+# MWAA's constraint files, per Airflow version (see their README): machines here cannot
+# download them from GitHub, so the baked projects read these copies, as a user's would
+# read theirs through MWAA_CONSTRAINTS.
+MWAA_CONSTRAINTS = TEMPLATE / "tests" / "data" / "mwaa-constraints"
 
 
 def bake(output: Path, **answers: str) -> Path:
@@ -65,9 +69,11 @@ def make(
 
 
 def user_environment() -> dict[str, str]:
-    """This environment as a user's shell has it: not inside our make, no AWS settings, and
-    uv on PATH (this venv's), as on most machines that run the baked Makefile."""
+    """This environment as a user's shell has it: not inside our make, no AWS settings, uv
+    on PATH (this venv's), as on most machines that run the baked Makefile, and MWAA's
+    constraint files where a user without GitHub keeps their copies."""
     inherited = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "AWS_", "S3_BUCKET", "MWAA_ENVIRONMENT")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    environment["MWAA_CONSTRAINTS"] = str(MWAA_CONSTRAINTS)
     return environment

@@ -89,9 +89,12 @@ def test_deploy_prod_to_s3_off_the_default_branch_is_refused_unless_forced(
     commit_all(project)
     subprocess.run(["git", "switch", "--quiet", "-c", "story/new-dag"], cwd=project, check=True)
 
-    refused = make(project, "deploy-prod", airflow_version=NEWEST, **s3_endpoint)
-    assert refused.returncode != 0
-    assert "deploy-prod runs from main, not from story/new-dag: merge first" in refused.stderr
+    for off in ("", "FORCE=0", "FORCE=no"):  # a switch set to off is off
+        refused = make(
+            project, "deploy-prod", *filter(None, [off]), airflow_version=NEWEST, **s3_endpoint
+        )
+        assert refused.returncode != 0
+        assert "deploy-prod runs from main, not from story/new-dag: merge first" in refused.stderr
     assert "Contents" not in s3.list_objects_v2(Bucket="acme-mwaa-off-path")
     forced = make(project, "deploy-prod", "FORCE=1", airflow_version=NEWEST, **s3_endpoint)
     assert forced.returncode == 0, forced.stderr

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from moto.s3.models import FakeKey
 
-from tests.deploy_tool.helpers import CONSTRAINTS, SETTINGS, write_project
+from tests.deploy_tool.helpers import CONSTRAINTS, write_project
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 
@@ -57,17 +57,17 @@ def kms_etags(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(FakeKey, "etag", property(etag))
 
 
-@pytest.fixture(scope="session")
-def constraints_file() -> Path:
-    """MWAA's copy of Airflow's constraints for the baked Airflow version, as its image
-    installs with (a copy kept with the tests, for the answers not to depend on the day)."""
-    return CONSTRAINTS / SETTINGS.airflow_version / "airflow_constraints.txt"
+@pytest.fixture
+def mwaa_constraints(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """MWAA's constraint files, per Airflow version, as its images install with: copies kept
+    with the tests (for the answers not to depend on the network or the day), in place of
+    the download, through the setting a user without GitHub would use."""
+    monkeypatch.setenv("MWAA_CONSTRAINTS", str(CONSTRAINTS))
+    return CONSTRAINTS
 
 
 @pytest.fixture
-def project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, constraints_file: Path
-) -> Callable[..., Path]:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Make the command line work on a project written by `write_project(**files)`."""
 
     def make(**files: Any) -> Path:
@@ -75,7 +75,7 @@ def project(
         for name in ("GITHUB_ACTIONS", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
             monkeypatch.delenv(name, raising=False)  # these tests may run on Actions too
         monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
-        monkeypatch.setenv("CONSTRAINTS_FILE", str(constraints_file))
+        monkeypatch.setenv("MWAA_CONSTRAINTS", str(CONSTRAINTS))  # see mwaa_constraints
         monkeypatch.chdir(root)
         return root
 

@@ -2,12 +2,15 @@
 and PROD, so they are checked before they reach the bucket): `make check-requirements`, and
 plugins.zip packed the same way every time.
 
-pip resolves for real, against a local constraints file.
+pip resolves for real, against MWAA's own constraint files (the tests' copies of them).
 """
 
 from __future__ import annotations
 
+import http.server
 import os
+import shutil
+import threading
 import zipfile
 from collections.abc import Callable
 from io import BytesIO
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import instance_files
+from mwaa_deploy import instance_files, mwaa_constraints
 from mwaa_deploy.__main__ import main
 from tests.deploy_tool.helpers import CONSTRAINTS, CONSTRAINTS_LINE, CONSTRAINTS_URL, SETTINGS
 
@@ -128,7 +131,7 @@ def test_requirements_wrong_on_their_face_are_refused_by_line(
         ),
         pytest.param(
             "boto3==1.0.0",
-            f"`boto3==1.0.0` conflicts: Airflow's constraints pin boto3=={pinned('boto3')}",
+            f"`boto3==1.0.0` conflicts: MWAA's constraints pin boto3=={pinned('boto3')}",
             id="pin-against-the-constraints",
         ),
         pytest.param(
@@ -160,6 +163,7 @@ def test_every_problem_is_reported_in_one_run(
             "apache-airflow==2.9.0\n"
             "boto3==1.0.0\n"
             "--upgrade\n"
+            "celery==5.3.0\n"
         ),
         startup='#!/usr/bin/env bash\nif [ -n "$X" ]; then\n',
     )
@@ -171,6 +175,7 @@ def test_every_problem_is_reported_in_one_run(
         ("requirements.txt:6", "`apache-airflow==2.9.0` would replace the Airflow MWAA runs"),
         ("requirements.txt:7", "`boto3==1.0.0` conflicts"),
         ("requirements.txt:8", "`--upgrade` is not a pip option"),
+        ("requirements.txt:9", "MWAA does not let requirements.txt change celery"),
         ("startup.sh", "syntax error"),
     ]
     found = check_fails(capsys)
@@ -179,79 +184,174 @@ def test_every_problem_is_reported_in_one_run(
         assert line.startswith(f"bucket_contents/{where}: ") and what in line, line
 
 
-def test_the_baked_requirements_resolve_for_mwaa(
-    constraints_file: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+def essential(package: str) -> str:
+    """The version MWAA's essential constraints for this Airflow pin `package` to."""
+    folder = CONSTRAINTS / SETTINGS.airflow_version
+    return mwaa_constraints.pins([folder / "mwaa_essential_constraints.txt"])[package]
+
+
+# fluent-logger: pinned by MWAA's essential constraints alone, not by Airflow's.
+@pytest.mark.parametrize(
+    "line", ["celery==5.3.0", "celery<5", "Flask-AppBuilder>=99", "fluent-logger==0.10.0"]
+)
+def test_a_line_that_changes_an_essential_pin_is_refused_naming_the_line_and_the_pin(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str], line: str
 ) -> None:
-    monkeypatch.setenv("CONSTRAINTS_FILE", str(constraints_file))
+    project(requirements=f"{CONSTRAINTS_LINE}\nsix\n{line}\n")
+    name = line.split("=")[0].split("<")[0].split(">")[0]
+    pin = f"{name}=={essential(mwaa_constraints.canonical(name))}"
+    assert check_fails(capsys) == [
+        f"bucket_contents/requirements.txt:3: `{line}` conflicts with MWAA's essential pin {pin}:"
+        f" MWAA does not let requirements.txt change {name}; remove the version, or the line"
+    ]
+
+
+def test_an_essential_package_at_mwaas_own_version_passes(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(requirements=f"{CONSTRAINTS_LINE}\ncelery=={essential('celery')}\nkombu\n")
+    assert main(["check-requirements"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("mwaa_constraints")
+def test_the_baked_requirements_resolve_for_mwaa(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(SETTINGS.root)
     assert main(["check-requirements"]) == 0
     assert "Checked for MWAA: requirements.txt." in capsys.readouterr().out.splitlines()
 
 
-def test_unreachable_constraints_are_one_line_that_says_what_to_do(
+class Publisher:
+    """MWAA's constraint files served over real HTTP on loopback, laid out as in MWAA's
+    images repository at the pinned commit; counts what was asked."""
+
+    def __init__(self, root: Path) -> None:
+        for version in (SETTINGS.airflow_version,):
+            etc = root / "images" / "airflow" / version / "etc"
+            shutil.copytree(CONSTRAINTS / version, etc, ignore=shutil.ignore_patterns("*.md"))
+        self.requests: list[str] = []
+        requests = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[misc]
+
+            def log_message(self, *_: object) -> None:
+                requests.append(self.path)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{port}/images/airflow/{{airflow}}/etc/{{name}}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_mwaas_constraints_are_downloaded_once_then_read_from_the_cache(
     project: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
-    # A port nobody listens on, in place of GitHub.
-    monkeypatch.setattr(
-        instance_files, "CONSTRAINTS_URL", "http://127.0.0.1:9/{airflow}/{python}.txt"
+    project()
+    monkeypatch.delenv("MWAA_CONSTRAINTS")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    publisher = Publisher(tmp_path / "published")
+    monkeypatch.setattr(mwaa_constraints, "URL", publisher.url)
+    try:
+        assert main(["check-requirements"]) == 0, capsys.readouterr().err
+    finally:
+        publisher.stop()
+    assert len(publisher.requests) == 2  # the two files, once
+    cached = tmp_path / "cache/mwaa-deploy/mwaa-constraints" / mwaa_constraints.COMMIT
+    assert sorted(p.name for p in (cached / SETTINGS.airflow_version).iterdir()) == sorted(
+        mwaa_constraints.FILES
     )
-    url = f"http://127.0.0.1:9/{SETTINGS.airflow_version}/{SETTINGS.python_version}.txt"
-    project(requirements=f'--constraint "{url}"\nsix\n')
-    monkeypatch.delenv("CONSTRAINTS_FILE")
+    # GitHub gone: the cache answers.
+    assert main(["check-requirements"]) == 0, capsys.readouterr().err
+
+
+def test_the_real_address_is_mwaas_images_at_the_pinned_commit() -> None:
+    url = mwaa_constraints.URL.format(
+        repository=mwaa_constraints.REPOSITORY,
+        commit=mwaa_constraints.COMMIT,
+        airflow="3.3.1",
+        name="mwaa_essential_constraints.txt",
+    )
+    readme = (CONSTRAINTS / "README.md").read_text()
+    assert url == (
+        "https://raw.githubusercontent.com/aws/amazon-mwaa-docker-images/"
+        f"{mwaa_constraints.COMMIT}/images/airflow/3.3.1/etc/mwaa_essential_constraints.txt"
+    )
+    assert mwaa_constraints.COMMIT in readme.replace("\n", " ")  # the tests' copies' commit
+
+
+def test_unreachable_constraints_are_one_line_that_names_the_override(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    project()
+    monkeypatch.delenv("MWAA_CONSTRAINTS")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # A port nobody listens on, in place of GitHub.
+    monkeypatch.setattr(mwaa_constraints, "URL", "http://127.0.0.1:9/{airflow}/{name}")
     [line] = check_fails(capsys)
+    version = SETTINGS.airflow_version
     assert line.startswith(
-        f"bucket_contents/requirements.txt:1: cannot download Airflow's constraints from {url} ("
+        f"cannot download MWAA's constraints for Airflow {version} from"
+        f" http://127.0.0.1:9/{version}/airflow_constraints.txt ("
     )
     assert line.endswith(
-        "); download that file where GitHub can be reached, then set CONSTRAINTS_FILE=<its path>"
-        " (or constraints_file in pyproject.toml) and run this again"
+        f"); where GitHub can be reached, copy github.com/aws/amazon-mwaa-docker-images/tree/"
+        f"{mwaa_constraints.COMMIT}/images/airflow/{version}/etc into <folder>/{version}/, then"
+        " set MWAA_CONSTRAINTS=<folder> (or mwaa_constraints in pyproject.toml)"
     )
 
 
-@pytest.mark.parametrize("path", ["constraints.txt", "~/Downloads/constraints.txt"])
-def test_offline_the_constraints_file_setting_stands_in_for_the_download(
+@pytest.mark.parametrize("path", ["mwaa-constraints", "~/Downloads/mwaa-constraints"])
+def test_offline_the_mwaa_constraints_setting_stands_in_for_the_download(
     project: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    constraints_file: Path,
     tmp_path: Path,
     path: str,
 ) -> None:
-    monkeypatch.setattr(
-        instance_files, "CONSTRAINTS_URL", "http://127.0.0.1:9/{airflow}/{python}.txt"
-    )
-    url = f"http://127.0.0.1:9/{SETTINGS.airflow_version}/{SETTINGS.python_version}.txt"
-    root = project(requirements=f'--constraint "{url}"\nsix\n')
-    monkeypatch.delenv("CONSTRAINTS_FILE")
+    monkeypatch.setattr(mwaa_constraints, "URL", "http://127.0.0.1:9/{airflow}/{name}")
+    root = project()
+    monkeypatch.delenv("MWAA_CONSTRAINTS")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     # Relative to the project, wherever the command runs; ~ is the user's home.
     saved = root / path if path[0] != "~" else tmp_path / "home" / path[2:]
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_bytes(constraints_file.read_bytes())
+    shutil.copytree(CONSTRAINTS, saved)
     pyproject = root / "pyproject.toml"
-    setting = 'constraints_file = ""'
+    setting = 'mwaa_constraints = ""'
     assert setting in pyproject.read_text()
-    pyproject.write_text(pyproject.read_text().replace(setting, f'constraints_file = "{path}"'))
+    pyproject.write_text(pyproject.read_text().replace(setting, f'mwaa_constraints = "{path}"'))
     monkeypatch.chdir(root / "bucket_contents")
 
     assert main(["check-requirements"]) == 0, capsys.readouterr().err
 
 
-def test_a_constraints_file_that_cannot_be_read_says_what_to_do(
+def test_a_constraints_folder_without_the_files_says_what_to_do(
     project: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     project()
-    monkeypatch.setenv("CONSTRAINTS_FILE", "downloads/constraints.txt")
+    monkeypatch.setenv("MWAA_CONSTRAINTS", "downloads")
+    version = SETTINGS.airflow_version
     assert check_fails(capsys) == [
-        "downloads/constraints.txt: cannot read the constraints file that CONSTRAINTS_FILE"
-        " (or constraints_file in pyproject.toml) names: No such file or directory; save"
-        f" {CONSTRAINTS_URL} there, or point CONSTRAINTS_FILE at your copy of it"
+        f"downloads/{version}: no airflow_constraints.txt or mwaa_essential_constraints.txt"
+        " there, where MWAA_CONSTRAINTS (or mwaa_constraints in pyproject.toml) says MWAA's"
+        f" constraints for Airflow {version} are; copy them from"
+        f" github.com/aws/amazon-mwaa-docker-images/tree/{mwaa_constraints.COMMIT}/images/"
+        f"airflow/{version}/etc"
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -215,9 +216,34 @@ def test_plan_dev_names_a_dag_the_sandbox_triggers_but_leaves_out(team: Team) ->
     team.git("checkout", "-q", "-b", "story/sources")
     with open(team.dags / "dbt_sources.py", "a") as edit:
         edit.write("# earlier\n")
+    for n in range(5):  # copies that trigger it too: one line, not one a file
+        shutil.copy(team.dags / "dbt_sources.py", team.dags / f"sources_{n}.py")
     said = team.run("plan", "DEV")
-    assert "note: dbt_sources.py names the DAG of dbt_models.py, which it leaves out" in said
-    assert "FULL=1 deploys every one" in said
+    assert (
+        "note: dbt_sources.py, sources_0.py, sources_1.py and 3 more name(s) the DAG of"
+        " dbt_models.py, which the sandbox leaves out" in said
+    )
+    assert said.count("note:") == 1 and "FULL=1 deploys every one" in said
+
+
+def test_sandbox_on_the_default_branch_deploys_every_dag_and_never_empties_one(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the default branch nothing is changed since itself: a sandbox named there gets the
+    whole checkout, not nothing (which would delete what its branch deployed)."""
+    monkeypatch.setenv("SANDBOX", "story/ann")
+    said = team.run("deploy", "DEV")
+    assert "Sandbox ann (SANDBOX=story/ann): every DAG file, as main itself changes" in said
+    assert deployed_files(team.bucket).keys() >= {"dags/SBX_ann_dbt_models.py"}
+
+
+def test_cleaning_a_sandbox_the_bucket_does_not_hold_says_so(
+    team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SANDBOX", "story/nosuch")
+    said = team.run("clean", "DEV")
+    assert said.startswith("No sandbox nosuch in ")
+    assert "nothing to clean (make sandboxes lists them)" in said
 
 
 def test_two_branches_whose_names_read_alike_never_share_a_sandbox(team: Team) -> None:
@@ -241,10 +267,11 @@ def test_sandbox_names_a_sandbox_where_there_is_no_git_and_a_detached_head_must(
 ) -> None:
     team.git("checkout", "-q", "--detach")
     assert "HEAD is detached" in team.run("deploy", "DEV", status=1)
-    subprocess.run(["rm", "-rf", str(team.root / ".git")], check=True)
+    shutil.rmtree(team.root / ".git")
+    assert team.run("deploy", "DEV").startswith("No git here: this deploys the shared DEV.")
     monkeypatch.setenv("SANDBOX", "Ann")
     said = team.run("deploy", "DEV")
-    assert "Sandbox ann (SANDBOX=Ann): every DAG file" in said
+    assert "Sandbox ann (SANDBOX=Ann): every DAG file, as there is no git here" in said
     assert team.sandboxes() == {"SBX_ann"}
 
 
@@ -269,10 +296,7 @@ def test_make_sandboxes_lists_files_last_deploy_and_commit_and_marks_stale_ones(
         ["git", "rev-parse", "story/old"], cwd=team.root, capture_output=True, text=True
     ).stdout[:8]
     lines = team.run("sandboxes").splitlines()
-    assert (
-        lines[0].startswith("Sandboxes in ")
-        and "(stale: no deploy for 14 days or more)" in lines[0]
-    )
+    assert lines[0].startswith("Sandboxes in ") and "stale: no change for 14 days" in lines[0]
     [new] = [line for line in lines if " new " in line]
     [old] = [line for line in lines if " old " in line]
     assert new.startswith("* new") and "4 files" in new and "story/new @ " in new

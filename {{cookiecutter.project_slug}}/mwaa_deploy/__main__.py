@@ -29,6 +29,7 @@ FULL = (
     "--full",
     {"action": "store_true", "help": "a sandbox: the whole project, not what the branch changes"},
 )
+UV = ("--uv", {"default": "uv", "help": "the uv to install with (default: uv on PATH)"})
 PORT = ("--port", {"type": int, "default": 8080, "help": "where the UI listens (default 8080)"})
 
 COMMANDS = {
@@ -56,6 +57,26 @@ COMMANDS = {
     ),
     "check-requirements": Command(
         commands.check_requirements, "check requirements.txt, startup.sh and plugins/ for MWAA"
+    ),
+    "check-startup": Command(
+        commands.check_startup, "check startup.sh as MWAA runs it; say what it leaves set"
+    ),
+    "install": Command(
+        commands.install,
+        "install a dependency group into this venv with MWAA's pins",
+        (("--group", {"choices": ["deploy", "dev"], "required": True}), UV),
+    ),
+    "check-pins": Command(
+        commands.check_pins, "compare the packages of this venv with MWAA's pins"
+    ),
+    "upgrade-check": Command(
+        commands.upgrade_check,
+        "check an upgrade to another Airflow version on MWAA; one report, exit 1 if blocked",
+        (
+            ("to", {"nargs": "?", "help": "the Airflow version, such as 3.3.1"}),
+            UV,
+            ("--venv", {"help": "the scratch venv for the target (default .venv-airflow-TO)"}),
+        ),
     ),
     "deploy-requirements": Command(
         commands.deploy_requirements,

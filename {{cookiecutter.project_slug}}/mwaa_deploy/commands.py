@@ -19,7 +19,7 @@ from pathlib import Path
 from mwaa_deploy import config, owners, parse_gate, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
-from mwaa_deploy.exceptions import DeployError, Interrupted, StampError
+from mwaa_deploy.exceptions import CheckError, DeployError, InstallError, Interrupted, StampError
 from mwaa_deploy.prod_path import check_committed, check_prod_path
 
 # Deploys of fewer files finish before progress would help.
@@ -95,6 +95,12 @@ def clean(settings: config.Settings, env: str) -> int:
     chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
     deleted = sync.clean(bucket, chosen.owner, chosen.sandbox_for)
+    if not deleted and owners.is_sandbox(chosen.owner):
+        print(
+            f"No sandbox {owners.sandbox_name(chosen.owner)} in {bucket.description}: nothing"
+            " to clean (make sandboxes lists them)."
+        )
+        return 0
     print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
     return 0
 
@@ -108,20 +114,16 @@ def list_sandboxes(settings: config.Settings) -> int:
         print(f"No sandboxes in {bucket.description}.")
         return 0
     mine = sandboxes.target(settings, "DEV", full=True).owner
-    print(f"Sandboxes in {bucket.description} (stale: no deploy for {days} days or more):")
+    print(
+        f"Sandboxes in {bucket.description}: files, the last deploy that changed them (UTC),"
+        f" its branch @ commit (+: with uncommitted edits); stale: no change for {days} days"
+    )
     now = datetime.now(UTC)
     for sandbox in found:
-        about = sandbox.about
-        when = about.get("time", "?").replace("T", " ").removesuffix("Z")
-        commit = about.get("commit", "?")[:8] + (
-            "+" if about.get("commit", "").endswith("+") else ""
-        )
         mark = "*" if sandbox.owner == mine else " "
+        files = f"{sandbox.files:>5} file{'' if sandbox.files == 1 else 's'}"
         stale = "  stale" if sandboxes.is_stale(sandbox, days, now) else ""
-        print(
-            f"{mark} {sandbox.name:<20} {sandbox.files:>5} files  {when:<19} UTC"
-            f"  {about.get('branch') or '?'} @ {commit}{stale}"
-        )
+        print(f"{mark} {sandbox.name:<20} {files}  {_last_change(sandbox.about)}{stale}")
     if any(sandbox.owner == mine for sandbox in found):
         print("* this branch's sandbox")
     return 0
@@ -134,6 +136,63 @@ def check_requirements(settings: config.Settings) -> int:
     files = instance_files.checked_files(settings)
     print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
     return 0
+
+
+def check_startup(settings: config.Settings) -> int:
+    """`check-startup`: check startup.sh as MWAA runs it, and say what it leaves set."""
+    from mwaa_deploy import startup
+    from mwaa_deploy.instance_files import STARTUP
+
+    script = settings.sources / STARTUP
+    if not script.is_file():
+        print(f"No {config.shown(script)}: nothing to check.")
+        return 0
+    found = startup.report(script, settings)
+    for note in found.notes:
+        print(note)
+    if found.problems:
+        raise CheckError(found.problems, "Check failed: fix startup.sh before it reaches MWAA.")
+    print(f"Checked for MWAA: {config.shown(script)}.")
+    return 0
+
+
+def install(settings: config.Settings, group: str, uv: str) -> int:
+    """`install --group GROUP`: install a dependency group into this venv with MWAA's pins;
+    for the dev group, then compare the venv with MWAA's pins."""
+    from mwaa_deploy import local_venv
+
+    local_venv.install(settings, uv, sys.executable, group)
+    if group == "dev":
+        return check_pins(settings)
+    return 0
+
+
+def check_pins(settings: config.Settings) -> int:
+    """`check-pins`: every package of this venv that MWAA pins, against MWAA's pin."""
+    from mwaa_deploy import local_venv
+
+    report, lines = local_venv.pins_report(settings, sys.executable)
+    for line in lines:
+        print(line)
+    if report.runtime:
+        raise InstallError(
+            f"{len(report.runtime)} package(s) MWAA runs differ from MWAA's pins here:"
+            " run make install again (rm -rf .venv first if it stays)"
+        )
+    return 0
+
+
+def upgrade_check(settings: config.Settings, to: str | None, uv: str, venv: str | None) -> int:
+    """`upgrade-check TO`: what stands between this project and Airflow TO on MWAA."""
+    from mwaa_deploy import upgrade_check as checking
+
+    if not to:
+        raise DeployError(
+            f"say which Airflow version to check the upgrade to, such as make upgrade-check"
+            f" TO={checking.MWAA_VERSIONS[0]}"
+        )
+    folder = Path(venv) if venv else settings.root / f".venv-airflow-{to}"
+    return checking.run(settings, to, uv, folder)
 
 
 def deploy_requirements(settings: config.Settings, force: bool) -> int:
@@ -184,6 +243,17 @@ def mwaa_local(settings: config.Settings, port: int, airflow_port: int) -> int:
     from mwaa_deploy.mwaa_local import run
 
     return run(settings, port, airflow_port)
+
+
+def _last_change(about: sync.About) -> str:
+    """`2026-11-28 19:33:34  story/ann @ 0a551ae4+`, from a sandbox's record."""
+    if "time" not in about:
+        return "no record of its deploys"
+    branch = about.get("branch") or "no branch"
+    branch = branch if len(branch) <= 40 else branch[:39] + "…"
+    commit = about.get("commit", "")
+    when = about["time"].replace("T", " ").removesuffix("Z")
+    return f"{when}  {branch} @ {commit[:8]}{'+' if commit.endswith('+') else ''}"
 
 
 def _target(settings: config.Settings, env: str, full: bool) -> sandboxes.Target:

@@ -22,7 +22,7 @@ OVERRIDES = {
     "S3_BUCKET": "s3_bucket",
     "AWS_REGION": "aws_region",
     "MWAA_ENVIRONMENT": "mwaa_environment",
-    "CONSTRAINTS_FILE": "constraints_file",
+    "MWAA_CONSTRAINTS": "mwaa_constraints",
 }
 # The one number a variable overrides: how long a deploy waits for MWAA to parse it.
 PARSE_GATE_VARIABLE = "PARSE_GATE_SECONDS"
@@ -35,8 +35,8 @@ class Settings:
     s3_bucket: str
     aws_region: str
     mwaa_environment: str
-    # Empty: the constraints URL written in requirements.txt. A path: a local copy of it.
-    constraints_file: str
+    # Empty: MWAA's constraint files, downloaded once. A path: a folder of copies of them.
+    mwaa_constraints: str
     airflow_version: str
     python_version: str
     default_branch: str
@@ -51,6 +51,8 @@ class Settings:
     # How long a deploy to S3 waits for the MWAA environment to parse what it deployed; 0
     # skips the wait (parse_gate.py).
     parse_gate_seconds: float
+    # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
+    startup_time_limit_seconds: float
 
     @property
     def sources(self) -> Path:
@@ -66,7 +68,7 @@ KINDS: dict[str, tuple[type, str]] = {
     "s3_bucket": (str, '"my-bucket"'),
     "aws_region": (str, '"eu-west-1"'),
     "mwaa_environment": (str, '"my-environment"'),
-    "constraints_file": (str, '"constraints.txt"'),
+    "mwaa_constraints": (str, '"mwaa-constraints"'),
     "airflow_version": (str, '"3.3.1"'),
     "python_version": (str, '"3.12"'),
     "default_branch": (str, '"main"'),
@@ -75,6 +77,7 @@ KINDS: dict[str, tuple[type, str]] = {
     "local_bucket": (str, '"local_bucket"'),
     "dag_parse_budget_seconds": (float, "5.0"),
     "parse_gate_seconds": (float, "600"),
+    "startup_time_limit_seconds": (float, "60.0"),
 }
 # Number settings for which 0 means something: here, skip the parse gate.
 ZERO_ALLOWED = {"parse_gate_seconds"}
@@ -118,6 +121,7 @@ def load(root: Path | None = None) -> Settings:
         local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
         parse_gate_seconds=_parse_gate_seconds(table),
+        startup_time_limit_seconds=float(table.get("startup_time_limit_seconds", 60.0)),
         **values,
     )
 

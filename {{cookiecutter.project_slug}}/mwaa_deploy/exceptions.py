@@ -48,6 +48,14 @@ class ParseGateError(ProblemsError):
     could not be asked; the trailer says the files are deployed and what to do."""
 
 
+class ConstraintsError(DeployError):
+    """MWAA's constraint files cannot be read or downloaded; the message says what to do."""
+
+
+class InstallError(DeployError):
+    """The venv cannot be built with MWAA's pins; the message names what conflicts."""
+
+
 class ConfigError(DeployError):
     """A setting is missing, misspelt or of the wrong kind; the message names it."""
 

@@ -1,9 +1,10 @@
 """Instance-wide files: requirements.txt, plugins.zip and startup.sh, shared by DEV and PROD.
 
 One bad line in them takes the whole MWAA environment down for 10-30 minutes, so they are
-checked before they go anywhere: requirements resolved by pip against Airflow's constraints
-for MWAA's Python and platform, startup.sh parsed by bash, plugins/ packed the same way
-every time. Uploading them and updating the environment is mwaa_environment.py's work.
+checked before they go anywhere: requirements resolved by pip as MWAA installs them, against
+MWAA's own constraint files (mwaa_constraints.py) for MWAA's Python and platform, startup.sh
+run as MWAA runs it (startup.py), plugins/ packed the same way every time. Uploading them and
+updating the environment is mwaa_environment.py's work.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import re
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from mwaa_deploy import config
-from mwaa_deploy.exceptions import CheckError
+from mwaa_deploy import config, mwaa_constraints, startup
+from mwaa_deploy.exceptions import CheckError, ConstraintsError
 from mwaa_deploy.stamp import is_source_name
 
 REQUIREMENTS = "requirements.txt"
@@ -30,6 +31,7 @@ PLUGINS = "plugins.zip"
 STARTUP = "startup.sh"
 INSTANCE_KEYS = (REQUIREMENTS, PLUGINS, STARTUP)
 
+# The constraints line requirements.txt begins with, as MWAA's documentation asks.
 CONSTRAINTS_URL = (
     "https://raw.githubusercontent.com/apache/airflow/"
     "constraints-{airflow}/constraints-{python}.txt"
@@ -84,9 +86,9 @@ def logical_lines(text: str) -> list[Line]:
 
 def requirements_problems(text: str, path: str, settings: config.Settings) -> list[str]:
     """Every problem in requirements.txt, in line order: what a reader can see (syntax,
-    the constraints line, Airflow itself), and what pip finds when it resolves the other
-    lines as MWAA will, against the constraints this environment needs, whatever the
-    constraints line says."""
+    the constraints line, Airflow itself, a change to a pin MWAA enforces), and what pip
+    finds when it resolves the other lines as MWAA will, against MWAA's constraint files
+    for this environment, whatever the constraints line says."""
     lines = logical_lines(text)
     by_line = {
         line.number: problem for line in lines if (problem := _line_problem(line, path, settings))
@@ -94,12 +96,18 @@ def requirements_problems(text: str, path: str, settings: config.Settings) -> li
     constraints_lines = [line for line in lines if _option(line)[0] == "--constraint"]
     found: list[tuple[int | None, str]] = [*by_line.items()]
     found += _constraints_line_problems(constraints_lines, path, settings)
-    where = f"{path}:{constraints_lines[0].number if constraints_lines else 1}"
     try:
-        constraints = read_constraints(settings, where)
-    except CheckError as error:
-        found += [(None, problem) for problem in error.problems]
+        constraints = mwaa_constraints.files(settings)
+    except ConstraintsError as error:
+        found.append((None, str(error)))
     else:
+        essential = mwaa_constraints.pins(constraints[1:])
+        for line in lines:
+            if line.number not in by_line and (
+                problem := _essential_problem(line, essential, path)
+            ):
+                by_line[line.number] = problem
+                found.append((line.number, problem))
         rest = [
             line for line in lines if line.number not in by_line and line not in constraints_lines
         ]
@@ -107,6 +115,23 @@ def requirements_problems(text: str, path: str, settings: config.Settings) -> li
     # In the order a reader fixes them, top to bottom; what pip tied to no line comes last.
     found.sort(key=lambda problem: (problem[0] is None, problem[0] or 0))
     return [problem for _, problem in found]
+
+
+def _essential_problem(line: Line, essential: dict[str, str], path: str) -> str | None:
+    """A requirement that asks for another version of a package MWAA pins for itself."""
+    if _option(line)[0] is not None:
+        return None
+    requirement = Requirement(line.text.split(" --hash")[0])
+    name = canonicalize_name(requirement.name)
+    if name not in essential or name in AIRFLOW_ITSELF:
+        return None
+    if requirement.specifier.contains(essential[name], prereleases=True):
+        return None
+    return (
+        f"{path}:{line.number}: `{line.text}` conflicts with MWAA's essential pin"
+        f" {requirement.name}=={essential[name]}: MWAA does not let requirements.txt change"
+        f" {requirement.name}; remove the version, or the line"
+    )
 
 
 def _option(line: Line) -> tuple[str | None, str]:
@@ -173,7 +198,7 @@ def _constraints_line_problems(
 
 
 def _resolution_problems(
-    lines: list[Line], constraints: bytes, path: str, settings: config.Settings
+    lines: list[Line], constraints: list[Path], path: str, settings: config.Settings
 ) -> list[tuple[int | None, str]]:
     """What pip finds when it resolves `lines` for MWAA. pip stops at the first problem, so
     the lines it names are set aside and the rest resolved again, until pip can install
@@ -203,10 +228,10 @@ def _resolution_problems(
 
 
 def _pip_dry_run(
-    lines: list[Line], constraints: bytes, settings: config.Settings
+    lines: list[Line], constraints: list[Path], settings: config.Settings
 ) -> subprocess.CompletedProcess[str]:
     """pip's dry run of `lines` as MWAA installs them: its Python, its platform, wheels only,
-    against `constraints`.
+    against MWAA's `constraints` files.
 
     Airflow itself is already installed on MWAA, with its dependencies: pip is given it as
     a wheel that stands for that installation (see `installed_airflow_wheel`), so it checks
@@ -214,13 +239,14 @@ def _pip_dry_run(
     """
     python = settings.python_version
     with tempfile.TemporaryDirectory() as scratch:
-        local_constraints = Path(scratch) / "constraints.txt"
-        local_constraints.write_bytes(constraints)
         copy = Path(scratch) / REQUIREMENTS
         copy.write_text(
             "".join(
                 f"{line}\n"
-                for line in [f'--constraint "{local_constraints}"', *(line.text for line in lines)]
+                for line in [
+                    *(f'--constraint "{file}"' for file in constraints),
+                    *(line.text for line in lines),
+                ]
             )
         )
         installed_airflow_wheel(settings.airflow_version, Path(scratch))
@@ -259,38 +285,6 @@ def installed_airflow_wheel(version: str, folder: Path) -> None:
 def constraints_url(settings: config.Settings) -> str:
     """Where Airflow publishes the constraints of this environment's Airflow and Python."""
     return CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
-
-
-def read_constraints(settings: config.Settings, where: str) -> bytes:
-    """Airflow's constraints for this version and Python: the local copy if set, else the URL.
-
-    Read before pip runs, so that a network problem is one clear line, not pip's retries.
-    """
-    url = constraints_url(settings)
-    if settings.constraints_file:
-        try:
-            return (settings.root / Path(settings.constraints_file).expanduser()).read_bytes()
-        except OSError as error:
-            raise CheckError(
-                [
-                    f"{settings.constraints_file}: cannot read the constraints file that"
-                    " CONSTRAINTS_FILE (or constraints_file in pyproject.toml) names:"
-                    f" {error.strerror}; save {url} there, or point CONSTRAINTS_FILE at your"
-                    " copy of it"
-                ]
-            ) from error
-    try:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return answer.read()
-    except (OSError, ValueError) as error:
-        raise CheckError(
-            [
-                f"{where}: cannot download Airflow's constraints from {url}"
-                f" ({getattr(error, 'reason', error)}); download that file where GitHub can be"
-                " reached, then set CONSTRAINTS_FILE=<its path> (or constraints_file in"
-                " pyproject.toml) and run this again"
-            ]
-        ) from error
 
 
 def explain_pip_failure(output: str, python: str) -> list[tuple[str | None, str]]:
@@ -341,7 +335,7 @@ def _conflicts(output: str) -> list[tuple[str | None, str]]:
     for spec in requested:
         if pinned:
             reason = (
-                f"`{spec}` conflicts: Airflow's constraints pin {', '.join(pinned)};"
+                f"`{spec}` conflicts: MWAA's constraints pin {', '.join(pinned)};"
                 " leave the version out and the constraints choose it"
             )
         else:
@@ -385,16 +379,12 @@ def plugins_zip(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-def check_startup(path: Path, shown: str) -> list[str]:
-    """bash's own syntax check of startup.sh, which MWAA runs on every container start."""
-    check = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
-    return [
-        line.replace(str(path), shown) for line in check.stderr.splitlines() if line.strip()
-    ] or ([f"{shown}: bash -n failed"] if check.returncode else [])
+def checked_files(
+    settings: config.Settings, say: Callable[[str], None] = print
+) -> dict[str, bytes]:
+    """The instance-wide files to deploy, every one checked; raise CheckError on any problem.
 
-
-def checked_files(settings: config.Settings) -> dict[str, bytes]:
-    """The instance-wide files to deploy, every one checked; raise CheckError on any problem."""
+    `say` is given what the run of startup.sh found (its time, the variables it sets)."""
     sources, shown_sources = settings.sources, config.shown(settings.sources)
     files: dict[str, bytes] = {}
     problems: list[str] = []
@@ -403,10 +393,13 @@ def checked_files(settings: config.Settings) -> dict[str, bytes]:
         text = requirements.read_text(encoding="utf-8")
         problems += requirements_problems(text, str(shown_sources / REQUIREMENTS), settings)
         files[REQUIREMENTS] = requirements.read_bytes()
-    startup = sources / STARTUP
-    if startup.is_file():
-        problems += check_startup(startup, str(shown_sources / STARTUP))
-        files[STARTUP] = startup.read_bytes()
+    script = sources / STARTUP
+    if script.is_file():
+        found = startup.report(script, settings)
+        for note in found.notes:
+            say(note)
+        problems += found.problems
+        files[STARTUP] = script.read_bytes()
     if problems:
         raise CheckError(problems)
     if (sources / "plugins").is_dir():

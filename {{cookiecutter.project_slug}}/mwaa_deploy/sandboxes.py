@@ -90,21 +90,16 @@ def target(settings: config.Settings, env: str, full: bool = False) -> Target:
     given = os.environ.get("SANDBOX", "").strip()
     owner = dev_owner(settings, here, given)
     if not owners.is_sandbox(owner):
-        return Target(owner, here)
+        alone = () if here.in_git else ("No git here: this deploys the shared DEV.",)
+        return Target(owner, here, notes=alone)
     name, origin = owners.sandbox_name(owner), f"SANDBOX={given}" if given else here.branch
     sandbox_for = (given or here.branch).removeprefix(branch_prefix(settings.dev_branch_pattern))
-    if full:
-        return Target(
-            owner, here, sandbox_for, None, (f"Sandbox {name} ({origin}): every DAG file",)
-        )
-    changed = changed_paths(settings.root, settings.default_branch)
-    if changed is None:
-        note = (
-            f"Sandbox {name} ({origin}): every DAG file, as there is no {settings.default_branch}"
-            " branch here to compare with"
-        )
+    base, why_all = merge_base(settings.root, here, settings.default_branch)
+    if full or not base:
+        note = f"Sandbox {name} ({origin}): every DAG file" + ("" if full else f", as {why_all}")
         return Target(owner, here, sandbox_for, None, (note,))
     sources = config.shown(settings.sources)
+    changed = changed_paths(settings.root, base)
     selection = select(sources, changed)
     total = len(selection.dag_files) + len(selection.left_out)
     notes = (
@@ -164,21 +159,29 @@ def about_this_deploy(here: Checkout, sandbox_for: str = "") -> sync.About:
     }
 
 
-def changed_paths(root: Path, default_branch: str) -> frozenset[Path] | None:
-    """The files under bucket_contents/ that differ from where the branch left the default
-    branch: committed, staged, edited or new. None when there is no default branch here
-    to compare with (a clone with one branch, a shallow checkout)."""
-    base = None
+def merge_base(root: Path, here: Checkout, default_branch: str) -> tuple[str, str]:
+    """The commit where this branch left the default branch, or "" and why there is none
+    to compare with; on the default branch itself (a sandbox named by SANDBOX) there is
+    nothing to compare: the sandbox gets every DAG file of this checkout."""
+    if not here.in_git:
+        return "", "there is no git here to tell what changed"
+    if here.branch == default_branch:
+        return "", f"{default_branch} itself changes nothing since {default_branch}"
     for ref in (f"origin/{default_branch}", default_branch):
         if _git(root, "rev-parse", "--verify", "--quiet", ref + "^{commit}") is not None:
-            base = _git(root, "merge-base", "HEAD", ref)
-            break
-    if not base:
-        return None
+            base = (_git(root, "merge-base", "HEAD", ref) or "").strip()
+            return base, "" if base else (
+                f"git cannot tell where this branch left {ref} (a shallow clone, or unrelated"
+                " history: `git fetch --unshallow` tells it)"
+            )
+    return "", f"there is no {default_branch} branch here to compare with"
+
+
+def changed_paths(root: Path, base: str) -> frozenset[Path]:
+    """The files under bucket_contents/ that differ from the commit `base`: committed,
+    staged, edited or new."""
     where = ("--", "bucket_contents")
-    diff = _git(
-        root, "diff", "--name-only", "-z", "--no-renames", "--relative", base.strip(), *where
-    )
+    diff = _git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", base, *where)
     new = _git(root, "ls-files", "-z", "--others", "--exclude-standard", *where)
     names = filter(None, f"{diff}\0{new}".split("\0"))
     return frozenset((root / name).absolute() for name in names)
@@ -224,21 +227,28 @@ def select(sources: Path, changed: frozenset[Path]) -> Selection:
 
 
 def references_left_out(sources: Path, selection: Selection) -> list[str]:
-    """Lines for DAG files of the sandbox that name a DAG it leaves out, as in
+    """A line for each DAG the sandbox leaves out that a DAG file of it names, as in
     `trigger_dag_id=f"{dev_prod_flag}_orders"` with orders.py left out: a heads-up, read
     off the text; the integrity tests check the references Airflow actually sees."""
     stems = {name.removesuffix(".py"): name for name in selection.left_out}
     if not stems:
         return []
     named = re.compile(r"\}_(" + "|".join(map(re.escape, stems)) + r")\b")
-    lines = []
+    naming: dict[str, list[str]] = {}
     for dag in selection.dag_files:
         try:
             text = read_text(sources / "dags" / dag)
         except (OSError, StampError):
             continue  # the stamp reports it
-        for found in sorted(set(named.findall(text))):
-            lines.append(f"  note: {dag} names the DAG of {stems[found]}, which it leaves out")
+        for found in set(named.findall(text)):
+            naming.setdefault(stems[found], []).append(dag)
+    lines = []
+    for left_out, files in sorted(naming.items()):
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        lines.append(
+            f"  note: {shown} name(s) the DAG of {left_out}, which the sandbox leaves out:"
+            " a trigger of it or a wait for it fails there"
+        )
     return lines
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from mwaa_deploy import config, owners
 from mwaa_deploy.exceptions import SandboxError
 from mwaa_deploy.sandboxes import Target, target
@@ -16,7 +14,7 @@ def this_sandbox() -> Target | None:
     """The sandbox `make deploy-dev` would deploy from this checkout (on a story branch, or
     with SANDBOX set), holding what it would hold; None on the default branch."""
     try:
-        chosen = target(SETTINGS, "DEV", full=bool(os.environ.get("FULL")))
+        chosen = target(SETTINGS, "DEV")
     except SandboxError:
         return None
     return chosen if owners.is_sandbox(chosen.owner) else None

@@ -1,0 +1,181 @@
+"""startup.sh, checked as MWAA runs it: before every Airflow component starts, in bash, for at
+most five minutes, keeping the environment variables it leaves set for Airflow's processes,
+except those MWAA reserves for itself.
+
+The check: bash's own syntax check; no export of a reserved variable; then a run of the script
+in a clean environment under a time limit shorter than MWAA's, with a report of the variables
+it leaves set.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mwaa_deploy import config
+
+# MWAA stops a startup script after five minutes (STARTUP_SCRIPT_MAX_EXECUTION_TIME).
+MWAA_LIMIT_SECONDS = 300
+# The variables MWAA sets for itself and puts back over whatever the script sets, from
+# aws/amazon-mwaa-docker-images, images/airflow/<version>/python/mwaa/config/:
+# setup_environment.py `_is_protected_os_environ` (every MWAA__ variable and the names
+# below), environ.py `get_essential_environ`, airflow.py `get_essential_airflow_config`.
+# (PYTHONPATH is protected there too, but MWAA's documentation lets a startup script set
+# it: not refused here.)
+RESERVED_PREFIXES = ("MWAA__", "AIRFLOW__METRICS__")
+RESERVED = frozenset(
+    {
+        # setup_environment.py
+        "AIRFLOW_ENV_ID", "AIRFLOW_ENV_NAME", "AIRFLOW_HOME", "AIRFLOW_TASK_REVISION_ID",
+        "AIRFLOW_VERSION", "AIRFLOW__AWS_MWAA__REDIRECT_URL", "JWT_PUBLIC_KEY",
+        "AIRFLOW__WEBSERVER__BASE_URL", "AWS_DEFAULT_REGION", "AWS_REGION",
+        "CUSTOMER_ACCOUNT_ID", "ECS_AGENT_URI", "ECS_CONTAINER_METADATA_URI",
+        "ECS_CONTAINER_METADATA_URI_V4", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_EXECUTION_ENV", "PYTHONUNBUFFERED", "WATCHTOWER_VERSION",
+        "USE_NON_CRITICAL_LOGGING",
+        # environ.py
+        "MWAA_AIRFLOW_COMPONENT", "MWAA_COMMAND",
+        # airflow.py
+        "AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL",
+        "AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS",
+        "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL",
+        "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT",
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE", "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS",
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR", "AIRFLOW__WEBSERVER__CONFIG_FILE",
+        "AIRFLOW__WEBSERVER__COOKIE_SECURE", "AIRFLOW__WEBSERVER__SECRET_KEY",
+        "AIRFLOW__API__AUTH_BACKENDS",
+    }
+)  # fmt: skip
+# bash sets these itself in any run; they say nothing about the script.
+BASH_OWN = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+EXPORT = re.compile(r"^\s*(?:export|declare\s+-\w*x\w*|typeset\s+-\w*x\w*)\s+(.*)$")
+NAME = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)")
+# Sources the script as MWAA does, and writes the environment it leaves, even if it exits.
+WRAPPER = 'trap \'env -0 > "$STARTUP_CHECK_ENV"\' EXIT\nsource "$STARTUP_CHECK_SCRIPT"\n'
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)  # what stops a deploy
+    notes: list[str] = field(default_factory=list)  # what the run found, for the reader
+
+
+def is_reserved(name: str) -> bool:
+    return name in RESERVED or name.startswith(RESERVED_PREFIXES)
+
+
+def report(path: Path, settings: config.Settings) -> Report:
+    """Check startup.sh at `path` as MWAA runs it."""
+    shown = str(config.shown(path))
+    result = Report()
+    syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, check=False)
+    if syntax.returncode:
+        result.problems += [
+            line.replace(str(path), shown) for line in syntax.stderr.splitlines() if line.strip()
+        ] or [f"{shown}: bash -n failed"]
+        return result  # a script bash cannot parse is not run
+    exported = reserved_exports(path.read_text(encoding="utf-8", errors="replace"))
+    result.problems += [
+        f"{shown}:{number}: exports {name}, which MWAA reserves for itself (and sets back over"
+        " the script's value); remove it, or use a name of your own"
+        for number, name in exported
+    ]
+    _run(path, shown, settings, result, {name for _, name in exported})
+    return result
+
+
+def reserved_exports(text: str) -> list[tuple[int, str]]:
+    """(line, name) of every reserved variable an export (or declare -x) line names."""
+    found = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := EXPORT.match(line.split(" #")[0]):
+            words = re.sub(r"=(\"[^\"]*\"|'[^']*'|\S*)", "=", match[1])
+            found += [(number, name) for name in NAME.findall(words) if is_reserved(name)]
+    return found
+
+
+def _run(
+    path: Path, shown: str, settings: config.Settings, result: Report, reported: set[str]
+) -> None:
+    limit = settings.startup_time_limit_seconds
+    with tempfile.TemporaryDirectory(prefix="startup-check-") as scratch:
+        home, out = Path(scratch) / "home", Path(scratch) / "env"
+        home.mkdir()
+        # A clean environment, as on a fresh MWAA container, plus what MWAA gives it.
+        clean = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW_VERSION": settings.airflow_version,
+            "MWAA_AIRFLOW_COMPONENT": "worker",
+        }
+        environment = clean | {
+            "STARTUP_CHECK_SCRIPT": str(path.resolve()),
+            "STARTUP_CHECK_ENV": str(out),
+        }
+        with open(Path(scratch) / "output", "w+b") as output:
+            started = time.monotonic()
+            process = subprocess.Popen(
+                ["bash", "-c", WRAPPER],
+                cwd=home,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its children are stopped with it
+            )
+            try:
+                status = process.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                result.problems.append(
+                    f"{shown}: still running after {limit:g} s here, so it was stopped; MWAA"
+                    f" stops it after {MWAA_LIMIT_SECONDS // 60} minutes and every Airflow"
+                    " component waits for it: make it quicker (install from a wheel or the"
+                    " plugins.zip, not a build), or raise startup_time_limit_seconds in"
+                    " pyproject.toml if it is slower here than on MWAA"
+                )
+                return
+            took = time.monotonic() - started
+            output.seek(0)
+            said = output.read().decode(errors="replace").strip().splitlines()
+        left = _environment(out)
+    result.notes.append(f"{shown} ran in {took:.1f} s here (MWAA allows {MWAA_LIMIT_SECONDS} s)")
+    if status:
+        last = f"; its last line: {said[-1]}" if said else ""
+        result.notes.append(
+            f"{shown} exited with status {status} here (a machine unlike MWAA's may be why){last}"
+        )
+    changed = sorted(
+        name
+        for name, value in left.items()
+        if name not in BASH_OWN
+        and not name.startswith("STARTUP_CHECK_")
+        and environment.get(name) != value
+    )
+    for name in changed:
+        if is_reserved(name) and name not in reported:
+            result.problems.append(
+                f"{shown}: sets {name}, which MWAA reserves for itself (and sets back over the"
+                " script's value); remove it, or use a name of your own"
+            )
+    leaves = ", ".join(changed) if changed else "none"
+    result.notes.append(f"{shown} leaves these variables set for Airflow's processes: {leaves}")
+
+
+def _environment(dump: Path) -> dict[str, str]:
+    """The environment `env -0` wrote; empty if the script left none."""
+    if not dump.is_file():
+        return {}
+    pairs = (entry.split("=", 1) for entry in dump.read_bytes().decode().split("\0") if entry)
+    return {name: value for name, value in pairs}
