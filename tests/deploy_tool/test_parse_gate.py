@@ -193,8 +193,13 @@ def test_an_import_error_fails_its_own_environments_deploy_only_and_a_fix_passes
         " (above); fix them and deploy again.",
     ]
 
-    # PROD, deployed from the good version while DEV holds the broken one, still passes.
+    # A redeploy that writes nothing has nothing to wait for.
     (sources / "orders.py").write_text(GOOD_DAG)
+    code, out, _ = deploy("PROD", capsys)
+    assert code == 0 and out.splitlines()[-1].startswith("PROD deployed: 0 uploaded")
+
+    # PROD, deployed from a good version while DEV holds the broken one, still passes.
+    (sources / "orders.py").write_text(GOOD_DAG + "# reviewed\n")
     code, out, _ = deploy("PROD", capsys)
     assert code == 0
     assert out.splitlines()[-1] == (

@@ -86,7 +86,10 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
         print(f"{owner} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: {nothing_done}.") from None
-    parse_gate.check(settings, owner, desired)
+    # What the instance must parse anew: the DAG files written, or all of them when a helper
+    # module they may import was; a deploy that wrote nothing waits for nothing.
+    helper_written = any("/" in key.removeprefix("dags/") for key in result.uploads)
+    parse_gate.check(settings, owner, desired if helper_written else result.uploads)
     return 0
 
 
