@@ -97,6 +97,8 @@ def main() -> int:
                 "AWS_SECRET_ACCESS_KEY": "benchmark",
                 "AWS_REGION": "eu-west-1",
                 "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                # No MWAA environment answers here: deploys end when the bucket holds the files.
+                "PARSE_GATE_SECONDS": "0",
             }
             os.environ.update(environment)
             tools = {
@@ -162,7 +164,7 @@ def measure(
             ["bash", "-c", command],
             cwd=clone,
             # No MWAA environment reads the benchmark's bucket: no parse gate to wait for.
-            env=os.environ | {"S3_BUCKET": bucket, "BUCKET": bucket, "PARSE_GATE_SECONDS": "0"},
+            env=os.environ | {"S3_BUCKET": bucket, "BUCKET": bucket},
             capture_output=True,
             text=True,
             check=False,
@@ -213,7 +215,13 @@ def measure_sandbox(
     subprocess.run(["git", "clone", "--quiet", str(origin), str(clone)], check=True)
     environment = os.environ | {"S3_BUCKET": bucket}
     deploy = [sys.executable, "-m", "mwaa_deploy", "deploy", "DEV"]
-    subprocess.run(deploy, cwd=clone, env=environment, check=True, capture_output=True)
+
+    def run() -> None:
+        done = subprocess.run(deploy, cwd=clone, env=environment, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"sandboxes: deploy DEV failed:\n{done.stdout}{done.stderr}")
+
+    run()
     dag = clone / "bucket_contents" / "dags" / "dbt_models.py"
     original = dag.read_text()
     endpoint.latency = args.latency_ms / 1000
@@ -223,7 +231,7 @@ def measure_sandbox(
         endpoint.reset()
         endpoint.latency = args.latency_ms / 1000
         start = time.perf_counter()
-        subprocess.run(deploy, cwd=clone, env=environment, check=True, capture_output=True)
+        run()
         return Figures(time.perf_counter() - start, endpoint.count(), file_uploads(endpoint))
 
     print("  sandboxes ...", file=sys.stderr, flush=True)
