@@ -147,12 +147,14 @@ def test_a_dag_file_without_its_flag_stops_make_test_once_with_the_stamps_line(
 def test_with_a_bucket_answer_and_no_aws_the_first_commands_work_or_say_what_to_do(
     output: Path, tmp_path: Path
 ) -> None:
-    """On a machine with no AWS account and no uv: make brings uv, uv MWAA's Python."""
+    """On a machine with no AWS account and no uv: make brings uv, uv MWAA's Python. Deploys
+    need none of MWAA's constraint files (which come from GitHub): here there are none."""
     project = bake(output, s3_bucket="acme-mwaa-dags")
     no_aws = {
         "AWS_CONFIG_FILE": str(tmp_path / "none"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "AWS_EC2_METADATA_DISABLED": "true",
+        "MWAA_CONSTRAINTS": str(tmp_path / "no-constraints"),
     }
     environment = user_environment() | no_aws
     environment["PATH"] = os.pathsep.join(

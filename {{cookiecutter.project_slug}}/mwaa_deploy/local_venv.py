@@ -128,16 +128,21 @@ def install(
     airflow_version: str | None = None,
     runtime: list[str] | None = None,
 ) -> Installed | None:
-    """Install `group` ("deploy" or "dev") into the venv of `python` with MWAA's pins for
-    `airflow_version` (default: the environment's); `runtime` in place of the project's
-    run-time requirements (an upgrade check's). For "dev", what is then installed.
+    """Install `group` into the venv of `python`: "deploy" as pyproject.toml asks, "dev" with
+    MWAA's pins for `airflow_version` (default: the environment's), `runtime` in place of the
+    project's run-time requirements (an upgrade check's); for "dev", what is then installed.
 
     A venv that an install of the same requirements against the same pins left is not
     resolved again (the comparison with MWAA's pins still runs): a new bake, or an edit of
     pyproject.toml elsewhere than its groups, costs no resolution."""
+    if group == "deploy":
+        # The deploy's own tools run here and in CI, never on MWAA: they take no MWAA pins
+        # (the dev install pins them with the rest), so a deploy never waits on GitHub.
+        _uv_install(uv, python, groups(settings.root)["deploy"], [], settings.airflow_version)
+        return None
     files = mwaa_constraints.files(settings, airflow_version)
     runtime = runtime or runtime_requirements(settings.root)
-    wanted = groups(settings.root)["deploy"] if group == "deploy" else runtime
+    wanted = runtime
     fingerprint = hashlib.sha256(
         json.dumps(
             [wanted, dev_tools(settings.root), [f.read_bytes().decode() for f in files]]
@@ -145,8 +150,8 @@ def install(
     ).hexdigest()
     done = Path(python).absolute().parent.parent / f".mwaa-pins-{group}"
     if done.is_file() and done.read_text() == fingerprint:
-        return None if group == "deploy" else installed(python, runtime)
-    result = _install(settings, uv, python, group, files, airflow_version, runtime)
+        return installed(python, runtime)
+    result = _install(settings, uv, python, files, airflow_version, runtime)
     done.write_text(fingerprint)
     return result
 
@@ -155,15 +160,11 @@ def _install(
     settings: config.Settings,
     uv: str,
     python: str,
-    group: str,
     files: list[Path],
     airflow_version: str | None,
     runtime: list[str],
-) -> Installed | None:
+) -> Installed:
     version = airflow_version or settings.airflow_version
-    if group == "deploy":
-        _uv_install(uv, python, groups(settings.root)["deploy"], files, version)
-        return None
     _uv_install(uv, python, runtime, files, version)
     held = installed(python, runtime)
     tools = dev_tools(settings.root)
