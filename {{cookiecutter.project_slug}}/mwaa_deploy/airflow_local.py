@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +31,15 @@ REPARSE_SECONDS = "2"
 GRACE_SECONDS = 60
 # Each line reaches a pipe or a log file at once, while Airflow runs.
 say = functools.partial(print, flush=True)
+
+
+def serve_until_ctrl_c(what: str) -> None:
+    """Hold the command (a local endpoint serving on its threads) until Ctrl-C, which ends it
+    as a stop should: one line, no traceback."""
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        say(f"\n{what} stopped.")
 
 
 def home(settings: Settings) -> Path:

@@ -28,7 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from mwaa_deploy.airflow_local import HOST, admin_password, health_url, port_in_use, say
+from mwaa_deploy.airflow_local import (
+    HOST,
+    admin_password,
+    health_url,
+    port_in_use,
+    say,
+    serve_until_ctrl_c,
+)
 from mwaa_deploy.config import Settings, shown
 from mwaa_deploy.exceptions import LocalMwaaError
 
@@ -303,9 +310,7 @@ def run(settings: Settings, port: int, airflow_port: int) -> int:
         )
         say("  make deploy-dev    # waits for this Airflow to parse it (the parse gate)")
         say("Press Ctrl-C to stop it.")
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        say("\nMWAA stand-in stopped.")
+        serve_until_ctrl_c("MWAA stand-in")
     finally:
         stand_in.stop()
     return 0

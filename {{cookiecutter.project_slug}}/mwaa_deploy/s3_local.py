@@ -8,9 +8,8 @@ deploys reach it as they reach AWS, through the AWS SDK's standard `AWS_ENDPOINT
 from __future__ import annotations
 
 import logging
-import threading
 
-from mwaa_deploy.airflow_local import HOST, port_in_use, say
+from mwaa_deploy.airflow_local import HOST, port_in_use, say, serve_until_ctrl_c
 from mwaa_deploy.config import Settings
 from mwaa_deploy.exceptions import LocalS3Error
 
@@ -47,9 +46,7 @@ def run(settings: Settings, port: int) -> int:
         )
         say("  make plan-dev deploy-dev")
         say("What it holds lives in memory and ends with it. Press Ctrl-C to stop it.")
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        say("\nS3 endpoint stopped.")
+        serve_until_ctrl_c("S3 endpoint")
     finally:
         server.stop()
     return 0
