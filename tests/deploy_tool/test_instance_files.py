@@ -250,15 +250,23 @@ class Publisher:
         self.server.server_close()
 
 
+@pytest.fixture
+def downloading(
+    project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Path:
+    """A project that names no copies of MWAA's files, with an empty download cache."""
+    root = project()
+    monkeypatch.delenv("MWAA_CONSTRAINTS")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return root
+
+
 def test_mwaas_constraints_are_downloaded_once_then_read_from_the_cache(
-    project: Callable[..., Path],
+    downloading: Path,  # noqa: ARG001 - for its effect
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    project()
-    monkeypatch.delenv("MWAA_CONSTRAINTS")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     publisher = Publisher(tmp_path / "published")
     monkeypatch.setattr(mwaa_constraints, "URL", publisher.url)
     try:
@@ -290,14 +298,10 @@ def test_the_real_address_is_mwaas_images_at_the_pinned_commit() -> None:
 
 
 def test_unreachable_constraints_are_one_line_that_names_the_override(
-    project: Callable[..., Path],
+    downloading: Path,  # noqa: ARG001 - for its effect
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
 ) -> None:
-    project()
-    monkeypatch.delenv("MWAA_CONSTRAINTS")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     # A port nobody listens on, in place of GitHub.
     monkeypatch.setattr(mwaa_constraints, "URL", "http://127.0.0.1:9/{airflow}/{name}")
     [line] = check_fails(capsys)
@@ -315,17 +319,15 @@ def test_unreachable_constraints_are_one_line_that_names_the_override(
 
 @pytest.mark.parametrize("path", ["mwaa-constraints", "~/Downloads/mwaa-constraints"])
 def test_offline_the_mwaa_constraints_setting_stands_in_for_the_download(
-    project: Callable[..., Path],
+    downloading: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     path: str,
 ) -> None:
     monkeypatch.setattr(mwaa_constraints, "URL", "http://127.0.0.1:9/{airflow}/{name}")
-    root = project()
-    monkeypatch.delenv("MWAA_CONSTRAINTS")
+    root = downloading
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     # Relative to the project, wherever the command runs; ~ is the user's home.
     saved = root / path if path[0] != "~" else tmp_path / "home" / path[2:]
     shutil.copytree(CONSTRAINTS, saved)
