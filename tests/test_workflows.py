@@ -71,7 +71,7 @@ def test_workflows_run_the_makefile_targets_a_person_uses(projects: list[Path]) 
     project = projects[-1]
     runs = {
         name: [s.get("run") for s in steps(load(project, name))]
-        for name in ("ci", "deploy-dev", "deploy-prod", "remove-sandbox")
+        for name in ("ci", "deploy-dev", "deploy-prod", "remove-sandbox", "rollback-prod")
     }
     assert [r for r in runs["ci"] if r] == [
         "make install",
@@ -82,6 +82,7 @@ def test_workflows_run_the_makefile_targets_a_person_uses(projects: list[Path]) 
     ]
     assert [r for r in runs["deploy-dev"] if r] == ["make deploy-dev"]
     assert [r for r in runs["remove-sandbox"] if r] == ["make clean-dev"]
+    assert [r for r in runs["rollback-prod"] if r] == ["make rollback-prod"]
     assert [r for r in runs["deploy-prod"] if r and r.startswith("make")] == [
         "make deploy-requirements",
         "make deploy-prod",
@@ -111,6 +112,21 @@ def test_one_prod_deploy_at_a_time_never_cancelled(projects: list[Path]) -> None
         "group": "deploy-prod",
         "cancel-in-progress": False,
     }
+
+
+def test_prod_rolls_back_by_hand_in_line_with_its_deploys_to_the_deploy_it_is_given(
+    projects: list[Path],
+) -> None:
+    rollback = load(projects[-1], "rollback-prod")
+    [trigger] = rollback[True].items()
+    assert trigger[0] == "workflow_dispatch"
+    to = trigger[1]["inputs"]["to"]
+    assert (to["required"], to["type"]) == (False, "string")
+    assert "make history-prod" in to["description"]
+    assert rollback["concurrency"] == load(projects[-1], "deploy-prod")["concurrency"]
+    # The input reaches make through the environment, never pasted into the shell.
+    [step] = [s for s in steps(rollback) if s.get("run")]
+    assert step["env"] == {"TO": "${{ inputs.to }}"}
 
 
 def test_a_branch_s_sandbox_deploys_and_removals_run_one_at_a_time_branches_side_by_side(
@@ -163,7 +179,13 @@ def test_a_sandbox_is_removed_when_its_branch_is_deleted_or_its_pull_request_mer
 
 @pytest.mark.parametrize(
     ("name", "minutes"),
-    [("ci", 30), ("deploy-dev", 15), ("deploy-prod", 90), ("remove-sandbox", 15)],
+    [
+        ("ci", 30),
+        ("deploy-dev", 15),
+        ("deploy-prod", 90),
+        ("remove-sandbox", 15),
+        ("rollback-prod", 30),
+    ],
 )
 def test_every_job_ends_in_bounded_time(projects: list[Path], name: str, minutes: int) -> None:
     """A hung job would hold its concurrency group for GitHub's default of six hours."""
@@ -172,8 +194,11 @@ def test_every_job_ends_in_bounded_time(projects: list[Path], name: str, minutes
             assert job["timeout-minutes"] == minutes
 
 
-def test_prod_deploys_behind_a_github_environment_with_the_prod_role(projects: list[Path]) -> None:
-    [job] = load(projects[-1], "deploy-prod")["jobs"].values()
+@pytest.mark.parametrize("name", ["deploy-prod", "rollback-prod"])
+def test_prod_deploys_behind_a_github_environment_with_the_prod_role(
+    projects: list[Path], name: str
+) -> None:
+    [job] = load(projects[-1], name)["jobs"].values()
     assert job["environment"] == "production"
     roles = {
         s["with"]["role-to-assume"]
@@ -183,7 +208,9 @@ def test_prod_deploys_behind_a_github_environment_with_the_prod_role(projects: l
     assert roles == {"${{ secrets.AWS_PROD_ROLE_ARN }}"}
 
 
-@pytest.mark.parametrize("name", ["ci", "deploy-dev", "deploy-prod", "remove-sandbox"])
+@pytest.mark.parametrize(
+    "name", ["ci", "deploy-dev", "deploy-prod", "remove-sandbox", "rollback-prod"]
+)
 def test_workflows_hold_least_permissions_pinned_actions_and_no_expressions_in_shell(
     projects: list[Path], name: str
 ) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from moto.s3.models import FakeKey
 
-from tests.deploy_tool.helpers import CONSTRAINTS, write_project
+from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
+from tests.deploy_tool.helpers import CONSTRAINTS, FOREIGN, new_s3_bucket, write_project
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 
@@ -80,3 +81,22 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Pa
         return root
 
     return make
+
+
+@pytest.fixture(params=["local", "s3", "s3-kms"])
+def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
+    """A bucket already holding files this project does not own.
+
+    s3-kms: objects encrypted with SSE-KMS, whose ETags are not MD5s of their content.
+    """
+    if request.param == "local":
+        bucket = LocalBucket(tmp_path / "bucket")
+    else:
+        request.getfixturevalue("aws")
+        if request.param == "s3-kms":
+            request.getfixturevalue("kms_etags")
+        encryption = "aws:kms" if request.param == "s3-kms" else "AES256"
+        bucket = S3Bucket.open(new_s3_bucket(encryption), "eu-west-1")
+    for key, body in FOREIGN.items():
+        bucket.put(key, body)
+    return bucket

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import boto3
 
-from mwaa_deploy import config, instance_files, sync
-from mwaa_deploy.buckets import LOCAL_LOCKS, Bucket, S3Bucket
+from mwaa_deploy import config, history, instance_files, sync
+from mwaa_deploy.buckets import LOCAL_LOCKS, LOCAL_VERSIONS, Bucket, S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.deploy_tool import BAKED
 
@@ -42,8 +42,8 @@ def contents(bucket: Bucket) -> dict[str, bytes]:
         keys = bucket.list("")
         return {k: client.get_object(Bucket=bucket.name, Key=k)["Body"].read() for k in keys}
     files = (p.relative_to(bucket.root) for p in bucket.root.rglob("*") if p.is_file())
-    # Not objects: the folder where the local bucket keeps its deploy locks.
-    objects = (f for f in files if f.parts[0] != LOCAL_LOCKS)
+    # Not objects: the folders where the local bucket keeps its deploy locks and versions.
+    objects = (f for f in files if f.parts[0] not in (LOCAL_LOCKS, LOCAL_VERSIONS))
     return {f.as_posix(): (bucket.root / f).read_bytes() for f in objects}
 
 
@@ -52,7 +52,7 @@ def deployed_files(bucket: Bucket) -> dict[str, bytes]:
     return {
         key: body
         for key, body in contents(bucket).items()
-        if not key.endswith((f"_{sync.RECORD_NAME}", f"_{sync.LOCK_NAME}"))
+        if not key.endswith((f"_{history.RECORD_NAME}", f"_{sync.LOCK_NAME}"))
     }
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,6 +20,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
+from mwaa_deploy import history, sync
 from mwaa_deploy.buckets import S3Bucket
 from mwaa_deploy.exceptions import BucketError
 from mwaa_deploy.instance_files import REQUIREMENTS
@@ -138,7 +141,7 @@ def test_the_prod_role_deploys_prod_and_the_instance_files_and_cannot_touch_dev_
     with aws.enforcing_iam():
         prod = as_role("PROD")
         assert deploy(prod, "PROD").uploads == {}  # up to date, which it could read
-        assert prod.put_versioned(REQUIREMENTS, b"six\n")
+        assert prod.put(REQUIREMENTS, b"six\n").version
         assert prod.get(REQUIREMENTS) == b"six\n"
         s3 = prod.client
         for key in ("dags/DEV_new.py", "dags/SBX_ann_new.py", "dags/team_b_report.py"):
@@ -149,6 +152,32 @@ def test_the_prod_role_deploys_prod_and_the_instance_files_and_cannot_touch_dev_
     assert after.pop(REQUIREMENTS) == b"six\n"
     before.pop(REQUIREMENTS)
     assert after == before
+
+
+def test_the_dev_role_rolls_back_dev_and_cannot_roll_back_prod(
+    admin: S3Bucket, as_role: Callable[[str], S3Bucket], aws: S3Endpoint, tmp_path: Path
+) -> None:
+    deploy(admin, "DEV")
+    one_more = tmp_path / "sources"
+    shutil.copytree(SETTINGS.sources, one_more)
+    # A change, not a new file: moto authorizes a multi-object delete against the bucket,
+    # so a rollback that deletes cannot run under its IAM (see the test above).
+    with open(one_more / "dags" / "dbt_models.py", "a") as edited:
+        edited.write("# reviewed\n")
+    deploy(admin, "DEV", one_more)
+    deploy(admin, "PROD", one_more)
+    before = contents(admin)
+    with aws.enforcing_iam():
+        dev = as_role("DEV")
+        with pytest.raises(BucketError, match="access denied"):
+            sync.rollback(dev, "PROD", "")
+        assert history.read(dev, "DEV") is not None
+        _, rolled_back = sync.rollback(dev, "DEV", "")
+    assert rolled_back.changed == ["dags/DEV_dbt_models.py"]
+    after = contents(admin)
+    assert {k: v for k, v in after.items() if not k.startswith("dags/DEV_")} == {
+        k: v for k, v in before.items() if not k.startswith("dags/DEV_")
+    }
 
 
 def test_keys_outside_the_policy_are_denied_to_anyone_else(

@@ -173,7 +173,7 @@ def deploy(env: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]
     return code, out, err
 
 
-def test_an_import_error_fails_its_own_environments_deploy_only_and_a_fix_passes(
+def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_a_fix_passes(
     sources: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (sources / "orders.py").write_text(GOOD_DAG)
@@ -210,6 +210,16 @@ def test_an_import_error_fails_its_own_environments_deploy_only_and_a_fix_passes
     code, out, _ = deploy("DEV", capsys)
     assert code == 0
     assert out.splitlines()[-1] == (
+        f"{NAME} parsed DEV's 1 DAG file(s) without import errors; DAGs listed: DEV_orders."
+    )
+
+    # A rollback is gated like a deploy: back to the broken DEV deploy, then undone.
+    assert main(["rollback", "DEV"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "dags/DEV_orders.py:2: ModuleNotFoundError: No module named 'no_such_module'"
+    )
+    assert main(["rollback", "DEV"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
         f"{NAME} parsed DEV's 1 DAG file(s) without import errors; DAGs listed: DEV_orders."
     )
 

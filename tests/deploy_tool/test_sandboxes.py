@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mwaa_deploy import owners, sync
+from mwaa_deploy import history, owners
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
 from mwaa_deploy.stamp import stamp
@@ -283,7 +283,7 @@ def test_make_sandboxes_lists_files_last_deploy_and_commit_and_marks_stale_ones(
     team.git("add", ".")
     team.git("commit", "-q", "-m", "old work")
     team.run("deploy", "DEV")
-    record = sync.record_key("SBX_old")
+    record = history.record_key("SBX_old")
     document = json.loads(team.bucket.get(record) or b"")
     weeks_ago = datetime.now(UTC) - timedelta(days=30)
     document["deploy"]["time"] = weeks_ago.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import sync
+from mwaa_deploy import history, sync
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
 from mwaa_deploy.stamp import stamp
 from mwaa_deploy.sync import lock_key
 from tests.deploy_tool.helpers import (
-    FOREIGN,
     GIT,
     SETTINGS,
     commit,
@@ -34,25 +33,6 @@ from tests.deploy_tool.helpers import (
     new_s3_bucket,
 )
 from tests.deploy_tool.s3_endpoint import S3Endpoint
-
-
-@pytest.fixture(params=["local", "s3", "s3-kms"])
-def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
-    """A bucket already holding files this project does not own.
-
-    s3-kms: objects encrypted with SSE-KMS, whose ETags are not MD5s of their content.
-    """
-    if request.param == "local":
-        bucket = LocalBucket(tmp_path / "bucket")
-    else:
-        request.getfixturevalue("aws")
-        if request.param == "s3-kms":
-            request.getfixturevalue("kms_etags")
-        encryption = "aws:kms" if request.param == "s3-kms" else "AES256"
-        bucket = S3Bucket.open(new_s3_bucket(encryption), "eu-west-1")
-    for key, body in FOREIGN.items():
-        bucket.put(key, body)
-    return bucket
 
 
 def test_dev_and_prod_deploys_sit_side_by_side(bucket: Bucket) -> None:
@@ -99,7 +79,7 @@ def test_a_one_file_change_uploads_that_file_alone(
     if isinstance(bucket, S3Bucket):
         # Besides the file: the deploy's record (and the lock, taken and released).
         uploaded = {r.key for r in s3_endpoint.requests if r.action == "put"}
-        bookkeeping = {sync.record_key("PROD"), sync.lock_key("PROD")}
+        bookkeeping = {history.record_key("PROD"), sync.lock_key("PROD")}
         assert uploaded - bookkeeping == {"dags/PROD_dbt_models.py"}
 
 
@@ -192,7 +172,7 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
     assert [r.key for r in aws.requests if r.action == "put"] == [
         sync.lock_key("DEV"),
         "dags/DEV_b.py",
-        sync.record_key("DEV"),
+        history.record_key("DEV"),
     ]
     assert sorted(deployed_files(bucket)) == ["dags/DEV_a.py", "dags/DEV_b.py", "dags/DEV_c.py"]
 
@@ -226,7 +206,7 @@ def test_a_failed_deletion_says_the_uploads_are_done_and_a_rerun_finishes(
 def test_on_sse_kms_a_lost_record_costs_one_upload_of_each_file() -> None:
     bucket = S3Bucket.open(new_s3_bucket("aws:kms"), "eu-west-1")
     first = deploy(bucket, "DEV")
-    bucket.delete([sync.record_key("DEV")])
+    bucket.delete([history.record_key("DEV")])
     again = deploy(bucket, "DEV")
     assert again.changed == first.new
     assert deploy(bucket, "DEV").uploads == {}

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from mwaa_deploy import sync
+from mwaa_deploy import history, sync
 from mwaa_deploy.buckets import S3Bucket
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import prefix
@@ -84,7 +84,7 @@ class DeploySequences(RuleBasedStateMachine):
         after = contents(self.bucket)
         assert not_owned(after, owner) == not_owned(before, owner)
         owned = {k: v for k, v in after.items() if k.startswith(prefix(owner))}
-        owned.pop(sync.record_key(owner), None)
+        owned.pop(history.record_key(owner), None)
         assert owned == desired
 
     @rule(owner=OWNERS.filter(lambda owner: owner != "PROD"))

@@ -1,17 +1,23 @@
-"""Deploys one MWAA environment shared by DEV and PROD: stamp, sync, instance-wide files.
+"""Deploys one MWAA environment shared by DEV and PROD: stamp, sync, history, instance-wide files.
 
 One concern a module:
 
 __main__.py          the command line, `python -m mwaa_deploy COMMAND`, behind the Makefile
-commands.py          one function a command: stamp, plan, deploy, clean, check-requirements,
-                     deploy-requirements, airflow-local, s3-local, mwaa-local
+commands.py          one function a command: stamp, plan, deploy, history, rollback, clean, ...
 config.py            the settings: pyproject.toml [tool.mwaa_deploy], environment overrides
-stamp.py             bucket_contents/ made into one environment's build (DEV_x.py, PROD_x.py)
-sync.py              plan and apply a deploy: an environment's keys made equal to its build
+owners.py            who owns which keys: DEV, PROD, a story branch's sandbox SBX_<name>
+sandboxes.py         which owner a DEV command is for, and what of the project a sandbox holds
+stamp.py             bucket_contents/ made into one owner's build (DEV_x.py, PROD_x.py)
+sync.py              plan and apply a deploy or a rollback: an owner's keys made equal to a build
+history.py           each deploy's record: its files' versions, where it came from; rollbacks
 buckets.py           where a deploy writes: S3, or the local folder laid out like it
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
 prod_path.py         PROD changes only from a clean checkout of the default branch
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
+startup.py           startup.sh run as MWAA runs it, and what it leaves set
+mwaa_constraints.py  MWAA's own pins per Airflow version, downloaded once or given
+local_venv.py        .venv built with MWAA's pins, and compared with them
+upgrade_check.py     upgrade-check: what stands between this project and another Airflow
 mwaa_environment.py  the MWAA environment: what it runs, and updating it to new files
 airflow_local.py     airflow-local: this project's Airflow on the local bucket
 s3_local.py          s3-local: an S3 endpoint on this machine, to try the S3 deploys

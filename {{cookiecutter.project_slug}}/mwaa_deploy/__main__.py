@@ -51,6 +51,20 @@ COMMANDS = {
         "delete every file of the branch's sandbox (of DEV on the default branch) in the bucket",
         (("env", {"choices": ["DEV"]}),),
     ),
+    "history": Command(
+        commands.show_history,
+        "list the last deploys of DEV (on a story branch, its sandbox) or PROD",
+        (ENV, ("--last", {"type": int, "default": 10, "help": "how many (default 10)"})),
+    ),
+    "rollback": Command(
+        commands.rollback,
+        "put back the exact files of an earlier deploy (default: the one before the last)",
+        (
+            ENV,
+            ("--to", {"default": "", "help": "the ID of the deploy, as the history shows it"}),
+            ("--force", {"action": "store_true", "help": f"PROD: {FORCE_HELP}"}),
+        ),
+    ),
     "sandboxes": Command(
         commands.list_sandboxes,
         "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",

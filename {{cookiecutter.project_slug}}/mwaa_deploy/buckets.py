@@ -21,11 +21,12 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from mwaa_deploy import config
 from mwaa_deploy.exceptions import BucketError
@@ -41,8 +42,10 @@ CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 8
 # How long a deploy's lock holds if the deploy dies without releasing it.
 LOCK_LEASE = timedelta(minutes=10)
-# The local bucket's locks: a folder of its own, never a key a deploy lists.
+# The local bucket's locks and its objects' versions: folders of their own, never keys a
+# deploy lists.
 LOCAL_LOCKS = ".locks"
+LOCAL_VERSIONS = ".versions"
 # How long a finished deploy waits to release its lock: an endpoint that stopped answering
 # would otherwise hold the command as long as the uploads it already gave up on.
 LOCK_RELEASE_SECONDS = 1.5
@@ -54,8 +57,19 @@ PERMANENT_CODES = {
 }  # fmt: skip
 
 
+class Stored(NamedTuple):
+    """What a bucket gave an object it stored: its ETag and its version."""
+
+    etag: str
+    version: str
+
+
 class Bucket(Protocol):
-    """What syncing needs from a bucket. Keys use `/`; ETags are opaque strings."""
+    """What syncing needs from a bucket. Keys use `/`; ETags and versions are opaque strings.
+
+    A bucket keeps every version of an object, as MWAA's versioned S3 bucket does: a
+    deploy's record names the versions of its files, and a rollback reads them back.
+    """
 
     description: str
 
@@ -67,15 +81,27 @@ class Bucket(Protocol):
         """The ETag this bucket usually gives an object holding `body`."""
         ...
 
-    def get(self, key: str) -> bytes | None:
-        """The object's content, or None when there is no such key."""
+    def get(self, key: str, version: str = "") -> bytes | None:
+        """The object's content (of `version`, if given), or None when there is none."""
         ...
 
-    def put(self, key: str, body: bytes) -> str:
-        """Store `body` under `key`; return the ETag the bucket gave it."""
+    def put(self, key: str, body: bytes) -> Stored:
+        """Store `body` under `key`."""
         ...
 
     def delete(self, keys: list[str]) -> None: ...
+
+    def version_of(self, key: str) -> str:
+        """The version the key holds now."""
+        ...
+
+    def versions(self, key: str) -> list[str]:
+        """Every version the key has held and still has, newest first."""
+        ...
+
+    def identity(self) -> str:
+        """Who writes to the bucket, as the bucket knows them; "" when it cannot tell."""
+        ...
 
     def lock(self, owner: str) -> AbstractContextManager[None]:
         """Held while one deploy or clean of `owner` runs; BucketError if another holds it."""
@@ -113,16 +139,50 @@ class LocalBucket:
     def etag_of(self, body: bytes) -> str:
         return hashlib.sha256(body).hexdigest()
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str, version: str = "") -> bytes | None:
+        path = self._version_path(key, version) if version else self.root / key
         try:
-            return (self.root / key).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise BucketError(f"cannot read {self.root / key}: {error.strerror}") from error
+            raise BucketError(f"cannot read {path}: {error.strerror}") from error
 
-    def put(self, key: str, body: bytes) -> str:
-        path = self.root / key
+    def put(self, key: str, body: bytes) -> Stored:
+        self._write(self.root / key, body)
+        return Stored(self.etag_of(body), self._keep_version(key, body))
+
+    def version_of(self, key: str) -> str:
+        body = self.get(key)
+        if body is None:
+            raise BucketError(f"cannot read {self.root / key}: it is gone", permanent=True)
+        return self._keep_version(key, body)
+
+    def versions(self, key: str) -> list[str]:
+        folder = self.root / LOCAL_VERSIONS / key
+        kept = [p for p in folder.iterdir() if p.suffix != ".partial"] if folder.is_dir() else []
+        return [p.name for p in sorted(kept, key=lambda p: p.stat().st_mtime_ns, reverse=True)]
+
+    def identity(self) -> str:
+        return ""
+
+    def _keep_version(self, key: str, body: bytes) -> str:
+        """Keep the content as a version of the key, named by its hash: the same content
+        is one version, made the newest again when stored again."""
+        version = self.etag_of(body)
+        path = self._version_path(key, version)
+        if not path.is_file():
+            self._write(path, body)
+        # Newer than every other version, also within one tick of the file system's clock.
+        others = (p.stat().st_mtime_ns for p in path.parent.iterdir() if p != path)
+        moment = max(time.time_ns(), max(others, default=0) + 1)
+        os.utime(path, ns=(moment, moment))
+        return version
+
+    def _version_path(self, key: str, version: str) -> Path:
+        return self.root / LOCAL_VERSIONS / key / version
+
+    def _write(self, path: Path, body: bytes) -> None:
         # A name of this writer's own: a reader (the local Airflow) sees the old file or
         # the new one, never half of one; a crash leaves an owned key the next deploy removes.
         partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
@@ -132,7 +192,6 @@ class LocalBucket:
             os.replace(partial, path)
         except OSError as error:
             raise self._error("cannot write", path, error) from error
-        return self.etag_of(body)
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -223,7 +282,7 @@ class S3Bucket:
 
     def etag_of(self, body: bytes) -> str:
         # The ETag of a single-part upload without SSE-KMS is the MD5 of the body; other
-        # ETags are opaque, and syncing keeps a record of them (see sync.RECORD_NAME).
+        # ETags are opaque, and each deploy's record keeps them (see history.py).
         return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
     def get(self, key: str, version: str = "") -> bytes | None:
@@ -235,12 +294,39 @@ class S3Bucket:
             return self.client.get_object(**request)["Body"].read()
         return None
 
-    def put(self, key: str, body: bytes) -> str:
-        return self._put(key, body)["ETag"].strip('"')
+    def put(self, key: str, body: bytes) -> Stored:
+        with self._failing("cannot upload", f"{self.name}/{key}"):
+            answer = self.client.put_object(Bucket=self.name, Key=key, Body=body)
+        return Stored(answer["ETag"].strip('"'), answer.get("VersionId", ""))
 
-    def put_versioned(self, key: str, body: bytes) -> str:
-        """Upload `body`; return the object version S3 gave it (MWAA is pointed at versions)."""
-        return self._put(key, body)["VersionId"]
+    def version_of(self, key: str) -> str:
+        with self._failing("cannot read", f"{self.name}/{key}"):
+            return self.client.head_object(Bucket=self.name, Key=key).get("VersionId", "")
+
+    def versions(self, key: str) -> list[str]:
+        # Other keys may start with this one: their versions are listed too, and left out.
+        request = {"Bucket": self.name, "Prefix": key}
+        found: list[str] = []
+        with self._failing("cannot list the versions of", f"{self.name}/{key}"):
+            while True:
+                page = self.client.list_object_versions(**request)
+                found += [v["VersionId"] for v in page.get("Versions", []) if v["Key"] == key]
+                if not page["IsTruncated"]:
+                    return found
+                request |= {
+                    "KeyMarker": page["NextKeyMarker"],
+                    "VersionIdMarker": page["NextVersionIdMarker"],
+                }
+
+    def identity(self) -> str:
+        """The caller's ARN, which the deploy's record keeps: worth a request, not a failure."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            sts = aws_client("sts", self.client.meta.region_name, self.client.meta.config)
+            return sts.get_caller_identity()["Arn"]
+        except (BotoCoreError, ClientError, BucketError):
+            return ""
 
     def delete(self, keys: list[str]) -> None:
         refused = []
@@ -317,10 +403,6 @@ class S3Bucket:
         releasing.start()
         with contextlib.suppress(KeyboardInterrupt):
             releasing.join(LOCK_RELEASE_SECONDS)
-
-    def _put(self, key: str, body: bytes) -> dict[str, Any]:
-        with self._failing("cannot upload", f"{self.name}/{key}"):
-            return self.client.put_object(Bucket=self.name, Key=key, Body=body)
 
     def _put_if_absent(self, key: str, body: bytes) -> bool:
         """Write the key unless it exists (a conditional write); False if it does."""

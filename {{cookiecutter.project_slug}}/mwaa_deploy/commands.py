@@ -10,13 +10,13 @@ import multiprocessing
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from mwaa_deploy import config, owners, parse_gate, sandboxes, sync
+from mwaa_deploy import config, history, owners, parse_gate, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
 from mwaa_deploy.exceptions import CheckError, DeployError, InstallError, Interrupted, StampError
@@ -75,21 +75,68 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
         print(f"Stamped {owner}: {len(desired)} files")
         print(f"Deploying {owner} to {bucket.description}")
         result = sync.deploy(
-            bucket,
-            owner,
-            desired,
-            progress=_print_progress,
-            about=lambda: sandboxes.about_this_deploy(
-                chosen.here or sandboxes.checkout(settings.root), chosen.sandbox_for
-            ),
+            bucket, owner, desired, _print_progress, _about(settings, chosen, bucket)
         )
         print(f"{owner} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: {nothing_done}.") from None
-    # What the instance must parse anew: the DAG files written, or all of them when a helper
-    # module they may import was; a deploy that wrote nothing waits for nothing.
-    helper_written = any("/" in key.removeprefix("dags/") for key in result.uploads)
-    parse_gate.check(settings, owner, desired if helper_written else result.uploads)
+    _wait_for_the_parse(settings, result)
+    return 0
+
+
+def show_history(settings: config.Settings, env: str, last: int) -> int:
+    """`history ENV`: the last deploys of the environment (or of the branch's sandbox)."""
+    owner = sandboxes.target(settings, env, full=True).owner
+    bucket = open_bucket(settings)
+    deploys = history.recent(bucket, owner, last)
+    if not deploys:
+        print(f"No deploy of {owner} is recorded in {bucket.description}.")
+        return 0
+    holds_last = bool(bucket.list(history.record_key(owner)))
+    print(
+        f"Deploys of {owner} to {bucket.description}, newest first: ID, when (UTC),"
+        " branch @ commit (+: with uncommitted edits), who; what it changed"
+    )
+    for deploy in deploys:
+        mark = "*" if holds_last and deploy is deploys[0] else " "
+        who = deploy.about.get("identity") or deploy.about.get("by", "")
+        restored = deploy.about.get("rollback_to", "")
+        what = f"rollback to {restored[: history.SHORT_ID]}: " if restored else ""
+        print(
+            f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {history.origin(deploy.about)}  {who}"
+        )
+        print(f"  {'':<{history.SHORT_ID}}  {what}{deploy.changes}")
+    rollback = f"make rollback-{env.lower()}"
+    print(
+        f"{'* what the bucket holds now. ' if holds_last else ''}{rollback} puts back the"
+        f" deploy before the last; {rollback} TO=<ID> another."
+    )
+    return 0
+
+
+def rollback(settings: config.Settings, env: str, to: str, force: bool) -> int:
+    """`rollback ENV`: put back the exact files of an earlier deploy, as a new deploy.
+
+    PROD rolls back from a clean checkout of the default branch, unless forced, as it deploys.
+    """
+    chosen = sandboxes.target(settings, env, full=True)
+    owner = chosen.owner
+    if owner == "PROD" and settings.s3_bucket and not force:
+        check_prod_path(settings.root, settings.default_branch, f"rollback-{env.lower()}")
+    bucket = open_bucket(settings)
+    print(f"Rolling back {owner} on {bucket.description}")
+    try:
+        earlier, result = sync.rollback(
+            bucket, owner, to, _print_progress, _about(settings, chosen, bucket)
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(f"Interrupted: nothing was rolled back in {owner}.") from None
+    which = f"deploy {earlier.short_id} ({history.origin(earlier.about)})"
+    if result.is_empty:
+        print(f"{owner} already holds the files of {which}: nothing to do.")
+        return 0
+    print(f"{owner} rolled back to {which}: {result.counts(done=True)}.")
+    _wait_for_the_parse(settings, result)
     return 0
 
 
@@ -126,7 +173,7 @@ def list_sandboxes(settings: config.Settings) -> int:
         mark = "*" if sandbox.owner == mine else " "
         files = f"{sandbox.files:>5} file{'' if sandbox.files == 1 else 's'}"
         stale = "  stale" if sandboxes.is_stale(sandbox, days, now) else ""
-        print(f"{mark} {sandbox.name:<20} {files}  {_last_change(sandbox.about)}{stale}")
+        print(f"{mark} {sandbox.name:<20} {files}  {history.origin(sandbox.about)}{stale}")
     if any(sandbox.owner == mine for sandbox in found):
         print("* this branch's sandbox")
     return 0
@@ -248,15 +295,21 @@ def mwaa_local(settings: config.Settings, port: int, airflow_port: int) -> int:
     return run(settings, port, airflow_port)
 
 
-def _last_change(about: sync.About) -> str:
-    """`2026-11-28 19:33:34  story/ann @ 0a551ae4+`, from a sandbox's record."""
-    if "time" not in about:
-        return "no record of its deploys"
-    branch = about.get("branch") or "no branch"
-    branch = branch if len(branch) <= 40 else branch[:39] + "…"
-    commit = about.get("commit", "")
-    when = about["time"].replace("T", " ").removesuffix("Z")
-    return f"{when}  {branch} @ {commit[:8]}{'+' if commit.endswith('+') else ''}"
+def _about(
+    settings: config.Settings, chosen: sandboxes.Target, bucket: Bucket
+) -> Callable[[], history.About]:
+    """What the record of this deploy will say of it, asked once the deploy has work."""
+    return lambda: sandboxes.about_this_deploy(
+        chosen.here or sandboxes.checkout(settings.root), chosen.sandbox_for, bucket.identity()
+    )
+
+
+def _wait_for_the_parse(settings: config.Settings, result: sync.Plan) -> None:
+    """Run the parse gate on what the instance must parse anew: the DAG files written, or
+    all of them when a helper module they may import was; a deploy that wrote nothing
+    waits for nothing."""
+    helper_written = any("/" in key.removeprefix("dags/") for key in result.uploads)
+    parse_gate.check(settings, result.owner, result.files if helper_written else result.uploads)
 
 
 def _target(settings: config.Settings, env: str, full: bool) -> sandboxes.Target:

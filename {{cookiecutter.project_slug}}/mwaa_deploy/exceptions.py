@@ -90,6 +90,10 @@ class SandboxError(DeployError):
     """A sandbox cannot be told or used: a detached HEAD, or its name held by another branch."""
 
 
+class HistoryError(DeployError):
+    """A rollback has no deploy to restore: none recorded, none by that id, or its files gone."""
+
+
 class UpdateError(DeployError):
     """The MWAA environment could not take the new files; the message says where to look."""
 

@@ -78,7 +78,7 @@ def running_versions(mwaa: BaseClient, name: str, bucket_name: str) -> dict[str,
 
 def upload(bucket: S3Bucket, files: dict[str, bytes]) -> dict[str, str]:
     """Upload each file; return the object version S3 gave it."""
-    return {key: bucket.put_versioned(_instance_key(key), body) for key, body in files.items()}
+    return {key: bucket.put(_instance_key(key), body).version for key, body in files.items()}
 
 
 def update_environment(mwaa: BaseClient, name: str, versions: dict[str, str]) -> None:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mwaa_deploy import config, owners, sync
+from mwaa_deploy import config, history, owners, sync
 from mwaa_deploy.exceptions import SandboxError, StampError
 from mwaa_deploy.stamp import Tree, read_text, scan
 
@@ -57,7 +57,7 @@ class Selection:
 class Sandbox:
     owner: str
     files: int
-    about: sync.About
+    about: history.About
 
     @property
     def name(self) -> str:
@@ -146,8 +146,8 @@ def branch_prefix(pattern: str) -> str:
     return pattern[: m.start()] if (m := GLOB.search(pattern)) else ""
 
 
-def about_this_deploy(here: Checkout, sandbox_for: str = "") -> sync.About:
-    """What the record of a deploy says of it."""
+def about_this_deploy(here: Checkout, sandbox_for: str = "", identity: str = "") -> history.About:
+    """What the record of a deploy says of it; `identity`: the AWS identity it runs as."""
     actor = os.environ.get("GITHUB_ACTOR")
     by = f"{actor} (GitHub Actions)" if actor else f"{getpass.getuser()}@{socket.gethostname()}"
     return {
@@ -156,6 +156,7 @@ def about_this_deploy(here: Checkout, sandbox_for: str = "") -> sync.About:
         "commit": here.commit,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "by": by,
+        **({"identity": identity} if identity else {}),
     }
 
 
@@ -258,10 +259,11 @@ def listed(bucket: Bucket) -> list[Sandbox]:
     for key in bucket.list(f"dags/{owners.SANDBOX}_"):
         owner = owners.owner_of_key(key)
         if owner:
-            bookkeeping = key in (sync.record_key(owner), sync.lock_key(owner))
+            bookkeeping = key in (history.record_key(owner), sync.lock_key(owner))
             counts[owner] = counts.get(owner, 0) + (not bookkeeping)
+    lasts = history.concurrently(lambda owner: history.read(bucket, owner), sorted(counts))
     return [
-        Sandbox(owner, counts[owner], sync.read_about(bucket, owner)) for owner in sorted(counts)
+        Sandbox(owner, counts[owner], last.about if last else {}) for owner, last in lasts.items()
     ]
 
 

@@ -7,10 +7,10 @@ module writes or deletes is checked against that first.
 
 Content decides what is uploaded, never timestamps. A bucket's ETag is usually a hash of
 the content (the MD5 on S3), so comparing it with the build's is enough. Where it is not
-(SSE-KMS, multipart uploads), the deploy's record, `dags/<owner>_.deployed.json`, keeps
-the SHA-256 of what it uploaded under each such ETag. The record also says where the last
-deploy that changed anything came from (branch, commit, time, who): `make sandboxes`
-reads it. A stamped file can never have that name: stamping skips hidden source files.
+(SSE-KMS, multipart uploads), the last deploy's record (history.py) has the SHA-256 of
+what it left under each ETag. Each deploy that changes something writes its record,
+the last object it writes, before it deletes stale keys; a rollback is a deploy of an
+earlier record's files.
 
 A deploy holds the owner's lock (`dags/<owner>_.lock` on S3) from planning to the last
 deletion, so two deploys of one owner never interleave: the second is refused.
@@ -19,14 +19,14 @@ deletion, so two deploys of one owner never interleave: the second is refused.
 from __future__ import annotations
 
 import hashlib
-import json
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mwaa_deploy import history
 from mwaa_deploy.exceptions import (
     BucketError,
     Interrupted,
@@ -37,7 +37,7 @@ from mwaa_deploy.exceptions import (
 from mwaa_deploy.owners import is_sandbox, prefix, sandbox_name
 
 if TYPE_CHECKING:
-    from mwaa_deploy.buckets import Bucket
+    from mwaa_deploy.buckets import Bucket, Stored
 
 # Uploads in flight at once: S3 takes many more; more than this gains little for small files.
 UPLOAD_THREADS = 16
@@ -45,7 +45,6 @@ UPLOAD_THREADS = 16
 # the same, shorter. An upload still running then is left to the process's end.
 IN_FLIGHT_GRACE_SECONDS = 3.0
 INTERRUPTED_GRACE_SECONDS = 1.0
-RECORD_NAME = ".deployed.json"
 LOCK_NAME = ".lock"
 
 
@@ -55,19 +54,8 @@ def assert_owned(owner: str, key: str) -> str:
     return key
 
 
-def record_key(owner: str) -> str:
-    return prefix(owner) + RECORD_NAME
-
-
 def lock_key(owner: str) -> str:
     return prefix(owner) + LOCK_NAME
-
-
-# key -> {"sha256": ..., "etag": ...}: this content was uploaded and the bucket named it so.
-Record = dict[str, dict[str, str]]
-# Where a deploy comes from: "branch", "commit", "time", "by", and for a sandbox
-# "sandbox_for", the branch or name it is named after (see sandboxes.about_this_deploy).
-About = dict[str, str]
 
 
 @dataclass
@@ -80,19 +68,14 @@ class Plan:
     deleted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict, repr=False)
-    # The record's objects as read (None: not read, as no key needed it), and the entries
-    # of it that still describe unchanged keys.
-    record: Record | None = field(default=None, repr=False)
-    kept_record: Record = field(default_factory=dict, repr=False)
+    # Each key of the build with the SHA-256 of its content and the ETag the bucket lists
+    # for it now ("" for a new key); and the last deploy's record of them, if it was read.
+    files: history.Objects = field(default_factory=dict, repr=False)
+    recorded: history.Objects = field(default_factory=dict, repr=False)
 
     @property
     def is_empty(self) -> bool:
         return not (self.new or self.changed or self.deleted)
-
-    @property
-    def writes_nothing(self) -> bool:
-        """Applying it would write no key, the record included."""
-        return self.is_empty and self.record in (None, self.kept_record)
 
     def counts(self, done: bool = False) -> str:
         """`2 new, 1 changed, 0 deleted, 5 unchanged`; once the deploy is done,
@@ -103,27 +86,24 @@ class Plan:
         return f"{changes}, {len(self.deleted)} deleted, {len(self.unchanged)} unchanged"
 
 
-def plan(bucket: Bucket, owner: str, desired: dict[str, bytes]) -> Plan:
-    """Compare the build with the bucket by content: mtimes and checkouts do not matter."""
+def plan(bucket: Bucket, owner: str, desired: dict[str, bytes], read_record: bool = False) -> Plan:
+    """Compare the build with the bucket by content: mtimes and checkouts do not matter.
+    The last deploy's record is read when a key's ETag needs it, or when asked."""
     listed = bucket.list(prefix(owner))
     listed.pop(lock_key(owner), None)
-    has_record = listed.pop(record_key(owner), None) is not None
+    has_record = listed.pop(history.record_key(owner), None) is not None
     unknown = [
         k for k, body in desired.items() if listed.get(k, "") not in ("", bucket.etag_of(body))
     ]
-    record = _read_record(bucket, owner) if has_record and unknown else None
-    result = Plan(owner=owner, record=record)
+    last = history.read(bucket, owner) if has_record and (unknown or read_record) else None
+    result = Plan(owner=owner, recorded=last.objects if last else {})
     for key, body in sorted(desired.items()):
         assert_owned(owner, key)
-        entry = {"sha256": _sha256(body), "etag": listed.get(key, "")}
+        file = result.files[key] = {"sha256": _sha256(body), "etag": listed.get(key, "")}
         if key not in listed:
             result.new.append(key)
-        elif listed[key] == bucket.etag_of(body):
+        elif listed[key] == bucket.etag_of(body) or _same(result.recorded.get(key), file):
             result.unchanged.append(key)
-            continue
-        elif (record or {}).get(key) == entry:
-            result.unchanged.append(key)
-            result.kept_record[key] = entry
             continue
         else:
             result.changed.append(key)
@@ -137,23 +117,44 @@ def deploy(
     owner: str,
     desired: dict[str, bytes],
     progress: Callable[[int, int], None] | None = None,
-    about: Callable[[], About] | None = None,
+    about: Callable[[], history.About] | None = None,
 ) -> Plan:
     """Make the owner's keys equal `desired`; record `about()`, where the deploy comes from,
     asked only of a deploy with work (git answers it, which an unchanged deploy skips).
 
-    A deploy with nothing to do writes nothing, not even a lock. One with work takes the
-    owner's lock and plans again under it, then holds it to the last deletion.
+    A deploy with nothing to do writes nothing, not even a lock or a record. One with work
+    takes the owner's lock and plans again under it, then holds it to the last deletion.
     """
     result = plan(bucket, owner, desired)
-    if result.writes_nothing:
+    if result.is_empty:
         return result
     with bucket.lock(owner):
         origin = about() if about else {}
         check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
-        result = plan(bucket, owner, desired)
+        result = plan(bucket, owner, desired, read_record=True)
         apply(bucket, result, progress, origin)
     return result
+
+
+def rollback(
+    bucket: Bucket,
+    owner: str,
+    to: str,
+    progress: Callable[[int, int], None] | None = None,
+    about: Callable[[], history.About] | None = None,
+) -> tuple[history.Deploy, Plan]:
+    """Make the owner's keys hold exactly the files of an earlier deploy (the one whose id
+    starts with `to`, by default the one before the last), as a deploy of its own that
+    the history lists and a later rollback can undo."""
+    with bucket.lock(owner):
+        origin = about() if about else {}
+        check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
+        earlier = history.choose(bucket, owner, to)
+        desired = history.contents(bucket, owner, earlier)
+        result = plan(bucket, owner, desired, read_record=True)
+        if not result.is_empty:
+            apply(bucket, result, progress, origin | {"rollback_to": earlier.id})
+    return earlier, result
 
 
 def check_sandbox_claim(bucket: Bucket, owner: str, sandbox_for: str) -> None:
@@ -161,7 +162,8 @@ def check_sandbox_claim(bucket: Bucket, owner: str, sandbox_for: str) -> None:
     two branch names can read alike (`a-b`, `a_b`) and give one sandbox name."""
     if not (sandbox_for and is_sandbox(owner)):
         return
-    holder = read_about(bucket, owner).get("sandbox_for", "")
+    last = history.read(bucket, owner)
+    holder = last.about.get("sandbox_for", "") if last else ""
     if holder and holder != sandbox_for:
         raise SandboxError(
             f"the sandbox {sandbox_name(owner)} belongs to {holder!r}, whose name reads like"
@@ -174,13 +176,14 @@ def apply(
     bucket: Bucket,
     result: Plan,
     progress: Callable[[int, int], None] | None = None,
-    about: About | None = None,
+    about: history.About | None = None,
 ) -> None:
-    """Upload first, concurrently; delete stale keys only when every upload succeeded."""
+    """Upload first, concurrently; when every upload succeeded, save the record of the
+    deploy, then delete stale keys."""
     owner, total = result.owner, len(result.uploads)
     for key in [*result.uploads, *result.deleted]:
         assert_owned(owner, key)
-    uploaded: dict[str, str] = {}
+    uploaded: dict[str, Stored] = {}
     try:
         failure = _Uploads(bucket, result.uploads, uploaded, progress).run()
     except KeyboardInterrupt:
@@ -189,10 +192,6 @@ def apply(
             f" {total - len(uploaded)} not done, nothing deleted. Run the deploy again to finish."
         ) from None
     if failure is not None:
-        try:
-            _save_record(bucket, result, uploaded, about)
-        except (BucketError, KeyboardInterrupt):
-            pass  # The upload failure below is the news; the next run redoes this.
         raise SyncError(
             f"{owner}: {failure}; {len(uploaded)} of {total} uploads done,"
             f" {total - len(uploaded)} not done, nothing deleted. {_what_next(failure)}"
@@ -206,14 +205,17 @@ def apply(
         ) from None
 
 
-def _finish(bucket: Bucket, result: Plan, uploaded: dict[str, str], about: About | None) -> None:
+def _finish(
+    bucket: Bucket, result: Plan, uploaded: dict[str, Stored], about: history.About | None
+) -> None:
     """After every upload succeeded: save the record, then delete the stale keys."""
     owner, total, stale = result.owner, len(result.uploads), result.deleted
     try:
         _save_record(bucket, result, uploaded, about)
     except BucketError as error:
         raise SyncError(
-            f"{owner}: all {total} uploads done, but saving {record_key(owner)} failed ({error});"
+            f"{owner}: all {total} uploads done, but saving {history.record_key(owner)} failed"
+            f" ({error});"
             f" nothing deleted. {_what_next(error)}"
         ) from error
     if not stale:
@@ -245,19 +247,20 @@ class _Uploads:
         self,
         bucket: Bucket,
         uploads: dict[str, bytes],
-        uploaded: dict[str, str],
+        uploaded: dict[str, Stored],
         progress: Callable[[int, int], None] | None,
     ) -> None:
         self.bucket = bucket
         self.total = len(uploads)
-        self.uploaded = uploaded  # each done key's ETag, added as it is done
+        self.uploaded = uploaded  # each done key's ETag and version, added as it is done
         self.progress = progress
         self.failure: Exception | None = None
         self.waiting: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         for item in uploads.items():
             self.waiting.put(item)
-        # (key, ETag, error) of each upload done or failed; None from each worker that ends.
-        self.finished: queue.SimpleQueue[tuple[str, str, Exception | None] | None] = (
+        # (key, what was stored, error) of each upload done or failed; None from each
+        # worker that ends.
+        self.finished: queue.SimpleQueue[tuple[str, Stored | None, Exception | None] | None] = (
             queue.SimpleQueue()
         )
         self.stop = threading.Event()
@@ -285,7 +288,7 @@ class _Uploads:
                 try:
                     self.finished.put((key, self.bucket.put(key, body), None))
                 except Exception as error:  # noqa: BLE001 - reported as the deploy's failure
-                    self.finished.put((key, "", error))
+                    self.finished.put((key, None, error))
         finally:
             self.finished.put(None)  # this worker is done
 
@@ -299,9 +302,9 @@ class _Uploads:
             if message is None:
                 self.running -= 1
                 continue
-            key, etag, error = message
-            if error is None:
-                self.uploaded[key] = etag
+            key, stored, error = message
+            if stored is not None:
+                self.uploaded[key] = stored
                 if self.progress:
                     self.progress(len(self.uploaded), self.total)
             elif self.failure is None:
@@ -327,45 +330,31 @@ def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def _read_document(bucket: Bucket, owner: str) -> dict[str, Any]:
-    """The record as written, or an empty one if it cannot be understood."""
-    try:
-        document = json.loads(bucket.get(record_key(owner)) or b"{}")
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
-def _read_record(bucket: Bucket, owner: str) -> Record:
-    """The record's objects, or none if they cannot be understood: then changed keys re-upload."""
-    try:
-        return {
-            key: {"sha256": str(entry["sha256"]), "etag": str(entry["etag"])}
-            for key, entry in _read_document(bucket, owner)["objects"].items()
-        }
-    except (KeyError, TypeError, AttributeError):
-        return {}
-
-
-def read_about(bucket: Bucket, owner: str) -> About:
-    """Where the owner's last deploy that changed anything came from; {} if unknown."""
-    about = _read_document(bucket, owner).get("deploy")
-    return {str(k): str(v) for k, v in about.items()} if isinstance(about, dict) else {}
+def _same(recorded: dict[str, str] | None, file: dict[str, str]) -> bool:
+    """The record says the key holds this content under the ETag the bucket lists."""
+    return recorded is not None and all(recorded[k] == file[k] for k in ("sha256", "etag"))
 
 
 def _save_record(
-    bucket: Bucket, result: Plan, uploaded: dict[str, str], about: About | None
+    bucket: Bucket, result: Plan, uploaded: dict[str, Stored], about: history.About | None
 ) -> None:
-    """Write the record of a deploy that changed something: its origin and odd ETags."""
-    record = dict(result.kept_record)
-    for key, etag in uploaded.items():
-        body = result.uploads[key]
-        if etag != bucket.etag_of(body):
-            record[key] = {"sha256": _sha256(body), "etag": etag}
-    document = {
-        "about": "Written by mwaa_deploy: the last deploy that changed these files, and the"
-        " content behind ETags that are not MD5s.",
-        "deploy": about or {},
-        "objects": dict(sorted(record.items())),
-    }
-    bucket.put(record_key(result.owner), json.dumps(document, indent=1).encode() + b"\n")
+    """Write the record of a deploy: its origin, its changes, and each file's version.
+
+    An unchanged file keeps its entry of the last record; one the last record does not
+    describe (written before the record kept versions, or the record lost) is asked for.
+    """
+    objects: history.Objects = {}
+    unrecorded = []
+    for key, file in result.files.items():
+        recorded = result.recorded.get(key)
+        if key in uploaded:
+            etag, version = uploaded[key]
+            objects[key] = {"sha256": file["sha256"], "etag": etag, "version": version}
+        elif _same(recorded, file) and recorded and recorded["version"]:
+            objects[key] = recorded
+        else:
+            unrecorded.append(key)
+    for key, version in history.concurrently(bucket.version_of, unrecorded).items():
+        objects[key] = result.files[key] | {"version": version}
+    record = history.document(about or {}, result.counts(done=True), objects)
+    bucket.put(history.record_key(result.owner), record)

@@ -1,0 +1,211 @@
+"""History: what each deploy of an owner left in the bucket, and the deploy a rollback restores.
+
+Every deploy that changes something ends by writing its record, `dags/<owner>_.deployed.json`,
+the last object it writes: where the deploy came from (branch, commit, time, who, and the
+AWS identity it ran as), what it changed, and for every key the owner then holds, the
+SHA-256 of the content, the ETag and the object version the bucket gave it. The bucket
+keeps every version of the record, as MWAA's versioned bucket keeps every version of
+every object: the record's versions, newest first, are the owner's history, and the
+object versions one of them names are that deploy's exact files. The id of a deploy is
+the version id of its record.
+
+The record also lets syncing recognise content whose ETag is not an MD5 (SSE-KMS,
+multipart uploads; see sync.plan). A stamped file can never have its name: stamping
+skips hidden source files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mwaa_deploy.exceptions import HistoryError
+from mwaa_deploy.owners import prefix
+
+if TYPE_CHECKING:
+    from mwaa_deploy.buckets import Bucket
+
+RECORD_NAME = ".deployed.json"
+# Records of this form list every file of their deploy with its version; older ones listed
+# only the files whose ETag is not an MD5.
+RECORD_SCHEMA = 2
+# Requests at once when reading many objects: as many as a deploy's uploads.
+READ_THREADS = 16
+# The characters of a deploy's id shown and asked for: enough to tell deploys apart.
+SHORT_ID = 12
+
+# key -> {"sha256": ..., "etag": ..., "version": ...}: the content a key held, the ETag
+# and the version the bucket gave it.
+Objects = dict[str, dict[str, str]]
+# Where a deploy came from: "branch", "commit", "time", "by", "identity", for a sandbox
+# "sandbox_for" (the branch or name it is named after), and for a rollback "rollback_to",
+# the id of the deploy it restored.
+About = dict[str, str]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def record_key(owner: str) -> str:
+    return prefix(owner) + RECORD_NAME
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """One deploy of an owner, as its record tells it."""
+
+    id: str
+    about: About
+    changes: str
+    objects: Objects
+    lists_every_file: bool
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:SHORT_ID]
+
+
+def origin(about: About) -> str:
+    """`2026-11-28 19:33:34  story/ann @ 0a551ae4+` (+: with uncommitted edits), from a
+    deploy's record."""
+    if "time" not in about:
+        return "no record of its deploys"
+    branch = about.get("branch") or "no branch"
+    branch = branch if len(branch) <= 40 else branch[:39] + "…"
+    commit = about.get("commit", "")
+    when = about["time"].replace("T", " ").removesuffix("Z")
+    return f"{when}  {branch} @ {commit[:8]}{'+' if commit.endswith('+') else ''}"
+
+
+def document(about: About, changes: str, objects: Objects) -> bytes:
+    """The record of a deploy, as the bucket keeps it."""
+    record = {
+        "about": "Written by mwaa_deploy at the end of each deploy that changed something:"
+        " where it came from, and the content, ETag and version of each file it left.",
+        "schema": RECORD_SCHEMA,
+        "deploy": about,
+        "changes": changes,
+        "objects": dict(sorted(objects.items())),
+    }
+    return json.dumps(record, indent=1).encode() + b"\n"
+
+
+def read(bucket: Bucket, owner: str, version: str = "") -> Deploy | None:
+    """The owner's last deploy (or the one whose record is `version`); None when there is
+    no record. A record that cannot be understood reads as a deploy of unknown origin
+    with no objects: syncing then re-uploads what it cannot recognise."""
+    body = bucket.get(record_key(owner), version)
+    if body is None:
+        return None
+    try:
+        record = json.loads(body)
+    except ValueError:
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    about, objects = record.get("deploy"), record.get("objects")
+    return Deploy(
+        id=version,
+        about={str(k): str(v) for k, v in about.items()} if isinstance(about, dict) else {},
+        changes=str(record.get("changes", "")),
+        objects=_objects(objects) if isinstance(objects, dict) else {},
+        lists_every_file=record.get("schema") == RECORD_SCHEMA and isinstance(objects, dict),
+    )
+
+
+def deploy_ids(bucket: Bucket, owner: str) -> list[str]:
+    """The ids of the owner's recorded deploys, newest first."""
+    return bucket.versions(record_key(owner))
+
+
+def recent(bucket: Bucket, owner: str, count: int) -> list[Deploy]:
+    """The owner's last `count` deploys, newest first."""
+    ids = deploy_ids(bucket, owner)[:count]
+    found = concurrently(lambda version: read(bucket, owner, version), ids)
+    return [deploy for deploy in found.values() if deploy is not None]
+
+
+def choose(bucket: Bucket, owner: str, to: str) -> Deploy:
+    """The deploy a rollback restores: the one whose id starts with `to`, or by default the
+    one before the owner's last (the last itself after a clean left no files)."""
+    ids = deploy_ids(bucket, owner)
+    where = bucket.description
+    if not ids:
+        raise HistoryError(f"no deploy of {owner} is recorded in {where}: nothing to roll back to")
+    if to:
+        matching = [version for version in ids if version.startswith(to)]
+        if len(matching) != 1:
+            found = "no deploy" if not matching else f"{len(matching)} deploys"
+            raise HistoryError(
+                f"{found} of {owner} in {where} has an id starting with {to!r}: the history"
+                f" lists them (make history-{_target_name(owner)}); give the ID it shows"
+            )
+        chosen = matching[0]
+    else:
+        cleaned = not bucket.list(record_key(owner))
+        if len(ids) < 2 and not cleaned:
+            raise HistoryError(
+                f"{owner} has one recorded deploy in {where}, its current one: nothing before"
+                " it to roll back to"
+            )
+        chosen = ids[0] if cleaned else ids[1]
+    deploy = read(bucket, owner, chosen)
+    if deploy is None:
+        raise HistoryError(f"the record of deploy {chosen[:SHORT_ID]} of {owner} is gone")
+    return deploy
+
+
+def contents(bucket: Bucket, owner: str, deploy: Deploy) -> dict[str, bytes]:
+    """The exact files of a deploy, read back by their versions and checked by their hash."""
+    if not deploy.lists_every_file or not all(e["version"] for e in deploy.objects.values()):
+        raise HistoryError(
+            f"the record of deploy {deploy.short_id} of {owner} does not list its files with"
+            " their versions (it is unreadable, or older than this tool's history): roll back"
+            " to a later deploy"
+        )
+    bodies = concurrently(
+        lambda key: bucket.get(key, deploy.objects[key]["version"]), deploy.objects
+    )
+    for key, body in bodies.items():
+        if body is None:
+            raise HistoryError(
+                f"{key} of deploy {deploy.short_id} is gone from {bucket.description} (a"
+                " lifecycle rule may expire old versions): nothing was changed; roll back to a"
+                " later deploy"
+            )
+        if hashlib.sha256(body).hexdigest() != deploy.objects[key]["sha256"]:
+            raise HistoryError(
+                f"{key} of deploy {deploy.short_id} does not hold what the deploy recorded:"
+                " nothing was changed"
+            )
+    return {key: body for key, body in bodies.items() if body is not None}
+
+
+def concurrently(work: Callable[[_T], _R], items: Iterable[_T]) -> dict[_T, _R]:
+    """`work` on each item, READ_THREADS at a time; the first failure is raised."""
+    items = list(items)
+    if len(items) < 2:
+        return {item: work(item) for item in items}
+    pool = ThreadPoolExecutor(min(READ_THREADS, len(items)))
+    try:
+        return dict(zip(items, pool.map(work, items), strict=True))
+    finally:
+        # On a failure or Ctrl-C, start nothing more and do not wait for what runs: each
+        # request ends within the SDK's timeouts.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _objects(found: dict[Any, Any]) -> Objects:
+    """A record's objects; an entry missing a field reads as one the bucket must confirm."""
+    return {
+        str(key): {field: str(entry.get(field, "")) for field in ("sha256", "etag", "version")}
+        for key, entry in found.items()
+        if isinstance(entry, dict)
+    }
+
+
+def _target_name(owner: str) -> str:
+    return "prod" if owner == "PROD" else "dev"
