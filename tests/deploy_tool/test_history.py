@@ -7,6 +7,7 @@ On every kind of bucket: the local one, S3, and S3 with SSE-KMS, whose ETags are
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -171,6 +172,20 @@ def test_a_rollback_whose_files_are_gone_from_the_bucket_changes_nothing(tmp_pat
     before = contents(bucket)
     with pytest.raises(HistoryError, match=r"dags/PROD_orders.py of deploy \S+ is gone from"):
         sync.rollback(bucket, "PROD", "")
+    assert contents(bucket) == before
+
+
+@pytest.mark.parametrize("key", ["dags/PROD_orders.py", "dags/DEV_x/../../requirements.txt"])
+def test_a_record_that_lists_a_key_its_owner_does_not_own_is_refused(
+    bucket: Bucket, tmp_path: Path, key: str
+) -> None:
+    deploy(bucket, "DEV", dags(tmp_path, orders="ORDERS = 1"))
+    forged = {key: {"sha256": "0" * 64, "etag": "x", "version": "1"}}
+    bucket.put(history.record_key("DEV"), history.document({}, "", forged))
+    deploy(bucket, "DEV", dags(tmp_path, orders="ORDERS = 2"))
+    before = contents(bucket)
+    with pytest.raises(HistoryError, match=f"lists '{re.escape(key)}', which DEV does not own"):
+        sync.rollback(bucket, "DEV", "")
     assert contents(bucket) == before
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mwaa_deploy.exceptions import HistoryError
-from mwaa_deploy.owners import prefix
+from mwaa_deploy.owners import owns, prefix
 
 if TYPE_CHECKING:
     from mwaa_deploy.buckets import Bucket
@@ -165,6 +165,12 @@ def contents(bucket: Bucket, owner: str, deploy: Deploy) -> dict[str, bytes]:
             f"the record of deploy {deploy.short_id} of {owner} does not list its files with"
             " their versions (it is unreadable, or older than this tool's history): roll back"
             " to a later deploy"
+        )
+    foreign = sorted(key for key in deploy.objects if not owns(owner, key))
+    if foreign:
+        raise HistoryError(
+            f"the record of deploy {deploy.short_id} of {owner} lists {foreign[0]!r}, which"
+            f" {owner} does not own: it was not written by this tool; nothing was changed"
         )
     bodies = concurrently(
         lambda key: bucket.get(key, deploy.objects[key]["version"]), deploy.objects

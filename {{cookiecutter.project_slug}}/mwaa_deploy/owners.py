@@ -46,6 +46,11 @@ def prefix(owner: str) -> str:
     return f"dags/{check_owner(owner)}_"
 
 
+def owns(owner: str, key: str) -> bool:
+    """The key is the owner's: under its prefix, and no `..` leads out of it."""
+    return key.startswith(prefix(owner)) and "/../" not in f"/{key}/"
+
+
 def sandbox_of(text: str, branch_prefix: str = "") -> str:
     """The sandbox owner for a branch name, or for a name given by hand: `story/Alice-2`
     with the branch prefix `story/` is `SBX_alice2`. Stable: the same text always gives the

@@ -34,7 +34,7 @@ from mwaa_deploy.exceptions import (
     SandboxError,
     SyncError,
 )
-from mwaa_deploy.owners import is_sandbox, prefix, sandbox_name
+from mwaa_deploy.owners import is_sandbox, owns, prefix, sandbox_name
 
 if TYPE_CHECKING:
     from mwaa_deploy.buckets import Bucket, Stored
@@ -49,7 +49,7 @@ LOCK_NAME = ".lock"
 
 
 def assert_owned(owner: str, key: str) -> str:
-    if not key.startswith(prefix(owner)) or "/../" in f"/{key}/":
+    if not owns(owner, key):
         raise OwnershipError(f"refusing to touch {key!r}: {owner} owns only {prefix(owner)}*")
     return key
 
