@@ -82,7 +82,7 @@ def test_workflows_run_the_makefile_targets_a_person_uses(projects: list[Path]) 
     ]
     assert [r for r in runs["deploy-dev"] if r] == ["make deploy-dev"]
     assert [r for r in runs["remove-sandbox"] if r] == ["make clean-dev"]
-    assert [r for r in runs["rollback-prod"] if r] == ["make rollback-prod"]
+    assert [r for r in runs["rollback-prod"] if r] == ["make rollback-prod"] * 2
     assert [r for r in runs["deploy-prod"] if r and r.startswith("make")] == [
         "make deploy-requirements",
         "make deploy-prod",
@@ -124,9 +124,11 @@ def test_prod_rolls_back_by_hand_in_line_with_its_deploys_to_the_deploy_it_is_gi
     assert (to["required"], to["type"]) == (False, "string")
     assert "make history-prod" in to["description"]
     assert rollback["concurrency"] == load(projects[-1], "deploy-prod")["concurrency"]
-    # The input reaches make through the environment, never pasted into the shell.
-    [step] = [s for s in steps(rollback) if s.get("run")]
-    assert step["env"] == {"TO": "${{ inputs.to }}"}
+    # No ID: the deploy before the last. An ID reaches make through the environment, never
+    # pasted into the shell.
+    default, given = [s for s in steps(rollback) if s.get("run")]
+    assert (default["if"], "env" in default) == ("inputs.to == ''", False)
+    assert (given["if"], given["env"]) == ("inputs.to != ''", {"TO": "${{ inputs.to }}"})
 
 
 def test_a_branch_s_sandbox_deploys_and_removals_run_one_at_a_time_branches_side_by_side(

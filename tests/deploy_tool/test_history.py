@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +17,9 @@ import pytest
 
 from mwaa_deploy import history, sync
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
-from mwaa_deploy.exceptions import HistoryError
-from tests.deploy_tool.helpers import FOREIGN, contents, deploy, new_s3_bucket
+from mwaa_deploy.buckets import LOCAL_VERSIONS, Bucket, LocalBucket, S3Bucket
+from mwaa_deploy.exceptions import BucketError, HistoryError, SyncError
+from tests.deploy_tool.helpers import FOREIGN, GIT, commit, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 
@@ -143,7 +144,7 @@ def test_after_a_clean_a_rollback_puts_back_the_last_deploy(bucket: Bucket, tmp_
     [
         (0, "", "no deploy of DEV is recorded in {where}: nothing to roll back to"),
         (1, "", "DEV has one recorded deploy in {where}, its current one: nothing before it"),
-        (2, "nosuchid", "no deploy of DEV in {where} has an id starting with 'nosuchid'"),
+        (2, "nosuchid", "no deploy of DEV in {where} has an ID starting with 'nosuchid'"),
     ],
     ids=["none", "only-one", "unknown-id"],
 )
@@ -222,18 +223,18 @@ def test_make_history_lists_the_last_deploys_newest_first(
     ids = [deploy_id[: history.SHORT_ID] for deploy_id in history.deploy_ids(local, "DEV")]
     assert lines[0].startswith("Deploys of DEV to local bucket ")
     assert lines[1].startswith(f"* {ids[0]}  ") and " main @ " in lines[1]
-    assert lines[2].split() == [
-        "rollback", "to", f"{ids[2]}:", "0", "uploaded", "(0", "new,", "0", "changed),", "1",
-        "deleted,", "5", "unchanged",
-    ]  # fmt: skip
+    assert lines[2].split()[:3] == ["rollback", "to", f"{ids[2]},"]
+    assert lines[2].endswith("0 uploaded (0 new, 0 changed), 1 deleted, 5 unchanged")
+    assert re.search(r", files of main @ [0-9a-f]{8}\+?:", lines[2])
     assert lines[3].startswith(f"  {ids[1]}  ") and "1 uploaded (1 new" in lines[4]
-    assert lines[5] == (
+    assert lines[5:] == [
+        "  ... and 1 earlier (N=3 lists them all)",
         "* what the bucket holds now. make rollback-dev puts back the deploy before the last;"
-        " make rollback-dev TO=<ID> another."
-    )
+        " make rollback-dev TO=<ID> another.",
+    ]
 
 
-def test_rollback_prod_on_s3_refuses_off_the_prod_path_unless_forced(
+def test_rollback_prod_on_s3_runs_from_the_default_branch_edited_or_not_unless_forced(
     project: Callable[..., Path],
     aws: S3Endpoint,
     monkeypatch: pytest.MonkeyPatch,
@@ -243,12 +244,124 @@ def test_rollback_prod_on_s3_refuses_off_the_prod_path_unless_forced(
     monkeypatch.setenv("S3_BUCKET", new_s3_bucket())
     assert main(["deploy", "PROD"]) == 0
     (root / "bucket_contents" / "dags" / "extra.py").write_text("DEV = True\n")
-    assert main(["deploy", "PROD", "--force"]) == 0
+    commit(root)
+    assert main(["deploy", "PROD"]) == 0
+    subprocess.run([*GIT, "checkout", "-q", "-b", "story/fix"], cwd=root, check=True)
     capsys.readouterr()
     aws.reset()
     assert main(["rollback", "PROD"]) == 1
-    [error] = capsys.readouterr().err.splitlines()
-    assert error.endswith("(or run `make rollback-prod FORCE=1` if you must)")
+    assert capsys.readouterr().err.splitlines() == [
+        "rollback-prod runs from main, not from story/fix: git switch main (or run"
+        " `make rollback-prod FORCE=1` if you must)"
+    ]
     assert aws.count() == 0
     assert main(["rollback", "PROD", "--force"]) == 0
+    # A rollback ships nothing of the checkout: an edit on the default branch is no matter.
+    subprocess.run([*GIT, "checkout", "-q", "main"], cwd=root, check=True)
+    (root / "bucket_contents" / "dags" / "extra.py").write_text("DEV = True\n# edited\n")
+    assert main(["rollback", "PROD"]) == 0
     assert "PROD rolled back to deploy " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("to", "says"),
+    [
+        ("", "TO is empty: give the ID of a deploy, as make history-dev shows it, or leave TO"),
+        ("abc", "TO='abc' is too short to name a deploy safely: give at least 6 characters"),
+    ],
+    ids=["empty", "too-short"],
+)
+def test_a_rollback_to_an_id_too_short_to_be_safe_is_refused(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str], to: str, says: str
+) -> None:
+    root = project()
+    assert main(["deploy", "DEV"]) == 0
+    (root / "bucket_contents" / "dags" / "extra.py").write_text("DEV = True\n")
+    assert main(["deploy", "DEV"]) == 0
+    capsys.readouterr()
+    assert main(["rollback", "DEV", "--to", to]) == 1
+    assert capsys.readouterr().err.startswith(says)
+
+
+def test_an_id_that_names_several_deploys_is_refused_listing_them(
+    bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        deploy(bucket, "DEV", dags(tmp_path, orders=f"ORDERS = {n}"))
+    ids = history.deploy_ids(bucket, "DEV")
+    monkeypatch.setattr(history, "deploy_ids", lambda *_: ["abcdef1", "abcdef2", *ids])
+    with pytest.raises(HistoryError) as refused:
+        sync.rollback(bucket, "DEV", "abcdef")
+    assert str(refused.value) == (
+        "2 deploys of DEV have an ID starting with 'abcdef' (abcdef1, abcdef2): give more of"
+        " the one you mean"
+    )
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_rollback_that_stops_part_way_says_to_run_it_again_and_a_rerun_converges(
+    aws: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    sources = dags(tmp_path, orders="ORDERS = 1", sales="SALES = 1")
+    deploy(bucket, "PROD", sources)
+    deploy(bucket, "PROD", dags(sources, orders="ORDERS = 2", sales="SALES = 2"))
+    first = history.deploy_ids(bucket, "PROD")[1]
+    aws.fail("PUT", "dags/PROD_sales.py", status=500, code="InternalError")
+    with pytest.raises(SyncError) as failed:
+        sync.rollback(bucket, "PROD", "")
+    assert str(failed.value).endswith(
+        f"1 of 2 uploads done, 1 not done, nothing deleted. Run the rollback with"
+        f" TO={first[: history.SHORT_ID]} again: it picks up where this one stopped."
+    )
+    aws.reset()
+    sync.rollback(bucket, "PROD", first[: history.SHORT_ID])
+    assert owned(bucket, "PROD") == files_of(bucket, "PROD", first)
+
+
+def test_make_history_after_a_clean_says_a_rollback_puts_back_the_last_deploy(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project()
+    for n in range(3):
+        (root / "bucket_contents" / "dags" / "extra.py").write_text(f"DEV = True\nN = {n}\n")
+        assert main(["deploy", "DEV"]) == 0
+    assert main(["clean", "DEV"]) == 0
+    capsys.readouterr()
+    assert main(["history", "DEV", "--last", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("*") for line in lines)
+    assert lines[-2:] == [
+        "  ... and 1 earlier (N=3 lists them all)",
+        "DEV holds no files now (cleaned): make rollback-dev puts back the last deploy;"
+        " make rollback-dev TO=<ID> another.",
+    ]
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "many"])
+def test_make_history_takes_only_a_count_of_one_or_more(
+    count: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["history", "DEV", "--last", count])
+    assert f"{count!r} is not a number of 1 or more" in capsys.readouterr().err
+
+
+def test_the_local_bucket_reads_no_version_that_is_not_its_own(tmp_path: Path) -> None:
+    bucket = LocalBucket(tmp_path / "bucket")
+    (tmp_path / "secret.txt").write_text("not the bucket's")
+    with pytest.raises(BucketError, match="is not a version of local bucket"):
+        bucket.get("dags/DEV_orders.py", "../../../../secret.txt")
+
+
+def test_the_local_bucket_keeps_a_files_version_before_it_replaces_the_file(
+    tmp_path: Path,
+) -> None:
+    bucket = LocalBucket(tmp_path / "bucket")
+    bucket.put("dags/DEV_orders.py", b"DEV = True\n")
+    shutil.rmtree(tmp_path / "bucket" / LOCAL_VERSIONS)
+    (tmp_path / "bucket" / LOCAL_VERSIONS).write_text("in the way")
+    with pytest.raises(BucketError):
+        bucket.put("dags/DEV_orders.py", b"DEV = True\nCHANGED = 1\n")
+    assert bucket.get("dags/DEV_orders.py") == b"DEV = True\n"

@@ -23,6 +23,13 @@ class Command(NamedTuple):
     arguments: tuple[tuple[str, dict[str, Any]], ...] = ()  # (name, add_argument's options)
 
 
+def _positive(text: str) -> int:
+    """A count the command line gives: a whole number from 1 up."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of 1 or more")
+    return int(text)
+
+
 FORCE_HELP = "run although not on the default branch, or with uncommitted changes"
 ENV = ("env", {"choices": ENVIRONMENTS})
 FULL = (
@@ -54,14 +61,14 @@ COMMANDS = {
     "history": Command(
         commands.show_history,
         "list the last deploys of DEV (on a story branch, its sandbox) or PROD",
-        (ENV, ("--last", {"type": int, "default": 10, "help": "how many (default 10)"})),
+        (ENV, ("--last", {"type": _positive, "default": 10, "help": "how many (default 10)"})),
     ),
     "rollback": Command(
         commands.rollback,
         "put back the exact files of an earlier deploy (default: the one before the last)",
         (
             ENV,
-            ("--to", {"default": "", "help": "the ID of the deploy, as the history shows it"}),
+            ("--to", {"help": "the ID of the deploy, as the history shows it"}),
             ("--force", {"action": "store_true", "help": f"PROD: {FORCE_HELP}"}),
         ),
     ),

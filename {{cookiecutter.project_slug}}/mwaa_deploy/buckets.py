@@ -19,6 +19,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -149,8 +150,10 @@ class LocalBucket:
             raise BucketError(f"cannot read {path}: {error.strerror}") from error
 
     def put(self, key: str, body: bytes) -> Stored:
+        # The version first: a file in place is always one the bucket keeps a version of.
+        version = self._keep_version(key, body)
         self._write(self.root / key, body)
-        return Stored(self.etag_of(body), self._keep_version(key, body))
+        return Stored(self.etag_of(body), version)
 
     def version_of(self, key: str) -> str:
         body = self.get(key)
@@ -180,6 +183,8 @@ class LocalBucket:
         return version
 
     def _version_path(self, key: str, version: str) -> Path:
+        if not re.fullmatch("[0-9a-f]{64}", version):  # a hash, never a path
+            raise BucketError(f"{version!r} is not a version of {self.description}", permanent=True)
         return self.root / LOCAL_VERSIONS / key / version
 
     def _write(self, path: Path, body: bytes) -> None:

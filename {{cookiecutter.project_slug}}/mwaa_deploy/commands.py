@@ -19,8 +19,15 @@ from pathlib import Path
 from mwaa_deploy import config, history, owners, parse_gate, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
-from mwaa_deploy.exceptions import CheckError, DeployError, InstallError, Interrupted, StampError
-from mwaa_deploy.prod_path import check_committed, check_prod_path
+from mwaa_deploy.exceptions import (
+    CheckError,
+    DeployError,
+    HistoryError,
+    InstallError,
+    Interrupted,
+    StampError,
+)
+from mwaa_deploy.prod_path import check_committed, check_default_branch, check_prod_path
 
 # Deploys of fewer files finish before progress would help.
 PROGRESS_FROM = 20
@@ -88,50 +95,59 @@ def show_history(settings: config.Settings, env: str, last: int) -> int:
     """`history ENV`: the last deploys of the environment (or of the branch's sandbox)."""
     owner = sandboxes.target(settings, env, full=True).owner
     bucket = open_bucket(settings)
+    ids = history.deploy_ids(bucket, owner)
     deploys = history.recent(bucket, owner, last)
     if not deploys:
         print(f"No deploy of {owner} is recorded in {bucket.description}.")
         return 0
-    holds_last = bool(bucket.list(history.record_key(owner)))
+    cleaned = not bucket.list(history.record_key(owner))
     print(
         f"Deploys of {owner} to {bucket.description}, newest first: ID, when (UTC),"
         " branch @ commit (+: with uncommitted edits), who; what it changed"
     )
     for deploy in deploys:
-        mark = "*" if holds_last and deploy is deploys[0] else " "
-        who = deploy.about.get("identity") or deploy.about.get("by", "")
-        restored = deploy.about.get("rollback_to", "")
-        what = f"rollback to {restored[: history.SHORT_ID]}: " if restored else ""
-        print(
-            f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {history.origin(deploy.about)}  {who}"
-        )
-        print(f"  {'':<{history.SHORT_ID}}  {what}{deploy.changes}")
+        mark = " " if cleaned or deploy is not deploys[0] else "*"
+        print(f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {_deploy_line(deploy)}")
+        print(f"  {'':<{history.SHORT_ID}}  {_changes_line(deploy)}")
+    if len(ids) > len(deploys):
+        print(f"  ... and {len(ids) - len(deploys)} earlier (N={len(ids)} lists them all)")
     rollback = f"make rollback-{env.lower()}"
-    print(
-        f"{'* what the bucket holds now. ' if holds_last else ''}{rollback} puts back the"
-        f" deploy before the last; {rollback} TO=<ID> another."
-    )
+    if cleaned:
+        print(
+            f"{owner} holds no files now (cleaned): {rollback} puts back the last deploy;"
+            f" {rollback} TO=<ID> another."
+        )
+    else:
+        print(
+            f"* what the bucket holds now. {rollback} puts back the deploy before the last;"
+            f" {rollback} TO=<ID> another."
+        )
     return 0
 
 
-def rollback(settings: config.Settings, env: str, to: str, force: bool) -> int:
+def rollback(settings: config.Settings, env: str, to: str | None, force: bool) -> int:
     """`rollback ENV`: put back the exact files of an earlier deploy, as a new deploy.
 
-    PROD rolls back from a clean checkout of the default branch, unless forced, as it deploys.
+    PROD rolls back from the default branch, unless forced, as it deploys from there.
     """
+    if to == "":
+        raise HistoryError(
+            f"TO is empty: give the ID of a deploy, as make history-{env.lower()} shows it, or"
+            " leave TO out to put back the deploy before the last"
+        )
     chosen = sandboxes.target(settings, env, full=True)
     owner = chosen.owner
     if owner == "PROD" and settings.s3_bucket and not force:
-        check_prod_path(settings.root, settings.default_branch, f"rollback-{env.lower()}")
+        check_default_branch(settings.root, settings.default_branch, "rollback-prod")
     bucket = open_bucket(settings)
     print(f"Rolling back {owner} on {bucket.description}")
     try:
         earlier, result = sync.rollback(
-            bucket, owner, to, _print_progress, _about(settings, chosen, bucket)
+            bucket, owner, to or "", _print_progress, _about(settings, chosen, bucket)
         )
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: nothing was rolled back in {owner}.") from None
-    which = f"deploy {earlier.short_id} ({history.origin(earlier.about)})"
+    which = f"deploy {earlier.short_id} (files of {history.files_from(earlier)})"
     if result.is_empty:
         print(f"{owner} already holds the files of {which}: nothing to do.")
         return 0
@@ -293,6 +309,24 @@ def mwaa_local(settings: config.Settings, port: int, airflow_port: int) -> int:
     from mwaa_deploy.mwaa_local import run
 
     return run(settings, port, airflow_port)
+
+
+def _deploy_line(deploy: history.Deploy) -> str:
+    """When, from where and by whom, as the record of the deploy says."""
+    if not deploy.about:
+        return "(its record cannot be read)"
+    who = deploy.about.get("identity") or deploy.about.get("by", "")
+    return f"{history.origin(deploy.about)}  {who}"
+
+
+def _changes_line(deploy: history.Deploy) -> str:
+    """What it changed; for a rollback, also whose files it put back."""
+    restored = deploy.about.get("rollback_to", "")
+    if not restored:
+        return deploy.changes
+    files = deploy.about.get("files_from", "")
+    whose = f", files of {files}" if files else ""
+    return f"rollback to {restored[: history.SHORT_ID]}{whose}: {deploy.changes}"
 
 
 def _about(

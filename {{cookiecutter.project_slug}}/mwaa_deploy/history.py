@@ -35,8 +35,10 @@ RECORD_NAME = ".deployed.json"
 RECORD_SCHEMA = 2
 # Requests at once when reading many objects: as many as a deploy's uploads.
 READ_THREADS = 16
-# The characters of a deploy's id shown and asked for: enough to tell deploys apart.
+# The characters of a deploy's id shown, and the fewest a rollback takes: enough to tell
+# deploys apart, and to make a typo name none rather than another.
 SHORT_ID = 12
+FEWEST_ID_CHARACTERS = 6
 
 # key -> {"sha256": ..., "etag": ..., "version": ...}: the content a key held, the ETag
 # and the version the bucket gave it.
@@ -135,13 +137,24 @@ def choose(bucket: Bucket, owner: str, to: str) -> Deploy:
     where = bucket.description
     if not ids:
         raise HistoryError(f"no deploy of {owner} is recorded in {where}: nothing to roll back to")
+    listing = f"make history-{'prod' if owner == 'PROD' else 'dev'}"
     if to:
-        matching = [version for version in ids if version.startswith(to)]
-        if len(matching) != 1:
-            found = "no deploy" if not matching else f"{len(matching)} deploys"
+        if len(to) < FEWEST_ID_CHARACTERS:
             raise HistoryError(
-                f"{found} of {owner} in {where} has an id starting with {to!r}: the history"
-                f" lists them (make history-{_target_name(owner)}); give the ID it shows"
+                f"TO={to!r} is too short to name a deploy safely: give at least"
+                f" {FEWEST_ID_CHARACTERS} characters of the ID that {listing} shows"
+            )
+        matching = [version for version in ids if version.startswith(to)]
+        if not matching:
+            raise HistoryError(
+                f"no deploy of {owner} in {where} has an ID starting with {to!r}: {listing}"
+                " lists them"
+            )
+        if len(matching) > 1:
+            shown = ", ".join(version[:SHORT_ID] for version in matching[:5])
+            raise HistoryError(
+                f"{len(matching)} deploys of {owner} have an ID starting with {to!r} ({shown}):"
+                " give more of the one you mean"
             )
         chosen = matching[0]
     else:
@@ -156,6 +169,16 @@ def choose(bucket: Bucket, owner: str, to: str) -> Deploy:
     if deploy is None:
         raise HistoryError(f"the record of deploy {chosen[:SHORT_ID]} of {owner} is gone")
     return deploy
+
+
+def files_from(deploy: Deploy) -> str:
+    """Where a deploy's files come from, `main @ 0a551ae4`: for a rollback, the deploy
+    it put back (and so on, down to the deploy that built them)."""
+    if "files_from" in deploy.about:
+        return deploy.about["files_from"]
+    commit = deploy.about.get("commit", "")
+    shown = f"{commit[:8]}{'+' if commit.endswith('+') else ''}"
+    return f"{deploy.about.get('branch') or 'no branch'} @ {shown or 'no commit'}"
 
 
 def contents(bucket: Bucket, owner: str, deploy: Deploy) -> dict[str, bytes]:
@@ -211,7 +234,3 @@ def _objects(found: dict[Any, Any]) -> Objects:
         for key, entry in found.items()
         if isinstance(entry, dict)
     }
-
-
-def _target_name(owner: str) -> str:
-    return "prod" if owner == "PROD" else "dev"

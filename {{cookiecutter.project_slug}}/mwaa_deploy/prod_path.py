@@ -1,4 +1,5 @@
-"""The PROD path: what changes the shared instance runs from the default branch, committed.
+"""The PROD path: what changes the shared instance runs from the default branch, committed;
+a rollback, which ships nothing of the checkout, from the default branch.
 
 A deploy from a story branch or from uncommitted edits would put code into the instance
 that nobody reviewed and that the next deploy from the default branch silently undoes.
@@ -20,7 +21,25 @@ WHAT = "deploy-prod"
 
 
 def check_prod_path(root: Path, default_branch: str, what: str) -> None:
-    """Raise OffProdPath unless `root` is a clean checkout of `default_branch`.
+    """Raise OffProdPath unless `root` is a clean checkout of `default_branch`."""
+    lines = _status_on(root, default_branch, what, "merge first")
+    changes = [line for line in lines if not line.startswith("#")]
+    if changes:
+        raise OffProdPath(
+            f"{what} runs from committed code, and {len(changes)} file(s) have uncommitted"
+            f" changes (git status); commit or stash them (or run `make {what} FORCE=1` if"
+            " you must)"
+        )
+
+
+def check_default_branch(root: Path, default_branch: str, what: str) -> None:
+    """Raise OffProdPath unless `root` is a checkout of `default_branch`, clean or not: for
+    a command that changes PROD with nothing of the checkout (a rollback)."""
+    _status_on(root, default_branch, what, f"git switch {default_branch}")
+
+
+def _status_on(root: Path, default_branch: str, what: str, advice: str) -> list[str]:
+    """git's status of `root`, once it is known to be a checkout of `default_branch`.
 
     On GitHub Actions the checkout is a detached commit, so the branch is the one the
     workflow runs for (GITHUB_REF_NAME).
@@ -44,14 +63,9 @@ def check_prod_path(root: Path, default_branch: str, what: str) -> None:
     if branch != default_branch:
         raise OffProdPath(
             f"{what} runs from {default_branch}, not from {branch or 'a detached HEAD'}:"
-            f" merge first (or run {override} if you must)"
+            f" {advice} (or run {override} if you must)"
         )
-    changes = [line for line in lines if not line.startswith("#")]
-    if changes:
-        raise OffProdPath(
-            f"{what} runs from committed code, and {len(changes)} file(s) have uncommitted"
-            f" changes (git status); commit or stash them (or run {override} if you must)"
-        )
+    return lines
 
 
 def check_committed(root: Path, sources: Path, paths: list[Path]) -> None:

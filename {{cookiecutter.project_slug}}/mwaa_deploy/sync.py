@@ -150,10 +150,17 @@ def rollback(
         origin = about() if about else {}
         check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
         earlier = history.choose(bucket, owner, to)
-        desired = history.contents(bucket, owner, earlier)
+        rerun = f"the rollback with TO={earlier.short_id}"
+        try:
+            desired = history.contents(bucket, owner, earlier)
+        except BucketError as error:
+            raise SyncError(
+                f"{owner}: {error}; nothing changed. {_what_next(error, rerun)}"
+            ) from error
         result = plan(bucket, owner, desired, read_record=True)
         if not result.is_empty:
-            apply(bucket, result, progress, origin | {"rollback_to": earlier.id})
+            restored = {"rollback_to": earlier.id, "files_from": history.files_from(earlier)}
+            apply(bucket, result, progress, origin | restored, rerun)
     return earlier, result
 
 
@@ -177,9 +184,10 @@ def apply(
     result: Plan,
     progress: Callable[[int, int], None] | None = None,
     about: history.About | None = None,
+    rerun: str = "the deploy",
 ) -> None:
     """Upload first, concurrently; when every upload succeeded, save the record of the
-    deploy, then delete stale keys."""
+    deploy, then delete stale keys. A failure says to run `rerun` again, or why not."""
     owner, total = result.owner, len(result.uploads)
     for key in [*result.uploads, *result.deleted]:
         assert_owned(owner, key)
@@ -189,24 +197,28 @@ def apply(
     except KeyboardInterrupt:
         raise Interrupted(
             f"{owner}: interrupted; {len(uploaded)} of {total} uploads done,"
-            f" {total - len(uploaded)} not done, nothing deleted. Run the deploy again to finish."
+            f" {total - len(uploaded)} not done, nothing deleted. Run {rerun} again to finish."
         ) from None
     if failure is not None:
         raise SyncError(
             f"{owner}: {failure}; {len(uploaded)} of {total} uploads done,"
-            f" {total - len(uploaded)} not done, nothing deleted. {_what_next(failure)}"
+            f" {total - len(uploaded)} not done, nothing deleted. {_what_next(failure, rerun)}"
         ) from failure
     try:
-        _finish(bucket, result, uploaded, about)
+        _finish(bucket, result, uploaded, about, rerun)
     except KeyboardInterrupt:
         raise Interrupted(
             f"{owner}: interrupted; all {total} uploads done, stale keys not yet deleted."
-            " Run the deploy again to finish."
+            f" Run {rerun} again to finish."
         ) from None
 
 
 def _finish(
-    bucket: Bucket, result: Plan, uploaded: dict[str, Stored], about: history.About | None
+    bucket: Bucket,
+    result: Plan,
+    uploaded: dict[str, Stored],
+    about: history.About | None,
+    rerun: str,
 ) -> None:
     """After every upload succeeded: save the record, then delete the stale keys."""
     owner, total, stale = result.owner, len(result.uploads), result.deleted
@@ -216,7 +228,7 @@ def _finish(
         raise SyncError(
             f"{owner}: all {total} uploads done, but saving {history.record_key(owner)} failed"
             f" ({error});"
-            f" nothing deleted. {_what_next(error)}"
+            f" nothing deleted. {_what_next(error, rerun)}"
         ) from error
     if not stale:
         return
@@ -225,14 +237,14 @@ def _finish(
     except BucketError as error:
         raise SyncError(
             f"{owner}: all {total} uploads done, but deleting the stale keys failed"
-            f" ({error}). {_what_next(error)}"
+            f" ({error}). {_what_next(error, rerun)}"
         ) from error
 
 
-def _what_next(error: Exception) -> str:
+def _what_next(error: Exception, rerun: str) -> str:
     if getattr(error, "permanent", False):
-        return "This is not passing: running the deploy again fails the same way until it is fixed."
-    return "Run the deploy again: it picks up where this one stopped."
+        return f"This is not passing: running {rerun} again fails the same way until it is fixed."
+    return f"Run {rerun} again: it picks up where this one stopped."
 
 
 class _Uploads:
@@ -314,8 +326,9 @@ class _Uploads:
 
 
 def clean(bucket: Bucket, owner: str, sandbox_for: str = "") -> list[str]:
-    """Delete every key the owner owns; return them. `sandbox_for`: the branch (or name) a
-    sandbox is cleaned for, which must be the one it was deployed for."""
+    """Delete every key the owner owns, its record included; return the files deleted.
+    `sandbox_for`: the branch (or name) a sandbox is cleaned for, which must be the one it
+    was deployed for."""
     with bucket.lock(owner):
         check_sandbox_claim(bucket, owner, sandbox_for)
         listed = bucket.list(prefix(owner))
@@ -323,7 +336,7 @@ def clean(bucket: Bucket, owner: str, sandbox_for: str = "") -> list[str]:
         keys = sorted(assert_owned(owner, key) for key in listed)
         if keys:
             bucket.delete(keys)
-    return keys
+    return [key for key in keys if key != history.record_key(owner)]
 
 
 def _sha256(body: bytes) -> str:
