@@ -16,8 +16,8 @@ requests, not uploads); the wall time is the best of --rounds. Then `make rollba
 undoes that one-file change, against `aws s3 sync` of the reverted tree, and a story
 branch that edits one DAG file deploys its sandbox, against a DEV redeploy of the same
 edit. Last, the local loop: `make deploy-dev` into the embedded local bucket after editing
-one DAG file, as `make airflow-local` users do. The figures, the ratios and the project's targets are
-printed; the exit status is 1 if a target is missed.
+one DAG file, as `make airflow-local` users do. The figures, the ratios and the project's
+targets are printed; the exit status is 1 if a target is missed.
 """
 
 from __future__ import annotations
