@@ -10,6 +10,7 @@ stamp.py             bucket_contents/ made into one environment's build (DEV_x.p
 sync.py              plan and apply a deploy: an environment's keys made equal to its build
 buckets.py           where a deploy writes: S3, or the local folder laid out like it
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
+pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
 prod_path.py         PROD changes only from a clean checkout of the default branch
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
 mwaa_environment.py  the MWAA environment: what it runs, and updating it to new files
