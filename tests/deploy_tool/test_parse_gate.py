@@ -180,8 +180,8 @@ def test_an_import_error_fails_its_own_environments_deploy_only_and_a_fix_passes
     # deploy resizes DEV's pool to a new setting.
     (sources / "orders.py").write_text(GOOD_DAG + "# reviewed\n")
     monkeypatch.setenv("DEV_POOL_SLOTS", "4")
-    code, out, _ = deploy("PROD", capsys)
-    assert code == 0
+    code, out, err = deploy("PROD", capsys)
+    assert code == 0, err
     assert "Pool DEV_pool: resized from 3 to 4 slots." in out
     assert out.splitlines()[-1] == (
         f"{NAME} parsed PROD's 1 DAG file(s) without import errors; DAGs listed: PROD_orders."

@@ -152,7 +152,7 @@ def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log:
     password = admin_password(settings)
     say(f"Airflow is ready: http://{HOST}:{port}")
     say(f"Log in as admin, password {password or f'see {shown(home(settings))}'}")
-    _set_pools(settings, port, password)
+    _set_dev_pool(settings, port, password)
     # With a bucket set, deploys go to S3 unless told otherwise; this Airflow reads the folder.
     deploy = "S3_BUCKET= make deploy-dev" if settings.s3_bucket else "make deploy-dev"
     say(f"Run `{deploy}` in another terminal: changes show up in seconds.")
@@ -162,20 +162,22 @@ def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log:
     return 1
 
 
-def _set_pools(settings: Settings, port: int, password: str | None) -> None:
+def _set_dev_pool(settings: Settings, port: int, password: str | None) -> None:
     """DEV's pool, as on MWAA: without it Airflow would never start a DEV task."""
     from mwaa_deploy.mwaa_local import AirflowApi  # the stand-in's client for the same API
 
-    try:
-        if password is None:
-            raise PoolError("no admin password to log in with")
+    problem = "no admin password to log in with"
+    if password is not None:
         api = AirflowApi(f"http://{HOST}:{port}", settings.airflow_version, password)
-        say(pools.ensure(api, settings.dev_pool_slots))
-    except (PoolError, LocalMwaaError, OSError) as error:
-        say(
-            f"Could not set {pools.DEV_POOL} ({error}): DEV's tasks wait until it exists;"
-            f" add it under Admin > Pools with {settings.dev_pool_slots} slots."
-        )
+        try:
+            say(pools.ensure(api, settings.dev_pool_slots))
+            return
+        except (PoolError, LocalMwaaError, OSError) as error:
+            problem = str(error)
+    say(
+        f"Could not set {pools.DEV_POOL} ({problem}): DEV's tasks wait until it exists; add"
+        f" it under Admin > Pools with {settings.dev_pool_slots} slots."
+    )
 
 
 def _is_airflow_2(settings: Settings) -> bool:

@@ -52,8 +52,13 @@ def ensure(api: RestApi, slots: int) -> str:
     _check((status, answer), "read")
     if answer["slots"] == slots:
         return f"Pool {DEV_POOL}: {slots} slots, as set."
-    # The same request for Airflow 2's API and 3's: only the slots change.
-    body = {"name": DEV_POOL, "slots": slots}
+    # The same request for Airflow 2's API and 3's: only the slots change, but Airflow 3
+    # validates the whole pool, so the body holds what it has as well.
+    body = {
+        "name": DEV_POOL,
+        "slots": slots,
+        "include_deferred": answer.get("include_deferred", False),
+    }
     _check(api.call("PATCH", f"/pools/{DEV_POOL}", {"update_mask": "slots"}, body), "resize")
     return f"Pool {DEV_POOL}: resized from {answer['slots']} to {slots} slots."
 
