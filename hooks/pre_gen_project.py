@@ -41,6 +41,20 @@ CHECKS = [
         " (MWAA buckets cannot contain dots), starting and ending with a letter or digit",
     ),
     (
+        "data_bucket",
+        r"(?!xn--|sthree-|amzn-s3-demo-)(?!.*(-s3alias|--ol-s3|--x-s3|--table-s3)$)"
+        r"(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+        "use 3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or"
+        " digit",
+    ),
+    # The DAGs' asset rules read an environment's name in any dot-separated part of a URI.
+    (
+        "data_bucket",
+        r"(?i)(?!(?:[^.]*\.)*(?:dev|prod|sbx)(?:[_-][^.]*)?(?:\.|$)).*",
+        "leave the environments out of its name, as in acme-data: DEV's and PROD's data both"
+        " live in it, under dev/ and prod/",
+    ),
+    (
         "mwaa_environment_name",
         r"[A-Za-z][0-9A-Za-z_-]{0,79}",
         "use up to 80 letters, digits, '-' and '_', starting with a letter",

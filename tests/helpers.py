@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from cookiecutter.main import cookiecutter
 
@@ -77,3 +79,18 @@ def user_environment() -> dict[str, str]:
     environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     environment["MWAA_CONSTRAINTS"] = str(MWAA_CONSTRAINTS)
     return environment
+
+
+def filled(node: Any, parameters: dict[str, str]) -> Any:
+    """A part of a CloudFormation template as the stack would hold it: its Fn::Sub and Ref
+    (long form, as the baked templates write them) filled in from `parameters`, which name
+    the pseudo parameters too ("AWS::Partition", ...)."""
+    if isinstance(node, dict) and set(node) == {"Fn::Sub"}:
+        return re.sub(r"\$\{([\w:]+)\}", lambda m: parameters[m[1]], node["Fn::Sub"])
+    if isinstance(node, dict) and set(node) == {"Ref"}:
+        return parameters[node["Ref"]]
+    if isinstance(node, dict):
+        return {key: filled(value, parameters) for key, value in node.items()}
+    if isinstance(node, list):
+        return [filled(item, parameters) for item in node]
+    return node

@@ -1,7 +1,8 @@
 """`make airflow-local`: the baked project's real Airflow on its local bucket, started as a
 user starts it, asked through its REST API, running the example DAGs of both environments
 and of a story branch's sandbox against dbt Cloud's API, and stopped with Ctrl-C, leaving
-nothing behind."""
+nothing behind; with DEV's pool set as on MWAA, so that a flood of DEV tasks leaves PROD
+the rest of the workers."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ from tests.helpers import (
 STARTUP_SECONDS = 300
 PICKUP_SECONDS = 60
 RUN_SECONDS = 180
+# How soon a PROD task runs to its end while DEV's tasks hold every slot of DEV's pool: the
+# time Airflow takes to schedule and start one task, with room for a busy machine.
+PROD_START_SECONDS = 30
 
 
 class AirflowApi:
@@ -123,16 +127,21 @@ def _holds(condition: Callable[[], bool]) -> bool:
 
 @contextmanager
 def airflow_local(
-    project: Path, version: str, port: int, log: Path, ca_file: Path
+    project: Path,
+    version: str,
+    port: int,
+    log: Path,
+    ca_file: Path | None = None,
+    **variables: str,
 ) -> Iterator[AirflowApi]:
     """`make airflow-local` in a terminal of its own, its output in `log`, trusting `ca_file`
-    for HTTPS (the local dbt Cloud API); Ctrl-C on leaving."""
-    trust = {"SSL_CERT_FILE": str(ca_file), "REQUESTS_CA_BUNDLE": str(ca_file)}
+    for HTTPS (the local dbt Cloud API), with `variables` set; Ctrl-C on leaving."""
+    trust = {"SSL_CERT_FILE": str(ca_file), "REQUESTS_CA_BUNDLE": str(ca_file)} if ca_file else {}
     with open(log, "w") as output:
         command = subprocess.Popen(
             ["make", "airflow-local", f"VENV={VENVS / f'airflow-{version}'}", f"PORT={port}"],
             cwd=project,
-            env=user_environment() | trust,
+            env=user_environment() | trust | variables,
             stdout=output,
             stderr=subprocess.STDOUT,
             # Its own process group, as a terminal's foreground job: Ctrl-C goes to all of it.
@@ -232,3 +241,111 @@ def test_airflow_local_shows_and_runs_dev_prod_and_a_sandbox_picks_up_a_redeploy
     with airflow_local(project, version, port, log, dbt_cloud.ca_file) as api:
         assert api.dag_ids() == both_copies
     assert not processes_in(project)
+
+
+# DAG file -> its text: DEV's copy of `flood` starts more tasks than DEV's pool has slots,
+# each holding its slot until the test releases it; `probe` is one quick task.
+FLOOD_DAGS = {
+    "flood.py": """\
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+
+try:
+    from airflow.sdk import DAG
+except ImportError:
+    from airflow import DAG
+
+from common.conventions import default_args, environment
+
+DEV = True
+flag = environment(DEV)
+
+with DAG(
+    f"{flag}_flood",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    default_args=default_args(flag),
+    tags=[flag],
+):
+    for n in range(6):
+        BashOperator(task_id=f"{flag}_hold_{n}", bash_command="RELEASE_COMMAND")
+""",
+    "probe.py": """\
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+
+try:
+    from airflow.sdk import DAG
+except ImportError:
+    from airflow import DAG
+
+from common.conventions import default_args, environment
+
+DEV = True
+flag = environment(DEV)
+
+with DAG(
+    f"{flag}_probe",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    default_args=default_args(flag),
+    tags=[flag],
+):
+    BashOperator(task_id=f"{flag}_probe", bash_command="true")
+""",
+}
+
+
+def states(api: AirflowApi, run: str) -> list[str]:
+    return [ti["state"] for ti in api.get(f"{run}/taskInstances")["task_instances"]]
+
+
+def test_a_flood_of_dev_tasks_holds_devs_pool_only_and_a_prod_task_runs_at_once(
+    output: Path, tmp_path: Path
+) -> None:
+    """DEV starts twice as many tasks as its pool has slots, each holding its slot until
+    released; a PROD task started then runs to its end at once, beside them, while DEV runs
+    exactly its pool's 3 and the rest of DEV's wait. (Airflow 3: airflow-local on Airflow 2
+    runs one task at a time, on SQLite's SequentialExecutor.)"""
+    project = bake(output, airflow_version=NEWEST)
+    release = tmp_path / "release"
+    hold = f'while [ ! -e "{release}" ]; do sleep 0.5; done'
+    for name, text in FLOOD_DAGS.items():
+        (project / "bucket_contents" / "dags" / name).write_text(
+            text.replace('"RELEASE_COMMAND"', repr(hold))
+        )
+    deployed = make(project, "deploy-dev", "deploy-prod", airflow_version=NEWEST)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    log = output / "airflow-local.out"
+
+    with airflow_local(project, NEWEST, free_port(), log) as api:
+        assert "Pool DEV_pool: created with 3 slots, DEV's share of the workers." in log.read_text()
+        wait_for(
+            lambda: {"DEV_flood", "PROD_probe"} <= api.dag_ids(),
+            PICKUP_SECONDS,
+            "DAGs not listed",
+            log,
+        )
+        flood = api.start_run("DEV_flood")
+        wait_for(
+            lambda: states(api, flood).count("running") == 3,
+            RUN_SECONDS,
+            "DEV's pool did not fill",
+            log,
+        )
+        probe = api.start_run("PROD_probe")
+        wait_for(
+            lambda: api.get(probe)["state"] == "success",
+            PROD_START_SECONDS,
+            "the PROD task did not run beside DEV's flood",
+            log,
+        )
+        held = states(api, flood)
+        release.touch()
+        assert sorted(held) == ["running"] * 3 + ["scheduled"] * 3, held
+        wait_for(
+            lambda: api.get(flood)["state"] == "success",
+            RUN_SECONDS,
+            "DEV's tasks did not finish once released",
+            log,
+        )

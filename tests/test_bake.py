@@ -19,12 +19,14 @@ BAKED_FILES = {
     ".github/workflows/remove-sandbox.yml",
     ".github/workflows/rollback-prod.yml",
     "iam/deploy-roles.yaml",
+    "iam/task-roles.yaml",
     "Makefile",
     "README.md",
     "pyproject.toml",
     "bucket_contents/requirements.txt",
     "bucket_contents/dags/dbt_models.py",
     "bucket_contents/dags/dbt_sources.py",
+    "bucket_contents/dags/lake_heartbeat.py",
     "bucket_contents/dags/common/__init__.py",
     "bucket_contents/dags/common/conventions.py",
     "mwaa_deploy/__init__.py",
@@ -42,6 +44,7 @@ BAKED_FILES = {
     "mwaa_deploy/owners.py",
     "mwaa_deploy/mwaa_local.py",
     "mwaa_deploy/parse_gate.py",
+    "mwaa_deploy/pools.py",
     "mwaa_deploy/prod_path.py",
     "mwaa_deploy/s3_local.py",
     "mwaa_deploy/sandboxes.py",
@@ -104,6 +107,12 @@ REFUSED = [
     ("s3_bucket=ab", "s3_bucket='ab' is not valid"),
     ("s3_bucket=my.dotted.bucket", "s3_bucket='my.dotted.bucket' is not valid"),
     ("s3_bucket=xn--bucket", "s3_bucket='xn--bucket' is not valid"),
+    ("data_bucket=Data_Lake", "data_bucket='Data_Lake' is not valid: use 3-63 lowercase"),
+    ("data_bucket=lake..data", "data_bucket='lake..data' is not valid: use 3-63 lowercase"),
+    # The bucket holds both environments' data: a name that names one would break the rules
+    # that keep each environment's assets its own.
+    ("data_bucket=prod-lake", "data_bucket='prod-lake' is not valid: leave the environments"),
+    ("data_bucket=lake.dev", "data_bucket='lake.dev' is not valid: leave the environments"),
     ("aws_region=europe", "aws_region='europe' is not valid"),
     ("aws_region=eu-west-9", "aws_region='eu-west-9' is not valid: use a region where MWAA"),
     ("dbt_cloud_account_id=12a", "dbt_cloud_account_id='12a' is not valid"),
@@ -137,6 +146,8 @@ ACCEPTED = [
     "aws_region=cn-north-1",
     "dbt_cloud_conn_id=production_dbt",
     "dbt_cloud_conn_id=device-dbt",
+    "data_bucket=product.lake",
+    "data_bucket=acme-prod-lake",
 ]
 
 

@@ -16,17 +16,21 @@ from tests.helpers import NEWEST, OLDEST, VENVS, bake, commit_all, make, user_en
 HEADER = """\
 import time
 
+import boto3
 import pendulum
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.s3 import S3ListOperator
 from airflow.providers.dbt.cloud.sensors.dbt import DbtCloudJobRunSensor
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 
 try:
-    from airflow.sdk import DAG, Asset, TaskGroup
+    from airflow.sdk import DAG, Asset, TaskGroup, task
 except ImportError:
     from airflow import DAG
     from airflow.datasets import Dataset as Asset
+    from airflow.decorators import task
     from airflow.utils.task_group import TaskGroup
 
 DEV = True
@@ -100,8 +104,8 @@ BROKEN_DAGS = {
             "DAG PROD_resources, task PROD_publish (PROD_resources.py): asset: outlets"
             " 's3://lake/x' names no environment: give it a part that is prod or starts with"
             " prod_ (any case), as in s3://lake/prod/orders or s3://lake/prod_orders",
-            "DAG DEV_resources, task DEV_publish (DEV_resources.py): pool: 'etl' must start with"
-            " DEV_",
+            "DAG DEV_resources, task DEV_publish (DEV_resources.py): pool: 'etl' must be"
+            " DEV_pool: DEV's tasks, and the sandboxes', share its slots",
             "DAG PROD_resources, task PROD_wait (PROD_resources.py): connection id:"
             " dbt_cloud_conn_id='dbt' must start with PROD_; each environment has its own"
             " connections",
@@ -128,6 +132,60 @@ BROKEN_DAGS = {
             " 's3://lake/product/device' names no environment",
         ],
     ),
+    # A connection or none, on operators and in task code: each environment's own only.
+    "aws_calls.py": (
+        'with DAG(f"{flag}_aws_calls", schedule=None, start_date=START, tags=[flag]):\n'
+        '    S3ListOperator(task_id=f"{flag}_default", bucket="lake")\n'
+        '    S3ListOperator(task_id=f"{flag}_dev", bucket="lake", aws_conn_id="DEV_aws")\n'
+        '    S3ListOperator(task_id=f"{flag}_none", bucket="lake", aws_conn_id=None)\n'
+        "\n"
+        '    @task(task_id=f"{flag}_in_code")\n'
+        "    def in_code():\n"
+        '        S3Hook().load_string("x", "a", "lake")\n'
+        '        S3Hook(aws_conn_id="PROD_aws").load_string("x", "a", "lake")\n'
+        '        S3Hook(aws_conn_id=f"{flag}_aws").load_string("x", "a", "lake")\n'
+        '        boto3.client("s3")\n'
+        "\n"
+        "    in_code()\n",
+        [
+            "DAG DEV_aws_calls, task DEV_default (DEV_aws_calls.py): AWS connection:"
+            " aws_conn_id='aws_default' runs as the MWAA execution role, which reaches neither"
+            " environment's data; use DEV_aws, as aws_conn_id(dev_prod_flag) gives",
+            "DAG PROD_aws_calls, task PROD_dev (PROD_aws_calls.py): AWS connection:"
+            " aws_conn_id='DEV_aws' is not PROD's: each environment reaches AWS as its own role;"
+            " use PROD_aws",
+            "DAG DEV_aws_calls, task DEV_none (DEV_aws_calls.py): AWS connection:"
+            " aws_conn_id=None runs as the MWAA execution role",
+            "DEV_aws_calls.py:30: AWS connection: S3Hook: no aws_conn_id, so 'aws_default',"
+            " runs as the MWAA execution role",
+            "DEV_aws_calls.py:31: AWS connection: S3Hook: aws_conn_id='PROD_aws' is not DEV's",
+            "PROD_aws_calls.py:33: AWS connection: boto3.client() runs as the MWAA execution"
+            " role; use a hook of the Amazon provider with aws_conn_id=aws_conn_id(dev_prod_flag)",
+        ],
+    ),
+    # No pool, someone else's, or a priority that jumps the queue.
+    "slots.py": (
+        'with DAG(f"{flag}_slots", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_no_pool", retries=1)\n'
+        "    EmptyOperator(\n"
+        '        task_id=f"{flag}_own_pool", pool=f"{flag}_etl", retries=1, priority_weight=1000\n'
+        "    )\n"
+        "    EmptyOperator(\n"
+        '        task_id=f"{flag}_jumps", pool="DEV_pool", retries=1, priority_weight=5000\n'
+        "    )\n",
+        [
+            "DAG DEV_slots, task DEV_no_pool (DEV_slots.py): pool: 'default_pool' must be"
+            " DEV_pool: DEV's tasks, and the sandboxes', share its slots; default_args"
+            "(dev_prod_flag) from common.conventions sets it",
+            "DAG PROD_slots, task PROD_no_pool (PROD_slots.py): priority: a PROD task needs"
+            " priority_weight >= 1000, to be queued before DEV's",
+            "DAG DEV_slots, task DEV_own_pool (DEV_slots.py): pool: 'DEV_etl' must be DEV_pool",
+            "DAG DEV_slots, task DEV_jumps (DEV_slots.py): priority: priority_weight=5000 would"
+            " queue a DEV task before PROD's; keep it below 1000",
+            "DAG PROD_slots, task PROD_jumps (PROD_slots.py): pool: 'DEV_pool' is not PROD's: a"
+            " PROD task runs in default_pool, or in a PROD_ pool of its own",
+        ],
+    ),
     "no_retries.py": (
         'with DAG(f"{flag}_no_retries", schedule=None, start_date=START, tags=[flag]):\n'
         '    EmptyOperator(task_id=f"{flag}_once", retries=0)\n',
@@ -147,12 +205,14 @@ BROKEN_DAGS = {
 # DAG file -> its body after HEADER; it breaks no rule, in either copy.
 SOUND_DAGS = {
     "lake_paths.py": (
+        "from common.conventions import default_args\n"
+        "\n"
         "env = flag.lower()\n"
         'orders = Asset(f"s3://warehouse/{env}/orders")\n'
         'with DAG(f"{flag}_lake_paths", schedule=[orders], start_date=START, tags=[flag]):\n'
         "    EmptyOperator(\n"
         '        task_id=f"{flag}_publish",\n'
-        "        retries=1,\n"
+        "        **default_args(flag),\n"
         "        outlets=[\n"
         '            Asset(f"s3://lake/{env}_orders"),\n'
         '            Asset(f"s3://lake/{flag}-orders/2025"),\n'
@@ -169,7 +229,9 @@ FAILED_TESTS = [
     "test_dag_task_and_group_ids_and_tags_carry_their_environment",
     "test_cross_dag_references_stay_in_their_environment",
     "test_cross_dag_references_name_a_dag_of_the_same_build",
-    "test_assets_pools_and_connections_belong_to_their_environment",
+    "test_assets_and_connections_belong_to_their_environment",
+    "test_aws_is_reached_as_the_environments_own_role",
+    "test_dev_tasks_share_devs_pool_and_prod_tasks_go_first",
     "test_prod_tasks_retry_before_they_fail",
     "test_every_dag_file_parses_within_the_budget",
 ]
@@ -217,9 +279,12 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
         for line in expected:
             assert line in out, f"{line!r} not in\n{out[-6000:]}"
     assert "(DEV_no_retries.py): retries" not in out  # DEV may fail at once
+    assert "(PROD_slots.py): pool: 'PROD_etl'" not in out  # a PROD pool of its own
+    assert "_aws_calls.py:32:" not in out  # a connection the code computes: known at run time
     # The example DAGs, the one the README shows and the sound ones break nothing, ruff's
     # rules included.
-    for example in ("dbt_models", "dbt_sources", "orders", *(n[:-3] for n in SOUND_DAGS)):
+    examples = ("dbt_models", "dbt_sources", "lake_heartbeat", "orders")
+    for example in (*examples, *(n[:-3] for n in SOUND_DAGS)):
         assert f"_{example}.py)" not in out and f"_{example}.py:" not in out, out[-6000:]
     ruff = [
         VENVS / f"airflow-{version}" / "bin" / "ruff",
@@ -264,10 +329,43 @@ SANDBOXED_DAGS = {
         '    EmptyOperator(task_id=f"{flag}_write", outlets=[Asset("s3://lake/dev/orders")])\n',
         [
             "DAG SBX_ann_lake, task SBX_ann_write (SBX_ann_lake.py): asset: outlets"
-            " 's3://lake/dev/orders' names DEV: a SBX_ann DAG uses SBX_ann's assets only",
+            " 's3://lake/dev/orders' names DEV: a SBX_ann DAG uses SBX_ann's assets only;"
+            " build it from dev_prod_flag, as in s3://lake/dev/sbx_ann/orders",
+        ],
+    ),
+    # A sandbox's own pool and AWS connection: it has neither, it runs as DEV.
+    "own_slots.py": (
+        CONVENTIONS_HEADER
+        + 'with DAG(f"{flag}_own_slots", schedule=None, start_date=START, tags=[flag]):\n'
+        "    S3ListOperator(\n"
+        '        task_id=f"{flag}_list", bucket="lake", aws_conn_id=f"{flag}_aws",\n'
+        '        pool=f"{flag}_pool",\n'
+        "    )\n",
+        [
+            "DAG SBX_ann_own_slots, task SBX_ann_list (SBX_ann_own_slots.py): AWS connection:"
+            " aws_conn_id='SBX_ann_aws' is not DEV's: each environment reaches AWS as its own"
+            " role; use DEV_aws",
+            "DAG SBX_ann_own_slots, task SBX_ann_list (SBX_ann_own_slots.py): pool:"
+            " 'SBX_ann_pool' must be DEV_pool",
         ],
     ),
 }
+
+# A story branch's DAG that takes everything from the conventions helper: in its sandbox,
+# DEV's pool, DEV's AWS connection and data inside DEV's, and no rule broken.
+INHERITING_DAG = CONVENTIONS_HEADER.replace(
+    "import environment", "import aws_conn_id, data_prefix, default_args, environment"
+) + (
+    'with DAG(f"{flag}_inherits", schedule=None, start_date=START, tags=[flag]):\n'
+    "    S3ListOperator(\n"
+    '        task_id=f"{flag}_list",\n'
+    '        bucket="lake",\n'
+    "        prefix=data_prefix(flag),\n"
+    "        aws_conn_id=aws_conn_id(flag),\n"
+    '        outlets=[Asset(f"s3://lake/{data_prefix(flag)}orders")],\n'
+    "        **default_args(flag),\n"
+    "    )\n"
+)
 
 
 def test_on_a_story_branch_the_integrity_tests_load_its_sandbox_too(output: Path) -> None:
@@ -279,6 +377,7 @@ def test_on_a_story_branch_the_integrity_tests_load_its_sandbox_too(output: Path
     subprocess.run(["git", "checkout", "-q", "-b", "story/ann"], cwd=project, check=True)
     for name, (text, _) in SANDBOXED_DAGS.items():
         (project / "bucket_contents" / "dags" / name).write_text(text)
+    (project / "bucket_contents" / "dags" / "inherits.py").write_text(INHERITING_DAG)
 
     result = integrity_tests(project, NEWEST)
 
@@ -287,6 +386,7 @@ def test_on_a_story_branch_the_integrity_tests_load_its_sandbox_too(output: Path
         for line in expected:
             assert line in out, f"{line!r} not in\n{result.stdout[-6000:]}"
     assert "SBX_ann_orders.py" in out and "SBX_ann_dbt_models.py" not in out
+    assert "_inherits.py)" not in out and "_inherits.py:" not in out, result.stdout[-6000:]
 
 
 # An asset URI or name -> the environments it names.

@@ -52,11 +52,37 @@ def test_baked_workflows_pass_zizmor(projects: list[Path]) -> None:
     assert "No findings to report" in result.stdout
 
 
-def test_baked_deploy_roles_pass_cfn_lint(projects: list[Path]) -> None:
+def test_baked_deploy_and_task_roles_pass_cfn_lint(projects: list[Path]) -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    templates = [str(project / "iam" / "deploy-roles.yaml") for project in projects]
+    templates = [str(path) for project in projects for path in project.glob("iam/*.yaml")]
+    assert len(templates) == 2 * len(projects)
     result = run(str(cfn_lint), *templates)
     assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_each_task_role_trusts_the_execution_role_alone_and_holds_its_own_prefix(
+    projects: list[Path],
+) -> None:
+    """What a reviewer checks in iam/task-roles.yaml; tests/test_task_roles.py has AWS's
+    answers to the roles' tasks."""
+    template = yaml.safe_load((projects[-1] / "iam" / "task-roles.yaml").read_text())
+    for resource, prefix in [("DevTaskRole", "dev/"), ("ProdTaskRole", "prod/")]:
+        role = template["Resources"][resource]["Properties"]
+        [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust == {
+            "Effect": "Allow",
+            "Principal": {"AWS": {"Ref": "ExecutionRoleArn"}},
+            "Action": "sts:AssumeRole",
+        }
+        [policy] = role["Policies"]
+        statements = policy["PolicyDocument"]["Statement"]
+        assert {s["Effect"] for s in statements} == {"Allow"}
+        resources = [s["Resource"]["Fn::Sub"] for s in statements]
+        assert resources == [
+            "arn:${AWS::Partition}:s3:::${DataBucketName}",
+            f"arn:${{AWS::Partition}}:s3:::${{DataBucketName}}/{prefix}*",
+        ]
+        assert statements[0]["Condition"] == {"StringLike": {"s3:prefix": [prefix, f"{prefix}*"]}}
 
 
 def load(project: Path, name: str) -> dict:

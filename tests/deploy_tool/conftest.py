@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from moto.s3.models import FakeKey
 
+from mwaa_deploy import mwaa_local, parse_gate
 from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
-from tests.deploy_tool.helpers import CONSTRAINTS, FOREIGN, new_s3_bucket, write_project
+from mwaa_deploy.mwaa_local import MwaaLocal
+from tests.deploy_tool.helpers import CONSTRAINTS, FOREIGN, SETTINGS, new_s3_bucket, write_project
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 
@@ -34,9 +36,10 @@ def aws(s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
-    # No MWAA environment reads these buckets: deploys do not wait for one to parse them,
-    # unless a test brings one (test_parse_gate.py).
+    # No MWAA environment reads these buckets: deploys neither wait for one to parse them
+    # nor set its pools, unless a test brings one (the MWAA stand-in, mwaa_local.py).
     monkeypatch.setenv("PARSE_GATE_SECONDS", "0")
+    monkeypatch.setenv("MWAA_ENVIRONMENT", "")
     s3_endpoint.reset()
     return s3_endpoint
 
@@ -100,3 +103,32 @@ def bucket(request: pytest.FixtureRequest, tmp_path: Path) -> Bucket:
     for key, body in FOREIGN.items():
         bucket.put(key, body)
     return bucket
+
+
+@pytest.fixture
+def deploying_to(
+    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[MwaaLocal], Path]:
+    """Make the command line deploy a project of its own to the bucket of a stand-in's
+    environment (mwaa_local.py), and wait for it to parse; return the project's dags/, the
+    test's to write."""
+
+    def to(stand_in: MwaaLocal) -> Path:
+        root = tmp_path / "project"
+        (root / "bucket_contents" / "dags").mkdir(parents=True)
+        (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
+        monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
+        monkeypatch.chdir(root)
+        monkeypatch.setenv("S3_BUCKET", stand_in.environment.bucket)
+        monkeypatch.setenv("MWAA_ENVIRONMENT", stand_in.environment.name)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
+        monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+        monkeypatch.setenv("PARSE_GATE_SECONDS", "120")
+        # The stand-in copies the bucket every COPY_SECONDS, not every 30 s as MWAA does.
+        monkeypatch.setattr(parse_gate, "BUCKET_COPY_SECONDS", mwaa_local.COPY_SECONDS)
+        monkeypatch.setattr(parse_gate, "POLL_SECONDS", 0.5)
+        return root / "bucket_contents" / "dags"
+
+    return to

@@ -98,6 +98,12 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
             id="negative-parse-gate-bound",
         ),
         pytest.param(
+            "dev_pool_slots = 0",
+            "pyproject.toml [tool.mwaa_deploy] dev_pool_slots = 0: expected a whole number of"
+            " worker slots, such as dev_pool_slots = 3",
+            id="no-slots-for-dev",
+        ),
+        pytest.param(
             's3_bucket = "s3://acme-dags"',
             "pyproject.toml [tool.mwaa_deploy] s3_bucket='s3://acme-dags' is not a bucket name:"
             " write the name alone, such as my-mwaa-bucket (no s3://, no folder)",
@@ -166,6 +172,28 @@ def test_a_parse_gate_bound_that_is_not_seconds_is_one_line(
         f"PARSE_GATE_SECONDS={value!r} is not a number of seconds: use 0 to skip the parse"
         " gate, or a bound on its wait such as PARSE_GATE_SECONDS=600"
     )
+
+
+@pytest.mark.usefixtures("project")
+@pytest.mark.parametrize("value", ["many", "0", "-2", "2.5"])
+def test_dev_pool_slots_that_are_not_a_count_are_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("DEV_POOL_SLOTS", value)
+    assert deploy_error(capsys) == (
+        f"DEV_POOL_SLOTS={value!r} is not a number of worker slots: use a whole number from 1,"
+        " such as DEV_POOL_SLOTS=3"
+    )
+
+
+def test_devs_slots_are_the_variable_else_the_setting_else_three(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config.load(project).dev_pool_slots == 3
+    set_setting(project, "dev_pool_slots = 5")
+    assert config.load(project).dev_pool_slots == 5
+    monkeypatch.setenv("DEV_POOL_SLOTS", "2")
+    assert config.load(project).dev_pool_slots == 2
 
 
 @pytest.mark.usefixtures("aws")

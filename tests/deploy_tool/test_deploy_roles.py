@@ -9,7 +9,6 @@ roles' own policy documents are loaded into its IAM, and each deploy runs with t
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from mwaa_deploy.exceptions import BucketError
 from mwaa_deploy.instance_files import REQUIREMENTS
 from tests.deploy_tool.helpers import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
+from tests.helpers import filled
 
 ACCOUNT = "123456789012"  # the endpoint's account
 ROLES = {"DEV": "DevDeployRole", "PROD": "ProdDeployRole"}
@@ -42,17 +42,7 @@ def policy(env: str, bucket: str) -> dict[str, Any]:
         "BucketName": bucket,
         "EnvironmentName": SETTINGS.mwaa_environment,
     }
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict) and set(node) == {"Fn::Sub"}:
-            return re.sub(r"\$\{([\w:]+)\}", lambda m: values[m[1]], node["Fn::Sub"])
-        if isinstance(node, dict):
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    return resolve(document["PolicyDocument"])
+    return filled(document["PolicyDocument"], values)
 
 
 @pytest.fixture
@@ -189,8 +179,9 @@ def test_keys_outside_the_policy_are_denied_to_anyone_else(
 
 
 def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed() -> None:
-    """The parse gate's one permission, for both roles: airflow:InvokeRestApi as Airflow's
-    Viewer role of this environment (reading, never triggering); only PROD updates it."""
+    """The parse gate's one permission: airflow:InvokeRestApi as Airflow's Viewer role of
+    this environment (reading, never triggering). Only PROD updates the environment, and
+    sets DEV's pool, which takes Airflow's Op role (Viewer may only read pools)."""
 
     def airflow_grants(env: str) -> list[tuple[str, str]]:
         statements = policy(env, "any-bucket")["Statement"]
@@ -204,11 +195,11 @@ def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed() -> None:
 
     arn = f"arn:aws:airflow:{SETTINGS.aws_region}:{ACCOUNT}"
     environment = f"{arn}:environment/{SETTINGS.mwaa_environment}"
-    viewer = f"{arn}:role/{SETTINGS.mwaa_environment}/Viewer"
-    assert airflow_grants("DEV") == [("airflow:InvokeRestApi", viewer)]
+    role = f"{arn}:role/{SETTINGS.mwaa_environment}"
+    assert airflow_grants("DEV") == [("airflow:InvokeRestApi", f"{role}/Viewer")]
     assert airflow_grants("PROD") == [
         ("airflow:GetEnvironment", environment),
-        ("airflow:InvokeRestApi", viewer),
+        ("airflow:InvokeRestApi", f"{role}/Op"),
         ("airflow:UpdateEnvironment", environment),
     ]
 

@@ -39,6 +39,7 @@ def mwaa(
     environment = Environment(NAME, SETTINGS.airflow_version, new_s3_bucket(), SETTINGS.aws_region)
     stand_in = MwaaLocal(environment, airflow=None, dags_folder=None)
     monkeypatch.setenv("S3_BUCKET", environment.bucket)
+    monkeypatch.setenv("MWAA_ENVIRONMENT", NAME)
     monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
     monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
     monkeypatch.setattr(mwaa_environment, "POLL_SECONDS", 0)

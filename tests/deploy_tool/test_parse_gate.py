@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import config, mwaa_local, parse_gate
+from mwaa_deploy import config
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.airflow_local import admin_password
 from mwaa_deploy.mwaa_local import AirflowApi, Environment, MwaaLocal
@@ -110,33 +110,6 @@ def airless(
 
 
 @pytest.fixture
-def deploying_to(
-    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[[MwaaLocal], Path]:
-    """Make the command line deploy a project of its own to the bucket of a stand-in's
-    environment, and wait for it to parse; return the project's dags/, the test's to write."""
-
-    def to(stand_in: MwaaLocal) -> Path:
-        root = tmp_path / "project"
-        (root / "bucket_contents" / "dags").mkdir(parents=True)
-        (root / "pyproject.toml").write_bytes((SETTINGS.root / "pyproject.toml").read_bytes())
-        monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
-        monkeypatch.chdir(root)
-        monkeypatch.setenv("S3_BUCKET", stand_in.environment.bucket)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
-        monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
-        monkeypatch.setenv("PARSE_GATE_SECONDS", "120")
-        # The stand-in copies the bucket every COPY_SECONDS, not every 30 s as MWAA does.
-        monkeypatch.setattr(parse_gate, "BUCKET_COPY_SECONDS", mwaa_local.COPY_SECONDS)
-        monkeypatch.setattr(parse_gate, "POLL_SECONDS", 0.5)
-        return root / "bucket_contents" / "dags"
-
-    return to
-
-
-@pytest.fixture
 def sources(instance: MwaaLocal, deploying_to: Callable[[MwaaLocal], Path]) -> Path:
     """The dags/ of a project that deploys to the real Airflow's bucket."""
     return deploying_to(instance)
@@ -174,7 +147,7 @@ def deploy(env: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]
 
 
 def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_a_fix_passes(
-    sources: Path, capsys: pytest.CaptureFixture[str]
+    sources: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (sources / "orders.py").write_text(GOOD_DAG)
     code, out, _ = deploy("PROD", capsys)
@@ -182,6 +155,9 @@ def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_
     assert out.splitlines()[-1] == (
         f"{NAME} parsed PROD's 1 DAG file(s) without import errors; DAGs listed: PROD_orders."
     )
+    # Before it waits, the PROD deploy sets DEV's pool through the same API (test_pools.py):
+    # as airflow-local created it when it started.
+    assert "Pool DEV_pool: 3 slots, as set." in out.splitlines()
 
     (sources / "orders.py").write_text(BROKEN_DAG)
     code, out, err = deploy("DEV", capsys)
@@ -196,12 +172,17 @@ def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_
     # A redeploy that writes nothing has nothing to wait for.
     (sources / "orders.py").write_text(GOOD_DAG)
     code, out, _ = deploy("PROD", capsys)
-    assert code == 0 and out.splitlines()[-1].startswith("PROD deployed: 0 uploaded")
+    last_two = out.splitlines()[-2:]
+    assert code == 0 and last_two[0].startswith("PROD deployed: 0 uploaded"), out
+    assert last_two[1] == "Pool DEV_pool: 3 slots, as set."
 
-    # PROD, deployed from a good version while DEV holds the broken one, still passes.
+    # PROD, deployed from a good version while DEV holds the broken one, still passes; its
+    # deploy resizes DEV's pool to a new setting.
     (sources / "orders.py").write_text(GOOD_DAG + "# reviewed\n")
-    code, out, _ = deploy("PROD", capsys)
-    assert code == 0
+    monkeypatch.setenv("DEV_POOL_SLOTS", "4")
+    code, out, err = deploy("PROD", capsys)
+    assert code == 0, err
+    assert "Pool DEV_pool: resized from 3 to 4 slots." in out
     assert out.splitlines()[-1] == (
         f"{NAME} parsed PROD's 1 DAG file(s) without import errors; DAGs listed: PROD_orders."
         " 1 import error(s) in other files, not this deploy's."

@@ -12,6 +12,7 @@ sync.py              plan and apply a deploy or a rollback: an owner's keys made
 history.py           each deploy's record: its files' versions, where it came from; rollbacks
 buckets.py           where a deploy writes: S3, or the local folder laid out like it
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
+pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
 prod_path.py         PROD changes only from a clean checkout of the default branch
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
 startup.py           startup.sh run as MWAA runs it, and what it leaves set

@@ -1,7 +1,8 @@
 """airflow-local: this project's real Airflow, standalone, reading the local bucket's DAGs.
 
 After `make deploy-dev deploy-prod` it lists every DAG twice, DEV_ and PROD_, as MWAA
-will; a redeploy to the local bucket shows up within seconds, without a restart.
+will; a redeploy to the local bucket shows up within seconds, without a restart. Once it
+answers, DEV's pool is set on it as a PROD deploy sets it on MWAA (pools.py).
 Everything it starts runs in one process group of its own, which Ctrl-C stops whole.
 """
 
@@ -20,8 +21,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from mwaa_deploy import pools
 from mwaa_deploy.config import Settings, shown
-from mwaa_deploy.exceptions import LocalAirflowError
+from mwaa_deploy.exceptions import LocalAirflowError, LocalMwaaError, PoolError
 
 HOST = "127.0.0.1"
 # How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
@@ -147,9 +149,10 @@ def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log:
         say(f"Airflow stopped while starting; the end of {shown(log)}:")
         say("\n".join(log.read_text(errors="replace").splitlines()[-20:]))
         return 1
-    password = admin_password(settings) or f"see {shown(home(settings))}"
+    password = admin_password(settings)
     say(f"Airflow is ready: http://{HOST}:{port}")
-    say(f"Log in as admin, password {password}")
+    say(f"Log in as admin, password {password or f'see {shown(home(settings))}'}")
+    _set_dev_pool(settings, port, password)
     # With a bucket set, deploys go to S3 unless told otherwise; this Airflow reads the folder.
     deploy = "S3_BUCKET= make deploy-dev" if settings.s3_bucket else "make deploy-dev"
     say(f"Run `{deploy}` in another terminal: changes show up in seconds.")
@@ -157,6 +160,24 @@ def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log:
     airflow.wait()
     say(f"Airflow stopped on its own; see {shown(log)}")
     return 1
+
+
+def _set_dev_pool(settings: Settings, port: int, password: str | None) -> None:
+    """DEV's pool, as on MWAA: without it Airflow would never start a DEV task."""
+    from mwaa_deploy.mwaa_local import AirflowApi  # the stand-in's client for the same API
+
+    problem = "no admin password to log in with"
+    if password is not None:
+        api = AirflowApi(f"http://{HOST}:{port}", settings.airflow_version, password)
+        try:
+            say(pools.ensure(api, settings.dev_pool_slots))
+            return
+        except (PoolError, LocalMwaaError, OSError) as error:
+            problem = str(error)
+    say(
+        f"Could not set {pools.DEV_POOL} ({problem}): DEV's tasks wait until it exists; add"
+        f" it under Admin > Pools with {settings.dev_pool_slots} slots."
+    )
 
 
 def _is_airflow_2(settings: Settings) -> bool:

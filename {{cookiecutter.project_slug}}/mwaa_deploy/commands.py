@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from mwaa_deploy import config, history, owners, parse_gate, sandboxes, sync
+from mwaa_deploy import config, history, owners, parse_gate, pools, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket, open_bucket
 from mwaa_deploy.exceptions import (
@@ -87,6 +87,8 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
         print(f"{owner} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: {nothing_done}.") from None
+    if owner == "PROD":  # DEV's share of the workers is the instance's, set from PROD's path
+        pools.on_mwaa(settings)
     _wait_for_the_parse(settings, result)
     return 0
 

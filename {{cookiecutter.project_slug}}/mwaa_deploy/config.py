@@ -24,9 +24,12 @@ OVERRIDES = {
     "MWAA_ENVIRONMENT": "mwaa_environment",
     "MWAA_CONSTRAINTS": "mwaa_constraints",
 }
-# The one number a variable overrides: how long a deploy waits for MWAA to parse it.
+# The numbers a variable overrides: how long a deploy waits for MWAA to parse it, and
+# how many worker slots DEV's tasks may hold at once.
 PARSE_GATE_VARIABLE = "PARSE_GATE_SECONDS"
 PARSE_GATE_DEFAULT = 600.0
+DEV_POOL_VARIABLE = "DEV_POOL_SLOTS"
+DEV_POOL_DEFAULT = 3
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Settings:
     parse_gate_seconds: float
     # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
     startup_time_limit_seconds: float
+    # The worker slots DEV's tasks, the sandboxes' included, may hold at once (pools.py).
+    dev_pool_slots: int
 
     @property
     def sources(self) -> Path:
@@ -78,7 +83,10 @@ KINDS: dict[str, tuple[type, str]] = {
     "dag_parse_budget_seconds": (float, "5.0"),
     "parse_gate_seconds": (float, "600"),
     "startup_time_limit_seconds": (float, "60.0"),
+    "dev_pool_slots": (int, "3"),
 }
+# What the whole-number settings count.
+UNITS = {"sandbox_stale_days": "days", "dev_pool_slots": "worker slots"}
 # Number settings for which 0 means something: here, skip the parse gate.
 ZERO_ALLOWED = {"parse_gate_seconds"}
 REQUIRED = ("airflow_version", "python_version")
@@ -122,6 +130,7 @@ def load(root: Path | None = None) -> Settings:
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
         parse_gate_seconds=_parse_gate_seconds(table),
         startup_time_limit_seconds=float(table.get("startup_time_limit_seconds", 60.0)),
+        dev_pool_slots=_dev_pool_slots(table),
         **values,
     )
 
@@ -160,7 +169,7 @@ def _check(key: str, value: object) -> None:
         expected = "a number of seconds"
     elif kind is int:
         fits = isinstance(value, int) and not isinstance(value, bool) and value > 0
-        expected = "a whole number of days"
+        expected = f"a whole number of {UNITS[key]}"
     else:
         fits = isinstance(value, str)
         expected = "text in quotes"
@@ -186,6 +195,19 @@ def _parse_gate_seconds(table: dict[str, object]) -> float:
             f" parse gate, or a bound on its wait such as {PARSE_GATE_VARIABLE}=600"
         )
     return seconds
+
+
+def _dev_pool_slots(table: dict[str, object]) -> int:
+    """DEV's worker slots: DEV_POOL_SLOTS, else the setting, else the default."""
+    if DEV_POOL_VARIABLE not in os.environ:
+        return int(table.get("dev_pool_slots", DEV_POOL_DEFAULT))
+    text = os.environ[DEV_POOL_VARIABLE]
+    if not (text.isdecimal() and int(text) > 0):
+        raise ConfigError(
+            f"{DEV_POOL_VARIABLE}={text!r} is not a number of worker slots: use a whole"
+            f" number from 1, such as {DEV_POOL_VARIABLE}={DEV_POOL_DEFAULT}"
+        )
+    return int(text)
 
 
 def _local_bucket(root: Path, setting: str) -> Path:

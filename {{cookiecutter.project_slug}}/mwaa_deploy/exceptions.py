@@ -98,6 +98,10 @@ class UpdateError(DeployError):
     """The MWAA environment could not take the new files; the message says where to look."""
 
 
+class PoolError(DeployError):
+    """DEV's pool could not be created or resized on the instance; the message says why."""
+
+
 class LocalAirflowError(DeployError):
     """Airflow cannot start here; the message says why and what to do."""
 

@@ -9,6 +9,7 @@ Airflow 2 and 3 alike and for any operator that takes the same arguments.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,13 +18,19 @@ from typing import Any
 import pytest
 
 from mwaa_deploy.owners import ENVIRONMENTS, SANDBOX, environment_of, is_owner, owner_of_key
+from mwaa_deploy.pools import DEV_POOL, PROD_PRIORITY_WEIGHT
 
 # Where the parse-time test leaves each file's seconds for the report after the tests.
 PARSE_SECONDS = pytest.StashKey[dict[str, float]]()
 
-# Every task may use it: it is the instance's own limit on running tasks, not a resource
-# of either environment.
+# PROD's tasks run in it: the instance's own limit on running tasks, not a resource of
+# either environment.
 DEFAULT_POOL = "default_pool"
+# What AWS is reached through: an operator's or sensor's argument ending so, and the
+# providers' hooks. boto3 called directly runs as the MWAA execution role.
+AWS_CONN_ID = "aws_conn_id"
+AWS_HOOKS = "airflow.providers.amazon."
+BOTO3_CLIENTS = {"boto3.client", "boto3.resource", "boto3.Session", "boto3.session.Session"}
 # How Airflow 2 and 3 report a DAG id that a second file defines again.
 DUPLICATE = re.compile(r"Ignoring DAG (\S+) from (\S+) - also found in (\S+)")
 # The parts of an asset URI or name: what lies between '/', '.', ':', '@' and the like.
@@ -112,20 +119,18 @@ def missing_reference_problems(dag: Any, dag_ids: set[str]) -> Iterator[str]:
 
 
 def resource_problems(dag: Any) -> Iterator[str]:
-    """Assets (datasets) belong to the DAG's owner; pools and connections to its environment
-    (a sandbox uses DEV's)."""
+    """Assets (datasets) belong to the DAG's owner (a sandbox's live inside DEV's), and
+    connections to its environment (a sandbox uses DEV's)."""
     env = owner_of(dag)
-    settings = environment_of(env) if is_owner(env) else env
+    settings = _settings(env)
     for asset in _assets(_schedule_condition(dag)):
         yield from _asset_problems(dag, None, "schedule", asset, env)
     for task in dag.tasks:
         for direction in ("inlets", "outlets"):
             for asset in _assets(getattr(task, direction, None) or ()):
                 yield from _asset_problems(dag, task, direction, asset, env)
-        if task.pool != DEFAULT_POOL and not task.pool.startswith((f"{env}_", f"{settings}_")):
-            yield _problem(dag, task, "pool", f"{task.pool!r} must start with {settings}_")
         for argument, value in sorted(_arguments(task).items()):
-            if not argument.endswith("conn_id"):
+            if not argument.endswith("conn_id") or argument.endswith(AWS_CONN_ID):
                 continue
             for conn_id in _strings(value):
                 if conn_id and not conn_id.startswith(f"{settings}_"):
@@ -136,6 +141,85 @@ def resource_problems(dag: Any) -> Iterator[str]:
                         f"{argument}={conn_id!r} must start with {settings}_;"
                         " each environment has its own connections",
                     )
+
+
+def aws_problems(dag: Any) -> Iterator[str]:
+    """An operator or sensor that reaches AWS does so through its environment's connection,
+    which assumes the environment's role: not aws_default, nor None (both run as the MWAA
+    execution role), nor the other environment's."""
+    settings = _settings(owner_of(dag))
+    for task in dag.tasks:
+        for argument, value in sorted(_arguments(task).items()):
+            if argument.endswith(AWS_CONN_ID) and value != f"{settings}_aws":
+                advice = _aws_advice(f"{argument}={value!r}", value, settings)
+                yield _problem(dag, task, "AWS connection", advice)
+
+
+def aws_code_problems(dags_folder: Path) -> Iterator[str]:
+    """The same for the AWS hooks that task code builds, read off the deployed files' syntax
+    trees (a hook exists only while its task runs): a hook given no connection, None or
+    another environment's, and boto3 called directly. A connection id the code computes,
+    such as aws_conn_id(dev_prod_flag), is left to it."""
+    for path in sorted(dags_folder.rglob("*.py")):
+        file = path.relative_to(dags_folder).as_posix()
+        owner = owner_of_key(f"dags/{file}")
+        if owner is None:
+            continue
+        tree = ast.parse(path.read_text(), filename=file)
+        names = _imported_names(tree)
+        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+            callee = _dotted(call.func, names)
+            where = f"{file}:{call.lineno}"
+            if callee in BOTO3_CLIENTS:
+                yield (
+                    f"{where}: AWS connection: {callee}() runs as the MWAA execution role; use a"
+                    " hook of the Amazon provider with aws_conn_id=aws_conn_id(dev_prod_flag),"
+                    " such as S3Hook(...).get_conn()"
+                )
+            elif callee.startswith(AWS_HOOKS) and callee.endswith("Hook"):
+                if problem := _hook_problem(call, _settings(owner)):
+                    yield f"{where}: AWS connection: {callee.rpartition('.')[2]}: {problem}"
+
+
+def slot_problems(dag: Any) -> Iterator[str]:
+    """DEV's tasks, and every sandbox's, run in DEV's pool, whose few slots keep the rest of
+    the workers PROD's; PROD's tasks run in the instance's default pool (or a PROD_ pool of
+    their own) with a priority weight that queues them before DEV's."""
+    prod = _settings(owner_of(dag)) == "PROD"
+    set_by = "default_args(dev_prod_flag) from common.conventions sets it"
+    for task in dag.tasks:
+        if prod and task.pool != DEFAULT_POOL and not task.pool.startswith("PROD_"):
+            yield _problem(
+                dag,
+                task,
+                "pool",
+                f"{task.pool!r} is not PROD's: a PROD task runs in {DEFAULT_POOL}, or in a PROD_"
+                " pool of its own",
+            )
+        if not prod and task.pool != DEV_POOL:
+            yield _problem(
+                dag,
+                task,
+                "pool",
+                f"{task.pool!r} must be {DEV_POOL}: DEV's tasks, and the sandboxes', share its"
+                f" slots; {set_by}",
+            )
+        if prod and task.priority_weight < PROD_PRIORITY_WEIGHT:
+            yield _problem(
+                dag,
+                task,
+                "priority",
+                f"a PROD task needs priority_weight >= {PROD_PRIORITY_WEIGHT}, to be queued"
+                f" before DEV's; {set_by}",
+            )
+        if not prod and task.priority_weight >= PROD_PRIORITY_WEIGHT:
+            yield _problem(
+                dag,
+                task,
+                "priority",
+                f"priority_weight={task.priority_weight} would queue a DEV task before PROD's;"
+                f" keep it below {PROD_PRIORITY_WEIGHT}",
+            )
 
 
 def retry_problems(dag: Any) -> Iterator[str]:
@@ -199,6 +283,63 @@ def _arguments(task: Any) -> dict[str, Any]:
     return arguments | (expanded if isinstance(expanded, dict) else {})
 
 
+def _settings(env: str) -> str:
+    """Whose settings an owner runs with: a sandbox DEV's."""
+    return environment_of(env) if is_owner(env) else env
+
+
+def _aws_advice(given: str, value: Any, settings: str) -> str:
+    """`given` (such as "aws_conn_id='x'") is wrong for `settings`: why, and what to use."""
+    if value is None or value == "aws_default":
+        why = "runs as the MWAA execution role, which reaches neither environment's data"
+    else:
+        why = f"is not {settings}'s: each environment reaches AWS as its own role"
+    return f"{given} {why}; use {settings}_aws, as aws_conn_id(dev_prod_flag) gives"
+
+
+def _hook_problem(call: ast.Call, settings: str) -> str | None:
+    """What is wrong with the connection a hook call gives, where it gives none or a
+    constant; None where it is right, or known at run time only."""
+    given = [k.value for k in call.keywords if k.arg == AWS_CONN_ID] or call.args[:1]
+    if not given:
+        if any(k.arg is None for k in call.keywords):  # **kwargs
+            return None
+        return _aws_advice(f"no {AWS_CONN_ID}, so 'aws_default',", "aws_default", settings)
+    if not isinstance(given[0], ast.Constant) or given[0].value == f"{settings}_aws":
+        return None
+    value = given[0].value
+    return _aws_advice(f"{AWS_CONN_ID}={value!r}", value, settings)
+
+
+def _imported_names(tree: ast.AST) -> dict[str, str]:
+    """Each name the imports of a module bind, anywhere in it, to what it stands for."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    names[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    names[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return names
+
+
+def _dotted(node: ast.expr, names: dict[str, str]) -> str:
+    """`s3.S3Hook` as the imports spell it out, `airflow.providers.amazon...S3Hook`; "" for
+    anything but a name or its attributes."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or node.id not in names:
+        return ""
+    return ".".join([names[node.id], *reversed(parts)])
+
+
 def _problem(dag: Any, task: Any, rule: str, detail: str) -> str:
     where = f"DAG {dag.dag_id}" + (f", task {task.task_id}" if task is not None else "")
     return f"{where} ({Path(dag.fileloc).name}): {rule}: {detail}"
@@ -246,19 +387,21 @@ def _assets(thing: Any) -> Iterator[Any]:
 
 
 def _asset_problems(dag: Any, task: Any, where: str, asset: Any, env: str) -> Iterator[str]:
-    """An asset's URI (and name, on Airflow 3) names its environment and no other."""
+    """An asset's URI (and name, on Airflow 3) names its environment and no other; a
+    sandbox's data lives inside DEV's, so its assets may name DEV besides itself."""
     home = env.lower()
+    inside = f"{_settings(env).lower()}/{home}" if _settings(env) != env else home
     for text in dict.fromkeys(filter(None, (getattr(asset, "name", None), asset.uri))):
         named = environments_named(text)
-        if others := sorted(named - {env}):
+        if others := sorted(named - {env, _settings(env)} if env in named else named - {env}):
             detail = (
                 f"names {' and '.join(others)}: a {env} DAG uses {env}'s assets only;"
-                f" build it from dev_prod_flag, as in s3://lake/{home}/orders"
+                f" build it from dev_prod_flag, as in s3://lake/{inside}/orders"
             )
         elif not named:
             detail = (
                 f"names no environment: give it a part that is {home} or starts with {home}_"
-                f" (any case), as in s3://lake/{home}/orders or s3://lake/{home}_orders"
+                f" (any case), as in s3://lake/{inside}/orders or s3://lake/{home}_orders"
             )
         else:
             continue

@@ -85,8 +85,18 @@ def test_cross_dag_references_name_a_dag_of_the_same_build(dagbag: DagBag) -> No
     report(problems)
 
 
-def test_assets_pools_and_connections_belong_to_their_environment(dagbag: DagBag) -> None:
+def test_assets_and_connections_belong_to_their_environment(dagbag: DagBag) -> None:
     report(each_dag(dagbag, dag_rules.resource_problems))
+
+
+def test_aws_is_reached_as_the_environments_own_role(dagbag: DagBag, deployed_dags: Path) -> None:
+    """Operators and sensors through their environment's AWS connection, and so are the
+    hooks that task code builds: never aws_default, which runs as the execution role."""
+    report(each_dag(dagbag, dag_rules.aws_problems) + [*dag_rules.aws_code_problems(deployed_dags)])
+
+
+def test_dev_tasks_share_devs_pool_and_prod_tasks_go_first(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, dag_rules.slot_problems))
 
 
 def test_prod_tasks_retry_before_they_fail(dagbag: DagBag) -> None:
