@@ -305,8 +305,8 @@ def test_a_flood_of_dev_tasks_holds_devs_pool_only_and_a_prod_task_runs_at_once(
 ) -> None:
     """DEV starts twice as many tasks as its pool has slots, each holding its slot until
     released; a PROD task started then runs to its end at once, beside them, while DEV runs
-    exactly its pool's 3 and the rest of DEV's wait. (Airflow 3: airflow-local on Airflow 2
-    runs one task at a time, on SQLite's SequentialExecutor.)"""
+    exactly its pool's 3. (Airflow 3 alone: airflow-local on Airflow 2 runs one task at a
+    time, on SQLite's SequentialExecutor.)"""
     project = bake(output, airflow_version=NEWEST)
     release = tmp_path / "release"
     hold = f'while [ ! -e "{release}" ]; do sleep 0.5; done'
@@ -341,11 +341,7 @@ def test_a_flood_of_dev_tasks_holds_devs_pool_only_and_a_prod_task_runs_at_once(
             log,
         )
         held = states(api, flood)
-        release.touch()
-        assert sorted(held) == ["running"] * 3 + ["scheduled"] * 3, held
-        wait_for(
-            lambda: api.get(flood)["state"] == "success",
-            RUN_SECONDS,
-            "DEV's tasks did not finish once released",
-            log,
-        )
+        release.touch()  # DEV's tasks end within a second; stopping Airflow waits for none
+        # On a busy machine Airflow may end a held task that misses its heartbeats: another
+        # of DEV's takes its slot, and DEV still holds exactly its pool's.
+        assert held.count("running") == 3, held
