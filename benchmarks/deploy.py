@@ -98,8 +98,9 @@ def main() -> int:
                 "AWS_SECRET_ACCESS_KEY": "benchmark",
                 "AWS_REGION": "eu-west-1",
                 "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-                # No MWAA environment answers here: deploys end when the bucket holds the files.
-                "PARSE_GATE_SECONDS": "0",
+                # No MWAA environment here: deploys end when the bucket holds the files, with
+                # no parse to wait for and no pool to set.
+                "MWAA_ENVIRONMENT": "",
             }
             os.environ.update(environment)
             tools = {
