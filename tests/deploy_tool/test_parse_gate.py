@@ -93,8 +93,9 @@ def instance(
         yield stand_in
         stand_in.stop()
     finally:
-        # Stopping it gracefully is airflow-local's own test; this one has no more to say.
-        os.killpg(airflow.pid, signal.SIGKILL)
+        # Ctrl-C, as in its terminal: airflow-local then stops Airflow, which runs in a
+        # process group of its own that no signal to make's group reaches.
+        os.killpg(airflow.pid, signal.SIGINT)
         airflow.wait()
 
 
