@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 # uv makes every venv here; where it is not installed, make brings its own into .tools/.
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 
-.PHONY: help demo test lint benchmark benchmark-pr
+.PHONY: help demo test lint lock benchmark benchmark-pr
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,6 +24,12 @@ lint: $(VENV)/.installed ## ruff on the hooks, the template's tests and the benc
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
+lock: | $(UV) ## Refresh the locks: requirements-dev.txt, then each Airflow version's tools.lock
+	$(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --upgrade requirements-dev.in -o requirements-dev.txt
+	$(MAKE) $(VENV)/.installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m tests.tools_locks
+
 benchmark: $(VENV)/.installed ## Time deploys of 500 DAGs against aws s3 sync and aws s3 cp
 	$(PYTHON) benchmarks/deploy.py
 
@@ -32,7 +38,7 @@ benchmark-pr: $(VENV)/.installed ## Time a baked project's pull request check (c
 
 $(VENV)/.installed: requirements-dev.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python python3 $(VENV)
-	$(UV) pip install --quiet --python $(PYTHON) -r requirements-dev.txt
+	$(UV) pip sync --quiet --require-hashes --python $(PYTHON) requirements-dev.txt
 	touch $@
 
 .tools/bin/uv:

@@ -23,6 +23,8 @@ BAKED_FILES = {
     "Makefile",
     "README.md",
     "pyproject.toml",
+    "renovate.json",
+    "tools.lock",
     "bucket_contents/requirements.txt",
     "bucket_contents/dags/dbt_models.py",
     "bucket_contents/dags/dbt_sources.py",
@@ -51,6 +53,7 @@ BAKED_FILES = {
     "mwaa_deploy/stamp.py",
     "mwaa_deploy/startup.py",
     "mwaa_deploy/sync.py",
+    "mwaa_deploy/tools_lock.py",
     "mwaa_deploy/upgrade_check.py",
     "tests/conftest.py",
     "tests/dag_rules.py",
@@ -185,3 +188,10 @@ def test_an_answer_holding_python_cannot_run(output: Path, tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert not marker.exists()
     assert payload in (output / "safe" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("version", AIRFLOW_VERSIONS)
+def test_each_airflow_version_bakes_the_tools_lock_made_for_it(output: Path, version: str) -> None:
+    project = bake(output, airflow_version=version)
+    lock = TEMPLATE / "templates" / "tools-lock" / f"{version}.lock"
+    assert (project / "tools.lock").read_bytes() == lock.read_bytes()

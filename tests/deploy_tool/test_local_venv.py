@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import config, local_venv, mwaa_constraints
+from mwaa_deploy import config, local_venv, mwaa_constraints, tools_lock
 from mwaa_deploy.exceptions import InstallError
 from tests.deploy_tool.helpers import CONSTRAINTS, SETTINGS
 
@@ -113,3 +113,63 @@ def test_the_check_names_a_package_mwaa_runs_at_another_version() -> None:
     assert report.matching == 1
     assert report.runtime == ["pyyaml 6.0.1 here, MWAA's pin 6.0.2"]
     assert report.dev_only == ["ruff 0.17.6 here, MWAA's pin 0.5.5"]
+
+
+def locked(settings: config.Settings, *pins: str) -> None:
+    (settings.root / tools_lock.NAME).write_text("".join(f"{pin}\n" for pin in pins))
+
+
+@pytest.mark.usefixtures("mwaa_constraints")
+def test_the_tools_install_at_the_locks_versions_over_airflows_test_pins(
+    tmp_path: Path, pins: dict[str, str]
+) -> None:
+    settings = small_project(tmp_path / "p", ["pyyaml"], ["ruff>=0.15"])
+    locked(settings, "ruff==0.15.0", "pyyaml==6.0.1")
+    python = str(settings.root / ".venv" / "bin" / "python")
+
+    held = local_venv.install(settings, UV, python, "dev")
+
+    assert held is not None
+    assert held.versions["ruff"] == "0.15.0"  # not the newest, nor Airflow's test pin
+    assert held.versions["pyyaml"] == pins["pyyaml"]  # what MWAA runs keeps MWAA's pin
+
+
+@pytest.mark.usefixtures("mwaa_constraints")
+def test_the_deploys_own_tools_install_at_the_locks_versions(tmp_path: Path) -> None:
+    settings = small_project(tmp_path / "p", [], [])
+    locked(settings, "packaging==24.0")
+    python = str(settings.root / ".venv" / "bin" / "python")
+
+    local_venv.install(settings, UV, python, "deploy")
+
+    assert local_venv.installed(python, ["packaging"]).versions["packaging"] == "24.0"
+
+
+@pytest.mark.usefixtures("mwaa_constraints")
+def test_a_lock_the_dev_group_no_longer_allows_says_to_run_make_lock(tmp_path: Path) -> None:
+    settings = small_project(tmp_path / "p", ["pyyaml"], ["ruff>=0.16"])
+    locked(settings, "ruff==0.15.0")
+    python = str(settings.root / ".venv" / "bin" / "python")
+
+    with pytest.raises(InstallError) as raised:
+        local_venv.install(settings, UV, python, "dev")
+
+    assert str(raised.value) == (
+        "tools.lock pins ruff==0.15.0, which the dev group's `ruff>=0.16` (pyproject.toml)"
+        " does not allow: run make lock"
+    )
+
+
+@pytest.mark.usefixtures("mwaa_constraints")
+def test_make_lock_writes_the_tools_and_the_deploys_own_never_what_only_airflow_needs(
+    tmp_path: Path,
+) -> None:
+    settings = small_project(tmp_path / "p", ["pyyaml"], ["ruff>=0.15"])
+    locked(settings, "ruff==0.15.0")
+
+    path = tools_lock.refresh(settings, UV)
+
+    lock = tools_lock.read(settings.root)
+    assert path == settings.root / tools_lock.NAME
+    assert set(lock) == {"ruff", "packaging"}  # pyyaml: MWAA's pin holds it
+    assert lock["ruff"] != "0.15.0"  # resolved afresh, not from the old lock

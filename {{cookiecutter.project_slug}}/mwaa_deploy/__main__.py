@@ -87,6 +87,11 @@ COMMANDS = {
         "install a dependency group into this venv with MWAA's pins",
         (("--group", {"choices": ["deploy", "dev"], "required": True}), UV),
     ),
+    "lock": Command(
+        commands.lock,
+        "resolve the tools MWAA does not run afresh and write tools.lock",
+        (UV,),
+    ),
     "check-pins": Command(
         commands.check_pins, "compare the packages of this venv with MWAA's pins"
     ),

@@ -235,6 +235,15 @@ def install(settings: config.Settings, group: str, uv: str) -> int:
     return 0
 
 
+def lock(settings: config.Settings, uv: str) -> int:
+    """`lock`: resolve the tools afresh and write tools.lock, for review as any change."""
+    from mwaa_deploy import tools_lock
+
+    path = tools_lock.refresh(settings, uv)
+    print(f"{config.shown(path)}: written; review `git diff {path.name}`, then run make install")
+    return 0
+
+
 def check_pins(settings: config.Settings) -> int:
     """`check-pins`: every package of this venv that MWAA pins, against MWAA's pin."""
     from mwaa_deploy import local_venv

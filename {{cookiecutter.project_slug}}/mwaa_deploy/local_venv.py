@@ -127,31 +127,39 @@ def install(
     group: str,
     airflow_version: str | None = None,
     runtime: list[str] | None = None,
+    locked: bool = True,
 ) -> Installed | None:
     """Install `group` into the venv of `python`: "deploy" as pyproject.toml asks, "dev" with
     MWAA's pins for `airflow_version` (default: the environment's), `runtime` in place of the
     project's run-time requirements (an upgrade check's); for "dev", what is then installed.
+    Both take the tools at tools.lock's versions, unless not `locked` (make lock's fresh
+    resolution).
 
     A venv that an install of the same requirements against the same pins left is not
     resolved again (the comparison with MWAA's pins still runs): a new bake, or an edit of
     pyproject.toml elsewhere than its groups, costs no resolution."""
+    from mwaa_deploy import tools_lock
+
+    lock = tools_lock.read(settings.root) if locked else {}
     if group == "deploy":
         # The deploy's own tools run here and in CI, never on MWAA: they take no MWAA pins
         # (the dev install pins them with the rest), so a deploy never waits on GitHub.
-        _uv_install(uv, python, groups(settings.root)["deploy"], [], settings.airflow_version)
+        with tempfile.TemporaryDirectory(prefix="mwaa-pins-") as scratch:
+            requirements = groups(settings.root)["deploy"]
+            _uv_install(uv, python, requirements, [_pins(lock, scratch)], settings.airflow_version)
         return None
     files = mwaa_constraints.files(settings, airflow_version)
     runtime = runtime or runtime_requirements(settings.root)
     wanted = runtime
     fingerprint = hashlib.sha256(
         json.dumps(
-            [wanted, dev_tools(settings.root), [f.read_bytes().decode() for f in files]]
+            [wanted, dev_tools(settings.root), [f.read_bytes().decode() for f in files], lock]
         ).encode()
     ).hexdigest()
     done = Path(python).absolute().parent.parent / f".mwaa-pins-{group}"
     if done.is_file() and done.read_text() == fingerprint:
         return installed(python, runtime)
-    result = _install(settings, uv, python, files, airflow_version, runtime)
+    result = _install(settings, uv, python, files, airflow_version, runtime, lock)
     done.write_text(fingerprint)
     return result
 
@@ -163,13 +171,19 @@ def _install(
     files: list[Path],
     airflow_version: str | None,
     runtime: list[str],
+    lock: dict[str, str],
 ) -> Installed:
     version = airflow_version or settings.airflow_version
     _uv_install(uv, python, runtime, files, version)
     held = installed(python, runtime)
     tools = dev_tools(settings.root)
-    pins = mwaa_constraints.pins(files)
     kept = {name: held.versions[name] for name in held.runtime}
+    # The lock's versions of the tools, over Airflow's own test pins; never over what MWAA
+    # runs (a lock written for another Airflow version may pin boto3 otherwise).
+    locked = {name: version for name, version in lock.items() if name not in kept}
+    _check_lock(tools, locked)
+    pins = mwaa_constraints.pins(files)
+    pins = {name: version for name, version in pins.items() if name not in locked} | locked
     with tempfile.TemporaryDirectory(prefix="mwaa-pins-") as scratch:
 
         def attempt(
@@ -185,7 +199,7 @@ def _install(
         # Airflow's constraints pin its own test tools too (pytest, ruff, moto): a tool this
         # project asks a newer version of is let go of its own pin, never of what MWAA runs.
         conflicting = [tool for tool in tools if _conflicts(uv, python, tool, pins, kept, scratch)]
-        released = {name_of(tool) for tool in conflicting} - set(kept)
+        released = {name_of(tool) for tool in conflicting} - set(kept) - set(locked)
         for tool in conflicting:
             pin = f"pin {name_of(tool)}=={pins[name_of(tool)]}" if name_of(tool) in pins else "pins"
             print(
@@ -214,6 +228,20 @@ def _install(
             ).returncode
         ]
         raise InstallError("\n".join(problems) or _failed(attempt(released, True).stderr, version))
+
+
+def _check_lock(tools: list[str], locked: dict[str, str]) -> None:
+    """A lock that pins a tool outside the dev group's range was written before the range
+    changed: say so, rather than uv's resolution failure."""
+    from packaging.requirements import Requirement
+
+    for tool in tools:
+        name, wanted = name_of(tool), Requirement(tool).specifier
+        if name in locked and not wanted.contains(locked[name], prereleases=True):
+            raise InstallError(
+                f"tools.lock pins {name}=={locked[name]}, which the dev group's `{tool}`"
+                " (pyproject.toml) does not allow: run make lock"
+            )
 
 
 def _pins(pins: dict[str, str], scratch: str) -> Path:
