@@ -23,10 +23,10 @@ NEWEST, *_, OLDEST = AIRFLOW_VERSIONS
 # Virtual environments of baked projects, one per Airflow version, kept between runs:
 # installing Airflow is the slow part, and every bake of one version needs the same one.
 VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "baked-venvs"))
-# MWAA's constraint files, per Airflow version (see their README): machines here cannot
-# download them from GitHub, so the baked projects read these copies, as a user's would
-# read theirs through MWAA_CONSTRAINTS.
-MWAA_CONSTRAINTS = TEMPLATE / "tests" / "data" / "mwaa-constraints"
+# MWAA's constraint files, per Airflow version (see their README): a bake holds its own
+# version's; tests that need another version's (an upgrade check) read these copies, as
+# a user without GitHub would read theirs through MWAA_CONSTRAINTS.
+MWAA_CONSTRAINTS = TEMPLATE / "templates" / "mwaa-constraints"
 
 
 def bake(output: Path, **answers: str) -> Path:

@@ -9,7 +9,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.helpers import AIRFLOW_VERSIONS, DEFAULTS_SLUG, TEMPLATE, bake, bake_cli
+from tests.helpers import (
+    AIRFLOW_VERSIONS,
+    DEFAULTS_SLUG,
+    MWAA_CONSTRAINTS,
+    TEMPLATE,
+    bake,
+    bake_cli,
+)
 
 BAKED_FILES = {
     ".gitignore",
@@ -25,6 +32,8 @@ BAKED_FILES = {
     "pyproject.toml",
     "renovate.json",
     "tools.lock",
+    "mwaa-constraints/3.3.1/airflow_constraints.txt",
+    "mwaa-constraints/3.3.1/mwaa_essential_constraints.txt",
     "bucket_contents/requirements.txt",
     "bucket_contents/dags/dbt_models.py",
     "bucket_contents/dags/dbt_sources.py",
@@ -191,7 +200,14 @@ def test_an_answer_holding_python_cannot_run(output: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("version", AIRFLOW_VERSIONS)
-def test_each_airflow_version_bakes_the_tools_lock_made_for_it(output: Path, version: str) -> None:
+def test_each_airflow_version_bakes_its_own_tools_lock_and_mwaa_constraint_files(
+    output: Path, version: str
+) -> None:
     project = bake(output, airflow_version=version)
     lock = TEMPLATE / "templates" / "tools-lock" / f"{version}.lock"
     assert (project / "tools.lock").read_bytes() == lock.read_bytes()
+    shipped = project / "mwaa-constraints"
+    assert [folder.name for folder in shipped.iterdir()] == [version]
+    for name in ("airflow_constraints.txt", "mwaa_essential_constraints.txt"):
+        copy = MWAA_CONSTRAINTS / version / name
+        assert (shipped / version / name).read_bytes() == copy.read_bytes()

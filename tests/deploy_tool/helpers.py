@@ -15,6 +15,7 @@ from mwaa_deploy import config, history, instance_files, sync
 from mwaa_deploy.buckets import LOCAL_LOCKS, LOCAL_VERSIONS, Bucket, S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.deploy_tool import BAKED
+from tests.helpers import MWAA_CONSTRAINTS
 
 SETTINGS = config.load(BAKED)
 
@@ -31,7 +32,7 @@ BUCKET_NAMES = (f"mwaa-test-{n}" for n in itertools.count())
 CONSTRAINTS_URL = instance_files.constraints_url(SETTINGS)
 CONSTRAINTS_LINE = f'--constraint "{CONSTRAINTS_URL}"'
 # MWAA's constraint files, per Airflow version (see their README).
-CONSTRAINTS = Path(__file__).resolve().parent.parent / "data" / "mwaa-constraints"
+CONSTRAINTS = MWAA_CONSTRAINTS
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 

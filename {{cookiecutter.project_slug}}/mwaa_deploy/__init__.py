@@ -16,8 +16,9 @@ pools.py             DEV's share of the workers: its pool, set on MWAA and on ai
 prod_path.py         PROD changes only from a clean checkout of the default branch
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
 startup.py           startup.sh run as MWAA runs it, and what it leaves set
-mwaa_constraints.py  MWAA's own pins per Airflow version, downloaded once or given
+mwaa_constraints.py  MWAA's own pins per Airflow version: the project's copies, downloaded or given
 local_venv.py        .venv built with MWAA's pins, and compared with them
+tools_lock.py        tools.lock: the exact versions of the tools MWAA does not run
 upgrade_check.py     upgrade-check: what stands between this project and another Airflow
 mwaa_environment.py  the MWAA environment: what it runs, and updating it to new files
 airflow_local.py     airflow-local: this project's Airflow on the local bucket

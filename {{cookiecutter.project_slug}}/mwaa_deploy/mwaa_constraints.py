@@ -3,10 +3,11 @@
 MWAA's images (github.com/aws/amazon-mwaa-docker-images, `images/airflow/<version>/etc/`)
 install every environment with `airflow_constraints.txt` (Airflow's constraints for that
 version and MWAA's Python) and `mwaa_essential_constraints.txt` (pins a requirements.txt
-cannot change: Airflow, Flask-AppBuilder, Celery, ...). They are read from a pinned commit
-of that repository and cached once per machine; `mwaa_constraints` (MWAA_CONSTRAINTS) names
-a folder laid out the same way (`<version>/<file>`) to use instead, for machines that
-cannot reach GitHub.
+cannot change: Airflow, Flask-AppBuilder, Celery, ...). The project holds its own Airflow
+version's in `mwaa-constraints/<version>/`, so install, check-requirements and CI need no
+network. Another version's (an upgrade check's) are read from a pinned commit of that
+repository and cached once per machine. `mwaa_constraints` (MWAA_CONSTRAINTS) names a
+folder laid out the same way to use instead of both, for machines that cannot reach GitHub.
 
 Standard library only: `make install` runs this in a venv with nothing installed yet.
 """
@@ -28,13 +29,19 @@ URL = "https://raw.githubusercontent.com/{repository}/{commit}/images/airflow/{a
 AIRFLOW_CONSTRAINTS = "airflow_constraints.txt"
 ESSENTIAL_CONSTRAINTS = "mwaa_essential_constraints.txt"
 FILES = (AIRFLOW_CONSTRAINTS, ESSENTIAL_CONSTRAINTS)
+# The project's own copies, laid out <version>/<file>.
+SHIPPED = "mwaa-constraints"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 
 
 def files(settings: config.Settings, airflow_version: str | None = None) -> list[Path]:
     """MWAA's two constraint files for `airflow_version` (default: the environment's),
-    from the folder the setting names, else from the cache, downloaded once."""
+    from the folder the setting names, else the project's copies, else from the cache,
+    downloaded once."""
     version = airflow_version or settings.airflow_version
+    shipped = settings.root / SHIPPED / version
+    if not settings.mwaa_constraints and all((shipped / name).is_file() for name in FILES):
+        return [shipped / name for name in FILES]
     if settings.mwaa_constraints:
         folder = settings.root / Path(settings.mwaa_constraints).expanduser() / version
         missing = [name for name in FILES if not (folder / name).is_file()]
