@@ -439,7 +439,14 @@ RUNS_TEXT = "runs code the stamp never reads"
         pytest.param(
             'import sys\nsetattr(sys.modules[__name__], "DEV", True)', REBINDS, id="setattr"
         ),
+        pytest.param('g = globals()\ng["DEV"] = True', REBINDS, id="namespace-in-a-name"),
+        pytest.param(
+            'import operator\noperator.setitem(globals(), "DEV", 1)', REBINDS, id="operator"
+        ),
+        pytest.param('dict.__setitem__(globals(), "DEV", 1)', REBINDS, id="unbound-method"),
+        pytest.param("dict.update(vars(), DEV=1)", REBINDS, id="unbound-update"),
         pytest.param('exec("DEV = True")', RUNS_TEXT, id="exec"),
+        pytest.param('import builtins\nb = builtins\nb.exec("1")', RUNS_TEXT, id="alias-by-name"),
         pytest.param('x = eval("1")', RUNS_TEXT, id="eval"),
         pytest.param('run = exec; run("DEV = True")', RUNS_TEXT, id="exec-by-another-name"),
         pytest.param('import builtins\nbuiltins.exec("DEV = True")', RUNS_TEXT, id="builtins"),

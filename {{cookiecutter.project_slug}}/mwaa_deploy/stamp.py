@@ -40,7 +40,9 @@ BUILTINS = frozenset({"builtins", "__builtins__"})
 NAMESPACE_CALLS = frozenset({"globals", "vars", "locals"})
 # A namespace's methods that write the key their first argument names, and those that
 # write every key their arguments hold.
-KEY_WRITERS = frozenset({"__setitem__", "__delitem__", "setdefault", "pop"})
+KEY_WRITERS = frozenset(
+    {"__setitem__", "__delitem__", "setdefault", "pop", "setitem", "delitem"}  # and operator's
+)
 MAPPING_WRITERS = frozenset({"update", "__ior__"})
 IMPORTERS = frozenset({"import_module", "__import__"})
 # How many texts one expression may be followed to (see `_texts`).
@@ -478,37 +480,67 @@ def run_time_problems(file: SourceFile) -> list[str]:
     (`globals()["DEV"] = True`), code run from text (`exec`, `eval`), and an import of an
     owner's deployed copy of a helper package (`from DEV_common import x` in a source
     that PROD would run). Keys and names are followed as far as the file spells them:
-    literal text, joined or held in a name; one computed at run time goes unseen.
+    literal text, joined or held in a name, and names given a namespace or the builtins;
+    what is computed at run time goes unseen.
     """
     nodes = list(ast.walk(file.tree))
-    texts = _text_names(nodes)
-    builtins = BUILTINS | {
-        alias.asname
-        for node in nodes
-        if isinstance(node, ast.Import)
-        for alias in node.names
-        if alias.name == "builtins" and alias.asname
-    }
+    names = _Names.of(nodes)
     problems = []
     for node in nodes:
         problem = (
-            _owner_copy_import(node, texts)
-            or _text_run(node, texts, builtins)
-            or _flag_write(node, texts)
+            _owner_copy_import(node, names) or _text_run(node, names) or _flag_write(node, names)
         )
         if problem:
             problems.append(f"{file.path}:{node.lineno}: {problem}")
     return problems
 
 
-def _owner_copy_import(node: ast.AST, texts: dict[str, set[str]]) -> str:
+@dataclass
+class _Names:
+    """What the module's names are given, as far as its assignments show: text, a
+    namespace (`g = globals()`), the builtins (`import builtins as b`, `b = builtins`)."""
+
+    texts: dict[str, set[str]] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=set)
+    builtins: set[str] = field(default_factory=lambda: set(BUILTINS))
+
+    @classmethod
+    def of(cls, nodes: list[ast.AST]) -> _Names:
+        names = cls()
+        names.builtins |= {
+            alias.asname
+            for node in nodes
+            if isinstance(node, ast.Import)
+            for alias in node.names
+            if alias.name == "builtins" and alias.asname
+        }
+        assignments = sorted(
+            (n for n in nodes if isinstance(n, (ast.Assign, ast.AnnAssign, ast.NamedExpr))),
+            key=lambda node: (node.lineno, node.col_offset),
+        )
+        for node in assignments:
+            if node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound = [target.id for target in targets if isinstance(target, ast.Name)]
+            if values := _texts(node.value, names.texts):
+                for name in bound:
+                    names.texts.setdefault(name, set()).update(values)
+            if _is_namespace(node.value, names):
+                names.namespaces.update(bound)
+            if _is_builtins(node.value, names):
+                names.builtins.update(bound)
+        return names
+
+
+def _owner_copy_import(node: ast.AST, names: _Names) -> str:
     """Why this imports an owner's copy (`DEV_common`, `SBX_ann_common`), or ""."""
     if isinstance(node, ast.Import):
         modules = [(alias.name, "import {}") for alias in node.names]
     elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
         modules = [(node.module, "from {} import ...")]
     elif isinstance(node, ast.Call) and _called(node.func) in IMPORTERS and node.args:
-        modules = [(text, "{}") for text in sorted(_texts(node.args[0], texts))]
+        modules = [(text, "{}") for text in sorted(_texts(node.args[0], names.texts))]
     else:
         return ""
     for module, statement in modules:
@@ -524,18 +556,18 @@ def _owner_copy_import(node: ast.AST, texts: dict[str, set[str]]) -> str:
     return ""
 
 
-def _text_run(node: ast.AST, texts: dict[str, set[str]], builtins: frozenset[str]) -> str:
+def _text_run(node: ast.AST, names: _Names) -> str:
     """Why this reaches `exec` or `eval`, or ""."""
     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
         used = RUNS_TEXT & {node.id}
-    elif isinstance(node, ast.Attribute) and _is_builtins(node.value, texts, builtins):
+    elif isinstance(node, ast.Attribute) and _is_builtins(node.value, names):
         used = RUNS_TEXT & {node.attr}
-    elif isinstance(node, ast.Subscript) and _is_builtins(node.value, texts, builtins):
-        used = RUNS_TEXT & _texts(node.slice, texts)
+    elif isinstance(node, ast.Subscript) and _is_builtins(node.value, names):
+        used = RUNS_TEXT & _texts(node.slice, names.texts)
     elif isinstance(node, ast.Call) and _called(node.func) == "getattr" and len(node.args) > 1:
-        if not _is_builtins(node.args[0], texts, builtins):
+        if not _is_builtins(node.args[0], names):
             return ""
-        used = RUNS_TEXT & _texts(node.args[1], texts)
+        used = RUNS_TEXT & _texts(node.args[1], names.texts)
     elif isinstance(node, ast.ImportFrom) and node.module == "builtins":
         used = RUNS_TEXT & {alias.name for alias in node.names}
     else:
@@ -548,26 +580,16 @@ def _text_run(node: ast.AST, texts: dict[str, set[str]], builtins: frozenset[str
     )
 
 
-def _flag_write(node: ast.AST, texts: dict[str, set[str]]) -> str:
+def _flag_write(node: ast.AST, names: _Names) -> str:
     """Why this writes `DEV` other than by a binding of the name, or ""."""
     writes = False
     if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
-        writes = _is_namespace(node.value) and FLAG in _texts(node.slice, texts)
+        writes = _is_namespace(node.value, names) and FLAG in _texts(node.slice, names.texts)
     elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
         # Another module's `DEV` too: a helper could set `etl.DEV` of a DAG module.
         writes = node.attr == FLAG
     elif isinstance(node, ast.Call):
-        called = _called(node.func)
-        if called in ("setattr", "delattr") and len(node.args) > 1:
-            writes = FLAG in _texts(node.args[1], texts)
-        elif isinstance(node.func, ast.Attribute) and _is_namespace(node.func.value):
-            if called in KEY_WRITERS and node.args:
-                writes = FLAG in _texts(node.args[0], texts)
-            elif called in MAPPING_WRITERS:
-                given = [*node.args, *(keyword.value for keyword in node.keywords)]
-                writes = any(keyword.arg == FLAG for keyword in node.keywords) or any(
-                    FLAG in _texts(sub, texts) for value in given for sub in ast.walk(value)
-                )
+        writes = _call_writes_flag(node, names)
     if not writes:
         return ""
     return (
@@ -577,42 +599,50 @@ def _flag_write(node: ast.AST, texts: dict[str, set[str]]) -> str:
     )
 
 
-def _is_namespace(node: ast.expr) -> bool:
-    """`globals()`, `vars(...)`, `locals()`, or anything's `.__dict__`."""
-    if isinstance(node, ast.Call):
-        return isinstance(node.func, ast.Name) and node.func.id in NAMESPACE_CALLS
-    return isinstance(node, ast.Attribute) and node.attr == "__dict__"
-
-
-def _is_builtins(node: ast.expr, texts: dict[str, set[str]], builtins: frozenset[str]) -> bool:
-    """The builtins module or its namespace: `builtins`, `__builtins__`, an alias of
-    either, `__import__("builtins")`, and the `vars(...)` or `.__dict__` of these."""
-    if isinstance(node, ast.Name):
-        return node.id in builtins
-    if isinstance(node, ast.Attribute):
-        return node.attr == "__dict__" and _is_builtins(node.value, texts, builtins)
-    if isinstance(node, ast.Call) and node.args:
-        called = _called(node.func)
-        if called == "vars":
-            return _is_builtins(node.args[0], texts, builtins)
-        return called in IMPORTERS and "builtins" in _texts(node.args[0], texts)
+def _call_writes_flag(node: ast.Call, names: _Names) -> bool:
+    """`setattr(m, "DEV", ...)`, or a namespace's method that writes the key `DEV`:
+    `globals().update(DEV=...)`, and the same as `dict.update(globals(), ...)` or
+    `operator.setitem(globals(), ...)`."""
+    called, args = _called(node.func), node.args
+    if called in ("setattr", "delattr"):
+        return len(args) > 1 and FLAG in _texts(args[1], names.texts)
+    if not (isinstance(node.func, ast.Attribute) and _is_namespace(node.func.value, names)):
+        # Called unbound, or operator's: the namespace is the first argument.
+        if not (args and _is_namespace(args[0], names)):
+            return False
+        args = args[1:]
+    if called in KEY_WRITERS:
+        return bool(args) and FLAG in _texts(args[0], names.texts)
+    if called in MAPPING_WRITERS:
+        given = [*args, *(keyword.value for keyword in node.keywords)]
+        return any(keyword.arg == FLAG for keyword in node.keywords) or any(
+            FLAG in _texts(sub, names.texts) for value in given for sub in ast.walk(value)
+        )
     return False
 
 
-def _text_names(nodes: list[ast.AST]) -> dict[str, set[str]]:
-    """For each name assigned literal text anywhere in the module, every text it is given."""
-    names: dict[str, set[str]] = {}
-    assignments = sorted(
-        (node for node in nodes if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr))),
-        key=lambda node: (node.lineno, node.col_offset),
-    )
-    for node in assignments:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        values = _texts(node.value, names) if node.value else set()
-        for target in targets:
-            if isinstance(target, ast.Name) and values:
-                names.setdefault(target.id, set()).update(values)
-    return names
+def _is_namespace(node: ast.expr, names: _Names) -> bool:
+    """`globals()`, `vars(...)`, `locals()`, anything's `.__dict__`, or a name given one."""
+    if isinstance(node, ast.Call):
+        return isinstance(node.func, ast.Name) and node.func.id in NAMESPACE_CALLS
+    if isinstance(node, ast.Name):
+        return node.id in names.namespaces
+    return isinstance(node, ast.Attribute) and node.attr == "__dict__"
+
+
+def _is_builtins(node: ast.expr, names: _Names) -> bool:
+    """The builtins module or its namespace: `builtins`, `__builtins__`, a name given
+    either, `__import__("builtins")`, and the `vars(...)` or `.__dict__` of these."""
+    if isinstance(node, ast.Name):
+        return node.id in names.builtins
+    if isinstance(node, ast.Attribute):
+        return node.attr == "__dict__" and _is_builtins(node.value, names)
+    if isinstance(node, ast.Call) and node.args:
+        called = _called(node.func)
+        if called == "vars":
+            return _is_builtins(node.args[0], names)
+        return called in IMPORTERS and "builtins" in _texts(node.args[0], names.texts)
+    return False
 
 
 def _texts(node: ast.expr, names: dict[str, set[str]]) -> set[str]:
