@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
+import socket
 import threading
 import zipfile
 from collections.abc import Callable
@@ -182,6 +183,32 @@ def test_every_problem_is_reported_in_one_run(
     assert len(found) == len(expected), found
     for line, (where, what) in zip(found, expected, strict=True):
         assert line.startswith(f"bucket_contents/{where}: ") and what in line, line
+
+
+def closed_port() -> int:
+    """A port on loopback that nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_an_unreachable_package_index_is_one_line_that_names_it(
+    project: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = f"http://127.0.0.1:{closed_port()}/simple"
+    for name in [name for name in os.environ if name.startswith("PIP_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no index but this one
+    monkeypatch.setenv("PIP_INDEX_URL", index)
+    monkeypatch.setenv("PIP_RETRIES", "1")  # pip's own retries, fewer for a quicker test
+    project(requirements=f"{CONSTRAINTS_LINE}\nsix\ncowsay\n")
+    assert check_fails(capsys) == [
+        f"bucket_contents/requirements.txt: pip cannot reach the package index {index}"
+        " (Connection refused), so the requirements could not be checked; check the network,"
+        " and the index that PIP_INDEX_URL, pip's configuration or an --index-url line names"
+    ]
 
 
 def essential(package: str) -> str:

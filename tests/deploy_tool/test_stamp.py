@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from mwaa_deploy.__main__ import main
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.stamp import stamp, write_build
 from tests.deploy_tool.helpers import SETTINGS
+from tests.helpers import NEWEST, OLDEST, VENVS
 
 DAG = 'from airflow import DAG\n\nDEV = True\nflag = "DEV" if DEV else "PROD"\n'
 
@@ -346,3 +349,171 @@ def test_a_top_level_airflowignore_is_refused_not_dropped(tmp_path: Path) -> Non
         " dags/ folder, so no deploy ships it; put files Airflow must not parse in a package"
         " folder (each deployed package gets its own .airflowignore)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "write_instead"),
+    [
+        pytest.param(
+            "from DEV_common.conventions import tags\nDEV = True\n",
+            1,
+            "`from common.conventions import ...`",
+            id="from-dev",
+        ),
+        pytest.param(
+            "DEV = True\nimport PROD_common.conventions as c\n",
+            2,
+            "`import common.conventions`",
+            id="import-prod",
+        ),
+        pytest.param(
+            "DEV = True\nfrom SBX_ann_common import conventions\n",
+            2,
+            "`from common import ...`",
+            id="from-sandbox",
+        ),
+        pytest.param(
+            "DEV = True\nif True:\n    import os, DEV_common\n",
+            3,
+            "`import common`",
+            id="nested-import",
+        ),
+        pytest.param(
+            "import importlib\nDEV = True\nc = importlib.import_module('DEV_common.conventions')\n",
+            3,
+            "`common.conventions`",
+            id="import-module",
+        ),
+    ],
+)
+def test_an_import_of_an_owners_helper_copy_is_refused_with_what_to_write(
+    tmp_path: Path, source: str, line: int, write_instead: str
+) -> None:
+    files = {"etl.py": source, "common/__init__.py": "", "common/conventions.py": "tags = []\n"}
+    sources = write(tmp_path / "src", files)
+    for env in ("DEV", "PROD", "SBX_ann"):
+        [problem] = stamp_problems(sources, env)
+        assert problem.startswith(f"{sources / 'dags' / 'etl.py'}:{line}: imports "), problem
+        assert f"write {write_instead}" in problem, problem
+
+
+def test_a_helper_that_imports_an_owners_copy_is_refused(tmp_path: Path) -> None:
+    helper = "import os\nfrom PROD_common.conventions import tags\n"
+    sources = write(tmp_path / "src", {"etl.py": DAG, "common/conventions.py": helper})
+    [problem] = stamp_problems(sources, "DEV")
+    assert problem.startswith(f"{sources / 'dags' / 'common' / 'conventions.py'}:2: imports ")
+    assert "`PROD_common.conventions`" in problem
+    assert "write `from common.conventions import ...`" in problem
+
+
+def test_names_that_only_look_like_an_owners_copy_still_import(tmp_path: Path) -> None:
+    dag = "import DEVELOPMENT_tools\nfrom PRODUCTS import x\nimport dev_common\nDEV = True\n"
+    sources = write(tmp_path / "src", {"etl.py": dag})
+    assert stamp(sources, "PROD") == {"dags/PROD_etl.py": dag.replace("True", "False").encode()}
+
+
+REBINDS = "would rebind the flag at run time"
+RUNS_TEXT = "runs code the stamp never reads"
+
+
+@pytest.mark.parametrize(
+    ("code", "says"),
+    [
+        pytest.param('globals()["DEV"] = True', REBINDS, id="globals-subscript"),
+        pytest.param("globals()['DEV'] = DEV or True", REBINDS, id="globals-subscript-expr"),
+        pytest.param('vars()["D" + "EV"] = True', REBINDS, id="vars-folded-key"),
+        pytest.param("locals()[f\"{'DE'}V\"] = True", REBINDS, id="locals-fstring-key"),
+        pytest.param('key = "DEV"\nglobals()[key] = True', REBINDS, id="key-in-a-name"),
+        pytest.param("globals().update(DEV=True)", REBINDS, id="update-keyword"),
+        pytest.param('globals().update({"DEV": True})', REBINDS, id="update-dict"),
+        pytest.param('globals().update([("DEV", True)])', REBINDS, id="update-pairs"),
+        pytest.param('globals().setdefault("DEV", True)', REBINDS, id="setdefault"),
+        pytest.param('globals().__setitem__("DEV", True)', REBINDS, id="setitem"),
+        pytest.param('del globals()["DEV"]', REBINDS, id="delete"),
+        pytest.param('globals()["DEV"] |= True', REBINDS, id="augmented"),
+        pytest.param(
+            'import sys\nsys.modules[__name__].__dict__["DEV"] = True', REBINDS, id="dunder-dict"
+        ),
+        pytest.param('import sys\nvars(sys.modules[__name__])["DEV"] = 1', REBINDS, id="vars-of"),
+        pytest.param("import sys\nsys.modules[__name__].DEV = True", REBINDS, id="attribute"),
+        pytest.param(
+            'import sys\nsetattr(sys.modules[__name__], "DEV", True)', REBINDS, id="setattr"
+        ),
+        pytest.param('g = globals()\ng["DEV"] = True', REBINDS, id="namespace-in-a-name"),
+        pytest.param(
+            'import operator\noperator.setitem(globals(), "DEV", 1)', REBINDS, id="operator"
+        ),
+        pytest.param('dict.__setitem__(globals(), "DEV", 1)', REBINDS, id="unbound-method"),
+        pytest.param("dict.update(vars(), DEV=1)", REBINDS, id="unbound-update"),
+        pytest.param('exec("DEV = True")', RUNS_TEXT, id="exec"),
+        pytest.param('import builtins\nb = builtins\nb.exec("1")', RUNS_TEXT, id="alias-by-name"),
+        pytest.param('x = eval("1")', RUNS_TEXT, id="eval"),
+        pytest.param('run = exec; run("DEV = True")', RUNS_TEXT, id="exec-by-another-name"),
+        pytest.param('import builtins\nbuiltins.exec("DEV = True")', RUNS_TEXT, id="builtins"),
+        pytest.param(
+            'import builtins as b\ngetattr(b, "ev" "al")("1")', RUNS_TEXT, id="getattr-builtins"
+        ),
+        pytest.param('__builtins__.exec("DEV = True")', RUNS_TEXT, id="dunder-builtins"),
+        pytest.param('__builtins__["exec"]("DEV = True")', RUNS_TEXT, id="dunder-builtins-key"),
+        pytest.param("from builtins import exec as run", RUNS_TEXT, id="from-builtins"),
+        pytest.param('__import__("builtins").eval("1")', RUNS_TEXT, id="import-builtins-by-name"),
+        pytest.param("def f():\n    exec('DEV = True', globals())", RUNS_TEXT, id="in-function"),
+    ],
+)
+def test_the_flag_cannot_be_bound_again_at_run_time(tmp_path: Path, code: str, says: str) -> None:
+    line = 2 + code.count("\n")
+    for name, files in {
+        "etl.py": {"etl.py": f"DEV = True\n{code}\n"},
+        "common/util.py": {"etl.py": DAG, "common/util.py": f"X = 1\n{code}\n"},
+    }.items():
+        sources = write(tmp_path / name.replace("/", "-"), files)
+        [problem] = stamp_problems(sources, "PROD")
+        assert problem.startswith(f"{sources / 'dags' / name}:{line}: "), problem
+        assert says in problem, problem
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("globals()[dag_id] = dag", id="dynamic-dags"),
+        pytest.param("globals().update({d.dag_id: d for d in dags})", id="dynamic-dags-update"),
+        pytest.param("x = globals()['DEV']", id="read-the-flag"),
+        pytest.param("df.eval('a + b')\nmodel.eval()\nlib.exec(query)", id="methods-named-eval"),
+        pytest.param("settings = {'mode': 'eval', 'DEV': 1}", id="strings"),
+        pytest.param("cursor.execute('select 1')", id="execute"),
+    ],
+)
+def test_code_that_leaves_the_flag_alone_still_stamps(tmp_path: Path, code: str) -> None:
+    source = f"DEV = True\n{code}\n"
+    sources = write(tmp_path / "src", {"etl.py": source})
+    assert stamp(sources, "DEV") == {"dags/DEV_etl.py": source.encode()}
+
+
+# Where a venv's Airflow keeps its example DAGs; found without importing Airflow, which
+# would set up an Airflow home.
+EXAMPLE_FOLDERS = """
+import importlib.util, json, pathlib
+airflow = pathlib.Path(importlib.util.find_spec("airflow").origin).parent
+folders = [airflow / "example_dags", airflow / "providers" / "standard" / "example_dags"]
+print(json.dumps([str(folder) for folder in folders if folder.is_dir()]))
+"""
+
+
+@pytest.mark.parametrize("version", [NEWEST, OLDEST])
+def test_airflows_own_example_dags_break_no_rule_of_the_stamp(tmp_path: Path, version: str) -> None:
+    found = subprocess.run(
+        [VENVS / f"airflow-{version}" / "bin" / "python", "-c", EXAMPLE_FOLDERS],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    folders = [Path(folder) for folder in json.loads(found.stdout)]
+    dags = {
+        f"{number}_{file.name}": file.read_text() + "\nDEV = True\n"
+        for number, folder in enumerate(folders)
+        for file in sorted(folder.glob("*.py"))
+        if file.name != "__init__.py"
+    }
+    assert len(folders) == 2 and len(dags) > 50
+    sources = write(tmp_path / "src", dags)
+    assert len(stamp(sources, "PROD")) == len(dags)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,70 @@ def test_a_reserved_variable_set_at_run_time_is_refused_too(
     assert check_startup_fails(capsys) == [
         f"{SCRIPT}: sets AWS_REGION, {RESERVED}; remove it, or use a name of your own"
     ]
+
+
+@pytest.mark.parametrize(
+    "then",
+    [
+        pytest.param("PATH=/opt/mytools/bin", id="path-elsewhere"),
+        pytest.param("unset PATH", id="no-path"),
+        pytest.param("env() { :; }", id="env-function"),
+        pytest.param("trap 'echo done' EXIT", id="own-exit-trap"),
+        pytest.param("unset STARTUP_CHECK_ENV STARTUP_CHECK_SCRIPT", id="check-variables-unset"),
+    ],
+)
+def test_a_reserved_variable_is_caught_whatever_the_script_does_after(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str], then: str
+) -> None:
+    project(startup=f"#!/usr/bin/env bash\nset -a\nAIRFLOW__CORE__EXECUTOR=LocalExecutor\n{then}\n")
+    assert check_startup_fails(capsys) == [
+        f"{SCRIPT}: sets AIRFLOW__CORE__EXECUTOR, {RESERVED}; remove it, or use a name of your own"
+    ]
+
+
+def test_a_script_that_hides_what_it_leaves_set_is_refused(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(startup="#!/usr/bin/env bash\nexport MINE=1\ntrap - EXIT\nexit 0\n")
+    [line] = check_startup_fails(capsys)
+    assert line.startswith(f"{SCRIPT}: the check cannot see what it leaves set")
+
+
+def running(pid: int) -> bool:
+    """The process is alive: not gone, and not a zombie waiting to be reaped."""
+    state = subprocess.run(
+        ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return bool(state) and not state.startswith("Z")
+
+
+@pytest.mark.parametrize("ends", ["in-time", "too-late"])
+def test_nothing_the_script_starts_outlives_the_check(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str], tmp_path: Path, ends: str
+) -> None:
+    pids = tmp_path / "pids"
+    root = project(
+        startup=(
+            "#!/usr/bin/env bash\n"
+            f"sleep 300 &\necho $! >> {pids}\n"
+            f"nohup sleep 301 > /dev/null 2>&1 &\necho $! >> {pids}\n"
+            + ("sleep 302\n" if ends == "too-late" else "")
+        )
+    )
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "startup_time_limit_seconds = 60.0", "startup_time_limit_seconds = 1.0"
+        )
+    )
+    main(["check-startup"])
+    capsys.readouterr()
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert len(started) == 2
+    deadline = time.monotonic() + 5
+    while any(map(running, started)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in started if running(pid)]
 
 
 def test_the_run_reports_the_variables_the_script_leaves_set(

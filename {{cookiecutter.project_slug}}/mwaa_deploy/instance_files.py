@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -55,6 +56,12 @@ OPTIONS_WITH_VALUE = {
     "--no-binary": "--no-binary",
 }
 OPTIONS_ALONE = {"--no-index", "--pre", "--prefer-binary", "--require-hashes"}
+# pip's warning before its last try of a request it could not send: a connection refused,
+# a host name that does not resolve, a timeout. Earlier tries say a higher `total`.
+LAST_TRY = re.compile(
+    r"Retrying \(Retry\(total=0\b.*?after connection broken by '(\w+)\((.*)\)': \S+$", re.M
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
 # A pinned time and mode for every file in plugins.zip: same sources, same bytes.
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -208,6 +215,19 @@ def _resolution_problems(
         pip = _pip_dry_run(lines, constraints, settings)
         if pip.returncode == 0:
             return found
+        unreachable = unreachable_indexes(pip.stdout)
+        if unreachable:
+            # pip then finds no version of anything; blaming each line would mislead.
+            indexes = "index" if len(unreachable) == 1 else "indexes"
+            return [
+                *found,
+                (
+                    None,
+                    f"{path}: pip cannot reach the package {indexes} {', '.join(unreachable)},"
+                    " so the requirements could not be checked; check the network, and the"
+                    " index that PIP_INDEX_URL, pip's configuration or an --index-url line names",
+                ),
+            ]
         at = {
             requirement_name(line.text): line.number for line in lines if _option(line)[0] is None
         }
@@ -285,6 +305,31 @@ def installed_airflow_wheel(version: str, folder: Path) -> None:
 def constraints_url(settings: config.Settings) -> str:
     """Where Airflow publishes the constraints of this environment's Airflow and Python."""
     return CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
+
+
+def unreachable_indexes(output: str) -> list[str]:
+    """Each package index pip gave up on, `<url> (<why>)`, from pip's output."""
+    listed = re.search(r"^Looking in indexes: (.+)$", output, re.M)
+    indexes = listed[1].split(", ") if listed else []
+    found: dict[str, str] = {}
+    for error, detail in LAST_TRY.findall(output):
+        address = re.search(r"(HTTPS?)Connection\(host='([^']+)', port=(\d+)\)", detail)
+        if not address:
+            continue
+        scheme, host, port = address[1].lower(), address[2], int(address[3])
+        shown = host if DEFAULT_PORTS[scheme] == port else f"{host}:{port}"
+        url = next(
+            (index for index in indexes if _host_and_port(index) == (host, port)),
+            f"{scheme}://{shown}",
+        )
+        reason = re.search(r"\[Errno -?\d+\] ([^)\"']+)", detail)
+        found.setdefault(url, reason[1].strip() if reason else error)
+    return [f"{url} ({reason})" for url, reason in found.items()]
+
+
+def _host_and_port(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme)
 
 
 def explain_pip_failure(output: str, python: str) -> list[tuple[str | None, str]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -58,8 +60,8 @@ RESERVED = frozenset(
 BASH_OWN = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 EXPORT = re.compile(r"^\s*(?:export|declare\s+-\w*x\w*|typeset\s+-\w*x\w*)\s+(.*)$")
 NAME = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)")
-# Sources the script as MWAA does, and writes the environment it leaves, even if it exits.
-WRAPPER = 'trap \'env -0 > "$STARTUP_CHECK_ENV"\' EXIT\nsource "$STARTUP_CHECK_SCRIPT"\n'
+# The PATH of a fresh MWAA container, as far as the script is concerned.
+CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass
@@ -111,33 +113,37 @@ def _run(
         home.mkdir()
         # A clean environment, as on a fresh MWAA container, plus what MWAA gives it.
         clean = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PATH": CLEAN_PATH,
             "HOME": str(home),
             "LANG": "C.UTF-8",
             "AIRFLOW_HOME": str(home),
             "AIRFLOW_VERSION": settings.airflow_version,
             "MWAA_AIRFLOW_COMPONENT": "worker",
         }
-        environment = clean | {
-            "STARTUP_CHECK_SCRIPT": str(path.resolve()),
-            "STARTUP_CHECK_ENV": str(out),
-        }
+        env = shutil.which("env", path=CLEAN_PATH)
+        if env is None:
+            result.problems.append(f"{shown}: cannot be run here: no `env` in {CLEAN_PATH}")
+            return
         with open(Path(scratch) / "output", "w+b") as output:
             started = time.monotonic()
             process = subprocess.Popen(
-                ["bash", "-c", WRAPPER],
+                ["bash", "-c", _wrapper(path.resolve(), out, env)],
                 cwd=home,
-                env=environment,
+                env=clean,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # its children are stopped with it
+                start_new_session=True,  # its own process group, stopped as one below
             )
             try:
                 status = process.wait(timeout=limit)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                status = None
+            finally:
+                # What it left running in the background would outlive the check.
+                _stop_group(process.pid)
                 process.wait()
+            if status is None:
                 result.problems.append(
                     f"{shown}: still running after {limit:g} s here, so it was stopped; MWAA"
                     f" stops it after {MWAA_LIMIT_SECONDS // 60} minutes and every Airflow"
@@ -150,6 +156,13 @@ def _run(
             output.seek(0)
             said = output.read().decode(errors="replace").strip().splitlines()
         left = _environment(out)
+    if left is None:
+        result.problems.append(
+            f"{shown}: the check cannot see what it leaves set for Airflow: it replaced the"
+            " check's EXIT trap (`trap ... EXIT`) and then exited, or ran `exec`; end it"
+            " without `exit` or `exec`, or without a trap on EXIT"
+        )
+        return
     result.notes.append(f"{shown} ran in {took:.1f} s here (MWAA allows {MWAA_LIMIT_SECONDS} s)")
     if status:
         last = f"; its last line: {said[-1]}" if said else ""
@@ -157,11 +170,7 @@ def _run(
             f"{shown} exited with status {status} here (a machine unlike MWAA's may be why){last}"
         )
     changed = sorted(
-        name
-        for name, value in left.items()
-        if name not in BASH_OWN
-        and not name.startswith("STARTUP_CHECK_")
-        and environment.get(name) != value
+        name for name, value in left.items() if name not in BASH_OWN and clean.get(name) != value
     )
     for name in changed:
         if is_reserved(name) and name not in reported:
@@ -173,9 +182,29 @@ def _run(
     result.notes.append(f"{shown} leaves these variables set for Airflow's processes: {leaves}")
 
 
-def _environment(dump: Path) -> dict[str, str]:
-    """The environment `env -0` wrote; empty if the script left none."""
+def _wrapper(script: Path, dump: Path, env: str) -> str:
+    """Bash that sources `script` as MWAA does, then writes the environment it leaves to
+    `dump`: when the script returns, and from an EXIT trap if it exits. `env` is called by
+    the absolute path found before the script runs, and both paths are written into the
+    command, so nothing the script does to PATH, its variables or its functions moves them.
+    `>|` writes over the first dump even under the script's `set -o noclobber`."""
+    write = f"{shlex.quote(env)} -0 >| {shlex.quote(str(dump))}"
+    return f"trap {shlex.quote(write)} EXIT\nsource {shlex.quote(str(script))}\n{write}\n"
+
+
+def _stop_group(group: int) -> None:
+    """Kill every process left in the script's process group."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # nothing of it is left
+
+
+def _environment(dump: Path) -> dict[str, str] | None:
+    """The environment `env -0` wrote; None if nothing was written."""
     if not dump.is_file():
-        return {}
+        return None
+    # A script's `umask 777` leaves the dump unreadable, even to its owner.
+    dump.chmod(0o600)
     pairs = (entry.split("=", 1) for entry in dump.read_bytes().decode().split("\0") if entry)
     return {name: value for name, value in pairs}
