@@ -25,6 +25,7 @@ from mwaa_deploy.exceptions import (
     HistoryError,
     InstallError,
     Interrupted,
+    SandboxError,
     StampError,
 )
 from mwaa_deploy.prod_path import check_committed, check_default_branch, check_prod_path
@@ -60,6 +61,9 @@ def plan(settings: config.Settings, env: str, full: bool) -> int:
         for key in keys:
             print(f"  {label:<8} {key}")
     print(f"  {result.counts()}" + (" - nothing to do" if result.is_empty else ""))
+    claim = sync.Claim(chosen.belongs_to, chosen.sandbox_for)
+    if not result.is_empty and (refused := sync.sandbox_claim_refused(bucket, owner, claim)):
+        print(f"make deploy-dev would refuse: {refused}")
     return 0
 
 
@@ -162,7 +166,7 @@ def clean(settings: config.Settings, env: str) -> int:
     """`clean DEV`: delete every file of the branch's sandbox (or of DEV) from the bucket."""
     chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
-    deleted = sync.clean(bucket, chosen.owner, chosen.sandbox_for)
+    deleted = sync.clean(bucket, chosen.owner, sync.Claim(chosen.belongs_to, chosen.sandbox_for))
     if not deleted and owners.is_sandbox(chosen.owner):
         print(
             f"No sandbox {owners.sandbox_name(chosen.owner)} in {bucket.description}: nothing"
@@ -181,7 +185,10 @@ def list_sandboxes(settings: config.Settings) -> int:
     if not found:
         print(f"No sandboxes in {bucket.description}.")
         return 0
-    mine = sandboxes.target(settings, "DEV", full=True).owner
+    try:
+        mine = sandboxes.target(settings, "DEV", full=True).owner
+    except SandboxError:  # a detached HEAD: no branch, so no sandbox is this checkout's
+        mine = ""
     print(
         f"Sandboxes in {bucket.description}: files, the last deploy that changed them (UTC),"
         f" its branch @ commit (+: with uncommitted edits); stale: no change for {days} days"
@@ -336,7 +343,7 @@ def _about(
 ) -> Callable[[], history.About]:
     """What the record of this deploy will say of it, asked once the deploy has work."""
     return lambda: sandboxes.about_this_deploy(
-        chosen.here or sandboxes.checkout(settings.root), chosen.sandbox_for, bucket.identity()
+        chosen, chosen.here or sandboxes.checkout(settings.root), bucket.identity()
     )
 
 

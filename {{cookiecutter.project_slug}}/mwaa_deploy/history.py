@@ -43,9 +43,10 @@ FEWEST_ID_CHARACTERS = 6
 # key -> {"sha256": ..., "etag": ..., "version": ...}: the content a key held, the ETag
 # and the version the bucket gave it.
 Objects = dict[str, dict[str, str]]
-# Where a deploy came from: "branch", "commit", "time", "by", "identity", for a sandbox
-# "sandbox_for" (the branch or name it is named after), and for a rollback "rollback_to",
-# the id of the deploy it restored.
+# Where a deploy came from: "branch", "commit", "time", "by", "identity"; for a sandbox
+# "belongs_to" (the full branch name or SANDBOX's text it is for) and "sandbox_for" (the
+# same without the story prefix); for a rollback "rollback_to", the id of the deploy it
+# restored.
 About = dict[str, str]
 
 _T = TypeVar("_T")

@@ -130,7 +130,7 @@ def deploy(
         return result
     with bucket.lock(owner):
         origin = about() if about else {}
-        check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
+        check_sandbox_claim(bucket, owner, Claim.of(origin))
         result = plan(bucket, owner, desired, read_record=True)
         apply(bucket, result, progress, origin)
     return result
@@ -148,7 +148,7 @@ def rollback(
     the history lists and a later rollback can undo."""
     with bucket.lock(owner):
         origin = about() if about else {}
-        check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
+        check_sandbox_claim(bucket, owner, Claim.of(origin))
         earlier = history.choose(bucket, owner, to)
         rerun = f"the rollback with TO={earlier.short_id}"
         try:
@@ -164,19 +164,48 @@ def rollback(
     return earlier, result
 
 
-def check_sandbox_claim(bucket: Bucket, owner: str, sandbox_for: str) -> None:
-    """Refuse a sandbox to a branch (or name) other than the one its last deploy was for:
-    two branch names can read alike (`a-b`, `a_b`) and give one sandbox name."""
-    if not (sandbox_for and is_sandbox(owner)):
-        return
+@dataclass(frozen=True)
+class Claim:
+    """Whom a sandbox deploy or clean is for: the full branch name (or SANDBOX's text),
+    and that name without the story prefix, which records of older deploys kept alone."""
+
+    belongs_to: str = ""
+    sandbox_for: str = ""
+
+    @classmethod
+    def of(cls, about: history.About) -> Claim:
+        return cls(about.get("belongs_to", ""), about.get("sandbox_for", ""))
+
+
+def sandbox_claim_refused(bucket: Bucket, owner: str, claim: Claim) -> str:
+    """Why a deploy or clean for `claim` must leave the sandbox alone, or "": the sandbox
+    belongs to the name its last deploy was for, and two names can give one sandbox
+    (`a-b`, `a_b`; `story/ann`, `ann`)."""
+    if not (claim.belongs_to and is_sandbox(owner)):
+        return ""
     last = history.read(bucket, owner)
-    holder = last.about.get("sandbox_for", "") if last else ""
-    if holder and holder != sandbox_for:
-        raise SandboxError(
-            f"the sandbox {sandbox_name(owner)} belongs to {holder!r}, whose name reads like"
-            f" {sandbox_for!r}: this leaves it alone. Rename the branch, or name its"
-            " sandbox yourself with SANDBOX=<name>"
+    about = last.about if last else {}
+    holder, claimant = about.get("belongs_to", ""), claim.belongs_to
+    if not holder and about.get("sandbox_for"):
+        # A record from before full names were kept: where its deploy ran on the branch
+        # that named the sandbox, that branch is the full name; else only the short one
+        # can be compared.
+        legacy, branch = about["sandbox_for"], about.get("branch", "")
+        holder, claimant = (
+            (branch, claim.belongs_to) if branch.endswith(legacy) else (legacy, claim.sandbox_for)
         )
+    if not holder or holder == claimant:
+        return ""
+    return (
+        f"the sandbox {sandbox_name(owner)} belongs to {holder!r}, whose name reads like"
+        f" {claimant!r}: this leaves it alone. Rename the branch, or name its sandbox"
+        " yourself with SANDBOX=<name>"
+    )
+
+
+def check_sandbox_claim(bucket: Bucket, owner: str, claim: Claim) -> None:
+    if refused := sandbox_claim_refused(bucket, owner, claim):
+        raise SandboxError(refused)
 
 
 def apply(
@@ -325,12 +354,11 @@ class _Uploads:
                 until = min(until, time.monotonic() + IN_FLIGHT_GRACE_SECONDS)
 
 
-def clean(bucket: Bucket, owner: str, sandbox_for: str = "") -> list[str]:
+def clean(bucket: Bucket, owner: str, claim: Claim | None = None) -> list[str]:
     """Delete every key the owner owns, its record included; return the files deleted.
-    `sandbox_for`: the branch (or name) a sandbox is cleaned for, which must be the one it
-    was deployed for."""
+    `claim`: whom a sandbox is cleaned for, which must be whom it was deployed for."""
     with bucket.lock(owner):
-        check_sandbox_claim(bucket, owner, sandbox_for)
+        check_sandbox_claim(bucket, owner, claim or Claim())
         listed = bucket.list(prefix(owner))
         listed.pop(lock_key(owner), None)
         keys = sorted(assert_owned(owner, key) for key in listed)
