@@ -58,6 +58,25 @@ def lock_key(owner: str) -> str:
     return prefix(owner) + LOCK_NAME
 
 
+def owned_keys(bucket: Bucket, owner: str) -> dict[str, str]:
+    """The owner's keys in the bucket with their ETags, its record included, its lock left
+    out. A key there that leads out of the prefix (`..`, put there by hand) is no key a
+    deploy may touch, nor one to pass over in silence: it is refused, with the command
+    that deletes it."""
+    listed = bucket.list(prefix(owner))
+    listed.pop(lock_key(owner), None)
+    escaping = sorted(key for key in listed if not owns(owner, key))
+    if escaping:
+        more = f" ({len(escaping) - 1} more such keys follow it)" if len(escaping) > 1 else ""
+        raise BucketError(
+            f"{escaping[0]} in {bucket.description} starts with {owner}'s prefix but leads out"
+            f" of it (..), so no deploy of {owner} may touch it{more}: if you did not mean to"
+            f" put it there, delete it: `{bucket.removal_command(escaping[0])}`",
+            permanent=True,
+        )
+    return listed
+
+
 @dataclass
 class Plan:
     """What a deploy of `owner` would do. Keys are sorted; `uploads` maps key to body."""
@@ -89,8 +108,7 @@ class Plan:
 def plan(bucket: Bucket, owner: str, desired: dict[str, bytes], read_record: bool = False) -> Plan:
     """Compare the build with the bucket by content: mtimes and checkouts do not matter.
     The last deploy's record is read when a key's ETag needs it, or when asked."""
-    listed = bucket.list(prefix(owner))
-    listed.pop(lock_key(owner), None)
+    listed = owned_keys(bucket, owner)
     has_record = listed.pop(history.record_key(owner), None) is not None
     unknown = [
         k for k, body in desired.items() if listed.get(k, "") not in ("", bucket.etag_of(body))
@@ -359,9 +377,7 @@ def clean(bucket: Bucket, owner: str, claim: Claim | None = None) -> list[str]:
     `claim`: whom a sandbox is cleaned for, which must be whom it was deployed for."""
     with bucket.lock(owner):
         check_sandbox_claim(bucket, owner, claim or Claim())
-        listed = bucket.list(prefix(owner))
-        listed.pop(lock_key(owner), None)
-        keys = sorted(assert_owned(owner, key) for key in listed)
+        keys = sorted(assert_owned(owner, key) for key in owned_keys(bucket, owner))
         if keys:
             bucket.delete(keys)
     return [key for key in keys if key != history.record_key(owner)]
