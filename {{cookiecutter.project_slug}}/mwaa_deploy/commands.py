@@ -106,13 +106,16 @@ def show_history(settings: config.Settings, env: str, last: int) -> int:
     if not deploys:
         print(f"No deploy of {owner} is recorded in {bucket.description}.")
         return 0
-    cleaned = not bucket.list(history.record_key(owner))
+    files = sync.owned_keys(bucket, owner)
+    cleaned = files.pop(history.record_key(owner), None) is None
+    # What the bucket holds now, where it is not what the last deploy left.
+    drift = [] if cleaned else history.differences(files, deploys[0])
     print(
         f"Deploys of {owner} to {bucket.description}, newest first: ID, when (UTC),"
         " branch @ commit (+: with uncommitted edits), who; what it changed"
     )
     for deploy in deploys:
-        mark = " " if cleaned or deploy is not deploys[0] else "*"
+        mark = " " if cleaned or drift or deploy is not deploys[0] else "*"
         print(f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {_deploy_line(deploy)}")
         print(f"  {'':<{history.SHORT_ID}}  {_changes_line(deploy)}")
     if len(ids) > len(deploys):
@@ -121,6 +124,14 @@ def show_history(settings: config.Settings, env: str, last: int) -> int:
     if cleaned:
         print(
             f"{owner} holds no files now (cleaned): {rollback} puts back the last deploy;"
+            f" {rollback} TO=<ID> another."
+        )
+    elif drift:
+        keys = f"{len(drift)} key{'' if len(drift) == 1 else 's'}, {drift[0]}"
+        keys += f" and {len(drift) - 1} more" if len(drift) > 1 else ""
+        print(
+            f"{owner}'s files differ from its last deploy's record ({keys}: a deploy stopped"
+            f" part way, or an edit by hand): {rollback} puts back the last deploy;"
             f" {rollback} TO=<ID> another."
         )
     else:

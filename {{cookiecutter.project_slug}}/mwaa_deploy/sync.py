@@ -162,12 +162,13 @@ def rollback(
     about: Callable[[], history.About] | None = None,
 ) -> tuple[history.Deploy, Plan]:
     """Make the owner's keys hold exactly the files of an earlier deploy (the one whose id
-    starts with `to`, by default the one before the last), as a deploy of its own that
-    the history lists and a later rollback can undo."""
+    starts with `to`; by default the one before the last, or the last itself where the
+    bucket no longer holds its files), as a deploy of its own that the history lists and
+    a later rollback can undo."""
     with bucket.lock(owner):
         origin = about() if about else {}
         check_sandbox_claim(bucket, owner, Claim.of(origin))
-        earlier = history.choose(bucket, owner, to)
+        earlier = history.choose(bucket, owner, to, holds_last(bucket, owner))
         rerun = f"the rollback with TO={earlier.short_id}"
         try:
             desired = history.contents(bucket, owner, earlier)
@@ -219,6 +220,15 @@ def sandbox_claim_refused(bucket: Bucket, owner: str, claim: Claim) -> str:
         f" {claimant!r}: this leaves it alone. Rename the branch, or name its sandbox"
         " yourself with SANDBOX=<name>"
     )
+
+
+def holds_last(bucket: Bucket, owner: str) -> bool:
+    """The owner's files in the bucket are those its last recorded deploy left."""
+    files = owned_keys(bucket, owner)
+    if files.pop(history.record_key(owner), None) is None:
+        return False  # cleaned, or never deployed
+    last = history.read(bucket, owner)
+    return last is not None and not history.differences(files, last)
 
 
 def check_sandbox_claim(bucket: Bucket, owner: str, claim: Claim) -> None:
