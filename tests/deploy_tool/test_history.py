@@ -18,7 +18,8 @@ import pytest
 from mwaa_deploy import history, sync
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.buckets import LOCAL_VERSIONS, Bucket, LocalBucket, S3Bucket
-from mwaa_deploy.exceptions import BucketError, HistoryError, SyncError
+from mwaa_deploy.exceptions import BucketError, HistoryError, Interrupted, SyncError
+from mwaa_deploy.stamp import stamp
 from tests.deploy_tool.helpers import FOREIGN, GIT, commit, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
@@ -365,3 +366,50 @@ def test_the_local_bucket_keeps_a_files_version_before_it_replaces_the_file(
     with pytest.raises(BucketError):
         bucket.put("dags/DEV_orders.py", b"DEV = True\nCHANGED = 1\n")
     assert bucket.get("dags/DEV_orders.py") == b"DEV = True\n"
+
+
+def interrupt_after_the_first_upload(_done: int, _total: int) -> None:
+    """Ctrl-C, as the deploy's progress shows its first upload done."""
+    raise KeyboardInterrupt
+
+
+def test_after_an_interrupted_deploy_a_rollback_puts_back_the_last_complete_deploy(
+    bucket: Bucket, tmp_path: Path
+) -> None:
+    sources = dags(tmp_path, orders="ORDERS = 1", sales="SALES = 1")
+    deploy(bucket, "DEV", sources)
+    deploy(bucket, "DEV", dags(sources, orders="ORDERS = 2", sales="SALES = 1"))
+    second = history.deploy_ids(bucket, "DEV")[0]
+    dags(sources, orders="ORDERS = 3", sales="SALES = 3")
+    with pytest.raises(Interrupted, match="nothing deleted"):
+        sync.deploy(bucket, "DEV", stamp(sources, "DEV"), interrupt_after_the_first_upload)
+    assert history.deploy_ids(bucket, "DEV")[0] == second  # no record of the third
+    assert owned(bucket, "DEV") != files_of(bucket, "DEV", second)
+    earlier, _ = sync.rollback(bucket, "DEV", "")
+    assert earlier.id == second and owned(bucket, "DEV") == files_of(bucket, "DEV", second)
+
+
+def test_make_history_says_when_the_bucket_differs_from_the_last_record(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project()
+    extra = root / "bucket_contents" / "dags" / "extra.py"
+    extra.write_text("DEV = True\nN = 1\n")
+    assert main(["deploy", "DEV"]) == 0
+    extra.write_text("DEV = True\nN = 2\n")
+    assert main(["deploy", "DEV"]) == 0
+    extra.write_text("DEV = True\nN = 3\n")
+    local = LocalBucket(root / "local_bucket")
+    with pytest.raises(Interrupted):
+        sync.deploy(
+            local, "DEV", stamp(root / "bucket_contents", "DEV"), interrupt_after_the_first_upload
+        )
+    capsys.readouterr()
+    assert main(["history", "DEV"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("*") for line in lines)
+    assert lines[-1] == (
+        "DEV's files differ from its last deploy's record (1 key, dags/DEV_extra.py: a deploy"
+        " stopped part way, or an edit by hand): make rollback-dev puts back the last deploy;"
+        " make rollback-dev TO=<ID> another."
+    )

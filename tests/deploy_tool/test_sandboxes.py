@@ -255,7 +255,8 @@ def test_two_branches_whose_names_read_alike_never_share_a_sandbox(team: Team) -
     before = contents(team.bucket)
     said = team.run("deploy", "DEV", status=1)
     assert said.endswith(
-        "the sandbox ab belongs to 'a-b', whose name reads like 'a_b': this leaves it alone."
+        "the sandbox ab belongs to 'story/a-b', whose name reads like 'story/a_b': this"
+        " leaves it alone."
         " Rename the branch, or name its sandbox yourself with SANDBOX=<name>\n"
     )
     assert team.run("clean", "DEV", status=1)
@@ -320,3 +321,90 @@ def test_clean_dev_on_a_story_branch_removes_its_sandbox_and_on_the_default_bran
     team.git("checkout", "-q", "main")
     team.run("clean", "DEV")
     assert not team.bucket.list("dags/DEV_") and not team.bucket.list("dags/SBX_")
+
+
+@pytest.mark.parametrize(
+    ("story_branch", "look_alike"), [("story/ann", "ann"), ("story/fix/login", "fix/login")]
+)
+def test_a_branch_named_like_a_story_branch_without_its_prefix_never_takes_its_sandbox(
+    team: Team, story_branch: str, look_alike: str
+) -> None:
+    """Both branches give one sandbox name; the sandbox stays its first branch's."""
+    team.git("checkout", "-q", "-b", story_branch)
+    (team.dags / "orders.py").write_text(ORDERS_DAG)
+    team.git("add", ".")
+    team.git("commit", "-q", "-m", "orders")
+    team.run("deploy", "DEV")
+    team.git("checkout", "-q", "main")
+    team.git("checkout", "-q", "-b", look_alike)
+    (team.dags / "stock.py").write_text(ORDERS_DAG.replace("orders", "stock"))
+    before = contents(team.bucket)
+    name = owners.sandbox_name(owners.sandbox_of(look_alike))
+    said = team.run("deploy", "DEV", status=1)
+    assert said.endswith(
+        f"the sandbox {name} belongs to {story_branch!r}, whose name reads like"
+        f" {look_alike!r}: this leaves it alone. Rename the branch, or name its sandbox"
+        " yourself with SANDBOX=<name>\n"
+    )
+    assert team.run("clean", "DEV", status=1)
+    assert contents(team.bucket) == before
+
+
+def test_a_sandbox_recorded_before_full_branch_names_were_kept_stays_its_branch_s(
+    team: Team,
+) -> None:
+    """Its record has the name without the story prefix, and the branch it came from."""
+    team.git("checkout", "-q", "-b", "story/ann")
+    (team.dags / "orders.py").write_text(ORDERS_DAG)
+    team.git("add", ".")
+    team.git("commit", "-q", "-m", "orders")
+    team.run("deploy", "DEV")
+    record = history.record_key("SBX_ann")
+    document = json.loads(team.bucket.get(record) or b"")
+    document["deploy"] = {
+        k: v for k, v in document["deploy"].items() if k not in ("sandbox_for", "belongs_to")
+    } | {"sandbox_for": "ann"}
+    team.bucket.put(record, json.dumps(document).encode())
+    team.git("checkout", "-q", "main")
+    team.git("checkout", "-q", "-b", "ann")
+    (team.dags / "stock.py").write_text(ORDERS_DAG.replace("orders", "stock"))
+    assert "belongs to 'story/ann'" in team.run("deploy", "DEV", status=1)
+    team.git("checkout", "-q", "story/ann")
+    (team.dags / "orders.py").write_text(ORDERS_DAG.replace("pass", "pass  # again"))
+    team.run("deploy", "DEV")
+
+
+def test_plan_dev_says_when_deploy_dev_would_refuse_a_sandbox_another_branch_owns(
+    team: Team,
+) -> None:
+    team.git("checkout", "-q", "-b", "story/ann")
+    (team.dags / "orders.py").write_text(ORDERS_DAG)
+    team.git("add", ".")
+    team.git("commit", "-q", "-m", "orders")
+    team.run("deploy", "DEV")
+    team.git("checkout", "-q", "main")
+    team.git("checkout", "-q", "-b", "ann")
+    (team.dags / "stock.py").write_text(ORDERS_DAG.replace("orders", "stock"))
+    before = contents(team.bucket)
+    said = team.run("plan", "DEV")
+    assert said.splitlines()[-1] == (
+        "make deploy-dev would refuse: the sandbox ann belongs to 'story/ann', whose name"
+        " reads like 'ann': this leaves it alone. Rename the branch, or name its sandbox"
+        " yourself with SANDBOX=<name>"
+    )
+    assert contents(team.bucket) == before
+    team.git("checkout", "-q", "story/ann")
+    assert "would refuse" not in team.run("plan", "DEV")
+
+
+def test_make_sandboxes_lists_them_on_a_detached_head_too(team: Team) -> None:
+    team.git("checkout", "-q", "-b", "story/ann")
+    (team.dags / "orders.py").write_text(ORDERS_DAG)
+    team.git("add", ".")
+    team.git("commit", "-q", "-m", "orders")
+    team.run("deploy", "DEV")
+    team.git("checkout", "-q", "--detach")
+    lines = team.run("sandboxes").splitlines()
+    assert lines[0].startswith("Sandboxes in ")
+    [ann] = lines[1:]
+    assert ann.startswith("  ann ") and "story/ann @ " in ann

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -13,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import history, sync
+from mwaa_deploy import buckets, history, sync
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
@@ -567,9 +570,7 @@ def test_a_file_where_the_local_bucket_needs_a_folder_is_one_line_and_permanent(
 def another_deploy_holding(bucket: Bucket, env: str) -> Iterator[None]:
     """The environment's lock, held by a deploy in another process (on S3: another machine)."""
     if isinstance(bucket, S3Bucket):
-        held = {"user": "ci", "host": "runner-7", "pid": 7,
-                "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z"}  # fmt: skip
-        bucket.put(lock_key(env), json.dumps(held).encode())
+        bucket.put(lock_key(env), lock_until(soon()))
         yield
         bucket.delete([lock_key(env)])
         return
@@ -628,8 +629,9 @@ def test_an_s3_lock_this_machine_left_is_taken_over_at_once(holder: str) -> None
     whose answer was lost and retried, the rerun need not wait for the lease to lapse."""
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     pid = a_finished_pid() if holder == "dead-process-here" else os.getpid()
-    left = {"user": "me", "host": socket.gethostname(), "pid": pid,
-            "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z"}  # fmt: skip
+    left = {"user": "me", "host": socket.gethostname(), "machine": buckets.this_machine(),
+            "pid": pid, "since": "2020-01-01T00:00:00Z",
+            "until": "2999-01-01T00:00:00Z"}  # fmt: skip
     bucket.put(lock_key("DEV"), json.dumps(left).encode())
     assert deploy(bucket, "DEV").new
     assert lock_key("DEV") not in bucket.list("")
@@ -638,15 +640,14 @@ def test_an_s3_lock_this_machine_left_is_taken_over_at_once(holder: str) -> None
 @pytest.mark.usefixtures("aws")
 def test_an_s3_lock_held_elsewhere_is_refused_with_when_it_lapses() -> None:
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
-    held = {"user": "ci", "host": "runner-7", "pid": 7,
-            "since": "2020-01-01T00:00:00Z", "until": "2999-01-01T00:00:00Z"}  # fmt: skip
-    bucket.put(lock_key("DEV"), json.dumps(held).encode())
+    until = soon()
+    bucket.put(lock_key("DEV"), lock_until(until))
     with pytest.raises(BucketError) as refused:
         deploy(bucket, "DEV")
     assert str(refused.value) == (
         f"another deploy of DEV holds s3://{bucket.name}/dags/DEV_.lock (ci@runner-7 pid 7,"
         " since 2020-01-01T00:00:00Z): wait for it to finish; if it died on another machine,"
-        " its lock lapses at 2999-01-01T00:00:00Z"
+        f" its lock lapses at {until}"
     )
 
 
@@ -731,3 +732,139 @@ def test_ctrl_c_stops_a_deploy_within_seconds_and_says_what_was_done(
 
 def aws_variables() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
+
+def run_the_advice(message: str) -> None:
+    """Run the command an error line gives (between backticks), as its reader would."""
+    [command] = re.findall("`([^`]+)`", message)
+    tools = Path(sys.executable).parent  # where the test tools, the AWS CLI among them, are
+    environ = os.environ | {"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(shlex.split(command), env=environ, check=True, capture_output=True)
+
+
+def lock_until(moment: str) -> bytes:
+    return json.dumps(
+        {
+            "user": "ci",
+            "host": "runner-7",
+            "pid": 7,
+            "since": "2020-01-01T00:00:00Z",
+            "until": moment,
+        }  # fmt: skip
+    ).encode()
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        (b"not json", "'not json', not a lock this tool wrote"),
+        (lock_until("2020-01-01T00:10:00"), "a lock whose end, 2020-01-01T00:10:00, has no time"),
+        (lock_until("2999-01-01T00:00:00Z"), "a lock held until 2999-01-01T00:00:00Z, further"),
+    ],
+    ids=["unreadable", "naive-time", "far-ahead"],
+)
+def test_an_s3_lock_that_would_never_lapse_is_named_with_the_command_to_remove_it(
+    body: bytes, what: str
+) -> None:
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    bucket.put(lock_key("DEV"), body)
+    with pytest.raises(BucketError) as refused:
+        deploy(bucket, "DEV")
+    message = str(refused.value)
+    assert message.startswith(f"s3://{bucket.name}/dags/DEV_.lock holds {what}")
+    assert message.endswith(
+        f"if no deploy of DEV is running, remove it: `aws s3 rm s3://{bucket.name}/dags/DEV_.lock`"
+    )
+    assert "\n" not in message and not bucket.list("dags/DEV_x")
+    run_the_advice(message)
+    assert deploy(bucket, "DEV").new
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_s3_lock_of_another_pid_namespace_with_this_host_name_waits_for_its_lease() -> None:
+    """A container on another machine, or beside this one, can have this host name, and
+    its deploy's process id may be free here: only its lease tells that it is gone."""
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    held = {"user": "me", "host": socket.gethostname(), "pid": a_finished_pid(),
+            "machine": "another-boot/4026530000",
+            "since": "2020-01-01T00:00:00Z", "until": soon()}  # fmt: skip
+    bucket.put(lock_key("DEV"), json.dumps(held).encode())
+    with pytest.raises(BucketError, match="another deploy of DEV holds"):
+        deploy(bucket, "DEV")
+
+
+def soon() -> str:
+    return (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def renewals_running() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if "lock renewal" in thread.name]
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_deploy_that_runs_longer_than_the_lock_lease_keeps_its_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(buckets, "LOCK_LEASE", timedelta(seconds=3))
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    with bucket.lock("DEV"):
+        time.sleep(4.5)
+        with monkeypatch.context() as another_machine:
+            another_machine.setattr(socket, "gethostname", lambda: "runner-9")
+            with pytest.raises(BucketError, match="another deploy of DEV holds"):
+                with S3Bucket(bucket.name, "eu-west-1").lock("DEV"):
+                    pass
+    assert lock_key("DEV") not in bucket.list("")
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize("ending", ["done", "failed", "ctrl-c"])
+def test_the_lock_s_renewal_stops_with_the_deploy_however_it_ends(
+    ending: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(buckets, "LOCK_LEASE", timedelta(seconds=0.3))
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    raised = {"done": None, "failed": SyncError, "ctrl-c": KeyboardInterrupt}[ending]
+    try:
+        with bucket.lock("DEV"):
+            time.sleep(0.5)
+            assert renewals_running()
+            if raised:
+                raise raised("the deploy ends")
+    except (SyncError, KeyboardInterrupt) as error:
+        assert raised and isinstance(error, raised)
+    deadline = time.monotonic() + 2
+    while renewals_running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not renewals_running()
+    assert lock_key("DEV") not in bucket.list("")
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_key_that_leads_out_of_its_owner_s_prefix_is_named_with_the_command_to_delete_it() -> (
+    None
+):
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    deploy(bucket, "DEV")
+    escaping = "dags/DEV_x/../../evil.py"
+    bucket.put(escaping, b"# put in by hand\n")
+    before = contents(bucket)
+    messages = set()
+    for command in (
+        lambda: sync.plan(bucket, "DEV", stamp(SETTINGS.sources, "DEV")),
+        lambda: deploy(bucket, "DEV"),
+        lambda: sync.clean(bucket, "DEV"),
+    ):
+        with pytest.raises(BucketError) as refused:
+            command()
+        messages.add(str(refused.value))
+    assert messages == {
+        f"{escaping} in s3://{bucket.name} starts with DEV's prefix but leads out of it (..),"
+        " so no deploy of DEV may touch it: if you did not mean to put it there, delete it:"
+        f" `aws s3 rm s3://{bucket.name}/{escaping}`"
+    }
+    assert contents(bucket) == before
+    run_the_advice(messages.pop())
+    assert escaping not in bucket.list("")
+    assert deploy(bucket, "DEV").is_empty

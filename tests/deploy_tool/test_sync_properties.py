@@ -80,7 +80,7 @@ class DeploySequences(RuleBasedStateMachine):
         except StampError:
             assert contents(self.bucket) == before
             return
-        sync.deploy(self.bucket, owner, desired, about=lambda: {"sandbox_for": owner.lower()})
+        sync.deploy(self.bucket, owner, desired, about=lambda: {"belongs_to": owner.lower()})
         after = contents(self.bucket)
         assert not_owned(after, owner) == not_owned(before, owner)
         owned = {k: v for k, v in after.items() if k.startswith(prefix(owner))}

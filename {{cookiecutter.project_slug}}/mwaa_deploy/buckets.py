@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import socket
 import threading
 import time
@@ -41,8 +42,13 @@ if TYPE_CHECKING:
 # endpoint ends the deploy instead of holding it (and its CI job) for ever.
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 8
-# How long a deploy's lock holds if the deploy dies without releasing it.
+# How long a deploy's lock holds if the deploy dies without releasing it. A running deploy
+# renews it this many times a lease, so that a few renewals may fail before it lapses.
 LOCK_LEASE = timedelta(minutes=10)
+LOCK_RENEWALS_PER_LEASE = 3
+# How far another machine's clock may run ahead of this one's: a lock dated further ahead
+# than a lease and this was not written by a running deploy, and would hold for ever.
+CLOCK_SKEW = timedelta(minutes=2)
 # The local bucket's locks and its objects' versions: folders of their own, never keys a
 # deploy lists.
 LOCAL_LOCKS = ".locks"
@@ -106,6 +112,10 @@ class Bucket(Protocol):
 
     def lock(self, owner: str) -> AbstractContextManager[None]:
         """Held while one deploy or clean of `owner` runs; BucketError if another holds it."""
+        ...
+
+    def removal_command(self, key: str) -> str:
+        """The command a person runs to delete the key by hand."""
         ...
 
 
@@ -229,6 +239,9 @@ class LocalBucket:
                 ) from None
             yield
 
+    def removal_command(self, key: str) -> str:
+        return f"rm {shlex.quote(str(self.root / key))}"
+
     def _error(self, doing: str, path: Path, error: OSError) -> BucketError:
         blocker = next((p for p in [path, *path.parents] if p.is_file()), None)
         if blocker is not None and blocker != path:
@@ -351,47 +364,90 @@ class S3Bucket:
 
         S3 writes the lock only if no other holds it (a conditional write). A lock is
         taken over, the same way, when its lease has lapsed or when the deploy that holds
-        it ran on this machine and is gone: a rerun after a failure need not wait.
+        it ran on this machine and is gone: a rerun after a failure need not wait. While
+        the block runs, the lease is renewed, so a long deploy keeps its lock.
         """
         key, now = lock_key(owner), datetime.now(UTC)
         mine = {
             "user": getpass.getuser(),
             "host": socket.gethostname(),
+            "machine": this_machine(),
             "pid": os.getpid(),
             "since": _when(now),
             "until": _when(now + LOCK_LEASE),
         }
-        if not self._put_if_absent(key, json.dumps(mine).encode()):
-            self._take_over(owner, mine, now)
+        etag = self._put_if_absent(key, json.dumps(mine).encode())
+        if not etag:
+            etag = self._take_over(owner, mine, now)
+        stop = threading.Event()
+        renewing = threading.Thread(
+            target=self._renew,
+            args=(key, mine, etag, stop),
+            name=f"lock renewal {key}",
+            daemon=True,
+        )
+        renewing.start()
         try:
             yield
         finally:
+            stop.set()
+            # A renewal in flight ends within the SDK's timeouts; the deploy waits for it
+            # no longer than for the release, so that the release is the last write.
+            with contextlib.suppress(KeyboardInterrupt):
+                renewing.join(LOCK_RELEASE_SECONDS)
             self._release(key, mine)
 
-    def _take_over(self, owner: str, mine: dict[str, Any], now: datetime) -> None:
+    def _take_over(self, owner: str, mine: dict[str, Any], now: datetime) -> str:
+        """Take over the lock another deploy left, if it may be; return the lock's ETag."""
         key = lock_key(owner)
         with self._failing("cannot read the lock", f"{self.name}/{key}"):
             held = self.client.get_object(Bucket=self.name, Key=key)
-            holder = _lock_holder(held["Body"].read())
-        ours = holder.get("host") == mine["host"] and holder.get("pid") == mine["pid"]
-        if ours:  # our own write, whose answer was lost and the request retried
-            return
-        if until := _lapsed_or_held_until(holder, mine, now):
-            raise BucketError(
-                f"another deploy of {owner} holds s3://{self.name}/{key} ({holder.get('user')}@"
-                f"{holder.get('host')} pid {holder.get('pid')}, since {holder.get('since')}):"
-                f" wait for it to finish; if it died on another machine, its lock lapses at"
-                f" {until}"
-            )
+            body = held["Body"].read()
+        holder = _lock_holder(body)
+        if _same_process(holder, mine):  # our own write, whose answer was lost and retried
+            return held["ETag"]
+        if not _gone(holder, mine):
+            if never := _never_lapses(holder, body, now):
+                raise BucketError(
+                    f"s3://{self.name}/{key} holds {never}: if no deploy of {owner} is running,"
+                    f" remove it: `{self.removal_command(key)}`"
+                )
+            if (until := datetime.fromisoformat(holder["until"])) > now:
+                raise BucketError(
+                    f"another deploy of {owner} holds s3://{self.name}/{key} ({holder.get('user')}@"
+                    f"{holder.get('host')} pid {holder.get('pid')}, since {holder.get('since')}):"
+                    f" wait for it to finish; if it died on another machine, its lock lapses at"
+                    f" {_when(until)}"
+                )
         body = json.dumps(mine).encode()
         taken = ("PreconditionFailed", "ConditionalRequestConflict")
         with self._failing("cannot take over the lock", f"{self.name}/{key}", none=taken):
-            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfMatch=held["ETag"])
-            return
+            return self.client.put_object(
+                Bucket=self.name, Key=key, Body=body, IfMatch=held["ETag"]
+            )["ETag"]
         raise BucketError(
             f"another deploy of {owner} took over the lock s3://{self.name}/{key} first: wait"
             " for it to finish"
         )
+
+    def _renew(self, key: str, mine: dict[str, Any], etag: str, stop: threading.Event) -> None:
+        """Push the lease's end forward until `stop`. Each write is conditional on the lock
+        being the one this deploy wrote last: a lock released, or taken over after all, is
+        never written back."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        every = LOCK_LEASE.total_seconds() / LOCK_RENEWALS_PER_LEASE
+        while not stop.wait(every):
+            renewed = mine | {"until": _when(datetime.now(UTC) + LOCK_LEASE)}
+            try:
+                answer = self.client.put_object(
+                    Bucket=self.name, Key=key, Body=json.dumps(renewed).encode(), IfMatch=etag
+                )
+            except (BotoCoreError, ClientError) as error:
+                if _code(error) in ("PreconditionFailed", "NoSuchKey", "404"):
+                    return  # no longer this deploy's lock: nothing to renew
+                continue  # passing: the next renewal comes well within the lease
+            etag = answer["ETag"]
 
     def _release(self, key: str, mine: dict[str, Any]) -> None:
         """Delete the lock if it is still ours, waiting a few seconds at most: the deploy has
@@ -400,8 +456,7 @@ class S3Bucket:
         def release() -> None:
             with contextlib.suppress(Exception):
                 held = self.client.get_object(Bucket=self.name, Key=key)
-                holder = _lock_holder(held["Body"].read())
-                if (holder.get("host"), holder.get("pid")) == (mine["host"], mine["pid"]):
+                if _same_process(_lock_holder(held["Body"].read()), mine):
                     self.client.delete_object(Bucket=self.name, Key=key)
 
         releasing = threading.Thread(target=release, daemon=True)
@@ -409,13 +464,17 @@ class S3Bucket:
         with contextlib.suppress(KeyboardInterrupt):
             releasing.join(LOCK_RELEASE_SECONDS)
 
-    def _put_if_absent(self, key: str, body: bytes) -> bool:
-        """Write the key unless it exists (a conditional write); False if it does."""
+    def removal_command(self, key: str) -> str:
+        return f"aws s3 rm {shlex.quote(f's3://{self.name}/{key}')}"
+
+    def _put_if_absent(self, key: str, body: bytes) -> str:
+        """Write the key unless it exists (a conditional write): its ETag, or "" if it does."""
         exists = ("PreconditionFailed", "ConditionalRequestConflict")
         with self._failing("cannot write", f"{self.name}/{key}", none=exists):
-            self.client.put_object(Bucket=self.name, Key=key, Body=body, IfNoneMatch="*")
-            return True
-        return False
+            return self.client.put_object(Bucket=self.name, Key=key, Body=body, IfNoneMatch="*")[
+                "ETag"
+            ]
+        return ""
 
     @contextmanager
     def _failing(self, doing: str, what: str, none: tuple[str, ...] = ()) -> Iterator[None]:
@@ -493,11 +552,11 @@ def _refused(bucket: str, errors: list[dict[str, str]]) -> BucketError:
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _lock_holder(body: bytes) -> dict[str, Any]:
-    """What a lock says of its holder; an unreadable lock says nothing, and is held."""
+    """What a lock says of its holder; an unreadable lock says nothing."""
     try:
         holder = json.loads(body)
     except ValueError:
@@ -505,16 +564,41 @@ def _lock_holder(body: bytes) -> dict[str, Any]:
     return holder if isinstance(holder, dict) else {}
 
 
-def _lapsed_or_held_until(holder: dict[str, Any], mine: dict[str, Any], now: datetime) -> str:
-    """When the holder's lease lapses, or "" when the lock may be taken over now: its
-    lease has lapsed, or its deploy ran on this machine and its process is gone."""
-    if holder.get("host") == mine["host"] and not _running(holder.get("pid")):
+def this_machine() -> str:
+    """The kernel this process runs on and its PID namespace: a process id names one
+    process only within both. "" where they cannot be told (no /proc)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid")
+    except OSError:
         return ""
+    return f"{boot}/{namespace.st_dev}:{namespace.st_ino}"
+
+
+def _same_process(holder: dict[str, Any], mine: dict[str, Any]) -> bool:
+    return all(holder.get(field) == mine[field] for field in ("host", "machine", "pid"))
+
+
+def _gone(holder: dict[str, Any], mine: dict[str, Any]) -> bool:
+    """The holder's deploy ran in this machine's PID namespace, and its process is gone.
+    A host name alone does not tell: a container elsewhere, or beside this process, can
+    share it, and there a process id names another process."""
+    here = mine["machine"] and holder.get("machine") == mine["machine"]
+    return bool(here) and holder.get("host") == mine["host"] and not _running(holder.get("pid"))
+
+
+def _never_lapses(holder: dict[str, Any], body: bytes, now: datetime) -> str:
+    """What the lock holds, where its lease can never lapse; else ""."""
     try:
         until = datetime.fromisoformat(str(holder["until"]))
     except (KeyError, ValueError):
-        return _when(now + LOCK_LEASE)  # unreadable: wait one lease from now
-    return "" if until <= now else _when(until)
+        shown = body[:60].decode(errors="replace") + ("…" if len(body) > 60 else "")
+        return f"{shown!r}, not a lock this tool wrote, so it never lapses"
+    if until.tzinfo is None:
+        return f"a lock whose end, {holder['until']}, has no time zone, so it never lapses"
+    if until > now + LOCK_LEASE + CLOCK_SKEW:
+        return f"a lock held until {_when(until)}, further ahead than a deploy ever takes one"
+    return ""
 
 
 def _running(pid: object) -> bool:

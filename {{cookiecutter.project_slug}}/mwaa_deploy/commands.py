@@ -25,6 +25,7 @@ from mwaa_deploy.exceptions import (
     HistoryError,
     InstallError,
     Interrupted,
+    SandboxError,
     StampError,
 )
 from mwaa_deploy.prod_path import check_committed, check_default_branch, check_prod_path
@@ -60,6 +61,9 @@ def plan(settings: config.Settings, env: str, full: bool) -> int:
         for key in keys:
             print(f"  {label:<8} {key}")
     print(f"  {result.counts()}" + (" - nothing to do" if result.is_empty else ""))
+    claim = sync.Claim(chosen.belongs_to, chosen.sandbox_for)
+    if not result.is_empty and (refused := sync.sandbox_claim_refused(bucket, owner, claim)):
+        print(f"make deploy-dev would refuse: {refused}")
     return 0
 
 
@@ -102,13 +106,16 @@ def show_history(settings: config.Settings, env: str, last: int) -> int:
     if not deploys:
         print(f"No deploy of {owner} is recorded in {bucket.description}.")
         return 0
-    cleaned = not bucket.list(history.record_key(owner))
+    files = sync.owned_keys(bucket, owner)
+    cleaned = files.pop(history.record_key(owner), None) is None
+    # What the bucket holds now, where it is not what the last deploy left.
+    drift = [] if cleaned else history.differences(files, deploys[0])
     print(
         f"Deploys of {owner} to {bucket.description}, newest first: ID, when (UTC),"
         " branch @ commit (+: with uncommitted edits), who; what it changed"
     )
     for deploy in deploys:
-        mark = " " if cleaned or deploy is not deploys[0] else "*"
+        mark = " " if cleaned or drift or deploy is not deploys[0] else "*"
         print(f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {_deploy_line(deploy)}")
         print(f"  {'':<{history.SHORT_ID}}  {_changes_line(deploy)}")
     if len(ids) > len(deploys):
@@ -117,6 +124,14 @@ def show_history(settings: config.Settings, env: str, last: int) -> int:
     if cleaned:
         print(
             f"{owner} holds no files now (cleaned): {rollback} puts back the last deploy;"
+            f" {rollback} TO=<ID> another."
+        )
+    elif drift:
+        keys = f"{len(drift)} key{'' if len(drift) == 1 else 's'}, {drift[0]}"
+        keys += f" and {len(drift) - 1} more" if len(drift) > 1 else ""
+        print(
+            f"{owner}'s files differ from its last deploy's record ({keys}: a deploy stopped"
+            f" part way, or an edit by hand): {rollback} puts back the last deploy;"
             f" {rollback} TO=<ID> another."
         )
     else:
@@ -162,7 +177,7 @@ def clean(settings: config.Settings, env: str) -> int:
     """`clean DEV`: delete every file of the branch's sandbox (or of DEV) from the bucket."""
     chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
-    deleted = sync.clean(bucket, chosen.owner, chosen.sandbox_for)
+    deleted = sync.clean(bucket, chosen.owner, sync.Claim(chosen.belongs_to, chosen.sandbox_for))
     if not deleted and owners.is_sandbox(chosen.owner):
         print(
             f"No sandbox {owners.sandbox_name(chosen.owner)} in {bucket.description}: nothing"
@@ -181,7 +196,10 @@ def list_sandboxes(settings: config.Settings) -> int:
     if not found:
         print(f"No sandboxes in {bucket.description}.")
         return 0
-    mine = sandboxes.target(settings, "DEV", full=True).owner
+    try:
+        mine = sandboxes.target(settings, "DEV", full=True).owner
+    except SandboxError:  # a detached HEAD: no branch, so no sandbox is this checkout's
+        mine = ""
     print(
         f"Sandboxes in {bucket.description}: files, the last deploy that changed them (UTC),"
         f" its branch @ commit (+: with uncommitted edits); stale: no change for {days} days"
@@ -345,7 +363,7 @@ def _about(
 ) -> Callable[[], history.About]:
     """What the record of this deploy will say of it, asked once the deploy has work."""
     return lambda: sandboxes.about_this_deploy(
-        chosen.here or sandboxes.checkout(settings.root), chosen.sandbox_for, bucket.identity()
+        chosen, chosen.here or sandboxes.checkout(settings.root), bucket.identity()
     )
 
 

@@ -43,9 +43,10 @@ FEWEST_ID_CHARACTERS = 6
 # key -> {"sha256": ..., "etag": ..., "version": ...}: the content a key held, the ETag
 # and the version the bucket gave it.
 Objects = dict[str, dict[str, str]]
-# Where a deploy came from: "branch", "commit", "time", "by", "identity", for a sandbox
-# "sandbox_for" (the branch or name it is named after), and for a rollback "rollback_to",
-# the id of the deploy it restored.
+# Where a deploy came from: "branch", "commit", "time", "by", "identity"; for a sandbox
+# "belongs_to" (the full branch name or SANDBOX's text it is for) and "sandbox_for" (the
+# same without the story prefix); for a rollback "rollback_to", the id of the deploy it
+# restored.
 About = dict[str, str]
 
 _T = TypeVar("_T")
@@ -130,9 +131,21 @@ def recent(bucket: Bucket, owner: str, count: int) -> list[Deploy]:
     return [deploy for deploy in found.values() if deploy is not None]
 
 
-def choose(bucket: Bucket, owner: str, to: str) -> Deploy:
+def differences(files: dict[str, str], deploy: Deploy) -> list[str]:
+    """The keys where `files`, an owner's files in the bucket now (key: ETag, bookkeeping
+    left out), differ from what `deploy` left: changed, added or gone since, as by a deploy
+    that stopped part way or an edit by hand. A record older than this history does not
+    list every file: nothing can be told from it."""
+    if not deploy.lists_every_file:
+        return []
+    left = {key: entry["etag"] for key, entry in deploy.objects.items()}
+    return sorted(key for key in files.keys() | left.keys() if files.get(key) != left.get(key))
+
+
+def choose(bucket: Bucket, owner: str, to: str, holds_last: bool) -> Deploy:
     """The deploy a rollback restores: the one whose id starts with `to`, or by default the
-    one before the owner's last (the last itself after a clean left no files)."""
+    one before the owner's last where the bucket holds the last one's files (`holds_last`),
+    else the last itself: after a clean, a deploy that stopped part way, an edit by hand."""
     ids = deploy_ids(bucket, owner)
     where = bucket.description
     if not ids:
@@ -158,13 +171,12 @@ def choose(bucket: Bucket, owner: str, to: str) -> Deploy:
             )
         chosen = matching[0]
     else:
-        cleaned = not bucket.list(record_key(owner))
-        if len(ids) < 2 and not cleaned:
+        if len(ids) < 2 and holds_last:
             raise HistoryError(
                 f"{owner} has one recorded deploy in {where}, its current one: nothing before"
                 " it to roll back to"
             )
-        chosen = ids[0] if cleaned else ids[1]
+        chosen = ids[1] if holds_last else ids[0]
     deploy = read(bucket, owner, chosen)
     if deploy is None:
         raise HistoryError(f"the record of deploy {chosen[:SHORT_ID]} of {owner} is gone")

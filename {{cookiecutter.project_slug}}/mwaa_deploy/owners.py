@@ -54,9 +54,10 @@ def owns(owner: str, key: str) -> bool:
 def sandbox_of(text: str, branch_prefix: str = "") -> str:
     """The sandbox owner for a branch name, or for a name given by hand: `story/Alice-2`
     with the branch prefix `story/` is `SBX_alice2`. Stable: the same text always gives the
-    same sandbox. Two branches that read alike (`story/a-b`, `story/a_b`) give one name;
-    the deploy refuses the second branch (see sync.check_sandbox_claim). A name too long
-    is cut, and keeps a hash of the whole text so that long names sharing a start differ."""
+    same sandbox. Two branches that read alike (`story/a-b`, `story/a_b`; `story/ann`, `ann`)
+    give one name; the deploy refuses the second branch (see sync.check_sandbox_claim). A
+    name too long is cut, and keeps a hash of the whole text so that long names sharing a
+    start differ."""
     readable = re.sub(r"[^a-z0-9]", "", text.removeprefix(branch_prefix).lower())
     if len(readable) > NAME_LENGTH or not readable:
         digest = hashlib.sha256(text.encode()).hexdigest()

@@ -71,8 +71,10 @@ class Target:
     owner: str
     # What git says, where the owner depends on it (DEV); PROD leaves it to the deploy.
     here: Checkout | None
-    # A sandbox: the branch (or SANDBOX's name) it is for, without the story prefix.
+    # A sandbox: the branch (or SANDBOX's name) it is for, without the story prefix, and
+    # whole: the sandbox belongs to that full name, never to one that only reads like it.
     sandbox_for: str = ""
+    belongs_to: str = ""
     # A sandbox's part of the project (None: all of it) and what to say about it.
     only: frozenset[str] | None = None
     notes: tuple[str, ...] = ()
@@ -93,11 +95,12 @@ def target(settings: config.Settings, env: str, full: bool = False) -> Target:
         alone = () if here.in_git else ("No git here: this deploys the shared DEV.",)
         return Target(owner, here, notes=alone)
     name, origin = owners.sandbox_name(owner), f"SANDBOX={given}" if given else here.branch
-    sandbox_for = (given or here.branch).removeprefix(branch_prefix(settings.dev_branch_pattern))
+    belongs_to = given or here.branch
+    sandbox_for = belongs_to.removeprefix(branch_prefix(settings.dev_branch_pattern))
     base, why_all = merge_base(settings.root, here, settings.default_branch)
     if full or not base:
         note = f"Sandbox {name} ({origin}): every DAG file" + ("" if full else f", as {why_all}")
-        return Target(owner, here, sandbox_for, None, (note,))
+        return Target(owner, here, sandbox_for, belongs_to, None, (note,))
     sources = config.shown(settings.sources)
     changed = changed_paths(settings.root, base)
     selection = select(sources, changed)
@@ -107,7 +110,7 @@ def target(settings: config.Settings, env: str, full: bool = False) -> Target:
         f" this branch changes since {settings.default_branch}; FULL=1 deploys every one",
         *references_left_out(sources, selection),
     )
-    return Target(owner, here, sandbox_for, selection.names, notes)
+    return Target(owner, here, sandbox_for, belongs_to, selection.names, notes)
 
 
 def checkout(root: Path) -> Checkout:
@@ -146,12 +149,14 @@ def branch_prefix(pattern: str) -> str:
     return pattern[: m.start()] if (m := GLOB.search(pattern)) else ""
 
 
-def about_this_deploy(here: Checkout, sandbox_for: str = "", identity: str = "") -> history.About:
-    """What the record of a deploy says of it; `identity`: the AWS identity it runs as."""
+def about_this_deploy(chosen: Target, here: Checkout, identity: str = "") -> history.About:
+    """What the record of a deploy of `chosen` says of it; `identity`: the AWS identity
+    it runs as."""
     actor = os.environ.get("GITHUB_ACTOR")
     by = f"{actor} (GitHub Actions)" if actor else f"{getpass.getuser()}@{socket.gethostname()}"
+    sandbox = {"sandbox_for": chosen.sandbox_for, "belongs_to": chosen.belongs_to}
     return {
-        **({"sandbox_for": sandbox_for} if sandbox_for else {}),
+        **(sandbox if chosen.belongs_to else {}),
         "branch": here.branch,
         "commit": here.commit,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

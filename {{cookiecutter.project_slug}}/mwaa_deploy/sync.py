@@ -58,6 +58,25 @@ def lock_key(owner: str) -> str:
     return prefix(owner) + LOCK_NAME
 
 
+def owned_keys(bucket: Bucket, owner: str) -> dict[str, str]:
+    """The owner's keys in the bucket with their ETags, its record included, its lock left
+    out. A key there that leads out of the prefix (`..`, put there by hand) is no key a
+    deploy may touch, nor one to pass over in silence: it is refused, with the command
+    that deletes it."""
+    listed = bucket.list(prefix(owner))
+    listed.pop(lock_key(owner), None)
+    escaping = sorted(key for key in listed if not owns(owner, key))
+    if escaping:
+        more = f" ({len(escaping) - 1} more such keys follow it)" if len(escaping) > 1 else ""
+        raise BucketError(
+            f"{escaping[0]} in {bucket.description} starts with {owner}'s prefix but leads out"
+            f" of it (..), so no deploy of {owner} may touch it{more}: if you did not mean to"
+            f" put it there, delete it: `{bucket.removal_command(escaping[0])}`",
+            permanent=True,
+        )
+    return listed
+
+
 @dataclass
 class Plan:
     """What a deploy of `owner` would do. Keys are sorted; `uploads` maps key to body."""
@@ -89,8 +108,7 @@ class Plan:
 def plan(bucket: Bucket, owner: str, desired: dict[str, bytes], read_record: bool = False) -> Plan:
     """Compare the build with the bucket by content: mtimes and checkouts do not matter.
     The last deploy's record is read when a key's ETag needs it, or when asked."""
-    listed = bucket.list(prefix(owner))
-    listed.pop(lock_key(owner), None)
+    listed = owned_keys(bucket, owner)
     has_record = listed.pop(history.record_key(owner), None) is not None
     unknown = [
         k for k, body in desired.items() if listed.get(k, "") not in ("", bucket.etag_of(body))
@@ -130,7 +148,7 @@ def deploy(
         return result
     with bucket.lock(owner):
         origin = about() if about else {}
-        check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
+        check_sandbox_claim(bucket, owner, Claim.of(origin))
         result = plan(bucket, owner, desired, read_record=True)
         apply(bucket, result, progress, origin)
     return result
@@ -144,12 +162,13 @@ def rollback(
     about: Callable[[], history.About] | None = None,
 ) -> tuple[history.Deploy, Plan]:
     """Make the owner's keys hold exactly the files of an earlier deploy (the one whose id
-    starts with `to`, by default the one before the last), as a deploy of its own that
-    the history lists and a later rollback can undo."""
+    starts with `to`; by default the one before the last, or the last itself where the
+    bucket no longer holds its files), as a deploy of its own that the history lists and
+    a later rollback can undo."""
     with bucket.lock(owner):
         origin = about() if about else {}
-        check_sandbox_claim(bucket, owner, origin.get("sandbox_for", ""))
-        earlier = history.choose(bucket, owner, to)
+        check_sandbox_claim(bucket, owner, Claim.of(origin))
+        earlier = history.choose(bucket, owner, to, holds_last(bucket, owner))
         rerun = f"the rollback with TO={earlier.short_id}"
         try:
             desired = history.contents(bucket, owner, earlier)
@@ -164,19 +183,57 @@ def rollback(
     return earlier, result
 
 
-def check_sandbox_claim(bucket: Bucket, owner: str, sandbox_for: str) -> None:
-    """Refuse a sandbox to a branch (or name) other than the one its last deploy was for:
-    two branch names can read alike (`a-b`, `a_b`) and give one sandbox name."""
-    if not (sandbox_for and is_sandbox(owner)):
-        return
+@dataclass(frozen=True)
+class Claim:
+    """Whom a sandbox deploy or clean is for: the full branch name (or SANDBOX's text),
+    and that name without the story prefix, which records of older deploys kept alone."""
+
+    belongs_to: str = ""
+    sandbox_for: str = ""
+
+    @classmethod
+    def of(cls, about: history.About) -> Claim:
+        return cls(about.get("belongs_to", ""), about.get("sandbox_for", ""))
+
+
+def sandbox_claim_refused(bucket: Bucket, owner: str, claim: Claim) -> str:
+    """Why a deploy or clean for `claim` must leave the sandbox alone, or "": the sandbox
+    belongs to the name its last deploy was for, and two names can give one sandbox
+    (`a-b`, `a_b`; `story/ann`, `ann`)."""
+    if not (claim.belongs_to and is_sandbox(owner)):
+        return ""
     last = history.read(bucket, owner)
-    holder = last.about.get("sandbox_for", "") if last else ""
-    if holder and holder != sandbox_for:
-        raise SandboxError(
-            f"the sandbox {sandbox_name(owner)} belongs to {holder!r}, whose name reads like"
-            f" {sandbox_for!r}: this leaves it alone. Rename the branch, or name its"
-            " sandbox yourself with SANDBOX=<name>"
+    about = last.about if last else {}
+    holder, claimant = about.get("belongs_to", ""), claim.belongs_to
+    if not holder and about.get("sandbox_for"):
+        # A record from before full names were kept: where its deploy ran on the branch
+        # that named the sandbox, that branch is the full name; else only the short one
+        # can be compared.
+        legacy, branch = about["sandbox_for"], about.get("branch", "")
+        holder, claimant = (
+            (branch, claim.belongs_to) if branch.endswith(legacy) else (legacy, claim.sandbox_for)
         )
+    if not holder or holder == claimant:
+        return ""
+    return (
+        f"the sandbox {sandbox_name(owner)} belongs to {holder!r}, whose name reads like"
+        f" {claimant!r}: this leaves it alone. Rename the branch, or name its sandbox"
+        " yourself with SANDBOX=<name>"
+    )
+
+
+def holds_last(bucket: Bucket, owner: str) -> bool:
+    """The owner's files in the bucket are those its last recorded deploy left."""
+    files = owned_keys(bucket, owner)
+    if files.pop(history.record_key(owner), None) is None:
+        return False  # cleaned, or never deployed
+    last = history.read(bucket, owner)
+    return last is not None and not history.differences(files, last)
+
+
+def check_sandbox_claim(bucket: Bucket, owner: str, claim: Claim) -> None:
+    if refused := sandbox_claim_refused(bucket, owner, claim):
+        raise SandboxError(refused)
 
 
 def apply(
@@ -325,15 +382,12 @@ class _Uploads:
                 until = min(until, time.monotonic() + IN_FLIGHT_GRACE_SECONDS)
 
 
-def clean(bucket: Bucket, owner: str, sandbox_for: str = "") -> list[str]:
+def clean(bucket: Bucket, owner: str, claim: Claim | None = None) -> list[str]:
     """Delete every key the owner owns, its record included; return the files deleted.
-    `sandbox_for`: the branch (or name) a sandbox is cleaned for, which must be the one it
-    was deployed for."""
+    `claim`: whom a sandbox is cleaned for, which must be whom it was deployed for."""
     with bucket.lock(owner):
-        check_sandbox_claim(bucket, owner, sandbox_for)
-        listed = bucket.list(prefix(owner))
-        listed.pop(lock_key(owner), None)
-        keys = sorted(assert_owned(owner, key) for key in listed)
+        check_sandbox_claim(bucket, owner, claim or Claim())
+        keys = sorted(assert_owned(owner, key) for key in owned_keys(bucket, owner))
         if keys:
             bucket.delete(keys)
     return [key for key in keys if key != history.record_key(owner)]
