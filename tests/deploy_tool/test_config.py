@@ -136,7 +136,8 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
         pytest.param(
             'local_bucket = ".git"',
             "pyproject.toml [tool.mwaa_deploy] local_bucket = '.git': the local bucket cannot be"
-            ' inside .git/ or hold it; use a folder of its own, such as local_bucket = "local_bucket"',
+            " inside .git/ or hold it; use a folder of its own, such as"
+            ' local_bucket = "local_bucket"',
             id="local-bucket-is-git",
         ),
         pytest.param(
