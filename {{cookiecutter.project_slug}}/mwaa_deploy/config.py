@@ -55,8 +55,9 @@ class Settings:
     local_bucket: Path
     # The integrity tests fail a DAG file whose top level takes longer than this to parse.
     dag_parse_budget_seconds: float
-    # How long a deploy to S3 waits for the MWAA environment to parse what it deployed; 0
-    # skips the wait (parse_gate.py).
+    # How long a deploy to S3 waits for the MWAA environment to parse what it deployed
+    # (parse_gate.py), and bounds its other questions to it; 0: it asks the environment
+    # nothing (mwaa_environment.py).
     parse_gate_seconds: float
     # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
     startup_time_limit_seconds: float
