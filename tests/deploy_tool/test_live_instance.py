@@ -218,6 +218,25 @@ def test_each_reason_the_instance_cannot_be_asked_is_its_own_line_before_uploadi
     assert uploads(aws) == 0
 
 
+def test_an_instance_slower_than_the_clients_timeout_is_its_own_line_before_uploading(
+    instance: Callable[..., Instance],
+    aws: S3Endpoint,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = instance({}, everything=HANG)
+    monkeypatch.setenv("PARSE_GATE_SECONDS", "600")  # the client's timeout comes first
+    monkeypatch.setattr(mwaa_environment, "READ_TIMEOUT_SECONDS", 1)
+    code, _, err, took = deploy("DEV", capsys)
+    assert code == 1 and took < RETURNS_WITHIN
+    assert err.splitlines() == [
+        f"Cannot ask the MWAA environment {NAME} before deploying DEV: {asked.url} did not"
+        " answer in time, nor when asked again: try again later. Nothing was deployed;"
+        " PARSE_GATE_SECONDS=0 deploys without asking the environment."
+    ]
+    assert len(asked.asked) > 1 and uploads(aws) == 0
+
+
 def test_a_closed_port_is_its_own_line_before_uploading(
     instance: Callable[..., Instance],
     aws: S3Endpoint,

@@ -51,7 +51,6 @@ GIVE_UP_AFTER = 3600  # seconds; updates take 10-30 minutes
 # A request that gets no answer for this long is retried, then given up, as S3's are
 # (buckets.py); Airflow behind MWAA may take some seconds for a page of 100 DAGs.
 READ_TIMEOUT_SECONDS = 20
-TRIES = 3  # botocore's standard retry mode: the first try and two more
 STILL_WAITING_EVERY = 30.0  # seconds between "still waiting for an answer" lines
 # An instance that answers at all answers one small question well within this.
 FIRST_QUESTION_SECONDS = 30.0
@@ -69,7 +68,7 @@ def client(settings: Settings) -> BaseClient:
         Config(
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
-            retries={"mode": "standard", "total_max_attempts": TRIES},
+            retries={"mode": "standard"},
         ),
     )
 
@@ -324,7 +323,7 @@ def _why(error: Exception, mwaa: BaseClient, name: str) -> tuple[str, bool]:
             return f"{asked} cannot be resolved: {check} and AWS_REGION", True
         return f"{endpoint} cannot be reached ({cause or error}): {check}", True
     if isinstance(error, (ConnectTimeoutError, ReadTimeoutError)):
-        return f"{endpoint} gave no answer to {TRIES} tries: try again later", True
+        return f"{endpoint} did not answer in time, nor when asked again: try again later", True
     if isinstance(error, NoCredentialsError):
         return (
             "no AWS credentials found: set AWS_PROFILE (after `aws sso login`), or"
