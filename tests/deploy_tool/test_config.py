@@ -79,10 +79,10 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
         ),
         pytest.param(
             'local_bucket = "."',
-            "pyproject.toml [tool.mwaa_deploy] local_bucket = '.': the local bucket cannot"
-            " be inside bucket_contents/ or hold it; use a folder of its own, such as"
-            ' local_bucket = "local_bucket"',
-            id="local-bucket-holds-sources",
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = '.': the local bucket must be a"
+            " folder inside the project, not the project itself; use a folder of its own, such"
+            ' as local_bucket = "local_bucket"',
+            id="local-bucket-is-the-project",
         ),
         pytest.param(
             'local_bucket = "build/DEV"',
@@ -98,9 +98,73 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
             id="negative-parse-gate-bound",
         ),
         pytest.param(
+            "parse_gate_seconds = inf",
+            "pyproject.toml [tool.mwaa_deploy] parse_gate_seconds = inf: expected a number of"
+            " seconds, such as parse_gate_seconds = 600",
+            id="endless-parse-gate-bound",
+        ),
+        pytest.param(
+            "parse_gate_seconds = nan",
+            "pyproject.toml [tool.mwaa_deploy] parse_gate_seconds = nan: expected a number of"
+            " seconds, such as parse_gate_seconds = 600",
+            id="nan-parse-gate-bound",
+        ),
+        pytest.param(
+            "startup_time_limit_seconds = -inf",
+            "pyproject.toml [tool.mwaa_deploy] startup_time_limit_seconds = -inf: expected a"
+            " number of seconds, such as startup_time_limit_seconds = 60.0",
+            id="negative-endless-startup-limit",
+        ),
+        pytest.param(
+            "dev_pool_slots = 99999999999999999999",
+            "pyproject.toml [tool.mwaa_deploy] dev_pool_slots = 99999999999999999999: expected a"
+            " whole number of worker slots from 1 to 10000, such as dev_pool_slots = 3",
+            id="more-slots-than-airflow-takes",
+        ),
+        pytest.param(
+            'default_branch = ""',
+            "pyproject.toml [tool.mwaa_deploy] default_branch = '': name the branch whose pushes"
+            ' deploy PROD, such as default_branch = "main"',
+            id="no-default-branch",
+        ),
+        pytest.param(
+            'default_branch = "main branch"',
+            "pyproject.toml [tool.mwaa_deploy] default_branch = 'main branch': not a git branch"
+            ' name; name the branch whose pushes deploy PROD, such as default_branch = "main"',
+            id="default-branch-not-a-branch-name",
+        ),
+        pytest.param(
+            'local_bucket = ".git"',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = '.git': the local bucket cannot be"
+            " inside .git/ or hold it; use a folder of its own, such as"
+            ' local_bucket = "local_bucket"',
+            id="local-bucket-is-git",
+        ),
+        pytest.param(
+            'local_bucket = ".git/objects/bucket"',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = '.git/objects/bucket': the local"
+            " bucket cannot be inside .git/ or hold it; use a folder of its own, such as"
+            ' local_bucket = "local_bucket"',
+            id="local-bucket-in-git",
+        ),
+        pytest.param(
+            'local_bucket = "../elsewhere"',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = '../elsewhere': the local bucket"
+            " must be a folder inside the project, not the project itself; use a folder of its"
+            ' own, such as local_bucket = "local_bucket"',
+            id="local-bucket-outside-the-project",
+        ),
+        pytest.param(
+            'local_bucket = "/tmp/mwaa-bucket"',
+            "pyproject.toml [tool.mwaa_deploy] local_bucket = '/tmp/mwaa-bucket': the local"
+            " bucket must be a folder inside the project, not the project itself; use a folder"
+            ' of its own, such as local_bucket = "local_bucket"',
+            id="local-bucket-absolute-elsewhere",
+        ),
+        pytest.param(
             "dev_pool_slots = 0",
             "pyproject.toml [tool.mwaa_deploy] dev_pool_slots = 0: expected a whole number of"
-            " worker slots, such as dev_pool_slots = 3",
+            " worker slots from 1 to 10000, such as dev_pool_slots = 3",
             id="no-slots-for-dev",
         ),
         pytest.param(
@@ -175,14 +239,14 @@ def test_a_parse_gate_bound_that_is_not_seconds_is_one_line(
 
 
 @pytest.mark.usefixtures("project")
-@pytest.mark.parametrize("value", ["many", "0", "-2", "2.5"])
-def test_dev_pool_slots_that_are_not_a_count_are_one_line(
+@pytest.mark.parametrize("value", ["many", "0", "-2", "2.5", "10001", "99999999999999999999"])
+def test_dev_pool_slots_that_are_not_a_count_airflow_takes_are_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     monkeypatch.setenv("DEV_POOL_SLOTS", value)
     assert deploy_error(capsys) == (
-        f"DEV_POOL_SLOTS={value!r} is not a number of worker slots: use a whole number from 1,"
-        " such as DEV_POOL_SLOTS=3"
+        f"DEV_POOL_SLOTS={value!r} is not a number of worker slots: use a whole number from 1"
+        " to 10000, such as DEV_POOL_SLOTS=3"
     )
 
 

@@ -22,8 +22,6 @@ from mwaa_deploy.pools import DEV_POOL
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
-DAG = "DEV = True\n"
-
 
 class AirflowOfPools:
     """In place of an Airflow: its pools API, answering as Airflow's `role` would."""
@@ -34,6 +32,8 @@ class AirflowOfPools:
         self.changes: list[str] = []  # the requests that would change a pool
 
     def call(self, method: str, path: str, query: Any, body: Any) -> tuple[int, Any]:
+        if (method, path) == ("GET", "/version"):  # the deploy's first question, any role's
+            return 200, {"version": SETTINGS.airflow_version}
         name = path.removeprefix("/pools").strip("/") or body["name"]
         if method == "GET":
             if name not in self.slots:
@@ -55,7 +55,8 @@ def instance(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[[str], AirflowOfPools]]:
     """The stand-in in front of an Airflow of pools that answers as `role`; a project that
-    deploys there, holding one DAG file, with the parse gate off (nothing parses it)."""
+    deploys there, holding no DAG file (nothing would parse it), so that the parse gate
+    has nothing to wait for."""
     stand_ins = []
 
     def as_role(role: str) -> AirflowOfPools:
@@ -64,8 +65,8 @@ def instance(
             SETTINGS.mwaa_environment, SETTINGS.airflow_version, new_s3_bucket(), "eu-west-1"
         )
         stand_ins.append(MwaaLocal(environment, airflow, dags_folder=None))
-        (deploying_to(stand_ins[-1]) / "orders.py").write_text(DAG)
-        monkeypatch.setenv("PARSE_GATE_SECONDS", "0")
+        deploying_to(stand_ins[-1])
+        monkeypatch.setenv("PARSE_GATE_SECONDS", "5")
         return airflow
 
     yield as_role

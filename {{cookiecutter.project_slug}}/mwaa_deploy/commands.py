@@ -84,6 +84,7 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
                 )
             desired, bucket = _stamp_and_open_bucket(settings, chosen)
         print(f"Stamped {owner}: {len(desired)} files")
+        _check_the_instance_answers(settings, owner)
         print(f"Deploying {owner} to {bucket.description}")
         result = sync.deploy(
             bucket, owner, desired, _print_progress, _about(settings, chosen, bucket)
@@ -159,6 +160,7 @@ def rollback(settings: config.Settings, env: str, to: str | None, force: bool) -
     bucket = open_bucket(settings)
     print(f"Rolling back {owner} on {bucket.description}")
     try:
+        _check_the_instance_answers(settings, owner)
         earlier, result = sync.rollback(
             bucket, owner, to or "", _print_progress, _about(settings, chosen, bucket)
         )
@@ -365,6 +367,15 @@ def _about(
     return lambda: sandboxes.about_this_deploy(
         chosen, chosen.here or sandboxes.checkout(settings.root), bucket.identity()
     )
+
+
+def _check_the_instance_answers(settings: config.Settings, owner: str) -> None:
+    """A deploy that will ask the MWAA environment (DEV's pool, the parse gate) asks it
+    first, so that one it cannot ask stops the deploy before it uploads anything."""
+    if settings.s3_bucket and settings.mwaa_environment:  # else the SDK stays unloaded
+        from mwaa_deploy import mwaa_environment
+
+        mwaa_environment.check_can_ask(settings, owner)
 
 
 def _wait_for_the_parse(settings: config.Settings, result: sync.Plan) -> None:

@@ -7,6 +7,7 @@ the AWS SDK honours them itself.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -30,6 +31,9 @@ PARSE_GATE_VARIABLE = "PARSE_GATE_SECONDS"
 PARSE_GATE_DEFAULT = 600.0
 DEV_POOL_VARIABLE = "DEV_POOL_SLOTS"
 DEV_POOL_DEFAULT = 3
+# Airflow stores a pool's slots in a 32-bit column and answers 500 to more; no MWAA
+# environment runs anywhere near this many tasks at once.
+DEV_POOL_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,9 @@ class Settings:
     local_bucket: Path
     # The integrity tests fail a DAG file whose top level takes longer than this to parse.
     dag_parse_budget_seconds: float
-    # How long a deploy to S3 waits for the MWAA environment to parse what it deployed; 0
-    # skips the wait (parse_gate.py).
+    # How long a deploy to S3 waits for the MWAA environment to parse what it deployed
+    # (parse_gate.py), and bounds its other questions to it; 0: it asks the environment
+    # nothing (mwaa_environment.py).
     parse_gate_seconds: float
     # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
     startup_time_limit_seconds: float
@@ -85,14 +90,17 @@ KINDS: dict[str, tuple[type, str]] = {
     "startup_time_limit_seconds": (float, "60.0"),
     "dev_pool_slots": (int, "3"),
 }
-# What the whole-number settings count.
+# What the whole-number settings count, and the most each may be.
 UNITS = {"sandbox_stale_days": "days", "dev_pool_slots": "worker slots"}
+MAXIMUM = {"dev_pool_slots": DEV_POOL_MAX}
 # Number settings for which 0 means something: here, skip the parse gate.
 ZERO_ALLOWED = {"parse_gate_seconds"}
 REQUIRED = ("airflow_version", "python_version")
 TABLE = "pyproject.toml [tool.mwaa_deploy]"
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# What git refuses in a branch name (git check-ref-format), but for the rarest rules.
+NOT_A_BRANCH = re.compile(r"^[-/.]|[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|[/.]$|\.lock$")
 
 
 def load(root: Path | None = None) -> Settings:
@@ -123,7 +131,7 @@ def load(root: Path | None = None) -> Settings:
         root=root,
         airflow_version=table["airflow_version"],
         python_version=table["python_version"],
-        default_branch=table.get("default_branch", "main"),
+        default_branch=_default_branch(table.get("default_branch", "main")),
         dev_branch_pattern=table.get("dev_branch_pattern", "story/**"),
         sandbox_stale_days=int(table.get("sandbox_stale_days", 14)),
         local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
@@ -161,15 +169,23 @@ def _check(key: str, value: object) -> None:
         raise ConfigError(f"{TABLE}: unknown setting {key}{hint}")
     kind, example = KINDS[key]
     if kind is float:
+        # TOML's inf and nan are floats too, and no bound.
         fits = (
             isinstance(value, (int, float))
             and not isinstance(value, bool)
+            and math.isfinite(value)
             and (value > 0 or (value == 0 and key in ZERO_ALLOWED))
         )
         expected = "a number of seconds"
     elif kind is int:
-        fits = isinstance(value, int) and not isinstance(value, bool) and value > 0
-        expected = f"a whole number of {UNITS[key]}"
+        most = MAXIMUM.get(key)
+        fits = (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value > 0
+            and (most is None or value <= most)
+        )
+        expected = f"a whole number of {UNITS[key]}" + (f" from 1 to {most}" if most else "")
     else:
         fits = isinstance(value, str)
         expected = "text in quotes"
@@ -202,23 +218,41 @@ def _dev_pool_slots(table: dict[str, object]) -> int:
     if DEV_POOL_VARIABLE not in os.environ:
         return int(table.get("dev_pool_slots", DEV_POOL_DEFAULT))
     text = os.environ[DEV_POOL_VARIABLE]
-    if not (text.isdecimal() and int(text) > 0):
+    if not (text.isascii() and text.isdecimal() and 0 < int(text) <= DEV_POOL_MAX):
         raise ConfigError(
             f"{DEV_POOL_VARIABLE}={text!r} is not a number of worker slots: use a whole"
-            f" number from 1, such as {DEV_POOL_VARIABLE}={DEV_POOL_DEFAULT}"
+            f" number from 1 to {DEV_POOL_MAX}, such as {DEV_POOL_VARIABLE}={DEV_POOL_DEFAULT}"
         )
     return int(text)
 
 
+def _default_branch(setting: str) -> str:
+    """The branch PROD deploys from; empty or not a branch name, it would match none, or
+    be read by git as something else."""
+    if setting.strip() and not NOT_A_BRANCH.search(setting):
+        return setting
+    wrong = "not a git branch name; " if setting.strip() else ""
+    raise ConfigError(
+        f"{TABLE} default_branch = {setting!r}: {wrong}name the branch whose pushes deploy"
+        ' PROD, such as default_branch = "main"'
+    )
+
+
 def _local_bucket(root: Path, setting: str) -> Path:
-    """The local bucket's folder: never the sources or the builds, inside or around them."""
+    """The local bucket's folder: a folder of the project's own, never git's, the sources
+    or the builds, inside or around them."""
     advice = 'such as local_bucket = "local_bucket"'
     if not setting.strip():
         raise ConfigError(
             f"{TABLE} local_bucket = {setting!r}: name a folder for the local bucket, {advice}"
         )
     folder = (root / setting).resolve()
-    for taken in ("bucket_contents", "build"):
+    if folder == root.resolve() or not folder.is_relative_to(root.resolve()):
+        raise ConfigError(
+            f"{TABLE} local_bucket = {setting!r}: the local bucket must be a folder inside the"
+            f" project, not the project itself; use a folder of its own, {advice}"
+        )
+    for taken in (".git", "bucket_contents", "build"):
         other = (root / taken).resolve()
         if folder.is_relative_to(other) or other.is_relative_to(folder):
             raise ConfigError(

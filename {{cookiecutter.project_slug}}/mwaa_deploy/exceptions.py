@@ -98,6 +98,11 @@ class UpdateError(DeployError):
     """The MWAA environment could not take the new files; the message says where to look."""
 
 
+class MwaaError(DeployError):
+    """The MWAA environment cannot be asked before a deploy; the message says why, that
+    nothing was deployed, and what to do."""
+
+
 class PoolError(DeployError):
     """DEV's pool could not be created or resized on the instance; the message says why."""
 

@@ -13,6 +13,9 @@ DAGs it defines. Import errors in any other file (another environment's, someone
 are counted, never blamed on this deploy. Airflow alone knows which DAG ids a file
 defines, by running it: the gate lists, for each deployed file, the DAGs the instance
 names it as the source of, and a file for which it names none is not confirmed.
+
+The whole wait, every question included, ends within its bound (PARSE_GATE_SECONDS); an
+answer that is not Airflow's stops it with a line saying what came.
 """
 
 from __future__ import annotations
@@ -20,18 +23,16 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mwaa_deploy.exceptions import Interrupted, ParseGateError
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
-
     from mwaa_deploy.config import Settings
+    from mwaa_deploy.mwaa_environment import Instance
 
 # MWAA copies the bucket into Airflow's DAGs folder every 30 seconds: a parse within that
 # time after the deploy may have read the files the deploy replaced.
@@ -39,14 +40,6 @@ BUCKET_COPY_SECONDS = 30.0
 POLL_SECONDS = 5.0
 PROGRESS_EVERY = 30.0  # seconds between "still waiting" lines
 PAGE = 100  # Airflow's largest page by default
-# Answers that asking again will not change: no permission, no such environment, a request
-# Airflow refuses (RestApiClientException: Airflow answered 4xx).
-PERMANENT = {
-    "AccessDeniedException",
-    "ResourceNotFoundException",
-    "ValidationException",
-    "RestApiClientException",
-}
 SHOWN_DAG_IDS = 10
 TRACEBACK_FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+)')
 
@@ -108,9 +101,9 @@ def check(settings: Settings, owner: str, keys: Iterable[str]) -> None:
         f"Waiting for MWAA environment {name} to parse {owner}'s {len(files)} DAG file(s)"
         f" (at most {settings.parse_gate_seconds:.0f} s; PARSE_GATE_SECONDS=0 skips this)"
     )
-    gate = _Gate(mwaa_environment.client(settings), name, owner, files)
+    gate = _Gate(mwaa_environment.Instance(settings, settings.parse_gate_seconds), owner, files)
     try:
-        snapshot = gate.wait(settings.parse_gate_seconds)
+        snapshot = gate.wait()
     except KeyboardInterrupt:
         raise Interrupted(
             f"Interrupted while waiting for {name} to parse: {owner} is deployed, its import"
@@ -124,26 +117,29 @@ class _AskAgain(Exception):
 
 
 class _Gate:
-    def __init__(self, mwaa: BaseClient, name: str, owner: str, files: list[str]) -> None:
-        self.mwaa, self.name, self.owner, self.files = mwaa, name, owner, files
+    def __init__(self, instance: Instance, owner: str, files: list[str]) -> None:
+        self.instance, self.name, self.owner, self.files = instance, instance.name, owner, files
         # The moment from which a parse counts, by the instance's clock; set by the first answer.
         self.since: datetime | None = None
 
-    def wait(self, bound: float) -> Snapshot:
-        """The first snapshot in which every file is parsed, or the last one within `bound`."""
+    def wait(self) -> Snapshot:
+        """The first snapshot in which every file is parsed, or the last one before the
+        instance's deadline."""
         started = last_said = time.monotonic()
         snapshot = Snapshot()
         while True:
             with contextlib.suppress(_AskAgain):  # then the last snapshot stands
                 snapshot = self._snapshot()
-            waited = time.monotonic() - started
             pending = self.pending(snapshot)
-            if not pending or waited >= bound:
+            left = self.instance.deadline - time.monotonic()
+            if not pending or left <= 0:
                 return snapshot
             if time.monotonic() - last_said >= PROGRESS_EVERY:
                 last_said = time.monotonic()
-                parsed = len(self.files) - len(pending)
+                parsed, waited = len(self.files) - len(pending), last_said - started
                 print(f"  {parsed} of {len(self.files)} parsed after {waited:.0f} s", flush=True)
+            if left <= POLL_SECONDS:  # no time for another look after the pause
+                return snapshot
             time.sleep(POLL_SECONDS)
 
     def pending(self, snapshot: Snapshot) -> list[str]:
@@ -189,14 +185,16 @@ class _Gate:
     def _snapshot(self) -> Snapshot:
         snapshot = Snapshot()
         for error in self._pages("/importErrors", "import_errors"):
-            file = _inside_dags_folder(error["filename"])
-            snapshot.failures[file] = _failure(file, error)
+            with self._reading("/importErrors", error):
+                file = _inside_dags_folder(error["filename"])
+                snapshot.failures[file] = _failure(file, error)
         for dag in self._pages("/dags", "dags"):
-            file = dag.get("relative_fileloc") or _inside_dags_folder(dag["fileloc"])
-            parsed = dag.get("last_parsed_time")
-            snapshot.dags.setdefault(file, []).append(
-                (dag["dag_id"], datetime.fromisoformat(parsed) if parsed else None)
-            )
+            with self._reading("/dags", dag):
+                file = dag.get("relative_fileloc") or _inside_dags_folder(dag["fileloc"])
+                parsed = dag.get("last_parsed_time")
+                snapshot.dags.setdefault(file, []).append(
+                    (dag["dag_id"], datetime.fromisoformat(parsed) if parsed else None)
+                )
         return snapshot
 
     def _pages(self, path: str, items: str) -> list[dict[str, Any]]:
@@ -204,42 +202,64 @@ class _Gate:
         total = 1
         while len(found) < total:
             page = self._get(path, {"limit": PAGE, "offset": len(found)})
-            found += page[items]
-            total = page["total_entries"] if page[items] else 0
+            with self._reading(path, page):
+                if not isinstance(page[items], list):
+                    raise TypeError(f"{items} is not a list")
+                found += page[items]
+                total = int(page["total_entries"]) if page[items] else 0
         return found
 
-    def _get(self, path: str, query: dict[str, Any]) -> dict[str, Any]:
+    def _get(self, path: str, query: dict[str, Any]) -> Any:
         """One GET of Airflow's REST API through MWAA. A failure that will not pass, or one
         before any answer, stops the gate; one that may pass is _AskAgain."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from mwaa_deploy.mwaa_environment import CannotAsk
 
         try:
-            answer = self.mwaa.invoke_rest_api(
-                Name=self.name, Path=path, Method="GET", QueryParameters=query
-            )
-        except (BotoCoreError, ClientError) as error:
-            code = error.response["Error"]["Code"] if isinstance(error, ClientError) else ""
-            if self.since is None or code in PERMANENT:
-                raise ParseGateError(
-                    [],
-                    f"Parse gate: cannot ask {self.name} what it parsed ({error}); {self.owner}"
-                    " is deployed, its import errors unchecked. The deploy role needs"
-                    " airflow:InvokeRestApi; PARSE_GATE_SECONDS=0 skips the gate",
-                ) from None
+            status, answer = self.instance.call("GET", path, query)
+        except CannotAsk as error:
+            if self.since is None or not error.passing:
+                raise self._unchecked(str(error)) from None
             raise _AskAgain from error
+        if status >= 500 and self.since is not None:
+            raise _AskAgain
+        if status >= 300:
+            role = (
+                "; the deploy role needs airflow:InvokeRestApi as Airflow's Viewer or Op role"
+                " (iam/deploy-roles.yaml)"
+                if status in (401, 403)
+                else ""
+            )
+            raise self._unchecked(
+                f"{self.name}'s Airflow answered {status} to GET {path} ({_detail(answer)}){role}"
+            )
         if self.since is None:
-            self.since = _server_time(answer) + timedelta(seconds=BUCKET_COPY_SECONDS)
-        return answer["RestApiResponse"]
+            assert self.instance.answered_at is not None  # set by the answer
+            self.since = self.instance.answered_at + timedelta(seconds=BUCKET_COPY_SECONDS)
+        return answer
+
+    @contextlib.contextmanager
+    def _reading(self, path: str, answer: Any) -> Iterator[None]:
+        """Read an answer of Airflow's; one that is not stops the gate, saying what came."""
+        from mwaa_deploy.mwaa_environment import shown
+
+        try:
+            yield
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            problem = f"no {error}" if isinstance(error, KeyError) else "not Airflow's answer"
+            raise self._unchecked(
+                f"{self.name} answered GET {path} with {shown(answer)} ({problem})"
+            ) from None
+
+    def _unchecked(self, why: str) -> ParseGateError:
+        return ParseGateError(
+            [],
+            f"Parse gate: {self.owner} is deployed, its import errors unchecked: {why}. See"
+            " them in the Airflow UI; PARSE_GATE_SECONDS=0 skips the gate.",
+        )
 
 
-def _server_time(answer: dict[str, Any]) -> datetime:
-    """Now, by the clock of the API that answered, which is AWS's, not this machine's.
-
-    Its Date header counts whole seconds: the second after it is surely not earlier.
-    """
-    date = answer["ResponseMetadata"]["HTTPHeaders"].get("date")
-    now = parsedate_to_datetime(date) if date else datetime.now(UTC)
-    return now + timedelta(seconds=1)
+def _detail(answer: Any) -> Any:
+    return (answer.get("detail") or answer.get("title")) if isinstance(answer, dict) else answer
 
 
 def _inside_dags_folder(path: str) -> str:

@@ -9,25 +9,26 @@ first. The conventions helper (`dags/common/conventions.py`) sets both through
 
 Airflow knows a pool only once it is created, and leaves a task of an unknown pool waiting
 for ever: `make deploy-prod` creates or resizes the pool on the MWAA environment, through
-its REST API (as the parse gate asks it what it parsed), and `make airflow-local` on the
-local Airflow. Both say what they did, and doing it again changes nothing.
+its REST API (as the parse gate asks it what it parsed, and within the same bound), and
+`make airflow-local` on the local Airflow. Both say what they did, and doing it again
+changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mwaa_deploy.exceptions import PoolError
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
-
     from mwaa_deploy.config import Settings
 
 DEV_POOL = "DEV_pool"
 # PROD's tasks are queued before any DEV task with fewer than this many tasks downstream of
 # it (Airflow adds up a task's weight and those of the tasks after it).
 PROD_PRIORITY_WEIGHT = 1000
+SHOWN = 120  # characters of an answer that is not a pool
 DESCRIPTION = (
     "DEV's share of the workers, the sandboxes' included: dev_pool_slots in pyproject.toml,"
     " set by make deploy-prod and make airflow-local"
@@ -50,6 +51,11 @@ def ensure(api: RestApi, slots: int) -> str:
         _check(api.call("POST", "/pools", None, body), "create")
         return f"Pool {DEV_POOL}: created with {slots} slots, DEV's share of the workers."
     _check((status, answer), "read")
+    if not (isinstance(answer, dict) and type(answer.get("slots")) is int):
+        raise PoolError(
+            f"Airflow answered GET /pools/{DEV_POOL} with {json.dumps(answer)[:SHOWN]}, not a"
+            " pool; set it under Admin > Pools"
+        )
     if answer["slots"] == slots:
         return f"Pool {DEV_POOL}: {slots} slots, as set."
     # The same request for Airflow 2's API and 3's: only the slots change, but Airflow 3
@@ -64,50 +70,23 @@ def ensure(api: RestApi, slots: int) -> str:
 
 
 def on_mwaa(settings: Settings) -> None:
-    """After a PROD deploy to S3 with an MWAA environment configured: set DEV's pool there."""
+    """After a PROD deploy to S3 with an MWAA environment configured: set DEV's pool there,
+    within the bound on asking it (PARSE_GATE_SECONDS; 0: leave the pool as it is)."""
     if not (settings.s3_bucket and settings.mwaa_environment):
         return
     from mwaa_deploy import mwaa_environment
 
-    api = MwaaRestApi(mwaa_environment.client(settings), settings.mwaa_environment)
-    try:
-        print(ensure(api, settings.dev_pool_slots))
-    except PoolError as error:
-        raise PoolError(f"PROD is deployed, but {DEV_POOL} is not set: {error}") from None
-
-
-class MwaaRestApi:
-    """Airflow's REST API behind MWAA's InvokeRestApi, as the deploy role's Airflow role."""
-
-    def __init__(self, mwaa: BaseClient, name: str) -> None:
-        self.mwaa, self.name = mwaa, name
-
-    def call(
-        self, method: str, path: str, query: dict[str, Any] | None, body: Any
-    ) -> tuple[int, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        request: dict[str, Any] = {"Name": self.name, "Path": path, "Method": method}
-        if query:
-            request["QueryParameters"] = query
-        if body is not None:
-            request["Body"] = body
-        try:
-            answer = self.mwaa.invoke_rest_api(**request)
-        except ClientError as error:
-            # MWAA turns Airflow's 4xx and 5xx into errors that carry Airflow's answer.
-            if "RestApiStatusCode" in error.response:
-                return error.response["RestApiStatusCode"], error.response.get("RestApiResponse")
-            raise PoolError(self._cannot(error)) from None
-        except BotoCoreError as error:
-            raise PoolError(self._cannot(error)) from None
-        return answer["RestApiStatusCode"], answer["RestApiResponse"]
-
-    def _cannot(self, error: Exception) -> str:
-        return (
-            f"cannot ask {self.name}'s Airflow ({error}); the PROD deploy role needs"
-            " airflow:InvokeRestApi as Airflow's Op role (iam/deploy-roles.yaml)"
+    if not mwaa_environment.asks(settings):
+        print(
+            f"Pool {DEV_POOL}: not checked, as the bound on asking MWAA (PARSE_GATE_SECONDS or"
+            " parse_gate_seconds) is 0."
         )
+        return
+    instance = mwaa_environment.Instance(settings, settings.parse_gate_seconds)
+    try:
+        print(ensure(instance, settings.dev_pool_slots))
+    except (mwaa_environment.CannotAsk, PoolError) as error:
+        raise PoolError(f"PROD is deployed, but {DEV_POOL} is not set: {error}") from None
 
 
 def _check(outcome: tuple[int, Any], doing: str) -> None:
