@@ -312,12 +312,13 @@ def test_an_environment_the_gate_cannot_ask_is_one_line_saying_the_files_are_dep
 def test_mwaa_local_without_airflow_local_says_to_start_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nothing_there = probe.getsockname()[1]
-    assert main(["mwaa-local", "--port", "0", "--airflow-port", str(nothing_there)]) == 1
+    with socket.socket() as one, socket.socket() as other:  # two free ports, not one twice
+        one.bind(("127.0.0.1", 0))
+        other.bind(("127.0.0.1", 0))
+        port, nothing_there = (str(probe.getsockname()[1]) for probe in (one, other))
+    assert main(["mwaa-local", "--port", port, "--airflow-port", nothing_there]) == 1
     assert capsys.readouterr().err == (
-        f"no Airflow of this project answers on port {nothing_there}: start `make airflow-local"
-        f" PORT={nothing_there}` first (in another terminal), or name its port with"
-        " AIRFLOW_PORT=...\n"
+        "no Airflow of this project answers on port"
+        f" {nothing_there}: start `make airflow-local PORT={nothing_there}` first"
+        " (in another terminal), or name its port with AIRFLOW_PORT=...\n"
     )
