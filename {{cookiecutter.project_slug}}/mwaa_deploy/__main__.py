@@ -157,7 +157,17 @@ COMMANDS = {
     "airflow-local": Command(
         commands.airflow_local,
         "run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C",
-        (PORT,),
+        (
+            PORT,
+            (
+                "--mwaa-local",
+                {
+                    "action": "store_true",
+                    "variable": "MWAA_LOCAL",
+                    "help": "read what mwaa-local copies from the S3 bucket instead",
+                },
+            ),
+        ),
     ),
     "s3-local": Command(
         commands.s3_local,
