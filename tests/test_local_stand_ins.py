@@ -116,14 +116,14 @@ def test_make_mwaa_local_copies_into_a_folder_of_its_own_and_leaves_the_local_bu
     try:
         wait_for_line(log, "Press Ctrl-C", command)
         deadline = time.monotonic() + STARTUP_SECONDS
-        copies = [home / "mwaa_local_dags", project / "local_bucket" / "dags"]
+        copies = [home / "mwaa_local" / "dags", project / "local_bucket" / "dags"]
         while not any((folder / "DEV_from_s3.py").exists() for folder in copies):
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         time.sleep(5)  # two more rounds of the copy, each of which would delete what is not in S3
     finally:
         assert stopped(command), log.read_text()
-    assert (home / "mwaa_local_dags" / "DEV_from_s3.py").read_bytes() == b"# from S3\n"
+    assert (home / "mwaa_local" / "dags" / "DEV_from_s3.py").read_bytes() == b"# from S3\n"
     assert {p: p.read_bytes() for p in (project / "local_bucket").rglob("*") if p.is_file()} == (
         local_bucket
     )
@@ -131,7 +131,7 @@ def test_make_mwaa_local_copies_into_a_folder_of_its_own_and_leaves_the_local_bu
     skipped = [line for line in log.read_text().splitlines() if line.startswith("Skipped")]
     assert skipped == [
         f"Skipped s3://{bucket}/{ESCAPING}: not a plain path of a file inside"
-        " airflow_home/mwaa_local_dags/ (it holds a '..', '.' or empty part); delete the key"
+        " airflow_home/mwaa_local/dags/ (it holds a '..', '.' or empty part); delete the key"
     ]
     history = make(project, "history-prod", airflow_version=NEWEST)
     assert "* what the bucket holds now" in history.stdout, history.stdout

@@ -37,7 +37,7 @@ def test_the_stand_in_copies_only_keys_that_stay_inside_its_folder_saying_once_w
     for key in [ESCAPING, *ODD, "dags/DEV_a/ok.py"]:
         s3.put_object(Bucket=bucket, Key=key, Body=b"# x\n")
     # Deep enough that each escape would still land in tmp_path, where the test looks.
-    folder = tmp_path / "project" / "airflow_home" / "mwaa_local_dags"
+    folder = tmp_path / "project" / "airflow_home" / "mwaa_local" / "dags"
     environment = Environment("env", SETTINGS.airflow_version, bucket, SETTINGS.aws_region)
     stand_in = MwaaLocal(environment, airflow=None, dags_folder=folder)
     try:
@@ -48,8 +48,8 @@ def test_the_stand_in_copies_only_keys_that_stay_inside_its_folder_saying_once_w
         stand_in.stop()
     copied = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     assert copied == {
-        "project/airflow_home/mwaa_local_dags/DEV_a/ok.py",
-        "project/airflow_home/mwaa_local_dags/DEV_later.py",
+        "project/airflow_home/mwaa_local/dags/DEV_a/ok.py",
+        "project/airflow_home/mwaa_local/dags/DEV_later.py",
     }
     said = capsys.readouterr().out.splitlines()
     assert said == [

@@ -70,8 +70,9 @@ def home(settings: Settings) -> Path:
 
 def dags_folder(settings: Settings, mwaa_local: bool) -> Path:
     """The DAGs folder Airflow reads: the local bucket's, or the one mwaa-local copies an
-    S3 bucket's dags/ into, a folder of its own (the local bucket holds deploys of its own)."""
-    return home(settings) / "mwaa_local_dags" if mwaa_local else settings.local_bucket / "dags"
+    S3 bucket's dags/ into, a folder of its own (the local bucket holds deploys of its own),
+    named dags/ as on MWAA, where the parse gate finds a DAG file's path after /dags/."""
+    return home(settings) / "mwaa_local" / "dags" if mwaa_local else settings.local_bucket / "dags"
 
 
 def environment(settings: Settings, port: int, dags: Path) -> dict[str, str]:
