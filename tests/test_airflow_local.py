@@ -345,3 +345,47 @@ def test_a_flood_of_dev_tasks_holds_devs_pool_only_and_a_prod_task_runs_at_once(
         # On a busy machine Airflow may end a held task that misses its heartbeats: another
         # of DEV's takes its slot, and DEV still holds exactly its pool's.
         assert held.count("running") == 3, held
+
+
+def pids_in(folder: Path) -> list[int]:
+    """What processes_in lists, by process id."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == folder.resolve():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_airflow_local_piped_to_tee_stops_whole_on_ctrl_c(output: Path) -> None:
+    """`make airflow-local 2>&1 | tee log`, then Ctrl-C: the terminal's SIGINT reaches tee
+    too, so the command's next line goes to a closed pipe; Airflow stops all the same."""
+    project = bake(output)
+    (project / "local_bucket" / "dags").mkdir(parents=True)
+    log = output / "tee.log"
+    log.touch()  # for the wait to read before tee opens it
+    venv = VENVS / f"airflow-{NEWEST}"
+    shell = subprocess.Popen(
+        ["bash", "-c", f'make airflow-local VENV="$1" PORT={free_port()} 2>&1 | tee "$2"',
+         "bash", str(venv), str(log)],
+        cwd=project,
+        env=user_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's foreground job: make, the command and tee
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C" in log.read_text() or shell.poll() is not None,
+            STARTUP_SECONDS,
+            "Airflow was not ready",
+            log,
+        )
+        assert shell.poll() is None, log.read_text()
+        os.killpg(shell.pid, signal.SIGINT)
+        wait_for(lambda: not processes_in(project), 120, "Airflow did not stop", log)
+    finally:
+        for pid in pids_in(project):  # what a failed stop left behind, all of it this test's
+            os.kill(pid, signal.SIGKILL)

@@ -89,14 +89,21 @@ def test_deploy_prod_to_s3_off_the_default_branch_is_refused_unless_forced(
     commit_all(project)
     subprocess.run(["git", "switch", "--quiet", "-c", "story/new-dag"], cwd=project, check=True)
 
-    for off in ("", "FORCE=0", "FORCE=no"):  # a switch set to off is off
+    # A switch set to off is off, in any case; only a documented true value switches it on.
+    for off in ("", "FORCE=0", "FORCE=no", "FORCE=False", "FORCE=FALSE", "FORCE=No", "FORCE=off"):
         refused = make(
             project, "deploy-prod", *filter(None, [off]), airflow_version=NEWEST, **s3_endpoint
         )
         assert refused.returncode != 0
         assert "deploy-prod runs from main, not from story/new-dag: merge first" in refused.stderr
+    unknown = make(project, "deploy-prod", "FORCE=maybe", airflow_version=NEWEST, **s3_endpoint)
+    assert unknown.returncode != 0
+    assert unknown.stderr.splitlines()[0] == (
+        "FORCE='maybe' is not a switch: FORCE=1 (or true, yes, on) switches it on,"
+        " FORCE=0 (or false, no, off, or nothing) leaves it off"
+    )
     assert "Contents" not in s3.list_objects_v2(Bucket="acme-mwaa-off-path")
-    forced = make(project, "deploy-prod", "FORCE=1", airflow_version=NEWEST, **s3_endpoint)
+    forced = make(project, "deploy-prod", "FORCE=True", airflow_version=NEWEST, **s3_endpoint)
     assert forced.returncode == 0, forced.stderr
     assert "PROD deployed" in forced.stdout
 

@@ -2,8 +2,8 @@
 it wrote and fails on import errors in its own files only), on the oldest and the newest
 Airflow, through the MWAA stand-in (mwaa_local.py) that the SDK reaches as it reaches AWS.
 
-One test a version runs a real Airflow (`make airflow-local` of a baked project; the
-stand-in copies the bucket's dags/ into its DAGs folder, as MWAA does), so that each starts
+One test a version runs a real Airflow (`make airflow-local MWAA_LOCAL=1` of a baked project;
+the stand-in copies the bucket's dags/ into its DAGs folder, as MWAA does), so that each starts
 once whichever test worker runs it. What happens before or without a parse is tested
 against the stand-in alone, or in front of an Airflow that never parses anything.
 """
@@ -23,7 +23,7 @@ import pytest
 
 from mwaa_deploy import config
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.airflow_local import admin_password
+from mwaa_deploy.airflow_local import admin_password, dags_folder
 from mwaa_deploy.mwaa_local import AirflowApi, Environment, MwaaLocal
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
@@ -56,11 +56,10 @@ def instance(
     s3_endpoint: S3Endpoint,
     tmp_path: Path,
 ) -> Iterator[MwaaLocal]:
-    """`make airflow-local` of a project baked for the version, and the stand-in before it,
-    copying a bucket of its own into that Airflow's DAGs folder."""
+    """`make airflow-local MWAA_LOCAL=1` of a project baked for the version, and the stand-in
+    before it, copying a bucket of its own into that Airflow's DAGs folder."""
     version = request.param
     project = bake(tmp_path / "airflow", airflow_version=version)
-    (project / "local_bucket" / "dags").mkdir(parents=True)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -69,7 +68,7 @@ def instance(
         airflow = subprocess.Popen(
             ["make", "airflow-local", f"VENV={VENVS / f'airflow-{version}'}", f"PORT={port}"],
             cwd=project,
-            env=user_environment(),
+            env=user_environment() | {"MWAA_LOCAL": "1"},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a process group of its own, to stop whole
@@ -88,7 +87,7 @@ def instance(
             stand_in = MwaaLocal(
                 Environment(NAME, version, new_s3_bucket(), SETTINGS.aws_region),
                 AirflowApi(f"http://127.0.0.1:{port}", version, password),
-                project / "local_bucket" / "dags",
+                dags_folder(config.load(project), mwaa_local=True),
             )
         yield stand_in
         stand_in.stop()
@@ -315,12 +314,13 @@ def test_an_environment_the_gate_cannot_ask_is_one_line_before_anything_is_deplo
 def test_mwaa_local_without_airflow_local_says_to_start_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nothing_there = probe.getsockname()[1]
-    assert main(["mwaa-local", "--port", "0", "--airflow-port", str(nothing_there)]) == 1
+    with socket.socket() as one, socket.socket() as other:  # two free ports, not one twice
+        one.bind(("127.0.0.1", 0))
+        other.bind(("127.0.0.1", 0))
+        port, nothing_there = (str(probe.getsockname()[1]) for probe in (one, other))
+    assert main(["mwaa-local", "--port", port, "--airflow-port", nothing_there]) == 1
     assert capsys.readouterr().err == (
-        f"no Airflow of this project answers on port {nothing_there}: start `make airflow-local"
-        f" PORT={nothing_there}` first (in another terminal), or name its port with"
-        " AIRFLOW_PORT=...\n"
+        "no Airflow of this project answers on port"
+        f" {nothing_there}: start `make airflow-local MWAA_LOCAL=1 PORT={nothing_there}` first"
+        " (in another terminal), or name its port with AIRFLOW_PORT=...\n"
     )

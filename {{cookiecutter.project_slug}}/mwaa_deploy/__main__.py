@@ -1,43 +1,81 @@
 """Command line behind the Makefile: `python -m mwaa_deploy COMMAND`; `--help` lists them.
 
 This module reads the command line and runs the command (a function in commands.py); a
-DeployError becomes its message and exit status, never a traceback.
+DeployError becomes its message and exit status, never a traceback. An option the Makefile
+has a variable for (FORCE, FULL, TO, N, PORT, ...) also comes from that variable in the
+environment, where make hands every value its user gives it, read here as data: never
+pasted into a shell, and refused in one line where it means nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mwaa_deploy import commands, config
-from mwaa_deploy.exceptions import DeployError
+from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
 
 class Command(NamedTuple):
     run: Callable[..., int]  # a function of commands.py, given the settings and `arguments`
     help: str
-    arguments: tuple[tuple[str, dict[str, Any]], ...] = ()  # (name, add_argument's options)
+    # (name, add_argument's options; "variable": the Makefile's variable that also gives it)
+    arguments: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 def _positive(text: str) -> int:
     """A count the command line gives: a whole number from 1 up."""
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of 1 or more")
     return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdecimal() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: use a number from 1 to 65535")
+    return int(text)
+
+
+# What a switch variable (FORCE=1) may say, in any case; nothing else switches it either way.
+ON, OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _switch(variable: str, text: str) -> bool:
+    if text.strip().lower() in ON + OFF:
+        return text.strip().lower() in ON
+    raise ConfigError(
+        f"{variable}={text!r} is not a switch: {variable}=1 (or true, yes, on) switches it on,"
+        f" {variable}=0 (or false, no, off, or nothing) leaves it off"
+    )
 
 
 FORCE_HELP = "run although not on the default branch, or with uncommitted changes"
 ENV = ("env", {"choices": ENVIRONMENTS})
 FULL = (
     "--full",
-    {"action": "store_true", "help": "a sandbox: the whole project, not what the branch changes"},
+    {
+        "action": "store_true",
+        "variable": "FULL",
+        "help": "a sandbox: the whole project, not what the branch changes",
+    },
 )
-UV = ("--uv", {"default": "uv", "help": "the uv to install with (default: uv on PATH)"})
-PORT = ("--port", {"type": int, "default": 8080, "help": "where the UI listens (default 8080)"})
+FORCE = (
+    "--force",
+    {"action": "store_true", "variable": "FORCE", "help": f"PROD: {FORCE_HELP}"},
+)
+UV = (
+    "--uv",
+    {"default": "uv", "variable": "UV", "help": "the uv to install with (default: uv on PATH)"},
+)
+PORT = (
+    "--port",
+    {"type": _port, "default": 8080, "variable": "PORT", "help": "where the UI listens (8080)"},
+)
 
 COMMANDS = {
     "stamp": Command(
@@ -51,7 +89,7 @@ COMMANDS = {
     "deploy": Command(
         commands.deploy,
         "stamp, then upload new and changed files and delete stale ones",
-        (ENV, ("--force", {"action": "store_true", "help": f"PROD: {FORCE_HELP}"}), FULL),
+        (ENV, FORCE, FULL),
     ),
     "clean": Command(
         commands.clean,
@@ -61,15 +99,21 @@ COMMANDS = {
     "history": Command(
         commands.show_history,
         "list the last deploys of DEV (on a story branch, its sandbox) or PROD",
-        (ENV, ("--last", {"type": _positive, "default": 10, "help": "how many (default 10)"})),
+        (
+            ENV,
+            (
+                "--last",
+                {"type": _positive, "default": 10, "variable": "N", "help": "how many (10)"},
+            ),
+        ),
     ),
     "rollback": Command(
         commands.rollback,
         "put back the exact files of an earlier deploy (default: the one before the last)",
         (
             ENV,
-            ("--to", {"help": "the ID of the deploy, as the history shows it"}),
-            ("--force", {"action": "store_true", "help": f"PROD: {FORCE_HELP}"}),
+            ("--to", {"variable": "TO", "help": "the ID of the deploy, as the history shows it"}),
+            FORCE,
         ),
     ),
     "sandboxes": Command(
@@ -99,34 +143,50 @@ COMMANDS = {
         commands.upgrade_check,
         "check an upgrade to another Airflow version on MWAA; one report, exit 1 if blocked",
         (
-            ("to", {"nargs": "?", "help": "the Airflow version, such as 3.3.1"}),
+            ("to", {"nargs": "?", "variable": "TO", "help": "the Airflow version, such as 3.3.1"}),
             UV,
-            ("--venv", {"help": "the scratch venv for the target (default .venv-airflow-TO)"}),
+            (
+                "--venv",
+                {
+                    "variable": "UPGRADE_VENV",
+                    "help": "the scratch venv for the target (default .venv-airflow-TO)",
+                },
+            ),
         ),
     ),
     "deploy-requirements": Command(
         commands.deploy_requirements,
         "check, upload the changed instance-wide files and update the MWAA environment",
-        (("--force", {"action": "store_true", "help": FORCE_HELP}),),
+        (FORCE,),
     ),
     "airflow-local": Command(
         commands.airflow_local,
         "run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C",
-        (PORT,),
+        (
+            PORT,
+            (
+                "--mwaa-local",
+                {
+                    "action": "store_true",
+                    "variable": "MWAA_LOCAL",
+                    "help": "read what mwaa-local copies from the S3 bucket instead",
+                },
+            ),
+        ),
     ),
     "s3-local": Command(
         commands.s3_local,
         "run an S3 endpoint here with the project's bucket, to try S3 deploys, until Ctrl-C",
-        (("--port", {"type": int, "default": 4566, "help": "where it listens (default 4566)"}),),
+        (("--port", PORT[1] | {"default": 4566, "help": "where it listens (4566)"}),),
     ),
     "mwaa-local": Command(
         commands.mwaa_local,
         "run MWAA's API here in front of airflow-local, to try the parse gate, until Ctrl-C",
         (
-            ("--port", {"type": int, "default": 4567, "help": "where it listens (default 4567)"}),
+            ("--port", PORT[1] | {"default": 4567, "help": "where it listens (4567)"}),
             (
                 "--airflow-port",
-                {"type": int, "default": 8080, "help": "airflow-local's port (default 8080)"},
+                PORT[1] | {"variable": "AIRFLOW_PORT", "help": "airflow-local's port (8080)"},
             ),
         ),
     ),
@@ -135,8 +195,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command `argv` names (by default, this process's); return its exit status."""
-    command, arguments = parse(argv)
     try:
+        command, arguments = parse(argv)
         return command(config.load(), **arguments)
     except DeployError as error:
         print(error, file=sys.stderr)
@@ -155,9 +215,37 @@ def parse(argv: list[str] | None) -> tuple[Callable[..., int], dict[str, Any]]:
     for name, command in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=command.help)
         for argument, options in command.arguments:
-            subparser.add_argument(argument, **options)
+            subparser.add_argument(argument, **_without_variable(options))
     arguments = vars(parser.parse_args(argv))
-    return COMMANDS[arguments.pop("command")].run, arguments
+    command = COMMANDS[arguments.pop("command")]
+    for argument, options in command.arguments:
+        name = argument.lstrip("-").replace("-", "_")
+        if "variable" in options and arguments[name] is None:
+            arguments[name] = _from_variable(options)
+    return command.run, arguments
+
+
+def _without_variable(options: dict[str, Any]) -> dict[str, Any]:
+    """add_argument's options; where a variable may give the value, None for not given on
+    the command line, so that the variable is read only then, and only for this command."""
+    if "variable" not in options:
+        return options
+    given = {k: v for k, v in options.items() if k != "variable"}
+    return given | {"default": None, "help": f"{options['help']} (make: {options['variable']}=)"}
+
+
+def _from_variable(options: dict[str, Any]) -> Any:
+    """The option's value as its variable gives it, or its default without the variable."""
+    variable = options["variable"]
+    text = os.environ.get(variable)
+    if options.get("action") == "store_true":
+        return _switch(variable, text or "")
+    if text is None or (not text and "type" in options):  # N= and PORT=: as if not given
+        return options.get("default")
+    try:
+        return options.get("type", str)(text)
+    except argparse.ArgumentTypeError as error:
+        raise ConfigError(f"{variable}={error}") from None
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 After `make deploy-dev deploy-prod` it lists every DAG twice, DEV_ and PROD_, as MWAA
 will; a redeploy to the local bucket shows up within seconds, without a restart. Once it
-answers, DEV's pool is set on it as a PROD deploy sets it on MWAA (pools.py).
-Everything it starts runs in one process group of its own, which Ctrl-C stops whole.
+answers, DEV's pool is set on it as a PROD deploy sets it on MWAA (pools.py). With
+MWAA_LOCAL=1 it reads instead the folder that mwaa-local copies an S3 bucket's dags/ into.
+Everything it starts runs in one process group of its own, which Ctrl-C stops whole, also
+when this command's output goes to a pipe that the same Ctrl-C closed (`| tee log`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -31,8 +32,26 @@ HOST = "127.0.0.1"
 RESCAN_SECONDS = "5"
 REPARSE_SECONDS = "2"
 GRACE_SECONDS = 60
-# Each line reaches a pipe or a log file at once, while Airflow runs.
-say = functools.partial(print, flush=True)
+
+
+def say(line: str) -> None:
+    """Print a line at once, to a pipe or a log file too, while Airflow runs. Where nothing
+    reads any more (`| tee log` ended by the same Ctrl-C), the rest goes nowhere: stopping
+    Airflow matters more than saying so."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Python's advice: point stdout at devnull, so that no later print, nor the flush
+        # at exit, fails on the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def stop_on_ctrl_c() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (a closed terminal, a CI runner) raise KeyboardInterrupt,
+    also where a shell started this command with SIGINT ignored, as it does a background
+    job (`make s3-local &`); what this process starts then gets the default back too."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def serve_until_ctrl_c(what: str) -> None:
@@ -49,12 +68,19 @@ def home(settings: Settings) -> Path:
     return settings.root / "airflow_home"
 
 
-def environment(settings: Settings, port: int) -> dict[str, str]:
-    """The variables that make a standalone Airflow read the local bucket on `port`."""
+def dags_folder(settings: Settings, mwaa_local: bool) -> Path:
+    """The DAGs folder Airflow reads: the local bucket's, or the one mwaa-local copies an
+    S3 bucket's dags/ into, a folder of its own (the local bucket holds deploys of its own),
+    named dags/ as on MWAA, where the parse gate finds a DAG file's path after /dags/."""
+    return home(settings) / "mwaa_local" / "dags" if mwaa_local else settings.local_bucket / "dags"
+
+
+def environment(settings: Settings, port: int, dags: Path) -> dict[str, str]:
+    """The variables that make a standalone Airflow read `dags` on `port`."""
     venv_bin = Path(sys.executable).parent
     env = os.environ | {
         "AIRFLOW_HOME": str(home(settings)),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.local_bucket / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # A laptop, not a cluster: the local executor starts one worker per slot up front.
         "AIRFLOW__CORE__PARALLELISM": "4",
@@ -95,22 +121,21 @@ def admin_password(settings: Settings) -> str | None:
     return json.loads(file.read_text()).get("admin") if file.is_file() else None
 
 
-def run(settings: Settings, port: int) -> int:
+def run(settings: Settings, port: int, mwaa_local: bool) -> int:
     """Start Airflow, say where it is once it answers, and stop all of it on Ctrl-C."""
-    dags = settings.local_bucket / "dags"
+    dags = dags_folder(settings, mwaa_local)
+    if mwaa_local:
+        dags.mkdir(parents=True, exist_ok=True)  # mwaa-local fills it
     _check_can_start(settings, dags, port)
     home(settings).mkdir(exist_ok=True)
     log = home(settings) / "standalone.log"
     say(f"Starting Airflow {settings.airflow_version} on the DAGs in {shown(dags)}/")
     say(f"(the first start sets up its database, up to a minute; logs: {shown(log)})")
-    # Ctrl-C and SIGTERM (a closed terminal, a CI runner) both stop Airflow, also where a
-    # shell started this command with SIGINT ignored; Airflow then gets it back too.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_ctrl_c()
     with open(log, "ab") as output:
         airflow = subprocess.Popen(
             [sys.executable, "-m", "airflow", "standalone"],
-            env=environment(settings, port),
+            env=environment(settings, port, dags),
             stdout=output,
             stderr=subprocess.STDOUT,
             # Its own process group: Ctrl-C reaches only this command, which then stops
@@ -118,12 +143,13 @@ def run(settings: Settings, port: int) -> int:
             start_new_session=True,
         )
         try:
-            return _serve(settings, airflow, port, log)
+            return _serve(settings, airflow, port, log, mwaa_local)
         except KeyboardInterrupt:
-            say("\nStopping Airflow...")
-            _stop(airflow)
-            say("Airflow stopped.")
             return 0
+        finally:
+            # However the wait ended (Ctrl-C, Airflow ending on its own, an error), nothing
+            # of Airflow outlives this command.
+            _stop(airflow)
 
 
 def _check_can_start(settings: Settings, dags: Path, port: int) -> None:
@@ -143,7 +169,9 @@ def _check_can_start(settings: Settings, dags: Path, port: int) -> None:
         )
 
 
-def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log: Path) -> int:
+def _serve(
+    settings: Settings, airflow: subprocess.Popen[bytes], port: int, log: Path, mwaa_local: bool
+) -> int:
     """Say where Airflow is once it answers, then wait for it: 1 if it ends on its own."""
     if not _wait_until_ready(airflow, health_url(settings, port)):
         say(f"Airflow stopped while starting; the end of {shown(log)}:")
@@ -155,7 +183,10 @@ def _serve(settings: Settings, airflow: subprocess.Popen[bytes], port: int, log:
     _set_dev_pool(settings, port, password)
     # With a bucket set, deploys go to S3 unless told otherwise; this Airflow reads the folder.
     deploy = "S3_BUCKET= make deploy-dev" if settings.s3_bucket else "make deploy-dev"
-    say(f"Run `{deploy}` in another terminal: changes show up in seconds.")
+    if mwaa_local:
+        say("Run `make mwaa-local` in another terminal: it copies the S3 bucket's dags/ here.")
+    else:
+        say(f"Run `{deploy}` in another terminal: changes show up in seconds.")
     say("Press Ctrl-C to stop Airflow.")
     airflow.wait()
     say(f"Airflow stopped on its own; see {shown(log)}")
@@ -199,17 +230,22 @@ def _wait_until_ready(airflow: subprocess.Popen[bytes], url: str) -> bool:
 
 def _stop(airflow: subprocess.Popen[bytes]) -> None:
     """Ask standalone Airflow to stop its parts, then make sure nothing of it is left."""
-    group = airflow.pid
-    airflow.send_signal(signal.SIGINT)
+    running = airflow.poll() is None
+    if running:
+        say("\nStopping Airflow...")
+        airflow.send_signal(signal.SIGINT)
+        try:
+            airflow.wait(GRACE_SECONDS)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            pass
+    # Its parts too, which may outlive the standalone process that started them.
     try:
-        airflow.wait(GRACE_SECONDS)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        pass
-    try:
-        os.killpg(group, signal.SIGKILL)
+        os.killpg(airflow.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     airflow.wait()
+    if running:
+        say("Airflow stopped.")
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -321,11 +321,12 @@ def deploy_requirements(settings: config.Settings, force: bool) -> int:
     return 0
 
 
-def airflow_local(settings: config.Settings, port: int) -> int:
-    """`airflow-local`: run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C."""
+def airflow_local(settings: config.Settings, port: int, mwaa_local: bool) -> int:
+    """`airflow-local`: run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C;
+    with `mwaa_local`, on the folder mwaa-local copies an S3 bucket's dags/ into."""
     from mwaa_deploy.airflow_local import run
 
-    return run(settings, port)
+    return run(settings, port, mwaa_local)
 
 
 def s3_local(settings: config.Settings, port: int) -> int:

@@ -12,13 +12,15 @@ so that the SDK calls the address as given, not `env.<address>` as for AWS):
 
 And as MWAA does, it copies the bucket's `dags/` into the Airflow's DAGs folder, every
 COPY_SECONDS, deleting what the bucket no longer holds: a deploy to S3 reaches the Airflow.
+That folder is its own (`dags_folder`), never the local bucket, which holds deploys of its
+own; `make airflow-local MWAA_LOCAL=1` reads it. Only a key that names a file inside it is
+copied: the bucket is not this machine's to write anywhere else.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import signal
 import threading
 import urllib.error
 import urllib.parse
@@ -31,10 +33,12 @@ from typing import Any
 from mwaa_deploy.airflow_local import (
     HOST,
     admin_password,
+    dags_folder,
     health_url,
     port_in_use,
     say,
     serve_until_ctrl_c,
+    stop_on_ctrl_c,
 )
 from mwaa_deploy.config import Settings, shown
 from mwaa_deploy.exceptions import LocalMwaaError
@@ -187,6 +191,7 @@ class MwaaLocal:
         self.url = f"http://{HOST}:{self._server.server_address[1]}"
         self._stopping = threading.Event()
         self._copied: dict[str, str] = {}  # key -> the ETag of the copy in the DAGs folder
+        self._skipped: set[str] = set()  # keys said once not to name a file in the folder
         self.calls: list[str] = []  # the operations served, in order
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True)]
         if dags_folder is not None:
@@ -235,7 +240,7 @@ class MwaaLocal:
             try:
                 self._copy_once(s3)
                 said = ""
-            except (BotoCoreError, ClientError) as error:
+            except (BotoCoreError, ClientError, OSError) as error:
                 if str(error) != said:  # once, not every round
                     said = str(error)
                     say(f"Cannot copy s3://{self.environment.bucket}/dags/: {error}")
@@ -248,8 +253,8 @@ class MwaaLocal:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dags/"):
             listed |= {o["Key"]: o["ETag"] for o in page.get("Contents", []) if o["Key"][-1] != "/"}
         for key, etag in listed.items():
-            target = self.dags_folder / key.removeprefix("dags/")
-            if self._copied.get(key) == etag and target.exists():
+            target = self._target(key)
+            if target is None or self._copied.get(key) == etag and target.exists():
                 continue
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -263,13 +268,28 @@ class MwaaLocal:
                 path.unlink()
                 self._copied.pop(f"dags/{path.relative_to(self.dags_folder).as_posix()}", None)
 
+    def _target(self, key: str) -> Path | None:
+        """Where the key's copy goes: a file inside the DAGs folder, or None (said once)
+        for a key S3 holds as text but that names no such file, as `..` would not."""
+        assert self.dags_folder is not None
+        parts = key.removeprefix("dags/").split("/")
+        if not {"", ".", ".."} & set(parts):
+            return self.dags_folder.joinpath(*parts)
+        if key not in self._skipped:
+            self._skipped.add(key)
+            say(
+                f"Skipped s3://{self.environment.bucket}/{key}: not a plain path of a file"
+                f" inside {shown(self.dags_folder)}/ (it holds a '..', '.' or empty part);"
+                " delete the key"
+            )
+        return None
+
 
 def run(settings: Settings, port: int, airflow_port: int) -> int:
     """Serve MWAA's API on `port` in front of airflow-local on `airflow_port`, until Ctrl-C."""
     from mwaa_deploy.s3_local import STAND_IN_BUCKET
 
-    # Ctrl-C stops it, also where a shell started this command with SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop_on_ctrl_c()
     if port_in_use(port):
         raise LocalMwaaError(
             f"port {port} is in use, perhaps by another mwaa-local: stop it,"
@@ -282,9 +302,11 @@ def run(settings: Settings, port: int, airflow_port: int) -> int:
     except (urllib.error.URLError, OSError):
         password = None
     if password is None:
+        start = "make airflow-local MWAA_LOCAL=1" + (
+            "" if airflow_port == 8080 else f" PORT={airflow_port}"
+        )
         raise LocalMwaaError(
-            f"no Airflow of this project answers on port {airflow_port}: start"
-            f" `make airflow-local{'' if airflow_port == 8080 else f' PORT={airflow_port}'}`"
+            f"no Airflow of this project answers on port {airflow_port}: start `{start}`"
             " first (in another terminal), or name its port with AIRFLOW_PORT=..."
         )
     environment = Environment(
@@ -294,14 +316,16 @@ def run(settings: Settings, port: int, airflow_port: int) -> int:
         region=settings.aws_region or "us-east-1",
     )
     airflow = AirflowApi(f"http://{HOST}:{airflow_port}", settings.airflow_version, password)
-    dags = settings.local_bucket / "dags"
+    dags = dags_folder(settings, mwaa_local=True)
+    dags.mkdir(parents=True, exist_ok=True)
     stand_in = MwaaLocal(environment, airflow, dags, port)
     try:
         say(f"MWAA's API for the environment {environment.name} is at {stand_in.url},")
         say(f"in front of the Airflow at http://{HOST}:{airflow_port}.")
         say(
             f"It copies s3://{environment.bucket}/dags/ into {shown(dags)}/ every"
-            f" {COPY_SECONDS:.0f} s, replacing what is there, as MWAA copies its bucket."
+            f" {COPY_SECONDS:.0f} s, as MWAA copies its bucket; the Airflow reads that folder"
+            " when started as `make airflow-local MWAA_LOCAL=1`."
         )
         say("Point the deploys at it, in another terminal (with s3-local's variables):")
         say(

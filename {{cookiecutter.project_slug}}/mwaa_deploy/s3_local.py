@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from mwaa_deploy.airflow_local import HOST, port_in_use, say, serve_until_ctrl_c
+from mwaa_deploy.airflow_local import HOST, port_in_use, say, serve_until_ctrl_c, stop_on_ctrl_c
 from mwaa_deploy.config import Settings
 from mwaa_deploy.exceptions import LocalS3Error
 
@@ -23,6 +23,7 @@ def run(settings: Settings, port: int) -> int:
     """Serve S3 on `port` with the project's bucket, versioned as MWAA needs, until Ctrl-C."""
     from moto.server import ThreadedMotoServer
 
+    stop_on_ctrl_c()
     # One log line a request would bury the lines that say what to do.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if port_in_use(port):
