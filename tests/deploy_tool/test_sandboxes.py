@@ -374,6 +374,27 @@ def test_a_sandbox_recorded_before_full_branch_names_were_kept_stays_its_branch_
     team.run("deploy", "DEV")
 
 
+@pytest.mark.parametrize("record", [b"not json", b'{"schema": 2}'], ids=["unreadable", "no-branch"])
+def test_a_sandbox_whose_record_does_not_say_whose_it_is_is_left_alone(
+    team: Team, record: bytes
+) -> None:
+    team.git("checkout", "-q", "-b", "bob")
+    (team.dags / "orders.py").write_text(ORDERS_DAG)
+    team.git("add", ".")
+    team.git("commit", "-q", "-m", "orders")
+    team.run("deploy", "DEV")
+    assert team.sandboxes() == {"SBX_bob"}
+    team.bucket.put(history.record_key("SBX_bob"), record)
+    before = contents(team.bucket)
+    team.git("checkout", "-q", "-b", "story/bob")
+    (team.dags / "stock.py").write_text(ORDERS_DAG.replace("orders", "stock"))
+
+    said = team.run("deploy", "DEV", status=1)
+
+    assert "the sandbox bob's record dags/SBX_bob_.deployed.json does not say whose it is" in said
+    assert contents(team.bucket) == before
+
+
 def test_plan_dev_says_when_deploy_dev_would_refuse_a_sandbox_another_branch_owns(
     team: Team,
 ) -> None:

@@ -204,6 +204,14 @@ def sandbox_claim_refused(bucket: Bucket, owner: str, claim: Claim) -> str:
         return ""
     last = history.read(bucket, owner)
     about = last.about if last else {}
+    if last is not None and not (about.get("belongs_to") or about.get("sandbox_for")):
+        key = history.record_key(owner)
+        return (
+            f"the sandbox {sandbox_name(owner)}'s record {key} does not say whose it is (it"
+            " cannot be read, or lacks the branch): this leaves it alone. If the sandbox is"
+            f" yours, delete the record ({bucket.removal_command(key)}) and deploy again;"
+            " else name your sandbox yourself with SANDBOX=<name>"
+        )
     holder, claimant = about.get("belongs_to", ""), claim.belongs_to
     if not holder and about.get("sandbox_for"):
         # A record from before full names were kept: where its deploy ran on the branch
