@@ -13,8 +13,10 @@ import pytest
 from moto.s3.models import FakeKey
 
 from mwaa_deploy import mwaa_local, parse_gate
-from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
+from mwaa_deploy.buckets import Bucket
+from mwaa_deploy.local_bucket import LocalBucket
 from mwaa_deploy.mwaa_local import MwaaLocal
+from mwaa_deploy.s3_bucket import S3Bucket
 from tests.deploy_tool.helpers import CONSTRAINTS, FOREIGN, SETTINGS, new_s3_bucket, write_project
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import boto3
 
-from mwaa_deploy import config, history, instance_files, sync
-from mwaa_deploy.buckets import LOCAL_LOCKS, LOCAL_VERSIONS, Bucket, S3Bucket
+from mwaa_deploy import config, history, instance_files, owners, sync
+from mwaa_deploy.buckets import Bucket
+from mwaa_deploy.local_bucket import LOCAL_LOCKS, LOCAL_VERSIONS
+from mwaa_deploy.s3_bucket import S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.deploy_tool import BAKED
 from tests.helpers import MWAA_CONSTRAINTS
@@ -53,7 +55,7 @@ def deployed_files(bucket: Bucket) -> dict[str, bytes]:
     return {
         key: body
         for key, body in contents(bucket).items()
-        if not key.endswith((f"_{history.RECORD_NAME}", f"_{sync.LOCK_NAME}"))
+        if not key.endswith((f"_{history.RECORD_NAME}", f"_{owners.LOCK_NAME}"))
     }
 
 

@@ -20,9 +20,9 @@ import yaml
 from botocore.exceptions import ClientError
 
 from mwaa_deploy import history, sync
-from mwaa_deploy.buckets import S3Bucket
 from mwaa_deploy.exceptions import BucketError
 from mwaa_deploy.instance_files import REQUIREMENTS
+from mwaa_deploy.s3_bucket import S3Bucket
 from tests.deploy_tool.helpers import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import filled

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import history, sync
+from mwaa_deploy import history, owners, sync
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.buckets import LOCAL_VERSIONS, Bucket, LocalBucket, S3Bucket
+from mwaa_deploy.buckets import Bucket
 from mwaa_deploy.exceptions import BucketError, HistoryError, Interrupted, SyncError
+from mwaa_deploy.local_bucket import LOCAL_VERSIONS, LocalBucket
+from mwaa_deploy.s3_bucket import S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.deploy_tool.helpers import FOREIGN, GIT, commit, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
@@ -45,7 +47,7 @@ def files_of(bucket: Bucket, owner: str, deploy_id: str) -> dict[str, bytes]:
 
 def owned(bucket: Bucket, owner: str) -> dict[str, bytes]:
     """The owner's files in the bucket now, its record and lock left out."""
-    bookkeeping = (history.record_key(owner), sync.lock_key(owner))
+    bookkeeping = (history.record_key(owner), owners.lock_key(owner))
     start = f"dags/{owner}_"
     return {
         k: v for k, v in contents(bucket).items() if k.startswith(start) and k not in bookkeeping

@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 
 from mwaa_deploy import history, owners
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
+from mwaa_deploy.buckets import Bucket
+from mwaa_deploy.local_bucket import LocalBucket
+from mwaa_deploy.s3_bucket import S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.deploy_tool.helpers import FOREIGN, GIT, contents, deployed_files, new_s3_bucket
 

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy import buckets, history, sync
+from mwaa_deploy import history, s3_lock, sync
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.buckets import Bucket, LocalBucket, S3Bucket
+from mwaa_deploy.buckets import Bucket
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
+from mwaa_deploy.local_bucket import LocalBucket
+from mwaa_deploy.owners import lock_key
+from mwaa_deploy.s3_bucket import S3Bucket
 from mwaa_deploy.stamp import stamp
-from mwaa_deploy.sync import lock_key
 from tests.deploy_tool.helpers import (
     GIT,
     SETTINGS,
@@ -82,7 +84,7 @@ def test_a_one_file_change_uploads_that_file_alone(
     if isinstance(bucket, S3Bucket):
         # Besides the file: the deploy's record (and the lock, taken and released).
         uploaded = {r.key for r in s3_endpoint.requests if r.action == "put"}
-        bookkeeping = {history.record_key("PROD"), sync.lock_key("PROD")}
+        bookkeeping = {history.record_key("PROD"), lock_key("PROD")}
         assert uploaded - bookkeeping == {"dags/PROD_dbt_models.py"}
 
 
@@ -173,7 +175,7 @@ def test_a_failed_upload_deletes_nothing_and_a_rerun_converges(
     rerun = deploy(bucket, "DEV", sources)
     assert rerun.new == ["dags/DEV_b.py"] and rerun.deleted == ["dags/DEV_old.py"]
     assert [r.key for r in aws.requests if r.action == "put"] == [
-        sync.lock_key("DEV"),
+        lock_key("DEV"),
         "dags/DEV_b.py",
         history.record_key("DEV"),
     ]
@@ -531,7 +533,7 @@ def test_a_dying_endpoint_ends_the_deploy_within_seconds(
 def test_an_endpoint_that_stops_answering_ends_the_deploy_within_seconds(
     aws: S3Endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mwaa_deploy.buckets.READ_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr("mwaa_deploy.s3_bucket.READ_TIMEOUT_SECONDS", 1)
     sources = small_project(tmp_path / "src", [f"dag_{n:03}.py" for n in range(60)])
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     aws.stall("PUT", "dags/DEV_dag_01*", seconds=4)
@@ -583,7 +585,7 @@ def another_deploy_holding(bucket: Bucket, env: str) -> Iterator[None]:
 def hold_local_lock(bucket: LocalBucket, env: str, **environ: str) -> subprocess.Popen[str]:
     """A process that takes the local bucket's lock of `env` and keeps it until killed."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy.buckets import LocalBucket\n"
+        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy.local_bucket import LocalBucket\n"
          "bucket = LocalBucket(__import__('pathlib').Path(sys.argv[1]))\n"
          "with bucket.lock(sys.argv[2]):\n    print('held', flush=True)\n    time.sleep(60)\n",
          str(bucket.root), env],
@@ -629,7 +631,7 @@ def test_an_s3_lock_this_machine_left_is_taken_over_at_once(holder: str) -> None
     whose answer was lost and retried, the rerun need not wait for the lease to lapse."""
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     pid = a_finished_pid() if holder == "dead-process-here" else os.getpid()
-    left = {"user": "me", "host": socket.gethostname(), "machine": buckets.this_machine(),
+    left = {"user": "me", "host": socket.gethostname(), "machine": s3_lock.this_machine(),
             "pid": pid, "since": "2020-01-01T00:00:00Z",
             "until": "2999-01-01T00:00:00Z"}  # fmt: skip
     bucket.put(lock_key("DEV"), json.dumps(left).encode())
@@ -656,9 +658,9 @@ def test_an_s3_lock_left_by_a_crashed_deploy_lapses() -> None:
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     crashed = {"holder": "ci@runner pid 7", "since": "2020-01-01T00:00:00Z",
                "until": "2020-01-01T00:10:00Z"}  # fmt: skip
-    bucket.put(sync.lock_key("DEV"), json.dumps(crashed).encode())
+    bucket.put(lock_key("DEV"), json.dumps(crashed).encode())
     assert deploy(bucket, "DEV").new
-    assert sync.lock_key("DEV") not in bucket.list("")
+    assert lock_key("DEV") not in bucket.list("")
 
 
 def test_concurrent_cli_deploys_to_the_local_bucket_never_mix(tmp_path: Path) -> None:
@@ -806,7 +808,7 @@ def renewals_running() -> list[threading.Thread]:
 def test_a_deploy_that_runs_longer_than_the_lock_lease_keeps_its_lock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(buckets, "LOCK_LEASE", timedelta(seconds=3))
+    monkeypatch.setattr(s3_lock, "LOCK_LEASE", timedelta(seconds=3))
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     with bucket.lock("DEV"):
         time.sleep(4.5)
@@ -823,7 +825,7 @@ def test_a_deploy_that_runs_longer_than_the_lock_lease_keeps_its_lock(
 def test_the_lock_s_renewal_stops_with_the_deploy_however_it_ends(
     ending: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(buckets, "LOCK_LEASE", timedelta(seconds=0.3))
+    monkeypatch.setattr(s3_lock, "LOCK_LEASE", timedelta(seconds=0.3))
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     raised = {"done": None, "failed": SyncError, "ctrl-c": KeyboardInterrupt}[ending]
     try:

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
 from mwaa_deploy import history, sync
-from mwaa_deploy.buckets import S3Bucket
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import prefix
+from mwaa_deploy.s3_bucket import S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.deploy_tool.helpers import FOREIGN, contents, new_s3_bucket
 

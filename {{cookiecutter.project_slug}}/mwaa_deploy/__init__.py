@@ -10,7 +10,10 @@ sandboxes.py         which owner a DEV command is for, and what of the project a
 stamp.py             bucket_contents/ made into one owner's build (DEV_x.py, PROD_x.py)
 sync.py              plan and apply a deploy or a rollback: an owner's keys made equal to a build
 history.py           each deploy's record: its files' versions, where it came from; rollbacks
-buckets.py           where a deploy writes: S3, or the local folder laid out like it
+buckets.py           where a deploy writes: what every bucket offers
+local_bucket.py      the local folder laid out like the bucket, versions kept
+s3_bucket.py         the S3 bucket, through the AWS SDK, each failure one line
+s3_lock.py           one deploy of an owner at a time in S3: the lock, its lease, its renewal
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
 pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
 prod_path.py         PROD changes only from a clean checkout of the default branch

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mwaa_deploy import config, history, owners, parse_gate, pools, sandboxes, sync
 from mwaa_deploy import stamp as stamping
-from mwaa_deploy.buckets import Bucket, open_bucket
+from mwaa_deploy.buckets import Bucket
 from mwaa_deploy.exceptions import (
     CheckError,
     DeployError,
@@ -28,7 +28,9 @@ from mwaa_deploy.exceptions import (
     SandboxError,
     StampError,
 )
+from mwaa_deploy.local_bucket import LocalBucket
 from mwaa_deploy.prod_path import check_committed, check_default_branch, check_prod_path
+from mwaa_deploy.s3_bucket import S3Bucket
 
 # Deploys of fewer files finish before progress would help.
 PROGRESS_FROM = 20
@@ -402,6 +404,13 @@ def _if_stamp_fails(not_done: str) -> Iterator[None]:
         yield
     except StampError as error:
         raise StampError(error.problems, f"Stamp failed: {not_done}.") from None
+
+
+def open_bucket(settings: config.Settings) -> LocalBucket | S3Bucket:
+    """The bucket the settings name: S3 when `s3_bucket` is set, else the local folder."""
+    if not settings.s3_bucket:
+        return LocalBucket(config.shown(settings.local_bucket))
+    return S3Bucket.open(settings.s3_bucket, settings.aws_region)
 
 
 def _stamp_and_open_bucket(

@@ -31,15 +31,16 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from mwaa_deploy.buckets import CONNECT_TIMEOUT_SECONDS, aws_client
 from mwaa_deploy.exceptions import MwaaError, OwnershipError, UpdateError
 from mwaa_deploy.instance_files import INSTANCE_KEYS, PLUGINS, REQUIREMENTS, STARTUP
+from mwaa_deploy.s3_bucket import CONNECT_TIMEOUT_SECONDS, aws_client
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-    from mwaa_deploy.buckets import Bucket, S3Bucket
+    from mwaa_deploy.buckets import Bucket
     from mwaa_deploy.config import Settings
+    from mwaa_deploy.s3_bucket import S3Bucket
 
 # The UpdateEnvironment fields that name each file and its object version.
 FIELDS = {REQUIREMENTS: "Requirements", PLUGINS: "Plugins", STARTUP: "StartupScript"}

@@ -231,7 +231,7 @@ class MwaaLocal:
         """Copy the bucket's dags/ into the DAGs folder now and then, as MWAA does."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from mwaa_deploy.buckets import aws_client
+        from mwaa_deploy.s3_bucket import aws_client
 
         assert self.dags_folder is not None
         s3 = aws_client("s3", self.environment.region)

@@ -19,6 +19,7 @@ ENVIRONMENTS = ("DEV", "PROD")
 SANDBOX = "SBX"
 # Short, so a sandbox's prefix leaves room within Airflow's 250 characters for DAG ids.
 NAME_LENGTH = 20
+LOCK_NAME = ".lock"
 OWNER = re.compile(f"DEV|PROD|{SANDBOX}_[a-z0-9]+")
 
 
@@ -44,6 +45,11 @@ def is_sandbox(owner: str) -> bool:
 def prefix(owner: str) -> str:
     """The start of every key the owner owns."""
     return f"dags/{check_owner(owner)}_"
+
+
+def lock_key(owner: str) -> str:
+    """The key that holds the owner's lock while one of its deploys runs (s3_lock.py)."""
+    return prefix(owner) + LOCK_NAME
 
 
 def owns(owner: str, key: str) -> bool:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mwaa_deploy import config, history, owners, sync
+from mwaa_deploy import config, history, owners
 from mwaa_deploy.exceptions import SandboxError, StampError
 from mwaa_deploy.stamp import Tree, read_text, scan
 
@@ -264,7 +264,7 @@ def listed(bucket: Bucket) -> list[Sandbox]:
     for key in bucket.list(f"dags/{owners.SANDBOX}_"):
         owner = owners.owner_of_key(key)
         if owner:
-            bookkeeping = key in (history.record_key(owner), sync.lock_key(owner))
+            bookkeeping = key in (history.record_key(owner), owners.lock_key(owner))
             counts[owner] = counts.get(owner, 0) + (not bookkeeping)
     lasts = history.concurrently(lambda owner: history.read(bucket, owner), sorted(counts))
     return [

@@ -34,28 +34,22 @@ from mwaa_deploy.exceptions import (
     SandboxError,
     SyncError,
 )
-from mwaa_deploy.owners import is_sandbox, owns, prefix, sandbox_name
+from mwaa_deploy.owners import is_sandbox, lock_key, owns, prefix, sandbox_name
+from mwaa_deploy.s3_bucket import UPLOAD_THREADS
 
 if TYPE_CHECKING:
     from mwaa_deploy.buckets import Bucket, Stored
 
-# Uploads in flight at once: S3 takes many more; more than this gains little for small files.
-UPLOAD_THREADS = 16
 # After a failure, how long uploads already in flight may take to finish; after Ctrl-C,
 # the same, shorter. An upload still running then is left to the process's end.
 IN_FLIGHT_GRACE_SECONDS = 3.0
 INTERRUPTED_GRACE_SECONDS = 1.0
-LOCK_NAME = ".lock"
 
 
 def assert_owned(owner: str, key: str) -> str:
     if not owns(owner, key):
         raise OwnershipError(f"refusing to touch {key!r}: {owner} owns only {prefix(owner)}*")
     return key
-
-
-def lock_key(owner: str) -> str:
-    return prefix(owner) + LOCK_NAME
 
 
 def owned_keys(bucket: Bucket, owner: str) -> dict[str, str]:
