@@ -1,8 +1,9 @@
 """What in a source could undo its stamp once it runs, seen on the syntax tree.
 
 A PROD build says `DEV = False`; code that runs could say `DEV = True` again: a write of
-the flag through a module's namespace, code run from text (`exec`, `eval`), or an import
-of an owner's deployed copy of a helper package, which would run that owner's code.
+the flag through a module's namespace, a namespace or frame reached where such writes
+cannot be followed, code run from text (`exec`, `eval`), or an import of an owner's
+deployed copy of a helper package, which would run that owner's code.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from mwaa_deploy.sources import FLAG, SourceFile, called_name
 RUNS_TEXT = frozenset({"exec", "eval"})
 BUILTINS = frozenset({"builtins", "__builtins__"})
 # Calls that hand back a namespace, a dict of a module's names, through which the flag
-# can be written behind the stamp's back; and `.__dict__`, which is one too.
+# can be written behind the stamp's back; and `.__dict__` and a function's `.__globals__`,
+# which are ones too. The writes are followed only where the call is made by its own name:
+# reaching one any other way (`g = globals`, `builtins.globals`) is refused.
 NAMESPACE_CALLS = frozenset({"globals", "vars", "locals"})
+NAMESPACE_ATTRIBUTES = frozenset({"__dict__", "__globals__"})
+# A frame's links to the names of the code it runs and of its caller's: through them a
+# helper can write the `DEV` of the DAG file that called it, which no rule here follows.
+FRAME_LINKS = frozenset({"f_globals", "f_locals", "f_back"})
 # A namespace's methods that write the key their first argument names, and those that
 # write every key their arguments hold.
 KEY_WRITERS = frozenset(
@@ -36,19 +43,26 @@ MAX_TEXTS = 64
 def run_time_problems(file: SourceFile) -> list[str]:
     """What in a module could undo its stamp once it runs, one `path:line: ...` each.
 
-    Three ways, each seen on the syntax tree: a write of `DEV` through a namespace
-    (`globals()["DEV"] = True`), code run from text (`exec`, `eval`), and an import of an
-    owner's deployed copy of a helper package (`from DEV_common import x` in a source
-    that PROD would run). Keys and names are followed as far as the file spells them:
-    literal text, joined or held in a name, and names given a namespace or the builtins;
-    what is computed at run time goes unseen.
+    Each seen on the syntax tree: a write of `DEV` through a namespace
+    (`globals()["DEV"] = True`), a namespace reached where writes through it cannot be
+    followed (`g = globals`, a frame's `f_globals`), code run from text (`exec`, `eval`),
+    and an import of an owner's deployed copy of a helper package (`from DEV_common import
+    x` in a source that PROD would run). Keys and names are followed as far as the file
+    spells them: literal text, joined or held in a name, and names given a namespace or the
+    builtins; what is computed at run time goes unseen here, and the baked project's
+    integrity tests check every PROD module's `DEV` once Airflow has imported it.
     """
     nodes = list(ast.walk(file.tree))
     names = _Names.of(nodes)
     problems = []
     for node in nodes:
+        reached = _builtins_reached(node, names)
         problem = (
-            _owner_copy_import(node, names) or _text_run(node, names) or _flag_write(node, names)
+            _owner_copy_import(node, names)
+            or _text_run(reached)
+            or _namespace_call_reached(node, reached, names)
+            or _frame_reached(node, names)
+            or _flag_write(node, names)
         )
         if problem:
             problems.append(f"{file.path}:{node.lineno}: {problem}")
@@ -58,11 +72,14 @@ def run_time_problems(file: SourceFile) -> list[str]:
 @dataclass
 class _Names:
     """What the module's names are given, as far as its assignments show: text, a
-    namespace (`g = globals()`), the builtins (`import builtins as b`, `b = builtins`)."""
+    namespace (`g = globals()`), the builtins (`import builtins as b`, `b = builtins`);
+    every name the module binds itself, and the names it calls by name (node ids)."""
 
     texts: dict[str, set[str]] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=set)
     builtins: set[str] = field(default_factory=lambda: set(BUILTINS))
+    bound: set[str] = field(default_factory=set)
+    called: set[int] = field(default_factory=set)
 
     @classmethod
     def of(cls, nodes: list[ast.AST]) -> _Names:
@@ -74,6 +91,8 @@ class _Names:
             for alias in node.names
             if alias.name == "builtins" and alias.asname
         }
+        names.bound = {bound for node in nodes for bound in _bound_names(node)}
+        names.called = {id(node.func) for node in nodes if isinstance(node, ast.Call)}
         assignments = sorted(
             (n for n in nodes if isinstance(n, (ast.Assign, ast.AnnAssign, ast.NamedExpr))),
             key=lambda node: (node.lineno, node.col_offset),
@@ -116,27 +135,81 @@ def _owner_copy_import(node: ast.AST, names: _Names) -> str:
     return ""
 
 
-def _text_run(node: ast.AST, names: _Names) -> str:
-    """Why this reaches `exec` or `eval`, or ""."""
+def _bound_names(node: ast.AST) -> list[str]:
+    """The names this node binds: assigned, deleted, a parameter, imported, defined."""
+    if isinstance(node, ast.Name):
+        return [node.id] if isinstance(node.ctx, (ast.Store, ast.Del)) else []
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [alias.asname or alias.name.partition(".")[0] for alias in node.names]
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
+        return [node.name] if node.name else []
+    return []
+
+
+def _builtins_reached(node: ast.AST, names: _Names) -> set[str]:
+    """The builtins this node may reach: a name read, an attribute, key or `getattr` text
+    of the builtins, a name imported from them."""
     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-        used = RUNS_TEXT & {node.id}
-    elif isinstance(node, ast.Attribute) and _is_builtins(node.value, names):
-        used = RUNS_TEXT & {node.attr}
-    elif isinstance(node, ast.Subscript) and _is_builtins(node.value, names):
-        used = RUNS_TEXT & _texts(node.slice, names.texts)
-    elif isinstance(node, ast.Call) and called_name(node.func) == "getattr" and len(node.args) > 1:
-        if not _is_builtins(node.args[0], names):
-            return ""
-        used = RUNS_TEXT & _texts(node.args[1], names.texts)
-    elif isinstance(node, ast.ImportFrom) and node.module == "builtins":
-        used = RUNS_TEXT & {alias.name for alias in node.names}
-    else:
-        return ""
+        return {node.id}
+    if isinstance(node, ast.Attribute) and _is_builtins(node.value, names):
+        return {node.attr}
+    if isinstance(node, ast.Subscript) and _is_builtins(node.value, names):
+        return _texts(node.slice, names.texts)
+    if isinstance(node, ast.Call) and called_name(node.func) == "getattr" and len(node.args) > 1:
+        return _texts(node.args[1], names.texts) if _is_builtins(node.args[0], names) else set()
+    if isinstance(node, ast.ImportFrom) and node.module == "builtins":
+        return {alias.name for alias in node.names}
+    return set()
+
+
+def _text_run(reached: set[str]) -> str:
+    """Why reaching these builtins reaches `exec` or `eval`, or ""."""
+    used = RUNS_TEXT & reached
     if not used:
         return ""
     return (
         f"uses `{min(used)}`, which runs code the stamp never reads (it could bind `DEV`"
         " again, and PROD would run with DEV's settings); write that code out in the file"
+    )
+
+
+def _namespace_call_reached(node: ast.AST, reached: set[str], names: _Names) -> str:
+    """Why this reaches `globals`, `vars` or `locals` other than by calling it by its own
+    name, or "". A module that binds one of these names itself means its own by it."""
+    used = NAMESPACE_CALLS & reached
+    if not used or (
+        isinstance(node, ast.Name) and (id(node) in names.called or node.id in names.bound)
+    ):
+        return ""
+    name = min(used)
+    return (
+        f"reaches `{name}` other than by calling it by its own name, so what is written"
+        " through the namespace it returns goes unseen (it could bind `DEV` again, and PROD"
+        f" would run with DEV's settings); call `{name}()` itself where you need it"
+    )
+
+
+def _frame_reached(node: ast.AST, names: _Names) -> str:
+    """Why this reaches a frame's names or its caller's frame, or "". A chain of links
+    (`.f_back.f_globals`) is one problem, at its first link."""
+    if isinstance(node, ast.Attribute) and node.attr in FRAME_LINKS:
+        if isinstance(node.value, ast.Attribute) and node.value.attr in FRAME_LINKS:
+            return ""
+    elif not (
+        isinstance(node, ast.Call)
+        and called_name(node.func) == "getattr"
+        and len(node.args) > 1
+        and FRAME_LINKS & _texts(node.args[1], names.texts)
+    ):
+        return ""
+    return (
+        f"`{_shortened(ast.unparse(node))}` reaches a frame's names, through which code can"
+        " rebind `DEV` of this or a calling module where the stamp cannot see it (PROD would"
+        " run with DEV's settings); pass what the code needs as arguments"
     )
 
 
@@ -182,12 +255,13 @@ def _call_writes_flag(node: ast.Call, names: _Names) -> bool:
 
 
 def _is_namespace(node: ast.expr, names: _Names) -> bool:
-    """`globals()`, `vars(...)`, `locals()`, anything's `.__dict__`, or a name given one."""
+    """`globals()`, `vars(...)`, `locals()`, anything's `.__dict__` or `.__globals__`, or a
+    name given one."""
     if isinstance(node, ast.Call):
         return isinstance(node.func, ast.Name) and node.func.id in NAMESPACE_CALLS
     if isinstance(node, ast.Name):
         return node.id in names.namespaces
-    return isinstance(node, ast.Attribute) and node.attr == "__dict__"
+    return isinstance(node, ast.Attribute) and node.attr in NAMESPACE_ATTRIBUTES
 
 
 def _is_builtins(node: ast.expr, names: _Names) -> bool:
