@@ -200,6 +200,24 @@ BROKEN_DAGS = {
         '    EmptyOperator(task_id=f"{flag}_noop")\n',
         ["DEV_slow.py: parsing took 2.", "s, over the budget of 1.5 s"],
     ),
+    # A namespace handed to a function that writes DEV: no syntax tree shows it, the PROD
+    # module as Airflow imported it does.
+    "run_time_flag.py": (
+        "from common.conventions import default_args\n"
+        "\n"
+        "\n"
+        "def _set(namespace):\n"
+        "    namespace.update(DEV=True)\n"
+        "\n"
+        "\n"
+        "_set(globals())\n"
+        'with DAG(f"{flag}_run_time_flag", schedule=None, start_date=START, tags=[flag]):\n'
+        '    EmptyOperator(task_id=f"{flag}_noop", **default_args(flag))\n',
+        [
+            "PROD_run_time_flag.py: DEV is True once Airflow has imported it: it sets DEV back to"
+            " True at run time"
+        ],
+    ),
 }
 
 # DAG file -> its body after HEADER; it breaks no rule, in either copy.
@@ -234,6 +252,7 @@ FAILED_TESTS = [
     "test_dev_tasks_share_devs_pool_and_prod_tasks_go_first",
     "test_prod_tasks_retry_before_they_fail",
     "test_every_dag_file_parses_within_the_budget",
+    "test_no_prod_module_sets_dev_back_at_run_time",
 ]
 
 
@@ -281,6 +300,7 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     assert "(DEV_no_retries.py): retries" not in out  # DEV may fail at once
     assert "(PROD_slots.py): pool: 'PROD_etl'" not in out  # a PROD pool of its own
     assert "_aws_calls.py:32:" not in out  # a connection the code computes: known at run time
+    assert "DEV_run_time_flag.py: DEV is" not in out  # DEV's copy says True as written
     # The example DAGs, the one the README shows and the sound ones break nothing, ruff's
     # rules included.
     examples = ("dbt_models", "dbt_sources", "lake_heartbeat", "orders")

@@ -414,6 +414,8 @@ def test_names_that_only_look_like_an_owners_copy_still_import(tmp_path: Path) -
 
 REBINDS = "would rebind the flag at run time"
 RUNS_TEXT = "runs code the stamp never reads"
+ALIASED = "other than by calling it by its own name"
+FRAMES = "reaches a frame's names"
 
 
 @pytest.mark.parametrize(
@@ -458,6 +460,31 @@ RUNS_TEXT = "runs code the stamp never reads"
         pytest.param("from builtins import exec as run", RUNS_TEXT, id="from-builtins"),
         pytest.param('__import__("builtins").eval("1")', RUNS_TEXT, id="import-builtins-by-name"),
         pytest.param("def f():\n    exec('DEV = True', globals())", RUNS_TEXT, id="in-function"),
+        pytest.param('_set.__globals__["DEV"] = True', REBINDS, id="function-globals"),
+        pytest.param('g = globals; g()["DEV"] = True', ALIASED, id="namespace-call-aliased"),
+        pytest.param("ns = map(vars, [m])", ALIASED, id="namespace-call-passed"),
+        pytest.param(
+            'import builtins; builtins.globals()["DEV"] = True', ALIASED, id="builtins-globals"
+        ),
+        pytest.param(
+            'from builtins import globals as g; g()["DEV"] = True',
+            ALIASED,
+            id="from-builtins-globals",
+        ),
+        pytest.param(
+            'import inspect; inspect.currentframe().f_globals["DEV"] = True', FRAMES, id="frame"
+        ),
+        pytest.param(
+            "import sys; sys._getframe(1).f_locals.update(DEV=True)", FRAMES, id="getframe"
+        ),
+        pytest.param(
+            'def f():\n    inspect.currentframe().f_back.f_globals["DEV"] = True',
+            FRAMES,
+            id="callers-frame",
+        ),
+        pytest.param(
+            'getattr(inspect.currentframe(), "f_" "globals")["DEV"] = 1', FRAMES, id="getattr"
+        ),
     ],
 )
 def test_the_flag_cannot_be_bound_again_at_run_time(tmp_path: Path, code: str, says: str) -> None:
@@ -481,6 +508,10 @@ def test_the_flag_cannot_be_bound_again_at_run_time(tmp_path: Path, code: str, s
         pytest.param("df.eval('a + b')\nmodel.eval()\nlib.exec(query)", id="methods-named-eval"),
         pytest.param("settings = {'mode': 'eval', 'DEV': 1}", id="strings"),
         pytest.param("cursor.execute('select 1')", id="execute"),
+        pytest.param("print(vars(task), locals(), globals())", id="namespace-calls"),
+        pytest.param("vars = {'a': 1}\nx = vars['a']", id="a-name-vars"),
+        pytest.param("def f(locals):\n    return locals", id="a-parameter-locals"),
+        pytest.param("import inspect\nname = inspect.currentframe().f_code.co_name", id="frame"),
     ],
 )
 def test_code_that_leaves_the_flag_alone_still_stamps(tmp_path: Path, code: str) -> None:

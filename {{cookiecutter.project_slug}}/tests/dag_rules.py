@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,43 @@ def parsed_files(dagbag: Any) -> set[str]:
     folder = Path(dagbag.dag_folder)
     files = (Path(stat.file) for stat in dagbag.dagbag_stats)
     return {(file.relative_to(folder) if file.is_absolute() else file).as_posix() for file in files}
+
+
+# What a module without a `DEV` of its own holds: a helper, as the stamp requires.
+_MISSING = object()
+
+
+def run_time_flag_problems(dagbag: Any, dags_folder: Path) -> Iterator[str]:
+    """Every module of the PROD build as Airflow imported it, DAG file or helper, holds
+    `DEV` False, or a helper none: the stamp checks what a file says, and this what its
+    code did once it ran (a namespace handed to a function that writes `DEV`, say).
+
+    The modules are those in sys.modules whose file lies in a PROD_ part of `dags_folder`,
+    where the DagBag left them; a PROD DAG file loaded but not found there fails, so that
+    the check can never pass by finding nothing.
+    """
+    folders = {dags_folder, dags_folder.resolve()}
+    # A file that failed to import may stay behind half run; its import error says it all.
+    failed = {Path(file).name for file in dagbag.import_errors}
+    found = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        folder = next((f for f in folders if file and Path(file).is_relative_to(f)), None)
+        if folder is not None:
+            relative = Path(file).relative_to(folder).as_posix()
+            if owner_of_key(f"dags/{relative}") == "PROD" and relative not in failed:
+                found[relative] = vars(module).get("DEV", _MISSING)
+    for relative, value in sorted(found.items()):
+        if value is not False and ("/" not in relative or value is not _MISSING):
+            shown = "missing" if value is _MISSING else repr(value)
+            yield (
+                f"{relative}: DEV is {shown} once Airflow has imported it: it sets DEV back to"
+                " True at run time, behind the stamp's `DEV = False`, and PROD would run with"
+                " DEV's settings; remove the code that writes DEV"
+            )
+    loaded = {Path(dag.fileloc).name for dag in dagbag.dags.values()}
+    for name in sorted(n for n in loaded - found.keys() if owner_of_key(f"dags/{n}") == "PROD"):
+        yield f"{name}: Airflow loaded it, but its module was not found in sys.modules to check"
 
 
 def parse_seconds(dagbag: Any) -> dict[str, float]:

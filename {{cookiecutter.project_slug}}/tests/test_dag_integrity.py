@@ -130,6 +130,11 @@ def test_prod_files_hold_dev_false(deployed_dags: Path) -> None:
         assert flags == [env != "PROD"], f"{file.name}: DEV flag is {flags}"
 
 
+def test_no_prod_module_sets_dev_back_at_run_time(dagbag: DagBag, deployed_dags: Path) -> None:
+    """What the stamp cannot read on the syntax tree, Airflow's import shows."""
+    report(list(dag_rules.run_time_flag_problems(dagbag, deployed_dags)))
+
+
 def test_helper_modules_are_not_parsed_as_dags(dagbag: DagBag, deployed_dags: Path) -> None:
     """Airflow parses exactly the DAG files directly in dags/, nothing in a helper package."""
     packages = [
