@@ -67,6 +67,8 @@ BAKED_FILES = {
     "mwaa_deploy/stamp.py",
     "mwaa_deploy/startup.py",
     "mwaa_deploy/sync.py",
+    "mwaa_deploy/uploads.py",
+    "mwaa_deploy/claims.py",
     "mwaa_deploy/tools_lock.py",
     "mwaa_deploy/upgrade_check.py",
     "tests/conftest.py",

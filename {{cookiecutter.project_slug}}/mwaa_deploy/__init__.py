@@ -11,6 +11,8 @@ stamp.py             bucket_contents/ made into one owner's build (DEV_x.py, PRO
 sources.py           a source of dags/ as written: the one DEV = True flag, no DAG in a helper
 run_time_rules.py    what a source could do once it runs to undo its stamp, refused
 sync.py              plan and apply a deploy or a rollback: an owner's keys made equal to a build
+uploads.py           a deploy's uploads, concurrent, stopped at the first failure or Ctrl-C
+claims.py            whose a sandbox is: the branch its first deploy was for
 history.py           each deploy's record: its files' versions, where it came from; rollbacks
 buckets.py           where a deploy writes: what every bucket offers
 local_bucket.py      the local folder laid out like the bucket, versions kept

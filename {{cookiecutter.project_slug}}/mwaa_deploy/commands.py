@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from mwaa_deploy import config, history, owners, parse_gate, pools, sandboxes, sync
+from mwaa_deploy import claims, config, history, owners, parse_gate, pools, sandboxes, sync
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket
 from mwaa_deploy.exceptions import (
@@ -63,8 +63,8 @@ def plan(settings: config.Settings, env: str, full: bool) -> int:
         for key in keys:
             print(f"  {label:<8} {key}")
     print(f"  {result.counts()}" + (" - nothing to do" if result.is_empty else ""))
-    claim = sync.Claim(chosen.belongs_to, chosen.sandbox_for)
-    if not result.is_empty and (refused := sync.sandbox_claim_refused(bucket, owner, claim)):
+    claim = claims.Claim(chosen.belongs_to, chosen.sandbox_for)
+    if not result.is_empty and (refused := claims.refused(bucket, owner, claim)):
         print(f"make deploy-dev would refuse: {refused}")
     return 0
 
@@ -181,7 +181,7 @@ def clean(settings: config.Settings, env: str) -> int:
     """`clean DEV`: delete every file of the branch's sandbox (or of DEV) from the bucket."""
     chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
-    deleted = sync.clean(bucket, chosen.owner, sync.Claim(chosen.belongs_to, chosen.sandbox_for))
+    deleted = sync.clean(bucket, chosen.owner, claims.Claim(chosen.belongs_to, chosen.sandbox_for))
     if not deleted and owners.is_sandbox(chosen.owner):
         print(
             f"No sandbox {owners.sandbox_name(chosen.owner)} in {bucket.description}: nothing"

@@ -19,31 +19,22 @@ deletion, so two deploys of one owner never interleave: the second is refused.
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mwaa_deploy import history
+from mwaa_deploy import claims, history
 from mwaa_deploy.exceptions import (
     BucketError,
     Interrupted,
     OwnershipError,
-    SandboxError,
     SyncError,
 )
-from mwaa_deploy.owners import is_sandbox, lock_key, owns, prefix, sandbox_name
-from mwaa_deploy.s3_bucket import UPLOAD_THREADS
+from mwaa_deploy.owners import lock_key, owns, prefix
+from mwaa_deploy.uploads import Uploads
 
 if TYPE_CHECKING:
     from mwaa_deploy.buckets import Bucket, Stored
-
-# After a failure, how long uploads already in flight may take to finish; after Ctrl-C,
-# the same, shorter. An upload still running then is left to the process's end.
-IN_FLIGHT_GRACE_SECONDS = 3.0
-INTERRUPTED_GRACE_SECONDS = 1.0
 
 
 def assert_owned(owner: str, key: str) -> str:
@@ -142,7 +133,7 @@ def deploy(
         return result
     with bucket.lock(owner):
         origin = about() if about else {}
-        check_sandbox_claim(bucket, owner, Claim.of(origin))
+        claims.check(bucket, owner, claims.Claim.of(origin))
         result = plan(bucket, owner, desired, read_record=True)
         apply(bucket, result, progress, origin)
     return result
@@ -161,7 +152,7 @@ def rollback(
     a later rollback can undo."""
     with bucket.lock(owner):
         origin = about() if about else {}
-        check_sandbox_claim(bucket, owner, Claim.of(origin))
+        claims.check(bucket, owner, claims.Claim.of(origin))
         earlier = history.choose(bucket, owner, to, holds_last(bucket, owner))
         rerun = f"the rollback with TO={earlier.short_id}"
         try:
@@ -177,53 +168,6 @@ def rollback(
     return earlier, result
 
 
-@dataclass(frozen=True)
-class Claim:
-    """Whom a sandbox deploy or clean is for: the full branch name (or SANDBOX's text),
-    and that name without the story prefix, which records of older deploys kept alone."""
-
-    belongs_to: str = ""
-    sandbox_for: str = ""
-
-    @classmethod
-    def of(cls, about: history.About) -> Claim:
-        return cls(about.get("belongs_to", ""), about.get("sandbox_for", ""))
-
-
-def sandbox_claim_refused(bucket: Bucket, owner: str, claim: Claim) -> str:
-    """Why a deploy or clean for `claim` must leave the sandbox alone, or "": the sandbox
-    belongs to the name its last deploy was for, and two names can give one sandbox
-    (`a-b`, `a_b`; `story/ann`, `ann`)."""
-    if not (claim.belongs_to and is_sandbox(owner)):
-        return ""
-    last = history.read(bucket, owner)
-    about = last.about if last else {}
-    if last is not None and not (about.get("belongs_to") or about.get("sandbox_for")):
-        key = history.record_key(owner)
-        return (
-            f"the sandbox {sandbox_name(owner)}'s record {key} does not say whose it is (it"
-            " cannot be read, or lacks the branch): this leaves it alone. If the sandbox is"
-            f" yours, delete the record ({bucket.removal_command(key)}) and deploy again;"
-            " else name your sandbox yourself with SANDBOX=<name>"
-        )
-    holder, claimant = about.get("belongs_to", ""), claim.belongs_to
-    if not holder and about.get("sandbox_for"):
-        # A record from before full names were kept: where its deploy ran on the branch
-        # that named the sandbox, that branch is the full name; else only the short one
-        # can be compared.
-        legacy, branch = about["sandbox_for"], about.get("branch", "")
-        holder, claimant = (
-            (branch, claim.belongs_to) if branch.endswith(legacy) else (legacy, claim.sandbox_for)
-        )
-    if not holder or holder == claimant:
-        return ""
-    return (
-        f"the sandbox {sandbox_name(owner)} belongs to {holder!r}, whose name reads like"
-        f" {claimant!r}: this leaves it alone. Rename the branch, or name its sandbox"
-        " yourself with SANDBOX=<name>"
-    )
-
-
 def holds_last(bucket: Bucket, owner: str) -> bool:
     """The owner's files in the bucket are those its last recorded deploy left."""
     files = owned_keys(bucket, owner)
@@ -231,11 +175,6 @@ def holds_last(bucket: Bucket, owner: str) -> bool:
         return False  # cleaned, or never deployed
     last = history.read(bucket, owner)
     return last is not None and not history.differences(files, last)
-
-
-def check_sandbox_claim(bucket: Bucket, owner: str, claim: Claim) -> None:
-    if refused := sandbox_claim_refused(bucket, owner, claim):
-        raise SandboxError(refused)
 
 
 def apply(
@@ -252,7 +191,7 @@ def apply(
         assert_owned(owner, key)
     uploaded: dict[str, Stored] = {}
     try:
-        failure = _Uploads(bucket, result.uploads, uploaded, progress).run()
+        failure = Uploads(bucket, result.uploads, uploaded, progress).run()
     except KeyboardInterrupt:
         raise Interrupted(
             f"{owner}: interrupted; {len(uploaded)} of {total} uploads done,"
@@ -306,89 +245,11 @@ def _what_next(error: Exception, rerun: str) -> str:
     return f"Run {rerun} again: it picks up where this one stopped."
 
 
-class _Uploads:
-    """The uploads of one deploy, run concurrently on worker threads.
-
-    A failure or Ctrl-C starts no new upload and gives those in flight a short grace to
-    finish. The workers are daemon threads: one stuck in a stalled request cannot keep
-    the process from ending once the deploy has stopped waiting for it.
-    """
-
-    def __init__(
-        self,
-        bucket: Bucket,
-        uploads: dict[str, bytes],
-        uploaded: dict[str, Stored],
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        self.bucket = bucket
-        self.total = len(uploads)
-        self.uploaded = uploaded  # each done key's ETag and version, added as it is done
-        self.progress = progress
-        self.failure: Exception | None = None
-        self.waiting: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
-        for item in uploads.items():
-            self.waiting.put(item)
-        # (key, what was stored, error) of each upload done or failed; None from each
-        # worker that ends.
-        self.finished: queue.SimpleQueue[tuple[str, Stored | None, Exception | None] | None] = (
-            queue.SimpleQueue()
-        )
-        self.stop = threading.Event()
-        self.running = min(UPLOAD_THREADS, self.total)
-
-    def run(self) -> Exception | None:
-        """Upload everything, or stop at the first failure and return it."""
-        for _ in range(self.running):
-            threading.Thread(target=self._work, daemon=True).start()
-        try:
-            self._receive(float("inf"))
-        except KeyboardInterrupt:
-            self.stop.set()
-            self._receive(time.monotonic() + INTERRUPTED_GRACE_SECONDS)
-            raise
-        return self.failure
-
-    def _work(self) -> None:
-        try:
-            while not self.stop.is_set():
-                try:
-                    key, body = self.waiting.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    self.finished.put((key, self.bucket.put(key, body), None))
-                except Exception as error:  # noqa: BLE001 - reported as the deploy's failure
-                    self.finished.put((key, None, error))
-        finally:
-            self.finished.put(None)  # this worker is done
-
-    def _receive(self, until: float) -> None:
-        """Take the workers' news until they have all ended or `until` (monotonic) passes."""
-        while self.running and time.monotonic() < until:
-            try:
-                message = self.finished.get(timeout=min(0.5, max(until - time.monotonic(), 0.01)))
-            except queue.Empty:
-                continue
-            if message is None:
-                self.running -= 1
-                continue
-            key, stored, error = message
-            if stored is not None:
-                self.uploaded[key] = stored
-                if self.progress:
-                    self.progress(len(self.uploaded), self.total)
-            elif self.failure is None:
-                self.failure = error
-                self.stop.set()
-                until = min(until, time.monotonic() + IN_FLIGHT_GRACE_SECONDS)
-
-
-def clean(bucket: Bucket, owner: str, claim: Claim | None = None) -> list[str]:
+def clean(bucket: Bucket, owner: str, claim: claims.Claim | None = None) -> list[str]:
     """Delete every key the owner owns, its record included; return the files deleted.
     `claim`: whom a sandbox is cleaned for, which must be whom it was deployed for."""
     with bucket.lock(owner):
-        check_sandbox_claim(bucket, owner, claim or Claim())
+        claims.check(bucket, owner, claim or claims.Claim())
         keys = sorted(assert_owned(owner, key) for key in owned_keys(bucket, owner))
         if keys:
             bucket.delete(keys)
