@@ -113,17 +113,19 @@ def load(root: Path | None = None) -> Settings:
         if key not in table:
             raise ConfigError(f"{TABLE}: {key} is missing; add {key} = {KINDS[key][1]}")
     values = {name: str(table.get(name, "")) for name in OVERRIDES.values()}
-    values |= {setting: os.environ[var] for var, setting in OVERRIDES.items() if var in os.environ}
+    values |= {
+        setting: text for var, setting in OVERRIDES.items() if (text := variable(var)) is not None
+    }
     bucket = values["s3_bucket"]
     if bucket and not BUCKET.fullmatch(bucket):
-        source = "S3_BUCKET" if "S3_BUCKET" in os.environ else f"{TABLE} s3_bucket"
+        source = "S3_BUCKET" if variable("S3_BUCKET") is not None else f"{TABLE} s3_bucket"
         raise ConfigError(
             f"{source}={bucket!r} is not a bucket name: write the name alone, such as"
             " my-mwaa-bucket (no s3://, no folder)"
         )
     region = values["aws_region"]
     if region and not REGION.fullmatch(region):
-        source = "AWS_REGION" if "AWS_REGION" in os.environ else f"{TABLE} aws_region"
+        source = "AWS_REGION" if variable("AWS_REGION") is not None else f"{TABLE} aws_region"
         raise ConfigError(
             f"{source}={region!r} is not an AWS region name: use one such as eu-west-1"
         )
@@ -141,6 +143,14 @@ def load(root: Path | None = None) -> Settings:
         dev_pool_slots=_dev_pool_slots(table),
         **values,
     )
+
+
+def variable(name: str) -> str | None:
+    """The value of an environment variable a user gives (make's too), without the spaces
+    around it, which a shell or a CI file adds unseen; None where it is not set. Every
+    variable of the tool's is read here, so each reads the same way."""
+    text = os.environ.get(name)
+    return None if text is None else text.strip()
 
 
 def _read_table(pyproject: Path) -> dict[str, object]:
@@ -198,9 +208,9 @@ def _check(key: str, value: object) -> None:
 
 def _parse_gate_seconds(table: dict[str, object]) -> float:
     """The parse gate's bound: PARSE_GATE_SECONDS, else the setting, else the default."""
-    if PARSE_GATE_VARIABLE not in os.environ:
+    text = variable(PARSE_GATE_VARIABLE)
+    if text is None:
         return float(table.get("parse_gate_seconds", PARSE_GATE_DEFAULT))
-    text = os.environ[PARSE_GATE_VARIABLE]
     try:
         seconds = float(text)
     except ValueError:
@@ -215,9 +225,9 @@ def _parse_gate_seconds(table: dict[str, object]) -> float:
 
 def _dev_pool_slots(table: dict[str, object]) -> int:
     """DEV's worker slots: DEV_POOL_SLOTS, else the setting, else the default."""
-    if DEV_POOL_VARIABLE not in os.environ:
+    text = variable(DEV_POOL_VARIABLE)
+    if text is None:
         return int(table.get("dev_pool_slots", DEV_POOL_DEFAULT))
-    text = os.environ[DEV_POOL_VARIABLE]
     if not (text.isascii() and text.isdecimal() and 0 < int(text) <= DEV_POOL_MAX):
         raise ConfigError(
             f"{DEV_POOL_VARIABLE}={text!r} is not a number of worker slots: use a whole"
