@@ -120,5 +120,7 @@ def test_a_role_that_may_not_change_pools_is_one_line_saying_prod_is_deployed(
     assert err == (
         f"PROD is deployed, but {DEV_POOL} is not set: Airflow would not create {DEV_POOL}"
         " (403: Forbidden): the deploy role's Airflow role may not change pools; it needs Op"
-        " (iam/deploy-roles.yaml)\n"
+        " (iam/deploy-roles.yaml). The parse gate did not run either, so PROD's import errors"
+        " are unchecked: see them in the Airflow UI, and once the cause above is fixed, run"
+        " make deploy-prod again to set the pool\n"
     )

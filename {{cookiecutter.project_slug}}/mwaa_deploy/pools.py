@@ -86,7 +86,12 @@ def on_mwaa(settings: Settings) -> None:
     try:
         print(ensure(instance, settings.dev_pool_slots))
     except (mwaa_environment.CannotAsk, PoolError) as error:
-        raise PoolError(f"PROD is deployed, but {DEV_POOL} is not set: {error}") from None
+        # The parse gate runs after this step (commands.deploy), so it did not run.
+        raise PoolError(
+            f"PROD is deployed, but {DEV_POOL} is not set: {error}. The parse gate did not run"
+            " either, so PROD's import errors are unchecked: see them in the Airflow UI, and"
+            " once the cause above is fixed, run make deploy-prod again to set the pool"
+        ) from None
 
 
 def _check(outcome: tuple[int, Any], doing: str) -> None:
