@@ -10,6 +10,7 @@ import difflib
 import math
 import os
 import re
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ PARSE_GATE_VARIABLE = "PARSE_GATE_SECONDS"
 PARSE_GATE_DEFAULT = 600.0
 DEV_POOL_VARIABLE = "DEV_POOL_SLOTS"
 DEV_POOL_DEFAULT = 3
+# The local bucket's folder by default, which the project's .gitignore leaves out of git,
+# and what a bucket holds at its top (instance_files.py, owners.py).
+DEFAULT_LOCAL_BUCKET = "local_bucket"
+BUCKET_TOP = frozenset({"dags", "requirements.txt", "plugins.zip", "startup.sh"})
 # Airflow stores a pool's slots in a 32-bit column and answers 500 to more; no MWAA
 # environment runs anywhere near this many tasks at once.
 DEV_POOL_MAX = 10_000
@@ -136,7 +141,7 @@ def load(root: Path | None = None) -> Settings:
         default_branch=_default_branch(table.get("default_branch", "main")),
         dev_branch_pattern=table.get("dev_branch_pattern", "story/**"),
         sandbox_stale_days=int(table.get("sandbox_stale_days", 14)),
-        local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
+        local_bucket=_local_bucket(root, table.get("local_bucket", DEFAULT_LOCAL_BUCKET)),
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
         parse_gate_seconds=_parse_gate_seconds(table),
         startup_time_limit_seconds=float(table.get("startup_time_limit_seconds", 60.0)),
@@ -269,7 +274,43 @@ def _local_bucket(root: Path, setting: str) -> Path:
                 f"{TABLE} local_bucket = {setting!r}: the local bucket cannot be inside"
                 f" {taken}/ or hold it; use a folder of its own, {advice}"
             )
+    if setting != DEFAULT_LOCAL_BUCKET and (held := _holding_project_files(root.resolve(), folder)):
+        be = "be" if held == folder else "be inside"
+        raise ConfigError(
+            f"{TABLE} local_bucket = {setting!r}: the local bucket cannot {be}"
+            f" {held.relative_to(root.resolve()).as_posix()}/, which holds files of the project;"
+            f" use a folder of its own, {advice}"
+        )
     return root / setting
+
+
+def _holding_project_files(root: Path, folder: Path) -> Path | None:
+    """The folder of `root` that holds the local bucket's `folder` (or is it) and files of
+    the project, which deploys would write among: with git, a folder it tracks a file in;
+    without, a folder holding what a bucket never does. None for a folder of its own."""
+    top = root / folder.relative_to(root).parts[0]
+    if not top.exists():
+        return None  # a first deploy will make it: nothing is there to ask git about
+    try:
+        tracked = subprocess.run(
+            ["git", "ls-files", "-z", "--", f":(literal){top.name}"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:  # no git here
+        tracked = None
+    if tracked is not None and tracked.returncode == 0:
+        return top if tracked.stdout else None
+    # Without git: anything beside the path down to the bucket, or in the bucket but its
+    # own files; dot files are neither (.locks/ and .versions/ are the local bucket's).
+    inside = [folder, *folder.parents][: len(folder.relative_to(root).parts)]
+    for path, inner in zip(inside, [None, *inside], strict=False):
+        if path.is_dir():
+            held = {entry.name for entry in path.iterdir() if not entry.name.startswith(".")}
+            if held - ({inner.name} if inner else BUCKET_TOP):
+                return path
+    return None
 
 
 def shown(path: Path) -> Path:
