@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from mwaa_deploy import mwaa_environment
+from mwaa_deploy import live_instance
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.mwaa_local import Environment
+from mwaa_deploy.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
@@ -149,7 +149,7 @@ def test_an_instance_that_never_answers_stops_the_deploy_within_its_bound_before
     env: str,
 ) -> None:
     instance({}, everything=HANG)
-    monkeypatch.setattr(mwaa_environment, "STILL_WAITING_EVERY", 1.0)
+    monkeypatch.setattr(live_instance, "STILL_WAITING_EVERY", 1.0)
     code, out, err, took = deploy(env, capsys)
     assert code == 1 and took < RETURNS_WITHIN, (took, err)
     [line] = err.splitlines()
@@ -237,7 +237,7 @@ def test_an_instance_slower_than_the_clients_timeout_is_its_own_line_before_uplo
 ) -> None:
     asked = instance({}, everything=HANG)
     monkeypatch.setenv("PARSE_GATE_SECONDS", "600")  # the client's timeout comes first
-    monkeypatch.setattr(mwaa_environment, "READ_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(live_instance, "READ_TIMEOUT_SECONDS", 1)
     code, _, err, took = deploy("DEV", capsys)
     assert code == 1 and took < RETURNS_WITHIN
     assert err.splitlines() == [

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.mwaa_local import Environment, MwaaLocal
+from mwaa_deploy.mwaa_local import MwaaLocal
+from mwaa_deploy.mwaa_local_env import Environment
 from mwaa_deploy.pools import DEV_POOL
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint

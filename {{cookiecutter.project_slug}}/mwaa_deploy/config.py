@@ -62,7 +62,7 @@ class Settings:
     dag_parse_budget_seconds: float
     # How long a deploy to S3 waits for the MWAA environment to parse what it deployed
     # (parse_gate.py), and bounds its other questions to it; 0: it asks the environment
-    # nothing (mwaa_environment.py).
+    # nothing (live_instance.py).
     parse_gate_seconds: float
     # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
     startup_time_limit_seconds: float
