@@ -5,9 +5,13 @@ variable and what it takes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from mwaa_deploy import config
 from mwaa_deploy.__main__ import main, parse
+from tests.deploy_tool.helpers import SETTINGS
 
 # (command line, variable, argument): every option a Makefile variable gives.
 SWITCHES = [
@@ -98,3 +102,35 @@ def test_a_value_the_command_cannot_read_is_one_line_naming_the_variable(
     monkeypatch.setenv(variable, value)
     assert main(argv) == 1
     assert capsys.readouterr().err == f"{variable}={value!r} {said}\n"
+
+
+# (variable, what it says, how the tool reads it back): every variable a user gives,
+# the settings' overrides and the command line's alike.
+VARIABLES = [
+    ("S3_BUCKET", "acme-dags", lambda: config.load(SETTINGS.root).s3_bucket),
+    ("AWS_REGION", "eu-west-2", lambda: config.load(SETTINGS.root).aws_region),
+    ("MWAA_ENVIRONMENT", "acme", lambda: config.load(SETTINGS.root).mwaa_environment),
+    ("MWAA_CONSTRAINTS", "copies", lambda: config.load(SETTINGS.root).mwaa_constraints),
+    ("PARSE_GATE_SECONDS", "5", lambda: config.load(SETTINGS.root).parse_gate_seconds),
+    ("DEV_POOL_SLOTS", "3", lambda: config.load(SETTINGS.root).dev_pool_slots),
+    ("FORCE", "1", lambda: parse(["deploy", "PROD"])[1]["force"]),
+    ("FULL", "yes", lambda: parse(["deploy", "DEV"])[1]["full"]),
+    ("MWAA_LOCAL", "on", lambda: parse(["airflow-local"])[1]["mwaa_local"]),
+    ("N", "2", lambda: parse(["history", "DEV"])[1]["last"]),
+    ("TO", "3fa85f6457cb", lambda: parse(["rollback", "DEV"])[1]["to"]),
+    ("PORT", "8081", lambda: parse(["airflow-local"])[1]["port"]),
+    ("AIRFLOW_PORT", "8081", lambda: parse(["mwaa-local"])[1]["airflow_port"]),
+    ("UV", "/opt/uv", lambda: parse(["lock"])[1]["uv"]),
+    ("UPGRADE_VENV", ".venv-next", lambda: parse(["upgrade-check"])[1]["venv"]),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "read"), VARIABLES, ids=[v[0] for v in VARIABLES])
+def test_every_variable_is_read_the_same_way_without_the_spaces_around_it(
+    variable: str, value: str, read: Callable[[], object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    plain = read()
+    for padded in (f" {value}", f"{value} ", f"\t{value}\n"):
+        monkeypatch.setenv(variable, padded)
+        assert read() == plain, f"{variable}={padded!r}"

@@ -3,13 +3,14 @@ a wrong setting is one line naming the key, what it holds and what it should."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from mwaa_deploy import config
 from mwaa_deploy.__main__ import main
-from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
+from tests.deploy_tool.helpers import GIT, SETTINGS, commit, new_s3_bucket
 
 
 @pytest.fixture
@@ -195,6 +196,64 @@ def test_settings_that_are_not_a_table_are_one_line(
         "pyproject.toml: tool.mwaa_deploy = 3, where a table of settings belongs; write them"
         " under a [tool.mwaa_deploy] line"
     )
+
+
+def with_project_files(root: Path, git: bool) -> None:
+    """Give the project folders of its own files, as a baked one has; committed with git."""
+    for name, text in {
+        "mwaa_deploy/__init__.py": "",
+        "tests/test_dags.py": "",
+        "iam/deploy-roles.yaml": "Resources: {}\n",
+    }.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    if git:
+        subprocess.run(
+            [*GIT, "init", "--quiet", "-b", SETTINGS.default_branch], cwd=root, check=True
+        )
+        commit(root)
+
+
+@pytest.mark.parametrize("git", [True, False], ids=["git", "no-git"])
+@pytest.mark.parametrize(
+    ("setting", "folder", "be"),
+    [
+        ("mwaa_deploy", "mwaa_deploy", "be"),
+        ("tests", "tests", "be"),
+        ("iam", "iam", "be"),
+        ("./iam/bucket", "iam", "be inside"),
+        ("mwaa_deploy/dags/..", "mwaa_deploy", "be"),
+    ],
+)
+def test_a_local_bucket_among_the_projects_own_files_is_refused(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    setting: str,
+    folder: str,
+    be: str,
+    git: bool,
+) -> None:
+    with_project_files(project, git)
+    before = sorted(project.rglob("*"))
+    set_setting(project, f'local_bucket = "{setting}"')
+    assert deploy_error(capsys) == (
+        f"pyproject.toml [tool.mwaa_deploy] local_bucket = {setting!r}: the local bucket"
+        f" cannot {be} {folder}/, which holds files of the project; use a folder of its own,"
+        ' such as local_bucket = "local_bucket"'
+    )
+    assert sorted(project.rglob("*")) == before
+
+
+@pytest.mark.parametrize("git", [True, False], ids=["git", "no-git"])
+@pytest.mark.parametrize("setting", ["local_bucket", "my_bucket", "var/bucket"])
+def test_a_local_bucket_of_its_own_takes_deploys_again_and_again(
+    project: Path, capsys: pytest.CaptureFixture[str], setting: str, git: bool
+) -> None:
+    with_project_files(project, git)
+    set_setting(project, f'local_bucket = "{setting}"')
+    for _ in range(2):  # the first deploy makes the folder, the second finds it
+        assert main(["deploy", "DEV"]) == 0, capsys.readouterr().err
+    assert (project / setting / "dags" / "DEV_etl.py").is_file()
 
 
 @pytest.mark.usefixtures("project")

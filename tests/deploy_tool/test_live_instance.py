@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from mwaa_deploy import mwaa_environment
+from mwaa_deploy import live_instance
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.mwaa_local import Environment
+from mwaa_deploy.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
@@ -119,6 +119,14 @@ def instance(
         each.stop()
 
 
+# What a PROD deploy whose pool step failed says of the parse gate after it.
+GATE_NOT_RUN = (
+    ". The parse gate did not run either, so PROD's import errors are unchecked: see them"
+    " in the Airflow UI, and once the cause above is fixed, run make deploy-prod again to"
+    " set the pool"
+)
+
+
 def deploy(env: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str, float]:
     """`make deploy-<env>`: its exit status, stdout, stderr, and how long it took."""
     started = time.monotonic()
@@ -141,7 +149,7 @@ def test_an_instance_that_never_answers_stops_the_deploy_within_its_bound_before
     env: str,
 ) -> None:
     instance({}, everything=HANG)
-    monkeypatch.setattr(mwaa_environment, "STILL_WAITING_EVERY", 1.0)
+    monkeypatch.setattr(live_instance, "STILL_WAITING_EVERY", 1.0)
     code, out, err, took = deploy(env, capsys)
     assert code == 1 and took < RETURNS_WITHIN, (took, err)
     [line] = err.splitlines()
@@ -176,6 +184,9 @@ def test_an_instance_that_stops_answering_after_the_upload_is_given_up_at_the_bo
     assert f"GET {asked_path}" in asked.asked
     [line] = err.splitlines()
     assert line.startswith(says) and f"did not answer within {BOUND} s" in line, line
+    if env == "PROD":  # the gate comes after the pool: the line says it did not run
+        assert "GET /importErrors" not in asked.asked
+        assert line.endswith(GATE_NOT_RUN), line
 
 
 @pytest.mark.parametrize(
@@ -226,7 +237,7 @@ def test_an_instance_slower_than_the_clients_timeout_is_its_own_line_before_uplo
 ) -> None:
     asked = instance({}, everything=HANG)
     monkeypatch.setenv("PARSE_GATE_SECONDS", "600")  # the client's timeout comes first
-    monkeypatch.setattr(mwaa_environment, "READ_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(live_instance, "READ_TIMEOUT_SECONDS", 1)
     code, _, err, took = deploy("DEV", capsys)
     assert code == 1 and took < RETURNS_WITHIN
     assert err.splitlines() == [
@@ -349,7 +360,7 @@ def test_a_pool_answer_that_is_not_a_pool_is_one_line_saying_prod_is_deployed(
     answered = json.dumps(json.loads(pool[1])["RestApiResponse"])
     assert err.splitlines() == [
         f"PROD is deployed, but DEV_pool is not set: Airflow answered GET /pools/DEV_pool with"
-        f" {answered}, not a pool; set it under Admin > Pools"
+        f" {answered}, not a pool; set it under Admin > Pools{GATE_NOT_RUN}"
     ]
 
 

@@ -20,7 +20,8 @@ import pytest
 
 from mwaa_deploy import mwaa_environment
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.mwaa_local import Environment, MwaaLocal
+from mwaa_deploy.mwaa_local import MwaaLocal
+from mwaa_deploy.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import CONSTRAINTS_LINE, GIT, SETTINGS, commit, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 

@@ -10,7 +10,8 @@ import boto3
 import pytest
 
 from mwaa_deploy import config, mwaa_local
-from mwaa_deploy.mwaa_local import Environment, MwaaLocal
+from mwaa_deploy.mwaa_local import MwaaLocal
+from mwaa_deploy.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 

@@ -23,8 +23,10 @@ import pytest
 
 from mwaa_deploy import config
 from mwaa_deploy.__main__ import main
+from mwaa_deploy.airflow_api import AirflowApi
 from mwaa_deploy.airflow_local import admin_password, dags_folder
-from mwaa_deploy.mwaa_local import AirflowApi, Environment, MwaaLocal
+from mwaa_deploy.mwaa_local import MwaaLocal
+from mwaa_deploy.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import NEWEST, OLDEST, VENVS, bake, user_environment

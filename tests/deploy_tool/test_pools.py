@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.mwaa_local import Environment, MwaaLocal
+from mwaa_deploy.mwaa_local import MwaaLocal
+from mwaa_deploy.mwaa_local_env import Environment
 from mwaa_deploy.pools import DEV_POOL
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
@@ -120,5 +121,7 @@ def test_a_role_that_may_not_change_pools_is_one_line_saying_prod_is_deployed(
     assert err == (
         f"PROD is deployed, but {DEV_POOL} is not set: Airflow would not create {DEV_POOL}"
         " (403: Forbidden): the deploy role's Airflow role may not change pools; it needs Op"
-        " (iam/deploy-roles.yaml)\n"
+        " (iam/deploy-roles.yaml). The parse gate did not run either, so PROD's import errors"
+        " are unchecked: see them in the Airflow UI, and once the cause above is fixed, run"
+        " make deploy-prod again to set the pool\n"
     )

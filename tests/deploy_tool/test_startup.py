@@ -97,7 +97,13 @@ def test_nothing_the_script_starts_outlives_the_check(
             "#!/usr/bin/env bash\n"
             f"sleep 300 &\necho $! >> {pids}\n"
             f"nohup sleep 301 > /dev/null 2>&1 &\necho $! >> {pids}\n"
-            + ("sleep 302\n" if ends == "too-late" else "")
+            # A session of its own leaves the script's process group, in the background
+            # and from a subshell that exits at once.
+            f"setsid sleep 302 &\necho $! >> {pids}\n"
+            f"(setsid sleep 303 & echo $! >> {pids})\n"
+            # setsid -f forks first: the sleep's parent is gone before the script ends.
+            f"setsid -f bash -c 'echo $$ >> {pids}; exec sleep 304'\n"
+            + ("sleep 305\n" if ends == "too-late" else "")
         )
     )
     pyproject = root / "pyproject.toml"
@@ -109,7 +115,7 @@ def test_nothing_the_script_starts_outlives_the_check(
     main(["check-startup"])
     capsys.readouterr()
     started = [int(pid) for pid in pids.read_text().split()]
-    assert len(started) == 2
+    assert len(started) == 5
     deadline = time.monotonic() + 5
     while any(map(running, started)) and time.monotonic() < deadline:
         time.sleep(0.1)

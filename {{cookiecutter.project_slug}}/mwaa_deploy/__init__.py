@@ -27,9 +27,12 @@ mwaa_constraints.py  MWAA's own pins per Airflow version: the project's copies, 
 local_venv.py        .venv built with MWAA's pins, and compared with them
 tools_lock.py        tools.lock: the exact versions of the tools MWAA does not run
 upgrade_check.py     upgrade-check: what stands between this project and another Airflow
+live_instance.py     the MWAA environment's Airflow, asked through MWAA within the deploy's bound
 mwaa_environment.py  the MWAA environment: what it runs, and updating it to new files
 airflow_local.py     airflow-local: this project's Airflow on the local bucket
+airflow_api.py       a running Airflow's REST API, asked directly as its admin
 s3_local.py          s3-local: an S3 endpoint on this machine, to try the S3 deploys
 mwaa_local.py        mwaa-local: MWAA's API on this machine, in front of airflow-local
+mwaa_local_env.py    mwaa-local's one environment: what it runs, the updates it takes
 exceptions.py        DeployError, the base of every error a user can fix, and the others
 """

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -46,8 +45,8 @@ ON, OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
 def _switch(variable: str, text: str) -> bool:
-    if text.strip().lower() in ON + OFF:
-        return text.strip().lower() in ON
+    if text.lower() in ON + OFF:
+        return text.lower() in ON
     raise ConfigError(
         f"{variable}={text!r} is not a switch: {variable}=1 (or true, yes, on) switches it on,"
         f" {variable}=0 (or false, no, off, or nothing) leaves it off"
@@ -237,7 +236,7 @@ def _without_variable(options: dict[str, Any]) -> dict[str, Any]:
 def _from_variable(options: dict[str, Any]) -> Any:
     """The option's value as its variable gives it, or its default without the variable."""
     variable = options["variable"]
-    text = os.environ.get(variable)
+    text = config.variable(variable)
     if options.get("action") == "store_true":
         return _switch(variable, text or "")
     if text is None or (not text and "type" in options):  # N= and PORT=: as if not given

@@ -195,7 +195,7 @@ def _serve(
 
 def _set_dev_pool(settings: Settings, port: int, password: str | None) -> None:
     """DEV's pool, as on MWAA: without it Airflow would never start a DEV task."""
-    from mwaa_deploy.mwaa_local import AirflowApi  # the stand-in's client for the same API
+    from mwaa_deploy.airflow_api import AirflowApi
 
     problem = "no admin password to log in with"
     if password is not None:

@@ -297,7 +297,7 @@ def upgrade_check(settings: config.Settings, to: str | None, uv: str, venv: str 
 def deploy_requirements(settings: config.Settings, force: bool) -> int:
     """`deploy-requirements`: check, upload the changed instance-wide files and update
     the MWAA environment; with the local bucket, write them there."""
-    from mwaa_deploy import instance_files, mwaa_environment
+    from mwaa_deploy import instance_files, live_instance, mwaa_environment
 
     if settings.s3_bucket and not force:
         check_prod_path(settings.root, settings.default_branch, "deploy-requirements")
@@ -309,7 +309,7 @@ def deploy_requirements(settings: config.Settings, force: bool) -> int:
         written = ", ".join(changed) or "nothing"
         print(f"{written} written to {bucket.description}; no MWAA environment to update.")
         return 0
-    mwaa, name = mwaa_environment.client(settings), settings.mwaa_environment
+    mwaa, name = live_instance.client(settings), settings.mwaa_environment
     running = mwaa_environment.running_versions(mwaa, name, bucket.name)
     changed = mwaa_environment.changed_files(
         files, lambda key: bucket.get(key, running[key]) if key in running else None
@@ -376,9 +376,9 @@ def _check_the_instance_answers(settings: config.Settings, owner: str) -> None:
     """A deploy that will ask the MWAA environment (DEV's pool, the parse gate) asks it
     first, so that one it cannot ask stops the deploy before it uploads anything."""
     if settings.s3_bucket and settings.mwaa_environment:  # else the SDK stays unloaded
-        from mwaa_deploy import mwaa_environment
+        from mwaa_deploy import live_instance
 
-        mwaa_environment.check_can_ask(settings, owner)
+        live_instance.check_can_ask(settings, owner)
 
 
 def _wait_for_the_parse(settings: config.Settings, result: sync.Plan) -> None:

@@ -10,6 +10,7 @@ import difflib
 import math
 import os
 import re
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ PARSE_GATE_VARIABLE = "PARSE_GATE_SECONDS"
 PARSE_GATE_DEFAULT = 600.0
 DEV_POOL_VARIABLE = "DEV_POOL_SLOTS"
 DEV_POOL_DEFAULT = 3
+# The local bucket's folder by default, which the project's .gitignore leaves out of git,
+# and what a bucket holds at its top (instance_files.py, owners.py).
+DEFAULT_LOCAL_BUCKET = "local_bucket"
+BUCKET_TOP = frozenset({"dags", "requirements.txt", "plugins.zip", "startup.sh"})
 # Airflow stores a pool's slots in a 32-bit column and answers 500 to more; no MWAA
 # environment runs anywhere near this many tasks at once.
 DEV_POOL_MAX = 10_000
@@ -57,7 +62,7 @@ class Settings:
     dag_parse_budget_seconds: float
     # How long a deploy to S3 waits for the MWAA environment to parse what it deployed
     # (parse_gate.py), and bounds its other questions to it; 0: it asks the environment
-    # nothing (mwaa_environment.py).
+    # nothing (live_instance.py).
     parse_gate_seconds: float
     # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
     startup_time_limit_seconds: float
@@ -113,17 +118,19 @@ def load(root: Path | None = None) -> Settings:
         if key not in table:
             raise ConfigError(f"{TABLE}: {key} is missing; add {key} = {KINDS[key][1]}")
     values = {name: str(table.get(name, "")) for name in OVERRIDES.values()}
-    values |= {setting: os.environ[var] for var, setting in OVERRIDES.items() if var in os.environ}
+    values |= {
+        setting: text for var, setting in OVERRIDES.items() if (text := variable(var)) is not None
+    }
     bucket = values["s3_bucket"]
     if bucket and not BUCKET.fullmatch(bucket):
-        source = "S3_BUCKET" if "S3_BUCKET" in os.environ else f"{TABLE} s3_bucket"
+        source = "S3_BUCKET" if variable("S3_BUCKET") is not None else f"{TABLE} s3_bucket"
         raise ConfigError(
             f"{source}={bucket!r} is not a bucket name: write the name alone, such as"
             " my-mwaa-bucket (no s3://, no folder)"
         )
     region = values["aws_region"]
     if region and not REGION.fullmatch(region):
-        source = "AWS_REGION" if "AWS_REGION" in os.environ else f"{TABLE} aws_region"
+        source = "AWS_REGION" if variable("AWS_REGION") is not None else f"{TABLE} aws_region"
         raise ConfigError(
             f"{source}={region!r} is not an AWS region name: use one such as eu-west-1"
         )
@@ -134,13 +141,21 @@ def load(root: Path | None = None) -> Settings:
         default_branch=_default_branch(table.get("default_branch", "main")),
         dev_branch_pattern=table.get("dev_branch_pattern", "story/**"),
         sandbox_stale_days=int(table.get("sandbox_stale_days", 14)),
-        local_bucket=_local_bucket(root, table.get("local_bucket", "local_bucket")),
+        local_bucket=_local_bucket(root, table.get("local_bucket", DEFAULT_LOCAL_BUCKET)),
         dag_parse_budget_seconds=float(table.get("dag_parse_budget_seconds", 5.0)),
         parse_gate_seconds=_parse_gate_seconds(table),
         startup_time_limit_seconds=float(table.get("startup_time_limit_seconds", 60.0)),
         dev_pool_slots=_dev_pool_slots(table),
         **values,
     )
+
+
+def variable(name: str) -> str | None:
+    """The value of an environment variable a user gives (make's too), without the spaces
+    around it, which a shell or a CI file adds unseen; None where it is not set. Every
+    variable of the tool's is read here, so each reads the same way."""
+    text = os.environ.get(name)
+    return None if text is None else text.strip()
 
 
 def _read_table(pyproject: Path) -> dict[str, object]:
@@ -198,9 +213,9 @@ def _check(key: str, value: object) -> None:
 
 def _parse_gate_seconds(table: dict[str, object]) -> float:
     """The parse gate's bound: PARSE_GATE_SECONDS, else the setting, else the default."""
-    if PARSE_GATE_VARIABLE not in os.environ:
+    text = variable(PARSE_GATE_VARIABLE)
+    if text is None:
         return float(table.get("parse_gate_seconds", PARSE_GATE_DEFAULT))
-    text = os.environ[PARSE_GATE_VARIABLE]
     try:
         seconds = float(text)
     except ValueError:
@@ -215,9 +230,9 @@ def _parse_gate_seconds(table: dict[str, object]) -> float:
 
 def _dev_pool_slots(table: dict[str, object]) -> int:
     """DEV's worker slots: DEV_POOL_SLOTS, else the setting, else the default."""
-    if DEV_POOL_VARIABLE not in os.environ:
+    text = variable(DEV_POOL_VARIABLE)
+    if text is None:
         return int(table.get("dev_pool_slots", DEV_POOL_DEFAULT))
-    text = os.environ[DEV_POOL_VARIABLE]
     if not (text.isascii() and text.isdecimal() and 0 < int(text) <= DEV_POOL_MAX):
         raise ConfigError(
             f"{DEV_POOL_VARIABLE}={text!r} is not a number of worker slots: use a whole"
@@ -259,7 +274,43 @@ def _local_bucket(root: Path, setting: str) -> Path:
                 f"{TABLE} local_bucket = {setting!r}: the local bucket cannot be inside"
                 f" {taken}/ or hold it; use a folder of its own, {advice}"
             )
+    if setting != DEFAULT_LOCAL_BUCKET and (held := _holding_project_files(root.resolve(), folder)):
+        be = "be" if held == folder else "be inside"
+        raise ConfigError(
+            f"{TABLE} local_bucket = {setting!r}: the local bucket cannot {be}"
+            f" {held.relative_to(root.resolve()).as_posix()}/, which holds files of the project;"
+            f" use a folder of its own, {advice}"
+        )
     return root / setting
+
+
+def _holding_project_files(root: Path, folder: Path) -> Path | None:
+    """The folder of `root` that holds the local bucket's `folder` (or is it) and files of
+    the project, which deploys would write among: with git, a folder it tracks a file in;
+    without, a folder holding what a bucket never does. None for a folder of its own."""
+    top = root / folder.relative_to(root).parts[0]
+    if not top.exists():
+        return None  # a first deploy will make it: nothing is there to ask git about
+    try:
+        tracked = subprocess.run(
+            ["git", "ls-files", "-z", "--", f":(literal){top.name}"],
+            cwd=root,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:  # no git here
+        tracked = None
+    if tracked is not None and tracked.returncode == 0:
+        return top if tracked.stdout else None
+    # Without git: anything beside the path down to the bucket, or in the bucket but its
+    # own files; dot files are neither (.locks/ and .versions/ are the local bucket's).
+    inside = [folder, *folder.parents][: len(folder.relative_to(root).parts)]
+    for path, inner in zip(inside, [None, *inside], strict=False):
+        if path.is_dir():
+            held = {entry.name for entry in path.iterdir() if not entry.name.startswith(".")}
+            if held - ({inner.name} if inner else BUCKET_TOP):
+                return path
+    return None
 
 
 def shown(path: Path) -> Path:

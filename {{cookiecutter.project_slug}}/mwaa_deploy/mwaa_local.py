@@ -5,10 +5,11 @@ AWS SDK client pointed at it (`AWS_ENDPOINT_URL_MWAA`, and `AWS_DISABLE_HOST_PRE
 so that the SDK calls the address as given, not `env.<address>` as for AWS):
 
 - InvokeRestApi: forwarded to the Airflow's REST API (v1 on Airflow 2, v2 on Airflow 3)
-  as MWAA does, logged in as its admin; Airflow's answer comes back as MWAA wraps it.
-- GetEnvironment and UpdateEnvironment, for one environment that reads one bucket: an
-  update is taken and settles by the second GetEnvironment after it. It installs nothing:
-  that part of MWAA (pip, plugins, the startup script) is not here.
+  as MWAA does, logged in as its admin (airflow_api.py); Airflow's answer comes back as
+  MWAA wraps it.
+- GetEnvironment and UpdateEnvironment, for one environment that reads one bucket
+  (mwaa_local_env.py): an update is taken and settles by the second GetEnvironment after
+  it. It installs nothing: that part of MWAA (pip, plugins, the startup script) is not here.
 
 And as MWAA does, it copies the bucket's `dags/` into the Airflow's DAGs folder, every
 COPY_SECONDS, deleting what the bucket no longer holds: a deploy to S3 reaches the Airflow.
@@ -19,17 +20,16 @@ copied: the bucket is not this machine's to write anywhere else.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from mwaa_deploy.airflow_api import AirflowApi
 from mwaa_deploy.airflow_local import (
     HOST,
     admin_password,
@@ -42,137 +42,17 @@ from mwaa_deploy.airflow_local import (
 )
 from mwaa_deploy.config import Settings, shown
 from mwaa_deploy.exceptions import LocalMwaaError
+from mwaa_deploy.mwaa_local_env import Environment
 
 COPY_SECONDS = 2.0
 # The environment's name when the project configures none.
 STAND_IN_NAME = "local-environment"
-ACCOUNT = "123456789012"
 # (method, first part of the path) -> the MWAA operation.
 OPERATIONS = {
     ("POST", "restapi"): "InvokeRestApi",
     ("GET", "environments"): "GetEnvironment",
     ("PATCH", "environments"): "UpdateEnvironment",
 }
-# The instance-wide files' fields, in GetEnvironment and UpdateEnvironment alike.
-FILE_FIELDS = ("Requirements", "Plugins", "StartupScript")
-
-
-class AirflowApi:
-    """A running Airflow's REST API, logged in as `admin`: v1 with basic authentication on
-    Airflow 2 (as airflow-local serves it), v2 with a token on Airflow 3."""
-
-    def __init__(self, url: str, airflow_version: str, password: str) -> None:
-        self.url, self.password = url.rstrip("/"), password
-        self.airflow_2 = airflow_version.startswith("2.")
-        self.prefix = "/api/v1" if self.airflow_2 else "/api/v2"
-        self._token = ""
-
-    def call(
-        self, method: str, path: str, query: dict[str, Any] | None, body: Any
-    ) -> tuple[int, Any]:
-        """Airflow's status and answer (JSON, or its text) for one request."""
-        status, answer = self._send(method, path, query, body)
-        if status == 401 and not self.airflow_2:  # an expired token: log in again, once
-            self._token = ""
-            status, answer = self._send(method, path, query, body)
-        return status, answer
-
-    def _send(
-        self, method: str, path: str, query: dict[str, Any] | None, body: Any
-    ) -> tuple[int, Any]:
-        url = f"{self.url}{self.prefix}{path}"
-        if query:
-            url += "?" + urllib.parse.urlencode(
-                {k: _query_value(v) for k, v in query.items()}, doseq=True
-            )
-        return _request(method, url, body, {"Authorization": self._authorization()})
-
-    def _authorization(self) -> str:
-        if self.airflow_2:
-            return "Basic " + base64.b64encode(f"admin:{self.password}".encode()).decode()
-        if not self._token:
-            login = {"username": "admin", "password": self.password}
-            status, answer = _request("POST", f"{self.url}/auth/token", login, {})
-            if status >= 300 or not isinstance(answer, dict):
-                raise LocalMwaaError(f"Airflow at {self.url} refused admin's login ({status})")
-            self._token = answer["access_token"]
-        return f"Bearer {self._token}"
-
-
-@dataclass
-class Environment:
-    """The one environment: what GetEnvironment says, and the updates it was sent."""
-
-    name: str
-    airflow_version: str
-    bucket: str
-    region: str
-    status: str = "AVAILABLE"
-    # "RequirementsS3Path", "RequirementsS3ObjectVersion", ...: what it runs now.
-    files: dict[str, str] = field(default_factory=dict)
-    last_update: dict[str, Any] = field(default_factory=dict)
-    # Every UpdateEnvironment request taken, as sent.
-    updates: list[dict[str, Any]] = field(default_factory=list)
-    # The next update, refused (ValidationException: the message), or failed (its error
-    # code and message, and the status it leaves: MWAA rolls back to AVAILABLE, or ends
-    # UPDATE_FAILED if the rollback fails too). What tests make of a real MWAA's bad day.
-    refusing_update: str | None = None
-    failing_update: tuple[str, str, str] | None = None
-    _settling: list[str] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:airflow:{self.region}:{ACCOUNT}:environment/{self.name}"
-
-    def fail_next_update(self, code: str, message: str, settles_as: str = "AVAILABLE") -> None:
-        """Make the next update fail as MWAA reports it: UPDATING, ROLLING_BACK, then
-        `settles_as`, still running the previous files."""
-        self.failing_update = (code, message, settles_as)
-
-    def refuse_next_update(self, message: str) -> None:
-        self.refusing_update = message
-
-    def describe(self) -> dict[str, Any]:
-        """GetEnvironment's Environment; an update in progress moves one step a call."""
-        with self._lock:
-            if self._settling:
-                self.status = self._settling.pop(0)
-            described = {
-                "Name": self.name,
-                "Arn": self.arn,
-                "Status": self.status,
-                "AirflowVersion": self.airflow_version,
-                "SourceBucketArn": f"arn:aws:s3:::{self.bucket}",
-                "DagS3Path": "dags",
-                **self.files,
-            }
-            return described | ({"LastUpdate": self.last_update} if self.last_update else {})
-
-    def update(self, request: dict[str, Any]) -> str | None:
-        """Take an UpdateEnvironment request; the reason it is refused, if it is."""
-        with self._lock:
-            if self.status != "AVAILABLE":
-                return f"{self.name} is {self.status}; an update can start only when AVAILABLE"
-            refused, self.refusing_update = self.refusing_update, None
-            if refused:
-                return refused
-            self.updates.append(request)
-            if self.failing_update is None:
-                fields = {k: v for k, v in request.items() if k.startswith(FILE_FIELDS)}
-                self.files |= fields
-                self.last_update = {"Status": "SUCCESS"}
-                self._settling = ["UPDATING", "AVAILABLE"]
-            else:
-                code, message, settles_as = self.failing_update
-                self.failing_update = None
-                self.last_update = {
-                    "Status": "FAILED",
-                    "Error": {"ErrorCode": code, "ErrorMessage": message},
-                }
-                self._settling = ["UPDATING", "ROLLING_BACK", settles_as]
-            self.status = "UPDATING"
-            return None
 
 
 class MwaaLocal:
@@ -395,24 +275,3 @@ def _handler(stand_in: MwaaLocal) -> type[BaseHTTPRequestHandler]:
             """Quiet: one line a request would bury the lines that say what to do."""
 
     return Handler
-
-
-def _request(method: str, url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **headers}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw.decode(errors="replace")
-
-
-def _query_value(value: Any) -> Any:
-    """A query value as text: JSON's true and false, as Airflow reads them."""
-    return json.dumps(value) if isinstance(value, bool) else value

@@ -32,7 +32,7 @@ from mwaa_deploy.exceptions import Interrupted, ParseGateError
 
 if TYPE_CHECKING:
     from mwaa_deploy.config import Settings
-    from mwaa_deploy.mwaa_environment import Instance
+    from mwaa_deploy.live_instance import Instance
 
 # MWAA copies the bucket into Airflow's DAGs folder every 30 seconds: a parse within that
 # time after the deploy may have read the files the deploy replaced.
@@ -94,14 +94,14 @@ def check(settings: Settings, owner: str, keys: Iterable[str]) -> None:
     if settings.parse_gate_seconds == 0:
         print("Parse gate skipped: its bound, PARSE_GATE_SECONDS or parse_gate_seconds, is 0.")
         return
-    from mwaa_deploy import mwaa_environment
+    from mwaa_deploy import live_instance
 
     name = settings.mwaa_environment
     print(
         f"Waiting for MWAA environment {name} to parse {owner}'s {len(files)} DAG file(s)"
         f" (at most {settings.parse_gate_seconds:.0f} s; PARSE_GATE_SECONDS=0 skips this)"
     )
-    gate = _Gate(mwaa_environment.Instance(settings, settings.parse_gate_seconds), owner, files)
+    gate = _Gate(live_instance.Instance(settings, settings.parse_gate_seconds), owner, files)
     try:
         snapshot = gate.wait()
     except KeyboardInterrupt:
@@ -212,7 +212,7 @@ class _Gate:
     def _get(self, path: str, query: dict[str, Any]) -> Any:
         """One GET of Airflow's REST API through MWAA. A failure that will not pass, or one
         before any answer, stops the gate; one that may pass is _AskAgain."""
-        from mwaa_deploy.mwaa_environment import CannotAsk
+        from mwaa_deploy.live_instance import CannotAsk
 
         try:
             status, answer = self.instance.call("GET", path, query)
@@ -240,7 +240,7 @@ class _Gate:
     @contextlib.contextmanager
     def _reading(self, path: str, answer: Any) -> Iterator[None]:
         """Read an answer of Airflow's; one that is not stops the gate, saying what came."""
-        from mwaa_deploy.mwaa_environment import shown
+        from mwaa_deploy.live_instance import shown
 
         try:
             yield

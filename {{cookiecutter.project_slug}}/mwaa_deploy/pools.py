@@ -74,19 +74,24 @@ def on_mwaa(settings: Settings) -> None:
     within the bound on asking it (PARSE_GATE_SECONDS; 0: leave the pool as it is)."""
     if not (settings.s3_bucket and settings.mwaa_environment):
         return
-    from mwaa_deploy import mwaa_environment
+    from mwaa_deploy import live_instance
 
-    if not mwaa_environment.asks(settings):
+    if not live_instance.asks(settings):
         print(
             f"Pool {DEV_POOL}: not checked, as the bound on asking MWAA (PARSE_GATE_SECONDS or"
             " parse_gate_seconds) is 0."
         )
         return
-    instance = mwaa_environment.Instance(settings, settings.parse_gate_seconds)
+    instance = live_instance.Instance(settings, settings.parse_gate_seconds)
     try:
         print(ensure(instance, settings.dev_pool_slots))
-    except (mwaa_environment.CannotAsk, PoolError) as error:
-        raise PoolError(f"PROD is deployed, but {DEV_POOL} is not set: {error}") from None
+    except (live_instance.CannotAsk, PoolError) as error:
+        # The parse gate runs after this step (commands.deploy), so it did not run.
+        raise PoolError(
+            f"PROD is deployed, but {DEV_POOL} is not set: {error}. The parse gate did not run"
+            " either, so PROD's import errors are unchecked: see them in the Airflow UI, and"
+            " once the cause above is fixed, run make deploy-prod again to set the pool"
+        ) from None
 
 
 def _check(outcome: tuple[int, Any], doing: str) -> None:

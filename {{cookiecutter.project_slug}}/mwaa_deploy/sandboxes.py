@@ -89,7 +89,7 @@ def target(settings: config.Settings, env: str, full: bool = False) -> Target:
     if env == "PROD":
         return Target("PROD", None)
     here = checkout(settings.root)
-    given = os.environ.get("SANDBOX", "").strip()
+    given = config.variable("SANDBOX") or ""
     owner = dev_owner(settings, here, given)
     if not owners.is_sandbox(owner):
         alone = () if here.in_git else ("No git here: this deploys the shared DEV.",)

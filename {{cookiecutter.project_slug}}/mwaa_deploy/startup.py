@@ -4,19 +4,23 @@ except those MWAA reserves for itself.
 
 The check: bash's own syntax check; no export of a reserved variable; then a run of the script
 in a clean environment under a time limit shorter than MWAA's, with a report of the variables
-it leaves set.
+it leaves set; nothing the script starts outlives the check.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +64,10 @@ RESERVED = frozenset(
 BASH_OWN = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 EXPORT = re.compile(r"^\s*(?:export|declare\s+-\w*x\w*|typeset\s+-\w*x\w*)\s+(.*)$")
 NAME = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)(?==|\s|$)")
+# prctl's option (linux/prctl.h) that makes a process adopt its descendants' orphans.
+PR_SET_CHILD_SUBREAPER = 36
+# How long the processes the script leaves running may take to die once killed.
+STOP_SECONDS = 5.0
 # The PATH of a fresh MWAA container, as far as the script is concerned.
 CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -126,23 +134,30 @@ def _run(
             return
         with open(Path(scratch) / "output", "w+b") as output:
             started = time.monotonic()
-            process = subprocess.Popen(
-                ["bash", "-c", _wrapper(path.resolve(), out, env)],
-                cwd=home,
-                env=clean,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, stopped as one below
-            )
-            try:
-                status = process.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                status = None
-            finally:
-                # What it left running in the background would outlive the check.
-                _stop_group(process.pid)
-                process.wait()
+            with _stopping_its_orphans() as left_running:
+                process = subprocess.Popen(
+                    ["bash", "-c", _wrapper(path.resolve(), out, env)],
+                    cwd=home,
+                    env=clean,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group, stopped as one below
+                )
+                try:
+                    status = process.wait(timeout=limit)
+                except subprocess.TimeoutExpired:
+                    status = None
+                finally:
+                    # What it left running in the background would outlive the check.
+                    _stop_group(process.pid)
+                    process.wait()
+            if left_running:
+                result.problems.append(
+                    f"{shown}: left processes running that did not stop within"
+                    f" {STOP_SECONDS:g} s of being killed ({', '.join(map(str, left_running))});"
+                    " stop them, and start nothing that outlives the script"
+                )
             if status is None:
                 result.problems.append(
                     f"{shown}: still running after {limit:g} s here, so it was stopped; MWAA"
@@ -198,6 +213,77 @@ def _stop_group(group: int) -> None:
         os.killpg(group, signal.SIGKILL)
     except ProcessLookupError:
         pass  # nothing of it is left
+
+
+@contextlib.contextmanager
+def _stopping_its_orphans() -> Iterator[list[int]]:
+    """Where the system lets it, adopt the orphans of what runs in the block and kill them,
+    with their descendants, when it ends; the list it gives holds then the pids of those
+    that would not die."""
+    adopting, before = _adopt_orphans(True), _children()
+    left_running: list[int] = []
+    try:
+        yield left_running
+    finally:
+        if adopting:
+            left_running += _stop_adopted(before)
+            _adopt_orphans(False)
+
+
+def _adopt_orphans(on: bool) -> bool:
+    """Make this process the one the orphans of its descendants are re-parented to (Linux's
+    child subreaper), or stop that; whether the system did. A process the script starts in
+    a session of its own (setsid, a daemon's double fork) leaves its process group, so the
+    group's kill misses it, but it stays this process's descendant, to be found and killed."""
+    if sys.platform != "linux":
+        return False  # there, the process group's kill is all there is
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+
+
+def _stop_adopted(known: set[int]) -> list[int]:
+    """Kill the processes re-parented to this one since `known` were its children, and
+    their descendants, reaping them, until none is left; the pids of those still running
+    after STOP_SECONDS."""
+    deadline = time.monotonic() + STOP_SECONDS
+    while True:
+        table = _processes()
+        adopted = {pid for pid, (parent, _) in table.items() if parent == os.getpid()} - known
+        for pid in adopted:  # a zombie is gone but for this
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        alive = [pid for pid in _descendants(adopted, table) if table[pid][1] != "Z"]
+        if not alive or time.monotonic() >= deadline:
+            return sorted(alive)
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def _children() -> set[int]:
+    return {pid for pid, (parent, _) in _processes().items() if parent == os.getpid()}
+
+
+def _descendants(roots: set[int], table: dict[int, tuple[int, str]]) -> set[int]:
+    found, new = set(roots), set(roots)
+    while new:
+        new = {pid for pid, (parent, _) in table.items() if parent in new} - found
+        found |= new
+    return found
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Each process's parent and state, from /proc."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (name) state ppid ...": the name may hold spaces and parentheses.
+            state, parent = stat.read_text().rpartition(")")[2].split()[:2]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        table[int(stat.parent.name)] = (int(parent), state)
+    return table
 
 
 def _environment(dump: Path) -> dict[str, str] | None:
