@@ -53,6 +53,7 @@ BAKED_FILES = {
     "mwaa_deploy/exceptions.py",
     "mwaa_deploy/history.py",
     "mwaa_deploy/instance_files.py",
+    "mwaa_deploy/pip_requirements.py",
     "mwaa_deploy/local_venv.py",
     "mwaa_deploy/mwaa_constraints.py",
     "mwaa_deploy/live_instance.py",

@@ -22,6 +22,7 @@ parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on it
 pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
 prod_path.py         PROD changes only from a clean checkout of the default branch
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
+pip_requirements.py  a requirements file as pip reads it and resolves it for MWAA
 startup.py           startup.sh run as MWAA runs it, and what it leaves set
 mwaa_constraints.py  MWAA's own pins per Airflow version: the project's copies, downloaded or given
 local_venv.py        .venv built with MWAA's pins, and compared with them
