@@ -585,7 +585,8 @@ def another_deploy_holding(bucket: Bucket, env: str) -> Iterator[None]:
 def hold_local_lock(bucket: LocalBucket, env: str, **environ: str) -> subprocess.Popen[str]:
     """A process that takes the local bucket's lock of `env` and keeps it until killed."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom mwaa_deploy.local_bucket import LocalBucket\n"
+        [sys.executable, "-c", "import sys, time\n"
+         "from mwaa_deploy.local_bucket import LocalBucket\n"
          "bucket = LocalBucket(__import__('pathlib').Path(sys.argv[1]))\n"
          "with bucket.lock(sys.argv[2]):\n    print('held', flush=True)\n    time.sleep(60)\n",
          str(bucket.root), env],
