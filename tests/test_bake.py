@@ -49,6 +49,7 @@ BAKED_FILES = {
     "mwaa_deploy/s3_bucket.py",
     "mwaa_deploy/s3_lock.py",
     "mwaa_deploy/commands.py",
+    "mwaa_deploy/environment_commands.py",
     "mwaa_deploy/config.py",
     "mwaa_deploy/exceptions.py",
     "mwaa_deploy/history.py",

@@ -3,7 +3,8 @@
 One concern a module:
 
 __main__.py          the command line, `python -m mwaa_deploy COMMAND`, behind the Makefile
-commands.py          one function a command: stamp, plan, deploy, history, rollback, clean, ...
+commands.py          one function a DAG command: stamp, plan, deploy, history, rollback, clean, ...
+environment_commands.py  the others: instance-wide files, this venv's packages, local stand-ins
 config.py            the settings: pyproject.toml [tool.mwaa_deploy], environment overrides
 owners.py            who owns which keys: DEV, PROD, a story branch's sandbox SBX_<name>
 sandboxes.py         which owner a DEV command is for, and what of the project a sandbox holds

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from mwaa_deploy import commands, config
+from mwaa_deploy import commands, config, environment_commands
 from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
@@ -120,26 +120,28 @@ COMMANDS = {
         "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",
     ),
     "check-requirements": Command(
-        commands.check_requirements, "check requirements.txt, startup.sh and plugins/ for MWAA"
+        environment_commands.check_requirements,
+        "check requirements.txt, startup.sh and plugins/ for MWAA",
     ),
     "check-startup": Command(
-        commands.check_startup, "check startup.sh as MWAA runs it; say what it leaves set"
+        environment_commands.check_startup,
+        "check startup.sh as MWAA runs it; say what it leaves set",
     ),
     "install": Command(
-        commands.install,
+        environment_commands.install,
         "install a dependency group into this venv with MWAA's pins",
         (("--group", {"choices": ["deploy", "dev"], "required": True}), UV),
     ),
     "lock": Command(
-        commands.lock,
+        environment_commands.lock,
         "resolve the tools MWAA does not run afresh and write tools.lock",
         (UV,),
     ),
     "check-pins": Command(
-        commands.check_pins, "compare the packages of this venv with MWAA's pins"
+        environment_commands.check_pins, "compare the packages of this venv with MWAA's pins"
     ),
     "upgrade-check": Command(
-        commands.upgrade_check,
+        environment_commands.upgrade_check,
         "check an upgrade to another Airflow version on MWAA; one report, exit 1 if blocked",
         (
             ("to", {"nargs": "?", "variable": "TO", "help": "the Airflow version, such as 3.3.1"}),
@@ -154,12 +156,12 @@ COMMANDS = {
         ),
     ),
     "deploy-requirements": Command(
-        commands.deploy_requirements,
+        environment_commands.deploy_requirements,
         "check, upload the changed instance-wide files and update the MWAA environment",
         (FORCE,),
     ),
     "airflow-local": Command(
-        commands.airflow_local,
+        environment_commands.airflow_local,
         "run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C",
         (
             PORT,
@@ -174,12 +176,12 @@ COMMANDS = {
         ),
     ),
     "s3-local": Command(
-        commands.s3_local,
+        environment_commands.s3_local,
         "run an S3 endpoint here with the project's bucket, to try S3 deploys, until Ctrl-C",
         (("--port", PORT[1] | {"default": 4566, "help": "where it listens (4566)"}),),
     ),
     "mwaa-local": Command(
-        commands.mwaa_local,
+        environment_commands.mwaa_local,
         "run MWAA's API here in front of airflow-local, to try the parse gate, until Ctrl-C",
         (
             ("--port", PORT[1] | {"default": 4567, "help": "where it listens (4567)"}),

@@ -20,10 +20,8 @@ from mwaa_deploy import claims, config, history, owners, parse_gate, pools, sand
 from mwaa_deploy import stamp as stamping
 from mwaa_deploy.buckets import Bucket
 from mwaa_deploy.exceptions import (
-    CheckError,
     DeployError,
     HistoryError,
-    InstallError,
     Interrupted,
     SandboxError,
     StampError,
@@ -119,8 +117,8 @@ def show_history(settings: config.Settings, env: str, last: int) -> int:
     )
     for deploy in deploys:
         mark = " " if cleaned or drift or deploy is not deploys[0] else "*"
-        print(f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {_deploy_line(deploy)}")
-        print(f"  {'':<{history.SHORT_ID}}  {_changes_line(deploy)}")
+        print(f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {history.origin_line(deploy)}")
+        print(f"  {'':<{history.SHORT_ID}}  {history.changes_line(deploy)}")
     if len(ids) > len(deploys):
         print(f"  ... and {len(ids) - len(deploys)} earlier (N={len(ids)} lists them all)")
     rollback = f"make rollback-{env.lower()}"
@@ -217,150 +215,6 @@ def list_sandboxes(settings: config.Settings) -> int:
     if any(sandbox.owner == mine for sandbox in found):
         print("* this branch's sandbox")
     return 0
-
-
-def check_requirements(settings: config.Settings) -> int:
-    """`check-requirements`: check requirements.txt, startup.sh and plugins/ for MWAA."""
-    from mwaa_deploy import instance_files
-
-    files = instance_files.checked_files(settings)
-    print(f"Checked for MWAA: {', '.join(files) or 'no instance-wide files'}.")
-    return 0
-
-
-def check_startup(settings: config.Settings) -> int:
-    """`check-startup`: check startup.sh as MWAA runs it, and say what it leaves set."""
-    from mwaa_deploy import startup
-    from mwaa_deploy.instance_files import STARTUP
-
-    script = settings.sources / STARTUP
-    if not script.is_file():
-        print(f"No {config.shown(script)}: nothing to check.")
-        return 0
-    found = startup.report(script, settings)
-    for note in found.notes:
-        print(note)
-    if found.problems:
-        raise CheckError(found.problems, "Check failed: fix startup.sh before it reaches MWAA.")
-    print(f"Checked for MWAA: {config.shown(script)}.")
-    return 0
-
-
-def install(settings: config.Settings, group: str, uv: str) -> int:
-    """`install --group GROUP`: install a dependency group into this venv with MWAA's pins;
-    for the dev group, then compare the venv with MWAA's pins."""
-    from mwaa_deploy import local_venv
-
-    local_venv.install(settings, uv, sys.executable, group)
-    if group == "dev":
-        return check_pins(settings)
-    return 0
-
-
-def lock(settings: config.Settings, uv: str) -> int:
-    """`lock`: resolve the tools afresh and write tools.lock, for review as any change."""
-    from mwaa_deploy import tools_lock
-
-    path = tools_lock.refresh(settings, uv)
-    print(f"{config.shown(path)}: written; review `git diff {path.name}`, then run make install")
-    return 0
-
-
-def check_pins(settings: config.Settings) -> int:
-    """`check-pins`: every package of this venv that MWAA pins, against MWAA's pin."""
-    from mwaa_deploy import local_venv
-
-    report, lines = local_venv.pins_report(settings, sys.executable)
-    for line in lines:
-        print(line)
-    if report.runtime:
-        raise InstallError(
-            f"{len(report.runtime)} package(s) MWAA runs differ from MWAA's pins here:"
-            " run make install again (rm -rf .venv first if it stays)"
-        )
-    return 0
-
-
-def upgrade_check(settings: config.Settings, to: str | None, uv: str, venv: str | None) -> int:
-    """`upgrade-check TO`: what stands between this project and Airflow TO on MWAA."""
-    from mwaa_deploy import upgrade_check as checking
-
-    if not to:
-        raise DeployError(
-            f"say which Airflow version to check the upgrade to, such as make upgrade-check"
-            f" TO={checking.MWAA_VERSIONS[0]}"
-        )
-    folder = Path(venv) if venv else settings.root / f".venv-airflow-{to}"
-    return checking.run(settings, to, uv, folder)
-
-
-def deploy_requirements(settings: config.Settings, force: bool) -> int:
-    """`deploy-requirements`: check, upload the changed instance-wide files and update
-    the MWAA environment; with the local bucket, write them there."""
-    from mwaa_deploy import instance_files, live_instance, mwaa_environment
-
-    if settings.s3_bucket and not force:
-        check_prod_path(settings.root, settings.default_branch, "deploy-requirements")
-    files = instance_files.checked_files(settings)
-    bucket = open_bucket(settings)
-    if not settings.s3_bucket:
-        changed = mwaa_environment.changed_files(files, bucket.get)
-        mwaa_environment.write_local(bucket, changed)
-        written = ", ".join(changed) or "nothing"
-        print(f"{written} written to {bucket.description}; no MWAA environment to update.")
-        return 0
-    mwaa, name = live_instance.client(settings), settings.mwaa_environment
-    running = mwaa_environment.running_versions(mwaa, name, bucket.name)
-    changed = mwaa_environment.changed_files(
-        files, lambda key: bucket.get(key, running[key]) if key in running else None
-    )
-    if not changed:
-        print(f"{name} already runs these instance-wide files: no upload, no update.")
-        return 0
-    versions = mwaa_environment.upload(bucket, changed)
-    print(f"Uploaded {', '.join(f'{key} (version {v})' for key, v in versions.items())}.")
-    mwaa_environment.update_environment(mwaa, name, versions)
-    return 0
-
-
-def airflow_local(settings: config.Settings, port: int, mwaa_local: bool) -> int:
-    """`airflow-local`: run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C;
-    with `mwaa_local`, on the folder mwaa-local copies an S3 bucket's dags/ into."""
-    from mwaa_deploy.airflow_local import run
-
-    return run(settings, port, mwaa_local)
-
-
-def s3_local(settings: config.Settings, port: int) -> int:
-    """`s3-local`: an S3 endpoint on this machine with the project's bucket, until Ctrl-C."""
-    from mwaa_deploy.s3_local import run
-
-    return run(settings, port)
-
-
-def mwaa_local(settings: config.Settings, port: int, airflow_port: int) -> int:
-    """`mwaa-local`: MWAA's API on this machine, in front of airflow-local, until Ctrl-C."""
-    from mwaa_deploy.mwaa_local import run
-
-    return run(settings, port, airflow_port)
-
-
-def _deploy_line(deploy: history.Deploy) -> str:
-    """When, from where and by whom, as the record of the deploy says."""
-    if not deploy.about:
-        return "(its record cannot be read)"
-    who = deploy.about.get("identity") or deploy.about.get("by", "")
-    return f"{history.origin(deploy.about)}  {who}"
-
-
-def _changes_line(deploy: history.Deploy) -> str:
-    """What it changed; for a rollback, also whose files it put back."""
-    restored = deploy.about.get("rollback_to", "")
-    if not restored:
-        return deploy.changes
-    files = deploy.about.get("files_from", "")
-    whose = f", files of {files}" if files else ""
-    return f"rollback to {restored[: history.SHORT_ID]}{whose}: {deploy.changes}"
 
 
 def _about(

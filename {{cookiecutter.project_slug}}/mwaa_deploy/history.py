@@ -246,3 +246,21 @@ def _objects(found: dict[Any, Any]) -> Objects:
         for key, entry in found.items()
         if isinstance(entry, dict)
     }
+
+
+def origin_line(deploy: Deploy) -> str:
+    """When, from where and by whom, as the record of the deploy says."""
+    if not deploy.about:
+        return "(its record cannot be read)"
+    who = deploy.about.get("identity") or deploy.about.get("by", "")
+    return f"{origin(deploy.about)}  {who}"
+
+
+def changes_line(deploy: Deploy) -> str:
+    """What it changed; for a rollback, also whose files it put back."""
+    restored = deploy.about.get("rollback_to", "")
+    if not restored:
+        return deploy.changes
+    files = deploy.about.get("files_from", "")
+    whose = f", files of {files}" if files else ""
+    return f"rollback to {restored[:SHORT_ID]}{whose}: {deploy.changes}"
