@@ -17,8 +17,9 @@ from mwaa_deploy.buckets import Bucket
 from mwaa_deploy.local_bucket import LocalBucket
 from mwaa_deploy.mwaa_local import MwaaLocal
 from mwaa_deploy.s3_bucket import S3Bucket
-from tests.deploy_tool.helpers import CONSTRAINTS, FOREIGN, SETTINGS, new_s3_bucket, write_project
+from tests.deploy_tool.helpers import FOREIGN, SETTINGS, new_s3_bucket, write_project
 from tests.deploy_tool.s3_endpoint import S3Endpoint
+from tests.helpers import MWAA_CONSTRAINTS
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +69,8 @@ def mwaa_constraints(monkeypatch: pytest.MonkeyPatch) -> Path:
     """MWAA's constraint files, per Airflow version, as its images install with: copies kept
     with the tests (for the answers not to depend on the network or the day), in place of
     the download, through the setting a user without GitHub would use."""
-    monkeypatch.setenv("MWAA_CONSTRAINTS", str(CONSTRAINTS))
-    return CONSTRAINTS
+    monkeypatch.setenv("MWAA_CONSTRAINTS", str(MWAA_CONSTRAINTS))
+    return MWAA_CONSTRAINTS
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Pa
         for name in ("GITHUB_ACTIONS", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
             monkeypatch.delenv(name, raising=False)  # these tests may run on Actions too
         monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
-        monkeypatch.setenv("MWAA_CONSTRAINTS", str(CONSTRAINTS))  # see mwaa_constraints
+        monkeypatch.setenv("MWAA_CONSTRAINTS", str(MWAA_CONSTRAINTS))  # see mwaa_constraints
         monkeypatch.chdir(root)
         return root
 

@@ -17,7 +17,6 @@ from mwaa_deploy.local_bucket import LOCAL_LOCKS, LOCAL_VERSIONS
 from mwaa_deploy.s3_bucket import S3Bucket
 from mwaa_deploy.stamp import stamp
 from tests.deploy_tool import BAKED
-from tests.helpers import MWAA_CONSTRAINTS
 
 SETTINGS = config.load(BAKED)
 
@@ -33,8 +32,6 @@ BUCKET_NAMES = (f"mwaa-test-{n}" for n in itertools.count())
 
 CONSTRAINTS_URL = instance_files.constraints_url(SETTINGS)
 CONSTRAINTS_LINE = f'--constraint "{CONSTRAINTS_URL}"'
-# MWAA's constraint files, per Airflow version (see their README).
-CONSTRAINTS = MWAA_CONSTRAINTS
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 

@@ -21,7 +21,8 @@ import pytest
 
 from mwaa_deploy import instance_files, mwaa_constraints
 from mwaa_deploy.__main__ import main
-from tests.deploy_tool.helpers import CONSTRAINTS, CONSTRAINTS_LINE, CONSTRAINTS_URL, SETTINGS
+from tests.deploy_tool.helpers import CONSTRAINTS_LINE, CONSTRAINTS_URL, SETTINGS
+from tests.helpers import MWAA_CONSTRAINTS
 
 MWAA = f"MWAA (Linux x86_64, Python {SETTINGS.python_version})"
 
@@ -46,7 +47,9 @@ RUNS = (
 
 def pinned(package: str) -> str:
     """The version MWAA's constraints for this Airflow pin `package` to."""
-    constraints = (CONSTRAINTS / SETTINGS.airflow_version / "airflow_constraints.txt").read_text()
+    constraints = (
+        MWAA_CONSTRAINTS / SETTINGS.airflow_version / "airflow_constraints.txt"
+    ).read_text()
     return next(
         line.split("==")[1] for line in constraints.splitlines() if line.startswith(f"{package}==")
     )
@@ -213,7 +216,7 @@ def test_an_unreachable_package_index_is_one_line_that_names_it(
 
 def essential(package: str) -> str:
     """The version MWAA's essential constraints for this Airflow pin `package` to."""
-    folder = CONSTRAINTS / SETTINGS.airflow_version
+    folder = MWAA_CONSTRAINTS / SETTINGS.airflow_version
     return mwaa_constraints.pins([folder / "mwaa_essential_constraints.txt"])[package]
 
 
@@ -256,7 +259,7 @@ class Publisher:
     def __init__(self, root: Path) -> None:
         for version in (SETTINGS.airflow_version,):
             etc = root / "images" / "airflow" / version / "etc"
-            shutil.copytree(CONSTRAINTS / version, etc, ignore=shutil.ignore_patterns("*.md"))
+            shutil.copytree(MWAA_CONSTRAINTS / version, etc, ignore=shutil.ignore_patterns("*.md"))
         self.requests: list[str] = []
         requests = self.requests
 
@@ -316,7 +319,7 @@ def test_the_real_address_is_mwaas_images_at_the_pinned_commit() -> None:
         airflow="3.3.1",
         name="mwaa_essential_constraints.txt",
     )
-    readme = (CONSTRAINTS / "README.md").read_text()
+    readme = (MWAA_CONSTRAINTS / "README.md").read_text()
     assert url == (
         "https://raw.githubusercontent.com/aws/amazon-mwaa-docker-images/"
         f"{mwaa_constraints.COMMIT}/images/airflow/3.3.1/etc/mwaa_essential_constraints.txt"
@@ -357,7 +360,7 @@ def test_offline_the_mwaa_constraints_setting_stands_in_for_the_download(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     # Relative to the project, wherever the command runs; ~ is the user's home.
     saved = root / path if path[0] != "~" else tmp_path / "home" / path[2:]
-    shutil.copytree(CONSTRAINTS, saved)
+    shutil.copytree(MWAA_CONSTRAINTS, saved)
     pyproject = root / "pyproject.toml"
     setting = 'mwaa_constraints = ""'
     assert setting in pyproject.read_text()

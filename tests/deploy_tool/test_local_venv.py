@@ -13,7 +13,8 @@ import pytest
 
 from mwaa_deploy import config, local_venv, mwaa_constraints, tools_lock
 from mwaa_deploy.exceptions import InstallError
-from tests.deploy_tool.helpers import CONSTRAINTS, SETTINGS
+from tests.deploy_tool.helpers import SETTINGS
+from tests.helpers import MWAA_CONSTRAINTS
 
 UV = shutil.which("uv") or "uv"
 OLDEST = "2.10.3"  # its constraints pin ruff 0.5.5 and PyYAML 6.0.2
@@ -42,7 +43,9 @@ def small_project(root: Path, runtime: list[str], dev: list[str]) -> config.Sett
 
 @pytest.fixture
 def pins() -> dict[str, str]:
-    return mwaa_constraints.pins([CONSTRAINTS / OLDEST / name for name in mwaa_constraints.FILES])
+    return mwaa_constraints.pins(
+        [MWAA_CONSTRAINTS / OLDEST / name for name in mwaa_constraints.FILES]
+    )
 
 
 @pytest.mark.usefixtures("mwaa_constraints")
