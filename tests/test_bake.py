@@ -70,6 +70,7 @@ BAKED_FILES = {
     "mwaa_deploy/sandboxes.py",
     "mwaa_deploy/sources.py",
     "mwaa_deploy/stamp.py",
+    "mwaa_deploy/stamp_cache.py",
     "mwaa_deploy/startup.py",
     "mwaa_deploy/sync.py",
     "mwaa_deploy/uploads.py",

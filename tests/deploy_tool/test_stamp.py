@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mwaa_deploy import stamp as stamping
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.stamp import stamp, write_build
@@ -118,6 +119,31 @@ def test_stamping_twice_is_byte_identical(sources: Path, tmp_path: Path) -> None
     first = tree(write_build(stamp(sources, "PROD"), tmp_path / "one", "PROD"))
     second = tree(write_build(stamp(sources, "PROD"), tmp_path / "one", "PROD"))
     assert first == second == tree(write_build(stamp(sources, "PROD"), tmp_path / "two", "PROD"))
+
+
+@pytest.mark.parametrize("env", ["DEV", "PROD", "SBX_ann"])
+def test_a_stamp_redoes_only_the_files_that_changed_and_gives_the_same_bytes(
+    sources: Path, tmp_path: Path, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = tmp_path / "build"
+    cold = stamp(sources, env, build=build)
+    assert stamp(sources, env) == cold  # the kept files are what a full stamp gives
+    stamped: list[str] = []
+    for name in ("stamp_dag_file", "stamp_helper_module"):
+        real = getattr(stamping, name)
+        monkeypatch.setattr(
+            stamping, name, lambda *args, real=real: stamped.append(args[1]) or real(*args)
+        )
+    edited = sources / "dags" / "dbt_models.py"
+    edited.write_text(edited.read_text() + "# edited\n")
+
+    warm = stamp(sources, env, build=build)
+
+    assert stamped == [str(edited)]
+    assert warm == stamp(sources, env)
+    edited.write_text(edited.read_text().replace("DEV = True", "DEV = False"))
+    with pytest.raises(StampError):  # a failure is never kept
+        stamp(sources, env, build=build)
 
 
 def test_helper_packages_are_stamped_per_environment_with_imports_rewritten(

@@ -9,6 +9,7 @@ config.py            the settings: pyproject.toml [tool.mwaa_deploy], environmen
 owners.py            who owns which keys: DEV, PROD, a story branch's sandbox SBX_<name>
 sandboxes.py         which owner a DEV command is for, and what of the project a sandbox holds
 stamp.py             bucket_contents/ made into one owner's build (DEV_x.py, PROD_x.py)
+stamp_cache.py       stamped files kept by what decides them: a stamp redoes only what changed
 sources.py           a source of dags/ as written: the one DEV = True flag, no DAG in a helper
 run_time_rules.py    what a source could do once it runs to undo its stamp, refused
 sync.py              plan and apply a deploy or a rollback: an owner's keys made equal to a build

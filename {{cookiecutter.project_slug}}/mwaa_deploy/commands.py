@@ -38,7 +38,9 @@ def stamp(settings: config.Settings, env: str, full: bool) -> int:
     """`stamp ENV`: write build/<owner>/ from bucket_contents/, checking every DAG file."""
     chosen = _target(settings, env, full)
     with _if_stamp_fails(f"build/{chosen.owner}/ is left as it was"):
-        desired = stamping.stamp(config.shown(settings.sources), chosen.owner, chosen.only)
+        desired = stamping.stamp(
+            config.shown(settings.sources), chosen.owner, chosen.only, settings.build
+        )
     build = stamping.write_build(desired, config.shown(settings.build), chosen.owner)
     print(f"Stamped {chosen.owner}: {len(desired)} files in {build}")
     return 0
@@ -277,7 +279,8 @@ def _stamp_and_open_bucket(
     """
     sources = config.shown(settings.sources)
     if not settings.s3_bucket:
-        return stamping.stamp(sources, chosen.owner, chosen.only), open_bucket(settings)
+        stamped = stamping.stamp(sources, chosen.owner, chosen.only, settings.build)
+        return stamped, open_bucket(settings)
     # A fork starts at once, and is safe on Linux while no other thread runs, as on the
     # command line; elsewhere (macOS, a process with threads) a fresh interpreter.
     alone = sys.platform == "linux" and threading.active_count() == 1
@@ -285,7 +288,9 @@ def _stamp_and_open_bucket(
     receiving, sending = start.Pipe(duplex=False)
     # A daemon: ended with this process, Ctrl-C included, however far it got.
     stamper = start.Process(
-        target=_stamp_into, args=(sending, sources, chosen.owner, chosen.only), daemon=True
+        target=_stamp_into,
+        args=(sending, sources, chosen.owner, chosen.only, settings.build),
+        daemon=True,
     )
     stamper.start()
     sending.close()
@@ -298,14 +303,14 @@ def _stamp_and_open_bucket(
 
 
 def _stamp_into(
-    sending: Connection, sources: Path, owner: str, only: frozenset[str] | None
+    sending: Connection, sources: Path, owner: str, only: frozenset[str] | None, build: Path
 ) -> None:
     """The stamping process: send the build, or the StampError, back."""
     # Ctrl-C is the parent's to handle: a stamper stopped while sending the build would
     # leave the parent waiting for the rest of it, for ever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        sending.send(stamping.stamp(sources, owner, only))
+        sending.send(stamping.stamp(sources, owner, only, build))
     except StampError as error:
         sending.send(error)
 

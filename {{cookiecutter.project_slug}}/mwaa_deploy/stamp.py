@@ -27,6 +27,7 @@ from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import check_owner
 from mwaa_deploy.run_time_rules import run_time_problems
 from mwaa_deploy.sources import SourceFile, char_column, find_flag, helper_problems, in_line_order
+from mwaa_deploy.stamp_cache import StampCache
 
 # Placed in every stamped helper package so the scheduler never parses its modules as
 # DAG files. The one pattern means "everything in this folder" under both ignore-file
@@ -63,12 +64,15 @@ def stamp_helper_module(source: str, path: str, owner: str, helper_packages: fro
     return _apply(file, _import_edits(file, owner, helper_packages))
 
 
-def stamp(sources: Path, owner: str, only: frozenset[str] | None = None) -> dict[str, bytes]:
+def stamp(
+    sources: Path, owner: str, only: frozenset[str] | None = None, build: Path | None = None
+) -> dict[str, bytes]:
     """The build of `sources` (the bucket_contents folder) for `owner`: bucket key -> content.
 
     `only`: the names (`x.py`, `common/y.py`) of the files to ship, for a sandbox that
     holds part of the project; None ships every file. Every file shipped is checked; on
-    any problem StampError lists them all.
+    any problem StampError lists them all. `build`: where the stamped files of earlier
+    stamps are kept (stamp_cache.py), so that only changed files are stamped again.
     """
     check_owner(owner)
     tree = scan(sources)
@@ -85,9 +89,10 @@ def stamp(sources: Path, owner: str, only: frozenset[str] | None = None) -> dict
         for package in helper_packages
         if any(name.startswith(f"{package}/") for name in shipped)
     }
+    cache = StampCache(build, owner)
     for name, path in shipped.items():
         try:
-            outputs[f"dags/{owner}_{name}"] = _stamp_file(name, path, owner, helper_packages)
+            outputs[f"dags/{owner}_{name}"] = _stamp_file(name, path, helper_packages, cache)
         except StampError as error:
             problems += error.problems
         except OSError as error:
@@ -98,18 +103,26 @@ def stamp(sources: Path, owner: str, only: frozenset[str] | None = None) -> dict
         f" {name!r}; rename one"
         for name in sorted(dag_names & helper_packages)
     ]
+    cache.save()
     if problems:
         raise StampError(problems)
     return dict(sorted(outputs.items()))
 
 
-def _stamp_file(name: str, path: Path, owner: str, helper_packages: frozenset[str]) -> bytes:
-    """One file as deployed to `owner`: a DAG file (`x.py`), a helper module, or other data."""
-    if "/" not in name:
-        return stamp_dag_file(read_text(path), str(path), owner, helper_packages).encode()
-    if path.suffix == ".py":
-        return stamp_helper_module(read_text(path), str(path), owner, helper_packages).encode()
-    return path.read_bytes()
+def _stamp_file(name: str, path: Path, helper_packages: frozenset[str], cache: StampCache) -> bytes:
+    """One file as deployed to the cache's owner: a DAG file (`x.py`), a helper module, or
+    other data."""
+    if "/" in name and path.suffix != ".py":
+        return path.read_bytes()
+    kind = "helper" if "/" in name else "dag"
+    source = read_text(path)
+    key = cache.key(kind, source, helper_packages)
+    stamped = cache.get(key)
+    if stamped is None:
+        stamping = stamp_helper_module if kind == "helper" else stamp_dag_file
+        stamped = stamping(source, str(path), cache.owner, helper_packages)
+        cache.put(key, stamped)
+    return stamped.encode()
 
 
 def read_paths(sources: Path) -> list[Path]:
