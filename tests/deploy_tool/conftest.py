@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from moto.s3.models import FakeKey
 
-from mwaa_deploy import mwaa_local, parse_gate
-from mwaa_deploy.buckets import Bucket
-from mwaa_deploy.local_bucket import LocalBucket
-from mwaa_deploy.mwaa_local import MwaaLocal
-from mwaa_deploy.s3_bucket import S3Bucket
+from mwaa_deploy.bucket.buckets import Bucket
+from mwaa_deploy.bucket.local_bucket import LocalBucket
+from mwaa_deploy.bucket.s3_bucket import S3Bucket
+from mwaa_deploy.instance import parse_gate
+from mwaa_deploy.local import mwaa_local
+from mwaa_deploy.local.mwaa_local import MwaaLocal
 from tests.deploy_tool.helpers import FOREIGN, SETTINGS, new_s3_bucket, write_project
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import MWAA_CONSTRAINTS

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import boto3
 
-from mwaa_deploy import config, history, instance_files, owners, sync
-from mwaa_deploy.buckets import Bucket
-from mwaa_deploy.local_bucket import LOCAL_LOCKS, LOCAL_VERSIONS
-from mwaa_deploy.s3_bucket import S3Bucket
-from mwaa_deploy.stamp import stamp
+from mwaa_deploy import config, owners
+from mwaa_deploy.bucket import history, sync
+from mwaa_deploy.bucket.buckets import Bucket
+from mwaa_deploy.bucket.local_bucket import LOCAL_LOCKS, LOCAL_VERSIONS
+from mwaa_deploy.bucket.s3_bucket import S3Bucket
+from mwaa_deploy.build.stamp import stamp
+from mwaa_deploy.instance import instance_files
 from tests.deploy_tool import BAKED
 
 SETTINGS = config.load(BAKED)

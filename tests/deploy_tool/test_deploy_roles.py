@@ -19,10 +19,10 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from mwaa_deploy import history, sync
+from mwaa_deploy.bucket import history, sync
+from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.exceptions import BucketError
-from mwaa_deploy.instance_files import REQUIREMENTS
-from mwaa_deploy.s3_bucket import S3Bucket
+from mwaa_deploy.instance.instance_files import REQUIREMENTS
 from tests.deploy_tool.helpers import FOREIGN, SETTINGS, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import filled

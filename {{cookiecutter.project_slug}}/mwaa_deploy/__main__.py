@@ -1,6 +1,6 @@
 """Command line behind the Makefile: `python -m mwaa_deploy COMMAND`; `--help` lists them.
 
-This module reads the command line and runs the command (a function in commands.py); a
+This module reads the command line and runs the command (a function of the commands package); a
 DeployError becomes its message and exit status, never a traceback. An option the Makefile
 has a variable for (FORCE, FULL, TO, N, PORT, ...) also comes from that variable in the
 environment, where make hands every value its user gives it, read here as data: never
@@ -15,13 +15,14 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from mwaa_deploy import commands, config, environment_commands
+from mwaa_deploy import config
+from mwaa_deploy.commands import deploys, environment
 from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
 
 class Command(NamedTuple):
-    run: Callable[..., int]  # a function of commands.py, given the settings and `arguments`
+    run: Callable[..., int]  # a function of commands/, given the settings and `arguments`
     help: str
     # (name, add_argument's options; "variable": the Makefile's variable that also gives it)
     arguments: tuple[tuple[str, dict[str, Any]], ...] = ()
@@ -78,25 +79,25 @@ PORT = (
 
 COMMANDS = {
     "stamp": Command(
-        commands.stamp,
+        deploys.stamp,
         "write build/<owner>/ from bucket_contents/, checking every DAG file",
         (ENV, FULL),
     ),
     "plan": Command(
-        commands.plan, "stamp, then show what a deploy would change; changes nothing", (ENV, FULL)
+        deploys.plan, "stamp, then show what a deploy would change; changes nothing", (ENV, FULL)
     ),
     "deploy": Command(
-        commands.deploy,
+        deploys.deploy,
         "stamp, then upload new and changed files and delete stale ones",
         (ENV, FORCE, FULL),
     ),
     "clean": Command(
-        commands.clean,
+        deploys.clean,
         "delete every file of the branch's sandbox (of DEV on the default branch) in the bucket",
         (("env", {"choices": ["DEV"]}),),
     ),
     "history": Command(
-        commands.show_history,
+        deploys.show_history,
         "list the last deploys of DEV (on a story branch, its sandbox) or PROD",
         (
             ENV,
@@ -107,7 +108,7 @@ COMMANDS = {
         ),
     ),
     "rollback": Command(
-        commands.rollback,
+        deploys.rollback,
         "put back the exact files of an earlier deploy (default: the one before the last)",
         (
             ENV,
@@ -116,32 +117,32 @@ COMMANDS = {
         ),
     ),
     "sandboxes": Command(
-        commands.list_sandboxes,
+        deploys.list_sandboxes,
         "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",
     ),
     "check-requirements": Command(
-        environment_commands.check_requirements,
+        environment.check_requirements,
         "check requirements.txt, startup.sh and plugins/ for MWAA",
     ),
     "check-startup": Command(
-        environment_commands.check_startup,
+        environment.check_startup,
         "check startup.sh as MWAA runs it; say what it leaves set",
     ),
     "install": Command(
-        environment_commands.install,
+        environment.install,
         "install a dependency group into this venv with MWAA's pins",
         (("--group", {"choices": ["deploy", "dev"], "required": True}), UV),
     ),
     "lock": Command(
-        environment_commands.lock,
+        environment.lock,
         "resolve the tools MWAA does not run afresh and write tools.lock",
         (UV,),
     ),
     "check-pins": Command(
-        environment_commands.check_pins, "compare the packages of this venv with MWAA's pins"
+        environment.check_pins, "compare the packages of this venv with MWAA's pins"
     ),
     "upgrade-check": Command(
-        environment_commands.upgrade_check,
+        environment.upgrade_check,
         "check an upgrade to another Airflow version on MWAA; one report, exit 1 if blocked",
         (
             ("to", {"nargs": "?", "variable": "TO", "help": "the Airflow version, such as 3.3.1"}),
@@ -156,12 +157,12 @@ COMMANDS = {
         ),
     ),
     "deploy-requirements": Command(
-        environment_commands.deploy_requirements,
+        environment.deploy_requirements,
         "check, upload the changed instance-wide files and update the MWAA environment",
         (FORCE,),
     ),
     "airflow-local": Command(
-        environment_commands.airflow_local,
+        environment.airflow_local,
         "run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C",
         (
             PORT,
@@ -176,12 +177,12 @@ COMMANDS = {
         ),
     ),
     "s3-local": Command(
-        environment_commands.s3_local,
+        environment.s3_local,
         "run an S3 endpoint here with the project's bucket, to try S3 deploys, until Ctrl-C",
         (("--port", PORT[1] | {"default": 4566, "help": "where it listens (4566)"}),),
     ),
     "mwaa-local": Command(
-        environment_commands.mwaa_local,
+        environment.mwaa_local,
         "run MWAA's API here in front of airflow-local, to try the parse gate, until Ctrl-C",
         (
             ("--port", PORT[1] | {"default": 4567, "help": "where it listens (4567)"}),

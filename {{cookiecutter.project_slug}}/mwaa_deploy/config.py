@@ -33,7 +33,7 @@ PARSE_GATE_DEFAULT = 600.0
 DEV_POOL_VARIABLE = "DEV_POOL_SLOTS"
 DEV_POOL_DEFAULT = 3
 # The local bucket's folder by default, which the project's .gitignore leaves out of git,
-# and what a bucket holds at its top (instance_files.py, owners.py).
+# and what a bucket holds at its top (instance/instance_files.py, owners.py).
 DEFAULT_LOCAL_BUCKET = "local_bucket"
 BUCKET_TOP = frozenset({"dags", "requirements.txt", "plugins.zip", "startup.sh"})
 # Airflow stores a pool's slots in a 32-bit column and answers 500 to more; no MWAA
@@ -61,12 +61,12 @@ class Settings:
     # The integrity tests fail a DAG file whose top level takes longer than this to parse.
     dag_parse_budget_seconds: float
     # How long a deploy to S3 waits for the MWAA environment to parse what it deployed
-    # (parse_gate.py), and bounds its other questions to it; 0: it asks the environment
-    # nothing (live_instance.py).
+    # (instance/parse_gate.py), and bounds its other questions to it; 0: it asks the environment
+    # nothing (instance/live_instance.py).
     parse_gate_seconds: float
     # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
     startup_time_limit_seconds: float
-    # The worker slots DEV's tasks, the sandboxes' included, may hold at once (pools.py).
+    # The worker slots DEV's tasks, the sandboxes' included, may hold at once (instance/pools.py).
     dev_pool_slots: int
 
     @property

@@ -48,7 +48,7 @@ def prefix(owner: str) -> str:
 
 
 def lock_key(owner: str) -> str:
-    """The key that holds the owner's lock while one of its deploys runs (s3_lock.py)."""
+    """The key that holds the owner's lock while one of its deploys runs (bucket/s3_lock.py)."""
     return prefix(owner) + LOCK_NAME
 
 
@@ -61,7 +61,7 @@ def sandbox_of(text: str, branch_prefix: str = "") -> str:
     """The sandbox owner for a branch name, or for a name given by hand: `story/Alice-2`
     with the branch prefix `story/` is `SBX_alice2`. Stable: the same text always gives the
     same sandbox. Two branches that read alike (`story/a-b`, `story/a_b`; `story/ann`, `ann`)
-    give one name; the deploy refuses the second branch (see claims.py). A
+    give one name; the deploy refuses the second branch (see bucket/claims.py). A
     name too long is cut, and keeps a hash of the whole text so that long names sharing a
     start differ."""
     readable = re.sub(r"[^a-z0-9]", "", text.removeprefix(branch_prefix).lower())

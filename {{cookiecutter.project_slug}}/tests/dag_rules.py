@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from mwaa_deploy.instance.pools import DEV_POOL, PROD_PRIORITY_WEIGHT
 from mwaa_deploy.owners import ENVIRONMENTS, SANDBOX, environment_of, is_owner, owner_of_key
-from mwaa_deploy.pools import DEV_POOL, PROD_PRIORITY_WEIGHT
 
 # Where the parse-time test leaves each file's seconds for the report after the tests.
 PARSE_SECONDS = pytest.StashKey[dict[str, float]]()

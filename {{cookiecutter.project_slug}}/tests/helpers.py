@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from mwaa_deploy.commands.sandboxes import Target, target
+
 from mwaa_deploy import config, owners
 from mwaa_deploy.exceptions import SandboxError
-from mwaa_deploy.sandboxes import Target, target
 
 # This project's settings: pyproject.toml [tool.mwaa_deploy] and the environment.
 SETTINGS = config.load()

@@ -1,0 +1,63 @@
+"""`make upgrade-check TO=<version>`: MWAA's supported path from the current version. The
+whole check on baked projects (scratch venv, DAGs, ruff) is in tests/test_mwaa_parity.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mwaa_deploy.__main__ import main
+from mwaa_deploy.local.upgrade_check import MWAA_VERSIONS, mwaa_path
+from tests.helpers import TEMPLATE
+
+
+def test_the_versions_mwaa_offers_are_the_templates_choices() -> None:
+    choices = json.loads((TEMPLATE / "cookiecutter.json").read_text())["airflow_version"]
+    assert list(MWAA_VERSIONS) == choices
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "blocker"),
+    [
+        pytest.param(
+            "2.10.3",
+            "3.3.1",
+            "MWAA has no in-place upgrade from 2.10.3 to Airflow 3: upgrade to 2.11.2 first"
+            " (make upgrade-check TO=2.11.2), then to 3.3.1",
+            id="2.10-to-3",
+        ),
+        pytest.param(
+            "3.3.1",
+            "3.0.6",
+            "MWAA does not downgrade an environment in place (3.3.1 to 3.0.6); a new"
+            " environment would be needed",
+            id="downgrade",
+        ),
+        pytest.param(
+            "2.11.2",
+            "3.1.0",
+            "MWAA does not offer Airflow 3.1.0; it offers 3.3.1, 3.2.1, 3.0.6, 2.11.2, 2.10.3",
+            id="not-offered",
+        ),
+    ],
+)
+def test_paths_mwaa_does_not_take_are_blockers(current: str, target: str, blocker: str) -> None:
+    assert mwaa_path(current, target) == ([blocker], [])
+
+
+@pytest.mark.parametrize(
+    ("current", "target"), [("2.10.3", "2.11.2"), ("2.11.2", "3.3.1"), ("3.0.6", "3.3.1")]
+)
+def test_paths_mwaa_takes_in_place_are_notes(current: str, target: str) -> None:
+    blockers, notes = mwaa_path(current, target)
+    assert blockers == [] and notes[0].startswith(f"MWAA upgrades {current} to {target} in place")
+
+
+def test_without_a_target_version_it_says_how_to_name_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["upgrade-check"]) == 1
+    assert capsys.readouterr().err == (
+        "say which Airflow version to check the upgrade to, such as make upgrade-check TO=3.3.1\n"
+    )

@@ -1,0 +1,152 @@
+"""The local bucket: a folder laid out like the MWAA bucket, the embedded default while no
+S3 bucket is configured. It keeps every version of its files, as a versioned bucket does,
+so history and rollback work with no AWS."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mwaa_deploy.bucket.buckets import Stored
+from mwaa_deploy.exceptions import BucketError
+
+# The local bucket's locks and its objects' versions: folders of their own, never keys a
+# deploy lists.
+LOCAL_LOCKS = ".locks"
+LOCAL_VERSIONS = ".versions"
+
+
+class LocalBucket:
+    """A folder laid out like the MWAA bucket: the embedded default when no S3 bucket is set."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = f"local bucket {root}"
+
+    def list(self, prefix: str) -> dict[str, str]:
+        folder, _, name_start = prefix.rpartition("/")
+        base = self.root / folder
+        if not base.is_dir():
+            return {}
+        found = {}
+        for top in base.iterdir():
+            if not top.name.startswith(name_start):
+                continue
+            files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
+            for file in files:
+                found[file.relative_to(self.root).as_posix()] = self.etag_of(file.read_bytes())
+        return found
+
+    def etag_of(self, body: bytes) -> str:
+        return hashlib.sha256(body).hexdigest()
+
+    def get(self, key: str, version: str = "") -> bytes | None:
+        path = self._version_path(key, version) if version else self.root / key
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise BucketError(f"cannot read {path}: {error.strerror}") from error
+
+    def put(self, key: str, body: bytes) -> Stored:
+        # The version first: a file in place is always one the bucket keeps a version of.
+        version = self._keep_version(key, body)
+        self._write(self.root / key, body)
+        return Stored(self.etag_of(body), version)
+
+    def version_of(self, key: str) -> str:
+        body = self.get(key)
+        if body is None:
+            raise BucketError(f"cannot read {self.root / key}: it is gone", permanent=True)
+        return self._keep_version(key, body)
+
+    def versions(self, key: str) -> list[str]:
+        folder = self.root / LOCAL_VERSIONS / key
+        kept = [p for p in folder.iterdir() if p.suffix != ".partial"] if folder.is_dir() else []
+        return [p.name for p in sorted(kept, key=lambda p: p.stat().st_mtime_ns, reverse=True)]
+
+    def identity(self) -> str:
+        return ""
+
+    def _keep_version(self, key: str, body: bytes) -> str:
+        """Keep the content as a version of the key, named by its hash: the same content
+        is one version, made the newest again when stored again."""
+        version = self.etag_of(body)
+        path = self._version_path(key, version)
+        if not path.is_file():
+            self._write(path, body)
+        # Newer than every other version, also within one tick of the file system's clock.
+        others = (p.stat().st_mtime_ns for p in path.parent.iterdir() if p != path)
+        moment = max(time.time_ns(), max(others, default=0) + 1)
+        os.utime(path, ns=(moment, moment))
+        return version
+
+    def _version_path(self, key: str, version: str) -> Path:
+        if not re.fullmatch("[0-9a-f]{64}", version):  # a hash, never a path
+            raise BucketError(f"{version!r} is not a version of {self.description}", permanent=True)
+        return self.root / LOCAL_VERSIONS / key / version
+
+    def _write(self, path: Path, body: bytes) -> None:
+        # A name of this writer's own: a reader (the local Airflow) sees the old file or
+        # the new one, never half of one; a crash leaves an owned key the next deploy removes.
+        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(body)
+            os.replace(partial, path)
+        except OSError as error:
+            raise self._error("cannot write", path, error) from error
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self.root / key
+            try:
+                path.unlink(missing_ok=True)
+                # Tidy the folders a deleted helper package leaves empty, never dags/ itself.
+                for folder in path.parents:
+                    if folder == self.root / "dags" or not folder.is_dir() or any(folder.iterdir()):
+                        break
+                    folder.rmdir()
+            except OSError as error:
+                raise self._error("cannot delete", path, error) from error
+
+    @contextmanager
+    def lock(self, owner: str) -> Iterator[None]:
+        """An OS lock, which ends with the process that holds it, however that ends."""
+        path = self.root / LOCAL_LOCKS / f"{owner}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self._error("cannot write", path, error) from error
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BucketError(
+                    f"another deploy of {owner} to {self.description} is running: wait for it"
+                    " to finish, then run this again"
+                ) from None
+            yield
+
+    def removal_command(self, key: str) -> str:
+        return f"rm {shlex.quote(str(self.root / key))}"
+
+    def _error(self, doing: str, path: Path, error: OSError) -> BucketError:
+        blocker = next((p for p in [path, *path.parents] if p.is_file()), None)
+        if blocker is not None and blocker != path:
+            return BucketError(
+                f"{doing} {path}: {blocker} is a file where a folder belongs; move it away",
+                permanent=True,
+            )
+        passing = error.errno in (errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EBUSY)
+        return BucketError(f"{doing} {path}: {error.strerror}", permanent=not passing)

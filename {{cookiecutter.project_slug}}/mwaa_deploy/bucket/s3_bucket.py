@@ -1,0 +1,229 @@
+"""The S3 bucket MWAA reads, through the AWS SDK (which finds the endpoint, the profile
+and the keys); every failure is one BucketError line.
+
+The AWS SDK is imported inside the functions that use it, never at the top of this module:
+loading it is most of an S3 deploy's start-up work, and a stamp or a deploy to the local
+bucket has no use for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING
+
+from mwaa_deploy.bucket import s3_lock
+from mwaa_deploy.bucket.buckets import Stored
+from mwaa_deploy.exceptions import BucketError
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from botocore.config import Config
+
+# A request that gets no answer for this long is retried, then given up: a stalled
+# endpoint ends the deploy instead of holding it (and its CI job) for ever.
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 8
+# Uploads in flight at once: S3 takes many more; more than this gains little for small files.
+UPLOAD_THREADS = 16
+# S3's answers that will not change on a retry of the same request.
+PERMANENT_CODES = {
+    "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
+    "404", "KeyTooLongError", "InvalidArgument", "InvalidRequest", "InvalidBucketName",
+    "MethodNotAllowed", "EntityTooLarge", "AllAccessDisabled", "AccountProblem",
+}  # fmt: skip
+
+
+class S3Bucket:
+    """An S3 bucket, through the AWS SDK; every failure is one BucketError line."""
+
+    def __init__(self, name: str, region: str) -> None:
+        from botocore.config import Config
+
+        self.name = name
+        self.description = f"s3://{name}"
+        self.client = aws_client(
+            "s3",
+            region,
+            Config(
+                max_pool_connections=UPLOAD_THREADS,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                read_timeout=READ_TIMEOUT_SECONDS,
+                retries={"mode": "standard"},
+            ),
+        )
+
+    @classmethod
+    def open(cls, name: str, region: str) -> S3Bucket:
+        """The bucket, once it is known to exist, be reachable and be versioned as MWAA needs."""
+        bucket = cls(name, region)
+        with bucket.failing("cannot read the versioning of", name):
+            status = bucket.client.get_bucket_versioning(Bucket=name).get("Status")
+        if status != "Enabled":
+            raise BucketError(
+                f"s3://{name} is not versioned, and MWAA reads only versioned buckets: run"
+                f" `aws s3api put-bucket-versioning --bucket {name}"
+                " --versioning-configuration Status=Enabled`, or check S3_BUCKET"
+            )
+        return bucket
+
+    def list(self, prefix: str) -> dict[str, str]:
+        # Page by hand: loading botocore's paginator costs more than a page takes to arrive.
+        request = {"Bucket": self.name, "Prefix": prefix}
+        found: dict[str, str] = {}
+        with self.failing("cannot list", f"{self.name}/{prefix}*"):
+            while True:
+                page = self.client.list_objects_v2(**request)
+                found |= {item["Key"]: item["ETag"].strip('"') for item in page.get("Contents", [])}
+                if not page["IsTruncated"]:
+                    return found
+                request["ContinuationToken"] = page["NextContinuationToken"]
+
+    def etag_of(self, body: bytes) -> str:
+        # The ETag of a single-part upload without SSE-KMS is the MD5 of the body; other
+        # ETags are opaque, and each deploy's record keeps them (see history.py).
+        return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+    def get(self, key: str, version: str = "") -> bytes | None:
+        """The object's content (of `version`, if given), or None when there is none."""
+        request = {"Bucket": self.name, "Key": key} | ({"VersionId": version} if version else {})
+        with self.failing("cannot read", f"{self.name}/{key}", none=("NoSuchKey", "NoSuchVersion")):
+            return self.client.get_object(**request)["Body"].read()
+        return None
+
+    def put(self, key: str, body: bytes) -> Stored:
+        with self.failing("cannot upload", f"{self.name}/{key}"):
+            answer = self.client.put_object(Bucket=self.name, Key=key, Body=body)
+        return Stored(answer["ETag"].strip('"'), answer.get("VersionId", ""))
+
+    def version_of(self, key: str) -> str:
+        with self.failing("cannot read", f"{self.name}/{key}"):
+            return self.client.head_object(Bucket=self.name, Key=key).get("VersionId", "")
+
+    def versions(self, key: str) -> list[str]:
+        # Other keys may start with this one: their versions are listed too, and left out.
+        request = {"Bucket": self.name, "Prefix": key}
+        found: list[str] = []
+        with self.failing("cannot list the versions of", f"{self.name}/{key}"):
+            while True:
+                page = self.client.list_object_versions(**request)
+                found += [v["VersionId"] for v in page.get("Versions", []) if v["Key"] == key]
+                if not page["IsTruncated"]:
+                    return found
+                request |= {
+                    "KeyMarker": page["NextKeyMarker"],
+                    "VersionIdMarker": page["NextVersionIdMarker"],
+                }
+
+    def identity(self) -> str:
+        """The caller's ARN, which the deploy's record keeps: worth a request, not a failure."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            sts = aws_client("sts", self.client.meta.region_name, self.client.meta.config)
+            return sts.get_caller_identity()["Arn"]
+        except (BotoCoreError, ClientError, BucketError):
+            return ""
+
+    def delete(self, keys: list[str]) -> None:
+        refused = []
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            with self.failing("cannot delete from", self.name):
+                answer = self.client.delete_objects(
+                    Bucket=self.name, Delete={"Objects": batch, "Quiet": True}
+                )
+            refused += answer.get("Errors", [])
+        if refused:
+            raise _refused(self.name, refused)
+
+    def lock(self, owner: str) -> AbstractContextManager[None]:
+        """Hold the environment's lock key for the length of the block (s3_lock.py)."""
+        return s3_lock.held(self, owner)
+
+    def removal_command(self, key: str) -> str:
+        return f"aws s3 rm {shlex.quote(f's3://{self.name}/{key}')}"
+
+    @contextmanager
+    def failing(self, doing: str, what: str, none: tuple[str, ...] = ()) -> Iterator[None]:
+        """An AWS SDK error in the block becomes one BucketError line (see `_error`).
+
+        An S3 error code in `none` means the block has no result: it ends early, and the
+        code after it runs, as after `get` of a key that does not exist.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as error:
+            if _code(error) not in none:
+                raise self._error(doing, what, error) from error
+
+    def _error(self, doing: str, what: str, error: Exception) -> BucketError:
+        """One line that says what failed and what to do about it, not a traceback."""
+        from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+        code = _code(error)
+        permanent = code in PERMANENT_CODES or isinstance(error, NoCredentialsError)
+        if isinstance(error, NoCredentialsError):
+            hint = (
+                "no AWS credentials found: set AWS_PROFILE (after `aws sso login`), or"
+                " AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or deploy to ./local_bucket"
+                " instead: S3_BUCKET= make deploy-dev"
+            )
+        elif code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            hint = (
+                f"access denied ({code}): check that AWS_PROFILE or the keys in use are the"
+                " deploy role's, and that its policy allows this"
+            )
+        elif code == "NoSuchBucket" or (code == "404" and "/" not in what):
+            hint = f"the bucket {self.name} does not exist: check S3_BUCKET or s3_bucket"
+        elif isinstance(error, EndpointConnectionError):
+            hint = f"the S3 endpoint cannot be reached ({error}); check AWS_ENDPOINT_URL"
+        else:
+            hint = str(error)
+        return BucketError(f"{doing} s3://{what}: {hint}", permanent=permanent)
+
+
+def aws_client(service: str, region: str, config: Config | None = None) -> BaseClient:
+    """A client of a session of its own: credentials are looked up now, not reused."""
+    import botocore.session
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    session = botocore.session.Session()
+    # Timestamps stay text: nothing here reads them, and parsing the LastModified of every
+    # listed key would cost a deploy more time than the listing request itself.
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    try:
+        return session.create_client(service, region_name=region or None, config=config)
+    except ProfileNotFound:
+        raise BucketError(
+            f"AWS_PROFILE={os.environ.get('AWS_PROFILE', '')!r} is not a profile in your AWS"
+            " config: `aws configure list-profiles` lists them, `aws configure sso` adds one",
+            permanent=True,
+        ) from None
+    except (BotoCoreError, ValueError) as error:
+        # ValueError: a malformed AWS_ENDPOINT_URL, which botocore checks with no class of its own.
+        raise BucketError(f"the AWS SDK cannot start: {error}", permanent=True) from None
+
+
+def _refused(bucket: str, errors: list[dict[str, str]]) -> BucketError:
+    """S3 refused some keys of a multi-object delete: one line however many."""
+    codes = sorted({error.get("Code", "?") for error in errors})
+    examples = ", ".join(error["Key"] for error in errors[:3])
+    more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+    return BucketError(
+        f"s3://{bucket} refused to delete {len(errors)} keys ({', '.join(codes)}), such as"
+        f" {examples}{more}",
+        permanent=bool(set(codes) & PERMANENT_CODES),
+    )
+
+
+def _code(error: Exception) -> str:
+    """S3's error code (`NoSuchBucket`, `AccessDenied`, ...), or "" when S3 gave none."""
+    from botocore.exceptions import ClientError
+
+    return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""

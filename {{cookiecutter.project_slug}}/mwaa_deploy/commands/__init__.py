@@ -1,0 +1,7 @@
+"""The commands behind the Makefile (__main__.py parses their arguments):
+
+deploys.py       the DAG commands: stamp, plan, deploy, history, rollback, clean, sandboxes
+environment.py   the others: instance-wide files, this venv's packages, local stand-ins
+sandboxes.py     which owner a DEV command is for, and which sandboxes a bucket holds
+prod_path.py     PROD changes only from a clean checkout of the default branch
+"""

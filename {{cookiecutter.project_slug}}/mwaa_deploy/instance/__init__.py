@@ -1,0 +1,11 @@
+"""The live MWAA environment, and the files that are the whole instance's.
+
+live_instance.py     the environment's Airflow, asked through MWAA within the deploy's bound
+parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
+pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
+mwaa_environment.py  the environment: what it runs, and updating it to new files
+instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
+pip_requirements.py  a requirements file as pip reads it and resolves it for MWAA
+startup.py           startup.sh run as MWAA runs it, and what it leaves set
+mwaa_constraints.py  MWAA's own pins per Airflow version: the project's copies, downloaded or given
+"""

@@ -1,0 +1,79 @@
+"""s3-local: an S3 endpoint on this machine, to try the S3 deploys before there is AWS.
+
+It is moto's S3 server, the same one the tests deploy to: it speaks S3's API on loopback,
+keeps what it is sent in memory until it stops, and accepts any key id and secret. The
+deploys reach it as they reach AWS, through the AWS SDK's standard `AWS_ENDPOINT_URL`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from mwaa_deploy.config import Settings
+from mwaa_deploy.exceptions import LocalS3Error
+from mwaa_deploy.local.airflow_local import (
+    HOST,
+    port_in_use,
+    say,
+    serve_until_ctrl_c,
+    stop_on_ctrl_c,
+)
+
+# A bucket name for projects that have none yet; any valid name would do.
+STAND_IN_BUCKET = "local-mwaa-bucket"
+# moto accepts any credentials; these make it plain that they are not AWS's.
+KEY_ID, SECRET = "local", "local"
+
+
+def run(settings: Settings, port: int) -> int:
+    """Serve S3 on `port` with the project's bucket, versioned as MWAA needs, until Ctrl-C."""
+    from moto.server import ThreadedMotoServer
+
+    stop_on_ctrl_c()
+    # One log line a request would bury the lines that say what to do.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if port_in_use(port):
+        raise LocalS3Error(
+            f"port {port} is in use, perhaps by another s3-local: stop it,"
+            f" or run `make s3-local PORT={port + 1}`"
+        )
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    try:
+        url = f"http://{HOST}:{port}"
+        bucket = settings.s3_bucket or STAND_IN_BUCKET
+        _create_versioned_bucket(url, bucket, settings.aws_region)
+        say(f"An S3 endpoint is running at {url}, with the versioned bucket {bucket}.")
+        say("Point the deploys at it, in another terminal:")
+        # No MWAA environment reads this bucket, so the deploys wait for none to parse
+        # them (make mwaa-local names one).
+        say(
+            f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID={KEY_ID}"
+            f" AWS_SECRET_ACCESS_KEY={SECRET} S3_BUCKET={bucket} MWAA_ENVIRONMENT="
+        )
+        say("  make plan-dev deploy-dev")
+        say("What it holds lives in memory and ends with it. Press Ctrl-C to stop it.")
+        serve_until_ctrl_c("S3 endpoint")
+    finally:
+        server.stop()
+    return 0
+
+
+def _create_versioned_bucket(url: str, bucket: str, region: str) -> None:
+    import botocore.session
+
+    client = botocore.session.Session().create_client(
+        "s3",
+        region_name=region,
+        endpoint_url=url,
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+    )
+    # us-east-1 is S3's default location, which it refuses to be named.
+    where = (
+        {}
+        if region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    )
+    client.create_bucket(Bucket=bucket, **where)
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
