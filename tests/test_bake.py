@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from pathlib import Path
 
 import boto3
@@ -51,12 +52,12 @@ BAKED_FILES = {
     "mwaa_deploy/bucket/s3_lock.py",
     "mwaa_deploy/bucket/sync.py",
     "mwaa_deploy/bucket/uploads.py",
-    "mwaa_deploy/build/__init__.py",
-    "mwaa_deploy/build/run_time_rules.py",
-    "mwaa_deploy/build/selection.py",
-    "mwaa_deploy/build/sources.py",
-    "mwaa_deploy/build/stamp.py",
-    "mwaa_deploy/build/stamp_cache.py",
+    "mwaa_deploy/stamping/__init__.py",
+    "mwaa_deploy/stamping/run_time_rules.py",
+    "mwaa_deploy/stamping/selection.py",
+    "mwaa_deploy/stamping/sources.py",
+    "mwaa_deploy/stamping/stamp.py",
+    "mwaa_deploy/stamping/stamp_cache.py",
     "mwaa_deploy/checkout.py",
     "mwaa_deploy/commands/__init__.py",
     "mwaa_deploy/commands/deploys.py",
@@ -101,6 +102,18 @@ def test_defaults_bake_exactly_the_expected_files(output: Path) -> None:
     project = bake(output)
     assert project == output / DEFAULTS_SLUG
     assert files(project) == BAKED_FILES
+
+
+def test_git_ignores_no_baked_file_so_a_clone_holds_them_all(output: Path) -> None:
+    """The .gitignore keeps out what commands write (build/, local_bucket/, ...) at the
+    project's top only: a folder of the same name inside the package is code."""
+    project = bake(output)
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "."], cwd=project, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=project, check=True, capture_output=True, text=True
+    )
+    assert set(listed.stdout.splitlines()) == BAKED_FILES
 
 
 @pytest.mark.parametrize("version", AIRFLOW_VERSIONS)

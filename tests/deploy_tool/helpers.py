@@ -16,8 +16,8 @@ from mwaa_deploy.bucket import history, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LOCAL_LOCKS, LOCAL_VERSIONS
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.build.stamp import stamp
 from mwaa_deploy.instance import instance_files
+from mwaa_deploy.stamping.stamp import stamp
 from tests.deploy_tool import BAKED
 
 SETTINGS = config.load(BAKED)

@@ -7,7 +7,7 @@ commands/   one function a command, and who it is for: DEV, a sandbox, or PROD
 local/      the stand-ins on this machine (airflow-local, s3-local, mwaa-local), .venv
 instance/   the live MWAA environment: its API, parse gate, pools, instance-wide files
 bucket/     where a deploy writes: the local folder or S3, locks, sync, history
-build/      bucket_contents/ stamped into one owner's build; a sandbox's part of it
+stamping/   bucket_contents/ stamped into one owner's build; a sandbox's part of it
 
 and beside them, for every layer:
 

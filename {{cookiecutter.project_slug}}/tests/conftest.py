@@ -15,9 +15,9 @@ import pytest
 
 from mwaa_deploy.bucket import sync
 from mwaa_deploy.bucket.local_bucket import LocalBucket
-from mwaa_deploy.build.stamp import stamp
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import ENVIRONMENTS
+from mwaa_deploy.stamping.stamp import stamp
 from tests import dag_rules
 from tests.helpers import SETTINGS, THIS_SANDBOX
 

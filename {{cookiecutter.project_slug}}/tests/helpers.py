@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from mwaa_deploy.commands.sandboxes import Target, target
-
 from mwaa_deploy import config, owners
+from mwaa_deploy.commands.sandboxes import Target, target
 from mwaa_deploy.exceptions import SandboxError
 
 # This project's settings: pyproject.toml [tool.mwaa_deploy] and the environment.

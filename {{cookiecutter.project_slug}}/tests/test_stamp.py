@@ -10,8 +10,8 @@ import ast
 
 import pytest
 
-from mwaa_deploy.build.stamp import stamp
 from mwaa_deploy.owners import ENVIRONMENTS
+from mwaa_deploy.stamping.stamp import stamp
 from tests.helpers import SETTINGS
 
 DAGS = SETTINGS.sources / "dags"

@@ -21,8 +21,8 @@ from mwaa_deploy.bucket import history, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LOCAL_VERSIONS, LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.build.stamp import stamp
 from mwaa_deploy.exceptions import BucketError, HistoryError, Interrupted, SyncError
+from mwaa_deploy.stamping.stamp import stamp
 from tests.deploy_tool.helpers import FOREIGN, GIT, commit, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 

@@ -25,9 +25,9 @@ from mwaa_deploy.bucket import history, s3_lock, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.build.stamp import stamp
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
 from mwaa_deploy.owners import lock_key
+from mwaa_deploy.stamping.stamp import stamp
 from tests.deploy_tool.helpers import (
     GIT,
     SETTINGS,

@@ -21,7 +21,6 @@ from mwaa_deploy.bucket import claims, history, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.build import stamp as stamping
 from mwaa_deploy.commands import sandboxes
 from mwaa_deploy.commands.prod_path import (
     check_committed,
@@ -36,6 +35,7 @@ from mwaa_deploy.exceptions import (
     StampError,
 )
 from mwaa_deploy.instance import parse_gate, pools
+from mwaa_deploy.stamping import stamp as stamping
 
 # Deploys of fewer files finish before progress would help.
 PROGRESS_FROM = 20

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mwaa_deploy.build.stamp import is_source_name
 from mwaa_deploy.checkout import NO_GIT, NO_REPOSITORY, Checkout
 from mwaa_deploy.exceptions import OffProdPath
+from mwaa_deploy.stamping.stamp import is_source_name
 
 # The one command that needs check_committed: the others ship no DAG file.
 WHAT = "deploy-prod"

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from mwaa_deploy import config, owners
 from mwaa_deploy.bucket import history
-from mwaa_deploy.build.selection import references_left_out, select
 from mwaa_deploy.checkout import Checkout
 from mwaa_deploy.exceptions import SandboxError
+from mwaa_deploy.stamping.selection import references_left_out, select
 
 if TYPE_CHECKING:
     from mwaa_deploy.bucket.buckets import Bucket

@@ -19,7 +19,6 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from mwaa_deploy import config
-from mwaa_deploy.build.stamp import is_source_name
 from mwaa_deploy.exceptions import CheckError, ConstraintsError
 from mwaa_deploy.instance import mwaa_constraints, startup
 from mwaa_deploy.instance.pip_requirements import (
@@ -31,6 +30,7 @@ from mwaa_deploy.instance.pip_requirements import (
     requirement_name,
     resolution_problems,
 )
+from mwaa_deploy.stamping.stamp import is_source_name
 
 REQUIREMENTS = "requirements.txt"
 PLUGINS = "plugins.zip"

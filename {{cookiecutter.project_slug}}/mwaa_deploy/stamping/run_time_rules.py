@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from mwaa_deploy.owners import owner_of_key
-from mwaa_deploy.build.sources import FLAG, SourceFile, called_name
+from mwaa_deploy.stamping.sources import FLAG, SourceFile, called_name
 
 # Code given as text runs unread by the stamp: `exec("DEV = True")` would undo the
 # `DEV = False` of a PROD build.

@@ -18,9 +18,9 @@ from pathlib import Path
 FOLDER = ".stamp-cache"
 # The modules whose code decides a stamped file: a change to any of them empties the cache.
 PACKAGE = Path(__file__).parent.parent
-DECIDING = ("build/stamp.py", "build/sources.py", "build/run_time_rules.py", "owners.py")
+DECIDING = ("stamping/stamp.py", "stamping/sources.py", "stamping/run_time_rules.py", "owners.py")
 CODE = hashlib.sha256(
-    b"".join((PACKAGE / name).read_bytes() for name in (*DECIDING, "build/stamp_cache.py"))
+    b"".join((PACKAGE / name).read_bytes() for name in (*DECIDING, "stamping/stamp_cache.py"))
 ).hexdigest()
 
 

@@ -25,9 +25,15 @@ from pathlib import Path
 
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import check_owner
-from mwaa_deploy.build.run_time_rules import run_time_problems
-from mwaa_deploy.build.sources import SourceFile, char_column, find_flag, helper_problems, in_line_order
-from mwaa_deploy.build.stamp_cache import StampCache
+from mwaa_deploy.stamping.run_time_rules import run_time_problems
+from mwaa_deploy.stamping.sources import (
+    SourceFile,
+    char_column,
+    find_flag,
+    helper_problems,
+    in_line_order,
+)
+from mwaa_deploy.stamping.stamp_cache import StampCache
 
 # Placed in every stamped helper package so the scheduler never parses its modules as
 # DAG files. The one pattern means "everything in this folder" under both ignore-file

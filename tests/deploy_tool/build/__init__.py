@@ -1,1 +1,0 @@
-"""Tests of mwaa_deploy/build/."""
