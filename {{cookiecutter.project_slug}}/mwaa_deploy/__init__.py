@@ -38,4 +38,6 @@ s3_local.py          s3-local: an S3 endpoint on this machine, to try the S3 dep
 mwaa_local.py        mwaa-local: MWAA's API on this machine, in front of airflow-local
 mwaa_local_env.py    mwaa-local's one environment: what it runs, the updates it takes
 exceptions.py        DeployError, the base of every error a user can fix, and the others
+adopt/               make adopt: existing DAG files turned into the convention (a libcst
+                     codemod); make retire-unprefixed: their old copies out of the bucket
 """
