@@ -10,7 +10,7 @@ from tests.deploy_tool import BAKED
 
 PACKAGE = BAKED / "mwaa_deploy"
 # Bottom to top; the modules at the package's top are below every layer.
-LAYERS = ("stamping", "bucket", "instance", "local", "commands")
+LAYERS = ("stamping", "bucket", "adopt", "instance", "local", "commands")
 MOST_LINES = 350
 MOST_TOP_MODULES = 10
 

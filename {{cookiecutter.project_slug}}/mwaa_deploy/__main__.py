@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mwaa_deploy import config
-from mwaa_deploy.commands import deploys, environment
+from mwaa_deploy.commands import adopt, deploys, environment
 from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
@@ -119,6 +119,27 @@ COMMANDS = {
     "sandboxes": Command(
         deploys.list_sandboxes,
         "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",
+    ),
+    "adopt": Command(
+        adopt.adopt,
+        "turn existing DAG files into the convention, in place; say what is left by hand",
+        (
+            (
+                "--files",
+                {"variable": "FILES", "help": "the DAG files (default: every one in dags/)"},
+            ),
+        ),
+    ),
+    "retire-unprefixed": Command(
+        adopt.retire_unprefixed,
+        "list the bucket's old un-prefixed copies of adopted DAG files; --delete deletes them",
+        (
+            (
+                "--delete",
+                {"action": "store_true", "variable": "DELETE", "help": "delete them"},
+            ),
+            FORCE,
+        ),
     ),
     "check-requirements": Command(
         environment.check_requirements,

@@ -21,6 +21,8 @@ SWITCHES = [
     (["deploy", "PROD"], "FORCE", "force"),
     (["rollback", "PROD"], "FORCE", "force"),
     (["deploy-requirements"], "FORCE", "force"),
+    (["retire-unprefixed"], "DELETE", "delete"),
+    (["retire-unprefixed"], "FORCE", "force"),
 ]
 ON = ["1", "true", "True", "TRUE", "yes", "Yes", "on", "ON"]
 OFF = ["", "0", "false", "False", "FALSE", "no", "No", "off", "OFF"]
@@ -68,6 +70,7 @@ def test_an_unknown_switch_value_is_refused_naming_the_variable_and_its_values(
         (["s3-local"], "PORT", "", "port", 4566),
         (["mwaa-local"], "PORT", "4568", "port", 4568),
         (["mwaa-local"], "AIRFLOW_PORT", "8081", "airflow_port", 8081),
+        (["adopt"], "FILES", "dags/a.py dags/b.py", "files", "dags/a.py dags/b.py"),
     ],
 )
 def test_a_variable_reaches_its_argument_as_data(

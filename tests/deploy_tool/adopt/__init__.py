@@ -1,0 +1,1 @@
+"""Tests of mwaa_deploy/adopt/ and make adopt."""

@@ -1,0 +1,14 @@
+"""make adopt: existing DAG files turned into the convention by a codemod on their concrete
+syntax tree (libcst), comments and layout kept; and make retire-unprefixed, the old
+un-prefixed copies they replace removed from the bucket. Both commands: commands/adopt.py.
+
+codemod.py    one file adopted: parsed, transformed, checked to compile
+edits.py      one file's edits, applied once; the names they use
+module.py     the top level: the flag, dev_prod_flag and the imports, in the right place
+dags.py       DAG ids, tags and cross-DAG references; task ids left as written
+resources.py  assets, object storage paths, connection ids
+values.py     a string made its environment's where it is written (or in its constant)
+strings.py    the strings themselves: ids, data paths, connection ids
+settings.py   a convention turned off in pyproject.toml
+retire.py     make retire-unprefixed
+"""

@@ -1,0 +1,42 @@
+"""One DAG file adopted: parsed, transformed, checked to compile, its report lines."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper
+
+from mwaa_deploy.adopt import dags, module, resources
+from mwaa_deploy.adopt.edits import Adoption
+
+
+class Adopted(NamedTuple):
+    text: str
+    # `file:line: what to do`, for what the codemod left to a person.
+    report: list[str]
+    keeps_task_ids: bool
+
+
+def adopt_source(path: str, text: str) -> Adopted:
+    """`text` in the convention, comments and layout kept; unchanged where it cannot be
+    parsed, where a name the edits need is taken, or where the result would not compile."""
+    try:
+        parsed = cst.parse_module(text)
+    except cst.ParserSyntaxError as error:
+        return Adopted(text, [f"{path}:{error.raw_line}: does not parse: {error.message}"], False)
+    adoption = Adoption(path, MetadataWrapper(parsed))
+    top = module.scan(adoption.module)
+    dags.transform(adoption, top)
+    resources.transform(adoption, top)
+    notes = len(adoption.notes)
+    module.give_flag(adoption, top)
+    if len(adoption.notes) > notes:  # a name taken: nothing is written
+        return Adopted(text, adoption.report(), adoption.keeps_task_ids)
+    new = adoption.apply().code
+    try:
+        compile(new, path, "exec")
+    except SyntaxError as error:
+        line = f"{path}:{error.lineno}: left as it was: the adopted file would not compile"
+        return Adopted(text, [*adoption.report(), f"{line} ({error.msg}); adopt it by hand"], False)
+    return Adopted(new, adoption.report(), adoption.keeps_task_ids)
