@@ -17,7 +17,7 @@ from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LOCAL_LOCKS, LOCAL_VERSIONS
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.instance import instance_files
-from mwaa_deploy.stamping.stamp import stamp
+from mwaa_deploy.stamping.build import Build
 from tests.deploy_tool import BAKED
 
 SETTINGS = config.load(BAKED)
@@ -59,8 +59,8 @@ def deployed_files(bucket: Bucket) -> dict[str, bytes]:
 
 
 def deploy(bucket: Bucket, env: str, sources: Path = SETTINGS.sources) -> sync.Plan:
-    """What `make deploy-<env>` does, on any bucket: stamp, plan, apply."""
-    return sync.deploy(bucket, env, stamp(sources, env))
+    """What `make deploy-<env>` does, on any bucket: plan (stamping what changed), apply."""
+    return sync.deploy(bucket, env, Build(sources, env))
 
 
 def new_s3_bucket(encryption: str = "AES256", versioned: bool = True) -> str:

@@ -76,6 +76,11 @@ class BucketError(DeployError):
         self.permanent = permanent
 
 
+class RecordMoved(DeployError):
+    """The owner's record is no longer the one a deploy planned from: another deploy of
+    the owner ended between that plan and this deploy's lock."""
+
+
 class SyncError(DeployError):
     """A deploy stopped part-way; the message says what was and was not done."""
 

@@ -17,7 +17,7 @@ from mwaa_deploy.bucket import sync
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import ENVIRONMENTS
-from mwaa_deploy.stamping.stamp import stamp
+from mwaa_deploy.stamping.build import stamp
 from tests import dag_rules
 from tests.helpers import SETTINGS, THIS_SANDBOX
 

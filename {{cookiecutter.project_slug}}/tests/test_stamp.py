@@ -11,7 +11,7 @@ import ast
 import pytest
 
 from mwaa_deploy.owners import ENVIRONMENTS
-from mwaa_deploy.stamping.stamp import stamp
+from mwaa_deploy.stamping.build import stamp
 from tests.helpers import SETTINGS
 
 DAGS = SETTINGS.sources / "dags"

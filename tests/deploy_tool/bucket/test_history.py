@@ -22,7 +22,7 @@ from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LOCAL_VERSIONS, LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.exceptions import BucketError, HistoryError, Interrupted, SyncError
-from mwaa_deploy.stamping.stamp import stamp
+from mwaa_deploy.stamping.build import stamp
 from tests.deploy_tool.helpers import FOREIGN, GIT, commit, contents, deploy, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
@@ -93,7 +93,6 @@ def test_the_record_is_the_last_object_a_deploy_writes_and_says_where_it_came_fr
     assert last is not None
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
     assert last.about["branch"] == "main" and last.about["commit"] == head.stdout.strip()
-    assert last.about["identity"].startswith("arn:aws:")  # as the endpoint's STS tells it
     assert {"time", "by"} <= last.about.keys()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -27,7 +29,8 @@ from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
 from mwaa_deploy.owners import lock_key
-from mwaa_deploy.stamping.stamp import stamp
+from mwaa_deploy.stamping import build as building
+from mwaa_deploy.stamping.build import Build, stamp
 from tests.deploy_tool.helpers import (
     GIT,
     SETTINGS,
@@ -86,6 +89,73 @@ def test_a_one_file_change_uploads_that_file_alone(
         uploaded = {r.key for r in s3_endpoint.requests if r.action == "put"}
         bookkeeping = {history.record_key("PROD"), lock_key("PROD")}
         assert uploaded - bookkeeping == {"dags/PROD_dbt_models.py"}
+
+
+def test_an_unchanged_redeploy_from_a_fresh_checkout_stamps_nothing_and_an_edit_one_file(
+    bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deploy(bucket, "PROD")
+    checkout = shutil.copytree(SETTINGS.sources, tmp_path / "fresh-checkout")
+    stamped: list[str] = []
+    for name in ("stamp_dag_file", "stamp_helper_module"):
+        real = getattr(building, name)
+        monkeypatch.setattr(
+            building, name, lambda *args, real=real: stamped.append(args[1]) or real(*args)
+        )
+
+    again = deploy(bucket, "PROD", checkout)
+    assert again.is_empty and stamped == []
+
+    edited = checkout / "dags" / "dbt_models.py"
+    edited.write_text(edited.read_text() + "# edited\n")
+    assert deploy(bucket, "PROD", checkout).changed == ["dags/PROD_dbt_models.py"]
+    assert stamped == [str(edited)]
+    files = deployed_files(bucket)
+    assert all(files[key] == body for key, body in stamp(checkout, "PROD").items())
+
+
+def test_a_one_file_change_asks_s3_for_the_lock_the_file_and_the_record_alone_beyond_a_redeploy(
+    aws: S3Endpoint, tmp_path: Path
+) -> None:
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    sources = shutil.copytree(SETTINGS.sources, tmp_path / "src")
+    deploy(bucket, "PROD", sources)
+    aws.reset()
+    deploy(bucket, "PROD", sources)
+    unchanged = Counter((r.method, r.key) for r in aws.requests)
+    with open(sources / "dags" / "dbt_models.py", "a") as dag:
+        dag.write("# a comment\n")
+    aws.reset()
+    deploy(bucket, "PROD", sources)
+    beyond = Counter((r.method, r.key) for r in aws.requests) - unchanged
+    lock, record = lock_key("PROD"), history.record_key("PROD")
+    assert sorted(beyond.elements()) == sorted(
+        [("PUT", lock), ("PUT", "dags/PROD_dbt_models.py"), ("PUT", record), ("DELETE", lock)]
+    )
+
+
+def test_a_deploy_whose_record_moved_after_its_plan_plans_again_and_leaves_its_own_build(
+    bucket: Bucket, tmp_path: Path
+) -> None:
+    ours = shutil.copytree(SETTINGS.sources, tmp_path / "ours")
+    theirs = shutil.copytree(SETTINGS.sources, tmp_path / "theirs")
+    deploy(bucket, "DEV", ours)
+    with open(ours / "dags" / "dbt_models.py", "a") as dag:
+        dag.write("# ours\n")
+    planned = sync.plan(bucket, "DEV", Build(ours, "DEV"))
+    with open(theirs / "dags" / "dbt_sources.py", "a") as dag:
+        dag.write("# theirs, deployed between our plan and our lock\n")
+    deploy(bucket, "DEV", theirs)
+
+    sync.deploy(bucket, "DEV", Build(ours, "DEV"), planned=planned)
+
+    build = stamp(ours, "DEV")
+    assert {k: v for k, v in deployed_files(bucket).items() if k.startswith("dags/DEV_")} == build
+    last = history.read(bucket, "DEV")
+    assert last is not None
+    assert {k: o["sha256"] for k, o in last.objects.items()} == {
+        k: hashlib.sha256(v).hexdigest() for k, v in build.items()
+    }
 
 
 def test_a_key_changed_by_hand_is_put_back(bucket: Bucket) -> None:

@@ -21,7 +21,7 @@ from mwaa_deploy.bucket import history, sync
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import prefix
-from mwaa_deploy.stamping.stamp import stamp
+from mwaa_deploy.stamping.build import stamp
 from tests.deploy_tool.helpers import FOREIGN, contents, new_s3_bucket
 
 DAG_NAMES = st.sampled_from(["a.py", "b.py", "c.py"])

@@ -24,7 +24,7 @@ from mwaa_deploy.bucket import history
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.stamping.stamp import stamp
+from mwaa_deploy.stamping.build import stamp
 from tests.deploy_tool.helpers import FOREIGN, GIT, contents, deployed_files, new_s3_bucket
 
 BRANCHES = st.text(

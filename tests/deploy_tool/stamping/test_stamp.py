@@ -12,8 +12,9 @@ import pytest
 
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.exceptions import StampError
-from mwaa_deploy.stamping import stamp as stamping
-from mwaa_deploy.stamping.stamp import stamp, write_build
+from mwaa_deploy.stamping import build as stamping
+from mwaa_deploy.stamping.build import stamp
+from mwaa_deploy.stamping.stamp import write_build
 from tests.deploy_tool.helpers import SETTINGS
 from tests.helpers import NEWEST, OLDEST, VENVS
 

@@ -40,8 +40,9 @@ class Bucket(Protocol):
         """The object's content (of `version`, if given), or None when there is none."""
         ...
 
-    def put(self, key: str, body: bytes) -> Stored:
-        """Store `body` under `key`."""
+    def put(self, key: str, body: bytes, over: str | None = None) -> Stored:
+        """Store `body` under `key`; where `over` is given, only over the object of that
+        ETag ("": only where there is none), else RecordMoved."""
         ...
 
     def delete(self, keys: list[str]) -> None: ...
@@ -52,10 +53,6 @@ class Bucket(Protocol):
 
     def versions(self, key: str) -> list[str]:
         """Every version the key has held and still has, newest first."""
-        ...
-
-    def identity(self) -> str:
-        """Who writes to the bucket, as the bucket knows them; "" when it cannot tell."""
         ...
 
     def lock(self, owner: str) -> AbstractContextManager[None]:

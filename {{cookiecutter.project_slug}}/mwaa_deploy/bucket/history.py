@@ -1,9 +1,9 @@
 """History: what each deploy of an owner left in the bucket, and the deploy a rollback restores.
 
 Every deploy that changes something ends by writing its record, `dags/<owner>_.deployed.json`,
-the last object it writes: where the deploy came from (branch, commit, time, who, and the
-AWS identity it ran as), what it changed, and for every key the owner then holds, the
-SHA-256 of the content, the ETag and the object version the bucket gave it. The bucket
+the last object it writes: where the deploy came from (branch, commit, time, who), what
+it changed, and for every key the owner then holds, the SHA-256 of the content, the ETag
+and the object version the bucket gave it, and the source key of its stamp. The bucket
 keeps every version of the record, as MWAA's versioned bucket keeps every version of
 every object: the record's versions, newest first, are the owner's history, and the
 object versions one of them names are that deploy's exact files. The id of a deploy is
@@ -40,10 +40,13 @@ READ_THREADS = 16
 SHORT_ID = 12
 FEWEST_ID_CHARACTERS = 6
 
-# key -> {"sha256": ..., "etag": ..., "version": ...}: the content a key held, the ETag
-# and the version the bucket gave it.
+# key -> {"sha256": ..., "etag": ..., "version": ..., "source": ...}: the content a key
+# held, the ETag and the version the bucket gave it, and the source key of its stamp
+# (stamp_cache.py; "" in records older than it).
 Objects = dict[str, dict[str, str]]
-# Where a deploy came from: "branch", "commit", "time", "by", "identity"; for a sandbox
+OBJECT_FIELDS = ("sha256", "etag", "version", "source")
+# Where a deploy came from: "branch", "commit", "time", "by" (older records: "identity",
+# the AWS identity it ran as, which cost every deploy a request); for a sandbox
 # "belongs_to" (the full branch name or SANDBOX's text it is for) and "sandbox_for" (the
 # same without the story prefix); for a rollback "rollback_to", the id of the deploy it
 # restored.
@@ -242,7 +245,7 @@ def concurrently(work: Callable[[_T], _R], items: Iterable[_T]) -> dict[_T, _R]:
 def _objects(found: dict[Any, Any]) -> Objects:
     """A record's objects; an entry missing a field reads as one the bucket must confirm."""
     return {
-        str(key): {field: str(entry.get(field, "")) for field in ("sha256", "etag", "version")}
+        str(key): {field: str(entry.get(field, "")) for field in OBJECT_FIELDS}
         for key, entry in found.items()
         if isinstance(entry, dict)
     }

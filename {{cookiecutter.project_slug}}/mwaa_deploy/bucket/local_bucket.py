@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mwaa_deploy.bucket.buckets import Stored
-from mwaa_deploy.exceptions import BucketError
+from mwaa_deploy.exceptions import BucketError, RecordMoved
 
 # The local bucket's locks and its objects' versions: folders of their own, never keys a
 # deploy lists.
@@ -58,7 +58,11 @@ class LocalBucket:
         except OSError as error:
             raise BucketError(f"cannot read {path}: {error.strerror}") from error
 
-    def put(self, key: str, body: bytes) -> Stored:
+    def put(self, key: str, body: bytes, over: str | None = None) -> Stored:
+        if over is not None:  # the owner's OS lock is held: nothing writes between
+            current = self.get(key)
+            if (self.etag_of(current) if current is not None else "") != over:
+                raise RecordMoved(f"{self.root / key} changed since this deploy read it")
         # The version first: a file in place is always one the bucket keeps a version of.
         version = self._keep_version(key, body)
         self._write(self.root / key, body)
@@ -74,9 +78,6 @@ class LocalBucket:
         folder = self.root / LOCAL_VERSIONS / key
         kept = [p for p in folder.iterdir() if p.suffix != ".partial"] if folder.is_dir() else []
         return [p.name for p in sorted(kept, key=lambda p: p.stat().st_mtime_ns, reverse=True)]
-
-    def identity(self) -> str:
-        return ""
 
     def _keep_version(self, key: str, body: bytes) -> str:
         """Keep the content as a version of the key, named by its hash: the same content

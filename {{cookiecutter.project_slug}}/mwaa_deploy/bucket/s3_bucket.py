@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from mwaa_deploy.bucket import s3_lock
 from mwaa_deploy.bucket.buckets import Stored
-from mwaa_deploy.exceptions import BucketError
+from mwaa_deploy.exceptions import BucketError, RecordMoved
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -94,10 +94,13 @@ class S3Bucket:
             return self.client.get_object(**request)["Body"].read()
         return None
 
-    def put(self, key: str, body: bytes) -> Stored:
-        with self.failing("cannot upload", f"{self.name}/{key}"):
-            answer = self.client.put_object(Bucket=self.name, Key=key, Body=body)
-        return Stored(answer["ETag"].strip('"'), answer.get("VersionId", ""))
+    def put(self, key: str, body: bytes, over: str | None = None) -> Stored:
+        condition = {} if over is None else {"IfMatch": over} if over else {"IfNoneMatch": "*"}
+        moved = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+        with self.failing("cannot upload", f"{self.name}/{key}", none=moved):
+            answer = self.client.put_object(Bucket=self.name, Key=key, Body=body, **condition)
+            return Stored(answer["ETag"].strip('"'), answer.get("VersionId", ""))
+        raise RecordMoved(f"s3://{self.name}/{key} changed since this deploy read it")
 
     def version_of(self, key: str) -> str:
         with self.failing("cannot read", f"{self.name}/{key}"):
@@ -117,16 +120,6 @@ class S3Bucket:
                     "KeyMarker": page["NextKeyMarker"],
                     "VersionIdMarker": page["NextVersionIdMarker"],
                 }
-
-    def identity(self) -> str:
-        """The caller's ARN, which the deploy's record keeps: worth a request, not a failure."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            sts = aws_client("sts", self.client.meta.region_name, self.client.meta.config)
-            return sts.get_caller_identity()["Arn"]
-        except (BotoCoreError, ClientError, BucketError):
-            return ""
 
     def delete(self, keys: list[str]) -> None:
         refused = []

@@ -54,12 +54,12 @@ def held(bucket: S3Bucket, owner: str) -> Iterator[None]:
         "until": _when(now + LOCK_LEASE),
     }
     etag = _put_if_absent(bucket, key, json.dumps(mine).encode())
-    if not etag:
-        etag = _take_over(bucket, owner, mine, now)
+    # The lock's ETag as this deploy wrote it last, which its renewals keep up to date.
+    lease = {"etag": etag or _take_over(bucket, owner, mine, now)}
     stop = threading.Event()
     renewing = threading.Thread(
         target=_renew,
-        args=(bucket, key, mine, etag, stop),
+        args=(bucket, key, mine, lease, stop),
         name=f"lock renewal {key}",
         daemon=True,
     )
@@ -72,7 +72,7 @@ def held(bucket: S3Bucket, owner: str) -> Iterator[None]:
         # no longer than for the release, so that the release is the last write.
         with contextlib.suppress(KeyboardInterrupt):
             renewing.join(LOCK_RELEASE_SECONDS)
-        _release(bucket, key, mine)
+        _release(bucket, key, lease["etag"])
 
 
 def _take_over(bucket: S3Bucket, owner: str, mine: dict[str, Any], now: datetime) -> str:
@@ -109,7 +109,7 @@ def _take_over(bucket: S3Bucket, owner: str, mine: dict[str, Any], now: datetime
 
 
 def _renew(
-    bucket: S3Bucket, key: str, mine: dict[str, Any], etag: str, stop: threading.Event
+    bucket: S3Bucket, key: str, mine: dict[str, Any], lease: dict[str, str], stop: threading.Event
 ) -> None:
     """Push the lease's end forward until `stop`. Each write is conditional on the lock
     being the one this deploy wrote last: a lock released, or taken over after all, is
@@ -120,8 +120,11 @@ def _renew(
         renewed = mine | {"until": _when(datetime.now(UTC) + LOCK_LEASE)}
         try:
             with bucket.failing("cannot renew the lock", f"{bucket.name}/{key}", none=gone):
-                etag = bucket.client.put_object(
-                    Bucket=bucket.name, Key=key, Body=json.dumps(renewed).encode(), IfMatch=etag
+                lease["etag"] = bucket.client.put_object(
+                    Bucket=bucket.name,
+                    Key=key,
+                    Body=json.dumps(renewed).encode(),
+                    IfMatch=lease["etag"],
                 )["ETag"]
                 continue
         except BucketError:
@@ -129,15 +132,14 @@ def _renew(
         return  # no longer this deploy's lock: nothing to renew
 
 
-def _release(bucket: S3Bucket, key: str, mine: dict[str, Any]) -> None:
-    """Delete the lock if it is still ours, waiting a few seconds at most: the deploy has
-    ended, and a lock left behind is taken over by the next deploy from this machine."""
+def _release(bucket: S3Bucket, key: str, etag: str) -> None:
+    """Delete the lock if it is still ours (a conditional delete: the lock as this deploy
+    wrote it last), waiting a few seconds at most: the deploy has ended, and a lock left
+    behind is taken over by the next deploy from this machine."""
 
     def release() -> None:
         with contextlib.suppress(Exception):
-            held = bucket.client.get_object(Bucket=bucket.name, Key=key)
-            if _same_process(_lock_holder(held["Body"].read()), mine):
-                bucket.client.delete_object(Bucket=bucket.name, Key=key)
+            bucket.client.delete_object(Bucket=bucket.name, Key=key, IfMatch=etag)
 
     releasing = threading.Thread(target=release, daemon=True)
     releasing.start()

@@ -8,20 +8,23 @@ module writes or deletes is checked against that first.
 Content decides what is uploaded, never timestamps. A bucket's ETag is usually a hash of
 the content (the MD5 on S3), so comparing it with the build's is enough. Where it is not
 (SSE-KMS, multipart uploads), the last deploy's record (history.py) has the SHA-256 of
-what it left under each ETag. Each deploy that changes something writes its record,
-the last object it writes, before it deletes stale keys; a rollback is a deploy of an
-earlier record's files.
+what it left under each ETag. The record also keeps each file's source key (what decided
+its stamp): a file whose source key and ETag are the record's is unchanged, unstamped.
+Each deploy that changes something writes its record, the last object it writes, before
+it deletes stale keys; a rollback is a deploy of an earlier record's files.
 
-A deploy holds the owner's lock (`dags/<owner>_.lock` on S3) from planning to the last
-deletion, so two deploys of one owner never interleave: the second is refused.
+A deploy with work holds the owner's lock (`dags/<owner>_.lock` on S3) to its last
+deletion, so two deploys of one owner never interleave: the second is refused. It writes
+its record only over the record it planned from; where another deploy of the owner ended
+between its plan and its lock, it plans again under the lock and finishes that plan.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mwaa_deploy.bucket import claims, history
 from mwaa_deploy.bucket.uploads import Uploads
@@ -29,6 +32,7 @@ from mwaa_deploy.exceptions import (
     BucketError,
     Interrupted,
     OwnershipError,
+    RecordMoved,
     SyncError,
 )
 from mwaa_deploy.owners import lock_key, owns, prefix
@@ -62,6 +66,31 @@ def owned_keys(bucket: Bucket, owner: str) -> dict[str, str]:
     return listed
 
 
+class Desired(Protocol):
+    """What an owner's keys should hold: the keys, each with its source key (what decides
+    its content; "" where unknown), and their content, made when asked for (a Build)."""
+
+    source_keys: Mapping[str, str]
+
+    def keys(self) -> list[str]: ...
+
+    def stamped(self, keys: Iterable[str]) -> dict[str, bytes]: ...
+
+
+class Contents:
+    """Desired content given whole (a rollback's files, or a build stamped already)."""
+
+    def __init__(self, files: Mapping[str, bytes], source_keys: Mapping[str, str]) -> None:
+        self.files = files
+        self.source_keys = {key: source_keys.get(key, "") for key in files}
+
+    def keys(self) -> list[str]:
+        return sorted(self.files)
+
+    def stamped(self, keys: Iterable[str]) -> dict[str, bytes]:
+        return {key: self.files[key] for key in keys}
+
+
 @dataclass
 class Plan:
     """What a deploy of `owner` would do. Keys are sorted; `uploads` maps key to body."""
@@ -76,6 +105,8 @@ class Plan:
     # for it now ("" for a new key); and the last deploy's record of them, if it was read.
     files: history.Objects = field(default_factory=dict, repr=False)
     recorded: history.Objects = field(default_factory=dict, repr=False)
+    # The ETag of the record planned from; None: there was none.
+    record_etag: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -90,19 +121,36 @@ class Plan:
         return f"{changes}, {len(self.deleted)} deleted, {len(self.unchanged)} unchanged"
 
 
-def plan(bucket: Bucket, owner: str, desired: dict[str, bytes], read_record: bool = False) -> Plan:
+def plan(bucket: Bucket, owner: str, desired: Desired | Mapping[str, bytes]) -> Plan:
     """Compare the build with the bucket by content: mtimes and checkouts do not matter.
-    The last deploy's record is read when a key's ETag needs it, or when asked."""
+    Only the files the record cannot vouch for are stamped (and checked) now."""
+    wanted = Contents(desired, {}) if isinstance(desired, Mapping) else desired
     listed = owned_keys(bucket, owner)
-    has_record = listed.pop(history.record_key(owner), None) is not None
-    unknown = [
-        k for k, body in desired.items() if listed.get(k, "") not in ("", bucket.etag_of(body))
-    ]
-    last = history.read(bucket, owner) if has_record and (unknown or read_record) else None
-    result = Plan(owner=owner, recorded=last.objects if last else {})
-    for key, body in sorted(desired.items()):
+    record_etag = listed.pop(history.record_key(owner), None)
+    last = history.read(bucket, owner) if record_etag is not None else None
+    result = Plan(owner=owner, recorded=last.objects if last else {}, record_etag=record_etag)
+    keys = wanted.keys()
+    vouched = {
+        key
+        for key in keys
+        if (recorded := result.recorded.get(key))
+        and recorded.get("source") == wanted.source_keys[key] != ""
+        and recorded["etag"] == listed.get(key)
+    }
+    bodies = wanted.stamped(key for key in keys if key not in vouched)
+    for key in keys:
         assert_owned(owner, key)
-        file = result.files[key] = {"sha256": _sha256(body), "etag": listed.get(key, "")}
+        if key in vouched:
+            recorded = result.recorded[key]
+            result.files[key] = {name: recorded[name] for name in ("sha256", "etag", "source")}
+            result.unchanged.append(key)
+            continue
+        body = bodies[key]
+        file = result.files[key] = {
+            "sha256": _sha256(body),
+            "etag": listed.get(key, ""),
+            "source": wanted.source_keys[key],
+        }
         if key not in listed:
             result.new.append(key)
         elif listed[key] == bucket.etag_of(body) or _same(result.recorded.get(key), file):
@@ -111,31 +159,36 @@ def plan(bucket: Bucket, owner: str, desired: dict[str, bytes], read_record: boo
         else:
             result.changed.append(key)
         result.uploads[key] = body
-    result.deleted = sorted(assert_owned(owner, key) for key in listed.keys() - desired.keys())
+    result.deleted = sorted(assert_owned(owner, key) for key in listed.keys() - set(keys))
     return result
 
 
 def deploy(
     bucket: Bucket,
     owner: str,
-    desired: dict[str, bytes],
+    desired: Desired | Mapping[str, bytes],
     progress: Callable[[int, int], None] | None = None,
     about: Callable[[], history.About] | None = None,
+    planned: Plan | None = None,
 ) -> Plan:
-    """Make the owner's keys equal `desired`; record `about()`, where the deploy comes from,
-    asked only of a deploy with work (git answers it, which an unchanged deploy skips).
+    """Make the owner's keys equal `desired` (as `planned`, where it is planned already);
+    record `about()`, where the deploy comes from, asked only of a deploy with work.
 
     A deploy with nothing to do writes nothing, not even a lock or a record. One with work
-    takes the owner's lock and plans again under it, then holds it to the last deletion.
+    takes the owner's lock and applies its plan under it; where the record moved since
+    the plan (another deploy of the owner ended meanwhile), it plans again and goes on.
     """
-    result = plan(bucket, owner, desired)
+    result = planned or plan(bucket, owner, desired)
     if result.is_empty:
         return result
     with bucket.lock(owner):
         origin = about() if about else {}
         claims.check(bucket, owner, claims.Claim.of(origin))
-        result = plan(bucket, owner, desired, read_record=True)
-        apply(bucket, result, progress, origin)
+        try:
+            apply(bucket, result, progress, origin)
+        except RecordMoved:
+            result = plan(bucket, owner, desired)
+            apply(bucket, result, progress, origin)
     return result
 
 
@@ -161,7 +214,7 @@ def rollback(
             raise SyncError(
                 f"{owner}: {error}; nothing changed. {_what_next(error, rerun)}"
             ) from error
-        result = plan(bucket, owner, desired, read_record=True)
+        result = plan(bucket, owner, Contents(desired, _sources(earlier.objects)))
         if not result.is_empty:
             restored = {"rollback_to": earlier.id, "files_from": history.files_from(earlier)}
             apply(bucket, result, progress, origin | restored, rerun)
@@ -260,6 +313,10 @@ def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def _sources(objects: history.Objects) -> dict[str, str]:
+    return {key: entry.get("source", "") for key, entry in objects.items()}
+
+
 def _same(recorded: dict[str, str] | None, file: dict[str, str]) -> bool:
     """The record says the key holds this content under the ETag the bucket lists."""
     return recorded is not None and all(recorded[k] == file[k] for k in ("sha256", "etag"))
@@ -279,12 +336,13 @@ def _save_record(
         recorded = result.recorded.get(key)
         if key in uploaded:
             etag, version = uploaded[key]
-            objects[key] = {"sha256": file["sha256"], "etag": etag, "version": version}
+            objects[key] = file | {"etag": etag, "version": version}
         elif _same(recorded, file) and recorded and recorded["version"]:
-            objects[key] = recorded
+            objects[key] = recorded | {"source": file["source"]}
         else:
             unrecorded.append(key)
     for key, version in history.concurrently(bucket.version_of, unrecorded).items():
         objects[key] = result.files[key] | {"version": version}
     record = history.document(about or {}, result.counts(done=True), objects)
-    bucket.put(history.record_key(result.owner), record)
+    # Only over the record planned from: another deploy's, written meanwhile, is not lost.
+    bucket.put(history.record_key(result.owner), record, over=result.record_etag or "")

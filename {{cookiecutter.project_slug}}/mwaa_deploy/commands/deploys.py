@@ -1,20 +1,15 @@
 """The commands behind the Makefile, one function each; __main__.py parses the arguments.
 
 Each command imports what it needs only, so that a stamp, or a deploy to the local bucket,
-never loads the AWS SDK, and a deploy to S3 loads it while a second process stamps.
+never loads the AWS SDK.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
-from pathlib import Path
 
 from mwaa_deploy import config, owners
 from mwaa_deploy.bucket import claims, history, sync
@@ -35,7 +30,9 @@ from mwaa_deploy.exceptions import (
     StampError,
 )
 from mwaa_deploy.instance import parse_gate, pools
-from mwaa_deploy.stamping import stamp as stamping
+from mwaa_deploy.stamping import build as building
+from mwaa_deploy.stamping.build import Build
+from mwaa_deploy.stamping.stamp import read_paths, write_build
 
 # Deploys of fewer files finish before progress would help.
 PROGRESS_FROM = 20
@@ -45,10 +42,10 @@ def stamp(settings: config.Settings, env: str, full: bool) -> int:
     """`stamp ENV`: write build/<owner>/ from bucket_contents/, checking every DAG file."""
     chosen = _target(settings, env, full)
     with _if_stamp_fails(f"build/{chosen.owner}/ is left as it was"):
-        desired = stamping.stamp(
+        desired = building.stamp(
             config.shown(settings.sources), chosen.owner, chosen.only, settings.build
         )
-    build = stamping.write_build(desired, config.shown(settings.build), chosen.owner)
+    build = write_build(desired, config.shown(settings.build), chosen.owner)
     print(f"Stamped {chosen.owner}: {len(desired)} files in {build}")
     return 0
 
@@ -58,9 +55,9 @@ def plan(settings: config.Settings, env: str, full: bool) -> int:
     chosen = _target(settings, env, full)
     owner = chosen.owner
     with _if_stamp_fails(f"no plan for {owner} until every file stamps"):
-        desired, bucket = _stamp_and_open_bucket(settings, chosen)
-    print(f"Stamped {owner}: {len(desired)} files")
-    result = sync.plan(bucket, owner, desired)
+        build, bucket = _build_and_bucket(settings, chosen)
+        result = sync.plan(bucket, owner, build)
+    print(f"Stamped {owner}: {len(build.keys())} files")
     print(f"Plan for {owner} on {bucket.description} (keys {owners.prefix(owner)}*):")
     for label, keys in [
         ("new", result.new),
@@ -88,14 +85,13 @@ def deploy(settings: config.Settings, env: str, force: bool, full: bool) -> int:
         with _if_stamp_fails(nothing_done):
             if owner == "PROD" and settings.s3_bucket and not force:
                 check_prod_path(chosen.here, settings.default_branch, "deploy-prod")
-                check_committed(
-                    chosen.here, settings.sources, stamping.read_paths(settings.sources)
-                )
-            desired, bucket = _stamp_and_open_bucket(settings, chosen)
-        print(f"Stamped {owner}: {len(desired)} files")
+                check_committed(chosen.here, settings.sources, read_paths(settings.sources))
+            build, bucket = _build_and_bucket(settings, chosen)
+            planned = sync.plan(bucket, owner, build)
+        print(f"Stamped {owner}: {len(build.keys())} files")
         _check_the_instance_answers(settings, owner)
         print(f"Deploying {owner} to {bucket.description}")
-        result = sync.deploy(bucket, owner, desired, _print_progress, _about(chosen, bucket))
+        result = sync.deploy(bucket, owner, build, _print_progress, _about(chosen), planned)
         print(f"{owner} deployed: {result.counts(done=True)}.")
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: {nothing_done}.") from None
@@ -168,9 +164,7 @@ def rollback(settings: config.Settings, env: str, to: str | None, force: bool) -
     print(f"Rolling back {owner} on {bucket.description}")
     try:
         _check_the_instance_answers(settings, owner)
-        earlier, result = sync.rollback(
-            bucket, owner, to or "", _print_progress, _about(chosen, bucket)
-        )
+        earlier, result = sync.rollback(bucket, owner, to or "", _print_progress, _about(chosen))
     except KeyboardInterrupt:
         raise Interrupted(f"Interrupted: nothing was rolled back in {owner}.") from None
     which = f"deploy {earlier.short_id} (files of {history.files_from(earlier)})"
@@ -224,9 +218,9 @@ def list_sandboxes(settings: config.Settings) -> int:
     return 0
 
 
-def _about(chosen: sandboxes.Target, bucket: Bucket) -> Callable[[], history.About]:
+def _about(chosen: sandboxes.Target) -> Callable[[], history.About]:
     """What the record of this deploy will say of it, asked once the deploy has work."""
-    return lambda: sandboxes.about_this_deploy(chosen, chosen.here, bucket.identity())
+    return lambda: sandboxes.about_this_deploy(chosen, chosen.here)
 
 
 def _check_the_instance_answers(settings: config.Settings, owner: str) -> None:
@@ -270,62 +264,16 @@ def open_bucket(settings: config.Settings) -> LocalBucket | S3Bucket:
     return S3Bucket.open(settings.s3_bucket, settings.aws_region)
 
 
-def _stamp_and_open_bucket(
-    settings: config.Settings, chosen: sandboxes.Target
-) -> tuple[dict[str, bytes], Bucket]:
-    """The build and the bucket; a stamp problem is reported first, as the one to fix first.
-
-    Opening an S3 bucket loads the AWS SDK and its S3 model, CPU work like stamping, so
-    stamping runs meanwhile in a second process (a thread would wait for the first).
-    """
-    sources = config.shown(settings.sources)
-    if not settings.s3_bucket:
-        stamped = stamping.stamp(sources, chosen.owner, chosen.only, settings.build)
-        return stamped, open_bucket(settings)
-    # A fork starts at once, and is safe on Linux while no other thread runs, as on the
-    # command line; elsewhere (macOS, a process with threads) a fresh interpreter.
-    alone = sys.platform == "linux" and threading.active_count() == 1
-    start = multiprocessing.get_context("fork" if alone else "spawn")
-    receiving, sending = start.Pipe(duplex=False)
-    # A daemon: ended with this process, Ctrl-C included, however far it got.
-    stamper = start.Process(
-        target=_stamp_into,
-        args=(sending, sources, chosen.owner, chosen.only, settings.build),
-        daemon=True,
-    )
-    stamper.start()
-    sending.close()
+def _build_and_bucket(settings: config.Settings, chosen: sandboxes.Target) -> tuple[Build, Bucket]:
+    """The build, whose files are stamped as the plan asks for them, and the bucket. Where
+    the bucket cannot be opened, a stamp problem is still reported first, as the one to
+    fix first."""
+    build = Build(config.shown(settings.sources), chosen.owner, chosen.only, settings.build)
     try:
-        bucket = open_bucket(settings)
+        return build, open_bucket(settings)
     except DeployError:
-        _received(receiving)
+        build.stamped(build.keys())
         raise
-    return _received(receiving), bucket
-
-
-def _stamp_into(
-    sending: Connection, sources: Path, owner: str, only: frozenset[str] | None, build: Path
-) -> None:
-    """The stamping process: send the build, or the StampError, back."""
-    # Ctrl-C is the parent's to handle: a stamper stopped while sending the build would
-    # leave the parent waiting for the rest of it, for ever.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        sending.send(stamping.stamp(sources, owner, only, build))
-    except StampError as error:
-        sending.send(error)
-
-
-def _received(receiving: Connection) -> dict[str, bytes]:
-    try:
-        outcome = receiving.recv()
-    except EOFError:
-        raise DeployError(
-            "stamping stopped without a result; run it alone: make stamp-dev"
-        ) from None
-    if isinstance(outcome, StampError):
-        raise outcome
-    return outcome
 
 
 def _print_progress(done: int, total: int) -> None:

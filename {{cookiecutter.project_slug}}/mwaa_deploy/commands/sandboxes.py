@@ -110,9 +110,8 @@ def branch_prefix(pattern: str) -> str:
     return pattern[: m.start()] if (m := GLOB.search(pattern)) else ""
 
 
-def about_this_deploy(chosen: Target, here: Checkout, identity: str = "") -> history.About:
-    """What the record of a deploy of `chosen` says of it; `identity`: the AWS identity
-    it runs as."""
+def about_this_deploy(chosen: Target, here: Checkout) -> history.About:
+    """What the record of a deploy of `chosen` says of it."""
     actor = os.environ.get("GITHUB_ACTOR")
     by = f"{actor} (GitHub Actions)" if actor else f"{getpass.getuser()}@{socket.gethostname()}"
     sandbox = {"sandbox_for": chosen.sandbox_for, "belongs_to": chosen.belongs_to}
@@ -122,7 +121,6 @@ def about_this_deploy(chosen: Target, here: Checkout, identity: str = "") -> his
         "commit": here.commit,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "by": by,
-        **({"identity": identity} if identity else {}),
     }
 
 

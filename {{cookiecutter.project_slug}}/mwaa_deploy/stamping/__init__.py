@@ -1,6 +1,7 @@
 """bucket_contents/ made into one owner's build, checked; nothing here touches a bucket.
 
-stamp.py             the build of one owner (DEV_x.py, PROD_x.py), every DAG file checked
+build.py             one owner's build: each file's source key, stamped when first asked for
+stamp.py             one file stamped for an owner (DEV_x.py, PROD_x.py) and checked; the tree
 stamp_cache.py       stamped files kept by what decides them: a stamp redoes only what changed
 sources.py           a source of dags/ as written: the one DEV = True flag, no DAG in a helper
 run_time_rules.py    what a source could do once it runs to undo its stamp, refused

@@ -10,6 +10,7 @@ owner's copy, so that two owners never share a line of code in the bucket.
 What ships is what lies inside `bucket_contents/`: a symlink that leads out of it, or
 nowhere, stops the stamp, as does anything that could give PROD a `DEV = True`: what a
 source says as written (sources.py) and what it could do once it runs (run_time_rules.py).
+A project's whole build, and which of its files a deploy stamps at all, are build.py's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mwaa_deploy.exceptions import StampError
-from mwaa_deploy.owners import check_owner
 from mwaa_deploy.stamping.run_time_rules import run_time_problems
 from mwaa_deploy.stamping.sources import (
     SourceFile,
@@ -33,7 +33,6 @@ from mwaa_deploy.stamping.sources import (
     helper_problems,
     in_line_order,
 )
-from mwaa_deploy.stamping.stamp_cache import StampCache
 
 # Placed in every stamped helper package so the scheduler never parses its modules as
 # DAG files. The one pattern means "everything in this folder" under both ignore-file
@@ -68,67 +67,6 @@ def stamp_helper_module(source: str, path: str, owner: str, helper_packages: fro
     if problems:
         raise StampError(in_line_order(path, problems))
     return _apply(file, _import_edits(file, owner, helper_packages))
-
-
-def stamp(
-    sources: Path, owner: str, only: frozenset[str] | None = None, build: Path | None = None
-) -> dict[str, bytes]:
-    """The build of `sources` (the bucket_contents folder) for `owner`: bucket key -> content.
-
-    `only`: the names (`x.py`, `common/y.py`) of the files to ship, for a sandbox that
-    holds part of the project; None ships every file. Every file shipped is checked; on
-    any problem StampError lists them all. `build`: where the stamped files of earlier
-    stamps are kept (stamp_cache.py), so that only changed files are stamped again.
-    """
-    check_owner(owner)
-    tree = scan(sources)
-    helper_packages = frozenset(tree.packages)
-    problems = list(tree.problems)
-    problems += [
-        f"{sources / 'dags' / package}: helper package name is not a Python identifier; rename it"
-        for package in sorted(helper_packages)
-        if not package.isidentifier()
-    ]
-    shipped = {name: path for name, path in tree.files.items() if only is None or name in only}
-    outputs = {
-        f"dags/{owner}_{package}/.airflowignore": HELPER_AIRFLOWIGNORE
-        for package in helper_packages
-        if any(name.startswith(f"{package}/") for name in shipped)
-    }
-    cache = StampCache(build, owner)
-    for name, path in shipped.items():
-        try:
-            outputs[f"dags/{owner}_{name}"] = _stamp_file(name, path, helper_packages, cache)
-        except StampError as error:
-            problems += error.problems
-        except OSError as error:
-            problems.append(f"{path}: cannot be read ({error.strerror}); fix or remove it")
-    dag_names = {name.removesuffix(".py") for name in tree.files if "/" not in name}
-    problems += [
-        f"{sources / 'dags' / name}.py: a DAG file and a helper package are both named"
-        f" {name!r}; rename one"
-        for name in sorted(dag_names & helper_packages)
-    ]
-    cache.save()
-    if problems:
-        raise StampError(problems)
-    return dict(sorted(outputs.items()))
-
-
-def _stamp_file(name: str, path: Path, helper_packages: frozenset[str], cache: StampCache) -> bytes:
-    """One file as deployed to the cache's owner: a DAG file (`x.py`), a helper module, or
-    other data."""
-    if "/" in name and path.suffix != ".py":
-        return path.read_bytes()
-    kind = "helper" if "/" in name else "dag"
-    source = read_text(path)
-    key = cache.key(kind, source, helper_packages)
-    stamped = cache.get(key)
-    if stamped is None:
-        stamping = stamp_helper_module if kind == "helper" else stamp_dag_file
-        stamped = stamping(source, str(path), cache.owner, helper_packages)
-        cache.put(key, stamped)
-    return stamped.encode()
 
 
 def read_paths(sources: Path) -> list[Path]:
@@ -271,10 +209,11 @@ def is_source_name(name: str) -> bool:
     return not name.startswith(".") and name != "__pycache__"
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, content: bytes | None = None) -> str:
+    """The text of a source (`content`, where it is read already), as written: no newline
+    translated."""
     try:
-        with open(path, encoding="utf-8", newline="") as file:
-            return file.read()
+        return (path.read_bytes() if content is None else content).decode("utf-8")
     except UnicodeDecodeError as error:
         raise StampError([f"{path}:1: not UTF-8 text ({error.reason}); save it as UTF-8"]) from None
 

@@ -1,69 +1,85 @@
 """Stamped files kept by what decides them, so that a stamp redoes only what changed.
 
 A stamped file is a function of its source text, its kind (DAG file or helper module), the
-owner, the project's helper packages and this tool's code; the key is a hash of all of
-them. Only files that passed every check are kept, so a cached file is one a full stamp
-would give, byte for byte. Each owner has a file of its own in build/.stamp-cache/, holding
-what its last stamp used: it never grows beyond one stamp's worth.
+owner, the project's helper packages and this tool's code; its key (`source_key`) is a
+hash of all of them, and a deploy's record keeps it beside each file it left. Only files
+that passed every check are kept, so a cached file is one a full stamp would give, byte
+for byte. Each is a file of its own, named by its key, in build/.stamp-cache/<owner>/: a
+stamp reads and writes only what it needs, and drops what no source gives any more.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 FOLDER = ".stamp-cache"
-# The modules whose code decides a stamped file: a change to any of them empties the cache.
+# The modules whose code decides a stamped file or its key: a change to any of them
+# changes every key, so a deploy stamps every file again.
 PACKAGE = Path(__file__).parent.parent
-DECIDING = ("stamping/stamp.py", "stamping/sources.py", "stamping/run_time_rules.py", "owners.py")
-CODE = hashlib.sha256(
-    b"".join((PACKAGE / name).read_bytes() for name in (*DECIDING, "stamping/stamp_cache.py"))
-).hexdigest()
+DECIDING = (
+    "stamping/stamp.py",
+    "stamping/sources.py",
+    "stamping/run_time_rules.py",
+    "stamping/build.py",
+    "stamping/stamp_cache.py",
+    "owners.py",
+)
+CODE = hashlib.sha256(b"".join((PACKAGE / name).read_bytes() for name in DECIDING)).hexdigest()
+
+
+def source_key(kind: str, owner: str, helper_packages: frozenset[str], source: bytes) -> str:
+    """What decides a stamped file, hashed: equal keys give equal files."""
+    parts = [
+        CODE.encode(),
+        kind.encode(),
+        owner.encode(),
+        *map(str.encode, sorted(helper_packages)),
+    ]
+    return hashlib.sha256(b"\0".join([*parts, source])).hexdigest()
 
 
 class StampCache:
-    """The stamped files of one owner, read from and written to `build`; None: none kept."""
+    """The stamped files of one owner, in `build`; None: none kept."""
 
     def __init__(self, build: Path | None, owner: str) -> None:
-        self.path = build / FOLDER / f"{owner}.json" if build else None
-        self.owner = owner
-        self.kept: dict[str, str] = {}
-        self.used: dict[str, str] = {}
-        if self.path is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            found = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(found, dict):
-                self.kept = {k: v for k, v in found.items() if isinstance(v, str)}
-
-    def key(self, kind: str, source: str, helper_packages: frozenset[str]) -> str:
-        parts = [CODE, kind, self.owner, *sorted(helper_packages), source]
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        self.folder = build / FOLDER / owner if build else None
 
     def get(self, key: str) -> str | None:
-        text = self.kept.get(key)
-        if text is not None:
-            self.used[key] = text
-        return text
+        if self.folder is None:
+            return None
+        try:
+            return (self.folder / key).read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            return None
 
     def put(self, key: str, text: str) -> None:
-        self.used[key] = text
-
-    def save(self) -> None:
-        """Keep what this stamp used, whole or not at all; a cache that cannot be written
-        only makes the next stamp slower."""
-        if self.path is None or self.used == self.kept:
+        """Keep one stamped file, whole or not at all; a cache that cannot be written only
+        makes the next stamp slower."""
+        if self.folder is None:
             return
-        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        partial = self.folder / f".{key}.{os.getpid()}"
         with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Ignored by git wherever it lies, as pytest's cache is: git status stays clean,
-            # which the PROD path asks for.
-            ignore = self.path.parent / ".gitignore"
-            if not ignore.is_file():
-                ignore.write_text("# A cache of the stamp's, never committed.\n*\n")
-            partial.write_text(json.dumps(self.used), encoding="utf-8")
-            partial.replace(self.path)
+            if not self.folder.is_dir():
+                self.folder.mkdir(parents=True)
+                # Ignored by git wherever it lies, as pytest's cache is: git status stays
+                # clean, which the PROD path asks for.
+                (self.folder.parent / ".gitignore").write_text(
+                    "# A cache of the stamp's, never committed.\n*\n"
+                )
+            partial.write_text(text, encoding="utf-8")
+            partial.replace(self.folder / key)
+
+    def keep_only(self, keys: Iterable[str]) -> None:
+        """Drop the kept files no source gives now: the cache holds one stamp's worth."""
+        if self.folder is None:
+            return
+        wanted = set(keys)
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.folder):
+                if entry.name not in wanted:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)

@@ -1,0 +1,126 @@
+"""One owner's build of bucket_contents/: each file's key read at once, its stamp made when
+first asked for.
+
+A deploy compares each file's source key (stamp_cache.py) with the one the bucket's record
+keeps for it, and stamps only the files whose source changed since: an unchanged redeploy
+from a fresh clone stamps nothing. Whatever a deploy stamps is checked in full first, so a
+stamp problem still stops it before any upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from mwaa_deploy.exceptions import StampError
+from mwaa_deploy.owners import check_owner
+from mwaa_deploy.stamping.stamp import (
+    HELPER_AIRFLOWIGNORE,
+    read_text,
+    scan,
+    stamp_dag_file,
+    stamp_helper_module,
+)
+from mwaa_deploy.stamping.stamp_cache import StampCache, source_key
+
+
+class Build:
+    """The bucket keys of `owner`'s build of `sources`, with each key's source key.
+
+    `only`: the names (`x.py`, `common/y.py`) of the files to ship, for a sandbox that holds
+    part of the project; None ships every file. `build`: where stamped files are kept.
+    """
+
+    def __init__(
+        self,
+        sources: Path,
+        owner: str,
+        only: frozenset[str] | None = None,
+        build: Path | None = None,
+    ) -> None:
+        check_owner(owner)
+        tree = scan(sources)
+        self.owner = owner
+        self.helper_packages = frozenset(tree.packages)
+        self.problems = list(tree.problems)
+        self.problems += [
+            f"{sources / 'dags' / package}: helper package name is not a Python identifier;"
+            " rename it"
+            for package in sorted(self.helper_packages)
+            if not package.isidentifier()
+        ]
+        dag_names = {name.removesuffix(".py") for name in tree.files if "/" not in name}
+        self.problems += [
+            f"{sources / 'dags' / name}.py: a DAG file and a helper package are both named"
+            f" {name!r}; rename one"
+            for name in sorted(dag_names & self.helper_packages)
+        ]
+        shipped = {name: path for name, path in tree.files.items() if only is None or name in only}
+        self.generated = {
+            f"dags/{owner}_{package}/.airflowignore": HELPER_AIRFLOWIGNORE
+            for package in self.helper_packages
+            if any(name.startswith(f"{package}/") for name in shipped)
+        }
+        # key -> (name, path, source bytes); one read a file, the stamp works on it.
+        self.files: dict[str, tuple[str, Path, bytes]] = {}
+        for name, path in shipped.items():
+            try:
+                self.files[f"dags/{owner}_{name}"] = (name, path, path.read_bytes())
+            except OSError as error:
+                self.problems.append(f"{path}: cannot be read ({error.strerror}); fix or remove it")
+        self.source_keys = {
+            key: source_key(_kind(name), owner, self.helper_packages, source)
+            for key, (name, _, source) in self.files.items()
+        } | {key: hashlib.sha256(body).hexdigest() for key, body in self.generated.items()}
+        self.cache = StampCache(build, owner)
+        self.cache.keep_only(self.source_keys.values())
+
+    def keys(self) -> list[str]:
+        return sorted(self.source_keys)
+
+    def stamped(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The stamped content of `keys`, each checked; StampError lists every problem of
+        them and of the project as a whole."""
+        problems = list(self.problems)
+        outputs = {}
+        for key in keys:
+            if key in self.generated:
+                outputs[key] = self.generated[key]
+                continue
+            try:
+                outputs[key] = self._stamp(key)
+            except StampError as error:
+                problems += error.problems
+        if problems:
+            raise StampError(problems)
+        return outputs
+
+    def _stamp(self, key: str) -> bytes:
+        name, path, source = self.files[key]
+        kind = _kind(name)
+        if kind == "data":
+            return source
+        cached = self.cache.get(self.source_keys[key])
+        if cached is not None:
+            return cached.encode()
+        text = read_text(path, source)
+        stamping = stamp_helper_module if kind == "helper" else stamp_dag_file
+        stamped = stamping(text, str(path), self.owner, self.helper_packages)
+        self.cache.put(self.source_keys[key], stamped)
+        return stamped.encode()
+
+
+def stamp(
+    sources: Path, owner: str, only: frozenset[str] | None = None, build: Path | None = None
+) -> dict[str, bytes]:
+    """The whole build of `sources` for `owner`: bucket key -> content, every file checked."""
+    whole = Build(sources, owner, only, build)
+    return whole.stamped(whole.keys())
+
+
+def _kind(name: str) -> str:
+    """A DAG file (`x.py`), a helper module (`pkg/y.py`), or other data a package holds."""
+    if "/" not in name:
+        return "dag"
+    return "helper" if name.endswith(".py") else "data"
