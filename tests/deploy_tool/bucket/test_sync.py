@@ -158,6 +158,24 @@ def test_a_deploy_whose_record_moved_after_its_plan_plans_again_and_leaves_its_o
     }
 
 
+def test_the_local_bucket_hashes_again_only_the_files_changed_since_its_last_listing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = LocalBucket(tmp_path / "bucket")
+    deploy(bucket, "DEV")
+    past = time.time_ns() - 60 * 10**9  # files settled long ago, as between two edits
+    for file in (tmp_path / "bucket" / "dags").rglob("*"):
+        os.utime(file, ns=(past, past))
+    bucket.list("dags/DEV_")
+    hashed: list[bytes] = []
+    monkeypatch.setattr(bucket, "etag_of", lambda body: hashed.append(body) or "x")
+    assert bucket.list("dags/DEV_") and hashed == []
+    edited = tmp_path / "bucket" / "dags" / "DEV_dbt_models.py"
+    edited.write_bytes(edited.read_bytes().replace(b"DEV", b"XYZ"))  # same size
+    bucket.list("dags/DEV_")
+    assert hashed == [edited.read_bytes()]
+
+
 def test_a_key_changed_by_hand_is_put_back(bucket: Bucket) -> None:
     first = deploy(bucket, "DEV")
     key = first.new[0]

@@ -4,9 +4,11 @@ so history and rollback work with no AWS."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -23,6 +25,11 @@ from mwaa_deploy.exceptions import BucketError, RecordMoved
 # deploy lists.
 LOCAL_LOCKS = ".locks"
 LOCAL_VERSIONS = ".versions"
+# Each key's size, mtime, inode and ETag when it was last hashed, in LOCAL_VERSIONS.
+INDEX = "index.json"
+# A file changed less than this long ago may change again within its mtime's tick
+# unseen: it is hashed at every listing until it is older (as git treats "racy" files).
+SETTLED_NS = 2_000_000_000
 
 
 class LocalBucket:
@@ -33,18 +40,44 @@ class LocalBucket:
         self.description = f"local bucket {root}"
 
     def list(self, prefix: str) -> dict[str, str]:
+        """The keys under `prefix` with their ETags. A file's ETag is hashed again only where
+        its size, mtime or inode differ from when it was last hashed (the index)."""
         folder, _, name_start = prefix.rpartition("/")
         base = self.root / folder
         if not base.is_dir():
             return {}
-        found = {}
-        for top in base.iterdir():
-            if not top.name.startswith(name_start):
+        index = self._index()
+        found, hashed = {}, {}
+        for file in _files(base, name_start):
+            key, seen = file.path[len(str(self.root)) + 1 :], file.stat()
+            stamp = [seen.st_size, seen.st_mtime_ns, seen.st_ino]
+            known = index.get(key)
+            if known and known[:3] == stamp:
+                found[key] = known[3]
                 continue
-            files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file())
-            for file in files:
-                found[file.relative_to(self.root).as_posix()] = self.etag_of(file.read_bytes())
+            with open(file.path, "rb") as body:
+                found[key] = self.etag_of(body.read())
+            if _settled(seen.st_mtime_ns):
+                hashed[key] = [*stamp, found[key]]
+        if hashed:
+            self._save_index(index | hashed)
         return found
+
+    def _index(self) -> dict[str, list]:
+        try:
+            found = json.loads((self.root / LOCAL_VERSIONS / INDEX).read_bytes())
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def _save_index(self, index: dict[str, list]) -> None:
+        """Keep the index whole or not at all: one lost only costs the next listing time."""
+        path = self.root / LOCAL_VERSIONS / INDEX
+        partial = path.with_name(f"{INDEX}.{os.getpid()}-{threading.get_ident()}.partial")
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(index))
+            os.replace(partial, path)
 
     def etag_of(self, body: bytes) -> str:
         return hashlib.sha256(body).hexdigest()
@@ -151,3 +184,19 @@ class LocalBucket:
             )
         passing = error.errno in (errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EBUSY)
         return BucketError(f"{doing} {path}: {error.strerror}", permanent=not passing)
+
+
+def _settled(mtime_ns: int) -> bool:
+    return time.time_ns() - mtime_ns > SETTLED_NS
+
+
+def _files(folder: Path, name_start: str) -> Iterator[os.DirEntry[str]]:
+    """The files in `folder` whose names (or whose top folder's) start with `name_start`,
+    at any depth. Plain scandir: a listing of thousands of keys runs on every deploy."""
+    for entry in os.scandir(folder):
+        if not entry.name.startswith(name_start):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _files(Path(entry.path), "")
+        elif entry.is_file():
+            yield entry

@@ -127,6 +127,7 @@ def scan(sources: Path) -> Tree:
     def visit(folder: Path, real: Path, prefix: str, holders: frozenset[Path]) -> None:
         """`real`: the folder's own path with symlinks followed, resolved once: resolving
         each of hundreds of files would cost a PROD deploy more than its git checks."""
+        unlinked = real == folder
         for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
             path = folder / entry.name
             problem = _refusal(entry, path, prefix, inside, holders)
@@ -137,7 +138,9 @@ def scan(sources: Path) -> Tree:
                 continue
             if entry.is_symlink():
                 tree.links.append(real / entry.name)
-            behind = path.resolve() if entry.is_symlink() else real / entry.name
+                behind = path.resolve()
+            else:  # one Path less a file where no symlink leads to its folder
+                behind = path if unlinked else real / entry.name
             if entry.is_dir():
                 if not prefix:
                     tree.packages.add(entry.name)
