@@ -19,7 +19,7 @@ from mwaa_deploy import config, owners
 from mwaa_deploy.bucket import history
 from mwaa_deploy.checkout import Checkout
 from mwaa_deploy.exceptions import SandboxError
-from mwaa_deploy.stamping.selection import references_left_out, select
+from mwaa_deploy.stamping.selection import select
 
 if TYPE_CHECKING:
     from mwaa_deploy.bucket.buckets import Bucket
@@ -80,10 +80,12 @@ def target(
     changed = here.changed_since(base, os.path.relpath(settings.sources, settings.root))
     selection = select(sources, changed)
     total = len(selection.dag_files) + len(selection.left_out)
+    named = selection.named
+    shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+    also = f", and {shown}, whose DAG they trigger or wait for" if named else ""
     notes = (
         f"Sandbox {name} ({origin}): {len(selection.dag_files)} of {total} DAG files, those"
-        f" this branch changes since {settings.default_branch}; FULL=1 deploys every one",
-        *references_left_out(sources, selection),
+        f" this branch changes since {settings.default_branch}{also}; FULL=1 deploys every one",
     )
     return Target(owner, here, sandbox_for, belongs_to, selection.names, notes)
 

@@ -1,5 +1,6 @@
 """A sandbox's part of the project: the DAG files its branch changed, those that import a
-helper module it changed, and the helper packages they need; the rest is left out.
+helper module it changed, the DAG files those name (triggers, sensors), and the helper
+packages they all need; the rest is left out.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class Selection:
     names: frozenset[str]
     dag_files: tuple[str, ...]
     left_out: tuple[str, ...]
+    # Among dag_files, those it holds because another of them names their DAG.
+    named: tuple[str, ...] = ()
 
 
 def select(sources: Path, changed: frozenset[Path]) -> Selection:
@@ -57,36 +60,34 @@ def select(sources: Path, changed: frozenset[Path]) -> Selection:
             packages = {helper.split("/")[0] for helper in helpers}
             if helpers & edited or packages & whole_packages:
                 chosen.append(dag)
+    named = _named(tree, chosen, dag_files)
+    chosen = sorted({*chosen, *named})
     packages = {helper.split("/")[0] for dag in chosen for helper in graph.closure(dag)}
     names = set(chosen) | {name for name in tree.files if name.split("/")[0] in packages}
     left_out = tuple(name for name in dag_files if name not in chosen)
-    return Selection(frozenset(names), tuple(chosen), left_out)
+    return Selection(frozenset(names), tuple(chosen), left_out, tuple(named))
 
 
-def references_left_out(sources: Path, selection: Selection) -> list[str]:
-    """A line for each DAG the sandbox leaves out that a DAG file of it names, as in
-    `trigger_dag_id=f"{dev_prod_flag}_orders"` with orders.py left out: a heads-up, read
-    off the text; the integrity tests check the references Airflow actually sees."""
-    stems = {name.removesuffix(".py"): name for name in selection.left_out}
-    if not stems:
-        return []
-    named = re.compile(r"\}_(" + "|".join(map(re.escape, stems)) + r")\b")
-    naming: dict[str, list[str]] = {}
-    for dag in selection.dag_files:
+def _named(tree: Tree, chosen: list[str], dag_files: list[str]) -> list[str]:
+    """The DAG files whose DAG a chosen one names, at any depth, as in
+    `trigger_dag_id=f"{dev_prod_flag}_orders"` for orders.py: a trigger or a wait in a
+    sandbox needs its target there too. Read off the text, as the convention writes an id;
+    the integrity tests check the references Airflow actually sees."""
+    stems = {name.removesuffix(".py"): name for name in dag_files}
+    naming = re.compile(r"\}_(" + "|".join(map(re.escape, stems)) + r")\b") if stems else None
+    found: list[str] = []
+    waiting, seen = list(chosen), set(chosen)
+    while waiting and naming:
         try:
-            text = read_text(sources / "dags" / dag)
+            text = read_text(tree.files[waiting.pop()])
         except (OSError, StampError):
             continue  # the stamp reports it
-        for found in set(named.findall(text)):
-            naming.setdefault(stems[found], []).append(dag)
-    lines = []
-    for left_out, files in sorted(naming.items()):
-        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-        lines.append(
-            f"  note: {shown} name(s) the DAG of {left_out}, which the sandbox leaves out:"
-            " a trigger of it or a wait for it fails there"
-        )
-    return lines
+        for stem in naming.findall(text):
+            if stems[stem] not in seen:
+                seen.add(stems[stem])
+                found.append(stems[stem])
+                waiting.append(stems[stem])
+    return sorted(found)
 
 
 class _ImportGraph:
