@@ -434,7 +434,7 @@ def test_an_asset_names_an_environment_only_in_a_part_of_its_own(output: Path) -
     project = bake(output)
     script = (
         "import json, sys\n"
-        "from tests.dag_rules import environments_named\n"
+        "from tests.resource_rules import environments_named\n"
         "for text in json.load(sys.stdin):\n"
         "    print(json.dumps(sorted(environments_named(text))))\n"
     )

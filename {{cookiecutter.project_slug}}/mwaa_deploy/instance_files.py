@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from mwaa_deploy import config, mwaa_constraints, startup
+from mwaa_deploy import config, mwaa_constraints, policy, startup
 from mwaa_deploy.exceptions import CheckError, ConstraintsError
 from mwaa_deploy.pip_requirements import (
     OPTIONS_ALONE,
@@ -156,24 +156,25 @@ def constraints_url(settings: config.Settings) -> str:
     return CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
 
 
-def plugins_zip(folder: Path) -> bytes:
-    """`plugins/` as a zip whose bytes depend on the files' paths and content alone.
+def plugins_zip(folder: Path, generated: dict[str, bytes] | None = None) -> bytes:
+    """`plugins/` as a zip whose bytes depend on the files' paths and content alone, with
+    the `generated` files (path -> bytes) beside them.
 
     Stored, not deflated: compressed bytes can differ between zlib builds, and a different
     plugins.zip is a new object version and a 10-30 minute environment update.
     """
-    files = sorted(
-        p
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes()
         for p in folder.rglob("*")
         if p.is_file() and all(is_source_name(part) for part in p.relative_to(folder).parts)
-    )
+    } | (generated or {})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for file in files:
-            entry = zipfile.ZipInfo(file.relative_to(folder).as_posix(), date_time=ZIP_TIME)
+        for name, data in sorted(files.items()):
+            entry = zipfile.ZipInfo(name, date_time=ZIP_TIME)
             entry.external_attr = 0o644 << 16
             entry.create_system = 3  # Unix, wherever it is built
-            archive.writestr(entry, file.read_bytes())
+            archive.writestr(entry, data)
     return buffer.getvalue()
 
 
@@ -201,5 +202,5 @@ def checked_files(
     if problems:
         raise CheckError(problems)
     if (sources / "plugins").is_dir():
-        files[PLUGINS] = plugins_zip(sources / "plugins")
+        files[PLUGINS] = plugins_zip(sources / "plugins", policy.generated_files(settings))
     return files

@@ -1,0 +1,60 @@
+"""The cluster policy's settings, and the plugins folder as every Airflow here loads it.
+
+The policy itself (`bucket_contents/plugins/airflow_local_settings.py`) runs inside
+Airflow, on MWAA too, where neither this package nor pyproject.toml is: it reads its
+numbers and names from `mwaa_policy.json` beside it, which is packed from the settings
+here into plugins.zip (deploy-requirements), and unpacked from the same zip into the
+plugins folder of the local Airflow (airflow-local) and of the integrity tests
+(tests/conftest.py). So the pool, priority and retries Airflow applies are those the
+rules and the deploy's read-back check, from one place.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+from mwaa_deploy.config import Settings
+from mwaa_deploy.owners import OWNER
+from mwaa_deploy.pools import DEV_POOL
+
+SETTINGS_FILE = "mwaa_policy.json"
+PROD = "PROD"
+
+
+def values(settings: Settings) -> dict[str, object]:
+    """What the policy applies, by name."""
+    return {
+        "owner_pattern": OWNER.pattern,
+        "prod": PROD,
+        "dev_pool": DEV_POOL,
+        "prod_priority_weight": settings.prod_priority_weight,
+        "prod_retries": settings.prod_retries,
+        "dev_runs_on_schedule": settings.dev_runs_on_schedule,
+    }
+
+
+def generated_files(settings: Settings) -> dict[str, bytes]:
+    """What plugins.zip holds besides plugins/: mwaa_policy.json, the same bytes for the
+    same settings."""
+    text = json.dumps(values(settings), indent=2, sort_keys=True) + "\n"
+    return {SETTINGS_FILE: text.encode()}
+
+
+def write_plugins(settings: Settings, folder: Path) -> Path:
+    """Fill `folder` with plugins.zip unpacked, as MWAA unpacks it, replacing what was
+    there, for a local Airflow to load (AIRFLOW__CORE__PLUGINS_FOLDER). Empty where the
+    project has no plugins/."""
+    from mwaa_deploy.instance_files import plugins_zip
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    sources = settings.sources / "plugins"
+    if sources.is_dir():
+        packed = plugins_zip(sources, generated_files(settings))
+        with zipfile.ZipFile(io.BytesIO(packed)) as archive:
+            archive.extractall(folder)
+    return folder
