@@ -22,6 +22,7 @@ s3_bucket.py         the S3 bucket, through the AWS SDK, each failure one line
 s3_lock.py           one deploy of an owner at a time in S3: the lock, its lease, its renewal
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
 pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
+policy.py            the cluster policy's settings, and plugins/ as every Airflow here loads it
 prod_path.py         PROD changes only from a clean checkout of the default branch
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
 pip_requirements.py  a requirements file as pip reads it and resolves it for MWAA

@@ -6,13 +6,13 @@ the AWS SDK honours them itself.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
 import re
 import subprocess
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from mwaa_deploy.exceptions import ConfigError
@@ -41,7 +41,7 @@ BUCKET_TOP = frozenset({"dags", "requirements.txt", "plugins.zip", "startup.sh"}
 DEV_POOL_MAX = 10_000
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Settings:
     root: Path
     s3_bucket: str
@@ -112,26 +112,15 @@ KINDS: dict[str, tuple[type, str]] = {
     "environment_tag": (bool, "true"),
 }
 # What the whole-number settings count, and the most each may be.
-UNITS = {
-    "sandbox_stale_days": "days",
-    "dev_pool_slots": "worker slots",
-    "prod_priority_weight": "priority points",
-    "prod_retries": "retries",
-}
-# Airflow keeps a priority weight in a 32-bit column; the total of a task and those
-# downstream of it must fit too.
+UNITS = {"sandbox_stale_days": "days", "dev_pool_slots": "worker slots"}
+UNITS |= {"prod_priority_weight": "points", "prod_retries": "retries"}
+# A weight is added up with those downstream of it, in Airflow's 32-bit column.
 MAXIMUM = {"dev_pool_slots": DEV_POOL_MAX, "prod_priority_weight": 1_000_000, "prod_retries": 100}
 # Number settings for which 0 means something: here, skip the parse gate.
 ZERO_ALLOWED = {"parse_gate_seconds"}
 REQUIRED = ("airflow_version", "python_version")
-# Settings read as written, with their defaults in Settings.
-POLICY_AND_CONVENTIONS = (
-    "prod_priority_weight",
-    "prod_retries",
-    "dev_runs_on_schedule",
-    "task_id_prefix",
-    "environment_tag",
-)
+# The settings read as written: those with their default in Settings.
+AS_WRITTEN = {f.name for f in dataclasses.fields(Settings) if f.default is not dataclasses.MISSING}
 TABLE = "pyproject.toml [tool.mwaa_deploy]"
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -177,7 +166,7 @@ def load(root: Path | None = None) -> Settings:
         parse_gate_seconds=_parse_gate_seconds(table),
         startup_time_limit_seconds=float(table.get("startup_time_limit_seconds", 60.0)),
         dev_pool_slots=_dev_pool_slots(table),
-        **{key: table[key] for key in POLICY_AND_CONVENTIONS if key in table},
+        **{key: table[key] for key in AS_WRITTEN if key in table},
         **values,
     )
 

@@ -117,7 +117,9 @@ def naming_problems(dag: Any) -> Iterator[str]:
                 )
         for task in dag.tasks:
             if not _all_parts_start_with(task.task_id, env):
-                yield problem(dag, task, "task id", f"{task.task_id!r} must start with {env}_{rule}")
+                yield problem(
+                    dag, task, "task id", f"{task.task_id!r} must start with {env}_{rule}"
+                )
     tags = set(dag.tags or ())
     if SETTINGS.environment_tag and (
         env not in tags or any(is_owner(tag) and tag != env for tag in tags)

@@ -148,7 +148,11 @@ def template_problems(dag: Any, dags_folder: Path) -> Iterator[str]:
                 )
                 continue
             inside = found.resolve().is_relative_to(dags_folder.resolve())
-            owner = owner_of_key(f"dags/{found.resolve().relative_to(dags_folder.resolve())}") if inside else None
+            owner = (
+                owner_of_key(f"dags/{found.resolve().relative_to(dags_folder.resolve())}")
+                if inside
+                else None
+            )
             if owner is not None and owner != env:
                 yield problem(
                     dag,

@@ -51,7 +51,8 @@ def aws_problems(dag: Any) -> Iterator[str]:
     for task in dag.tasks:
         for argument, value in sorted(arguments(task).items()):
             if argument.endswith(AWS_CONN_ID) and value != f"{settings}_aws":
-                advice = _aws_advice(f"{argument}={value!r}", value, settings)
+                # An operator may keep what it was given privately, behind a property.
+                advice = _aws_advice(f"{argument.lstrip('_')}={value!r}", value, settings)
                 yield problem(dag, task, "AWS connection", advice)
 
 
@@ -162,8 +163,7 @@ def _conn_advice(given: str, conn_id: str | None, settings: str) -> str:
     if conn_id == "aws_default":
         return _aws_advice(f"{given}={conn_id!r}", conn_id, settings)
     return (
-        f"{given}={conn_id!r} must start with {settings}_; each environment has its own"
-        " connections"
+        f"{given}={conn_id!r} must start with {settings}_; each environment has its own connections"
     )
 
 

@@ -96,7 +96,9 @@ def _read_own_templates(task: Any, owner: str) -> None:
         if isinstance(value, str):
             own = _own_copy(value, folder, owner, extensions)
         elif isinstance(value, list):
-            own = [_own_copy(v, folder, owner, extensions) if isinstance(v, str) else v for v in value]
+            own = [
+                _own_copy(v, folder, owner, extensions) if isinstance(v, str) else v for v in value
+            ]
         else:
             continue
         if own != value:
