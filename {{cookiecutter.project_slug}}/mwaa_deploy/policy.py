@@ -23,6 +23,9 @@ from mwaa_deploy.pools import DEV_POOL
 
 SETTINGS_FILE = "mwaa_policy.json"
 PROD = "PROD"
+# A task whose params hold this, True, fails on purpose (a test of alerting, say) and keeps
+# the retries it was given in PROD.
+FAILS_ON_PURPOSE = "fails_on_purpose"
 
 
 def values(settings: Settings) -> dict[str, object]:
@@ -34,6 +37,7 @@ def values(settings: Settings) -> dict[str, object]:
         "prod_priority_weight": settings.prod_priority_weight,
         "prod_retries": settings.prod_retries,
         "dev_runs_on_schedule": settings.dev_runs_on_schedule,
+        "fails_on_purpose": FAILS_ON_PURPOSE,
     }
 
 

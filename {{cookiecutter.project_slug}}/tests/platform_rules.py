@@ -9,12 +9,9 @@ its workers read its template files. The shared helpers are in dag_rules.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from airflow_local_settings import FAILS_ON_PURPOSE, fails_on_purpose
-
-from mwaa_deploy.owners import owner_of_key
+from mwaa_deploy.policy import FAILS_ON_PURPOSE
 from mwaa_deploy.pools import DEV_POOL
 from tests.dag_rules import owner_of, problem, settings_of
 from tests.helpers import SETTINGS
@@ -79,7 +76,7 @@ def retry_problems(dag: Any) -> Iterator[str]:
     if owner_of(dag) != "PROD":
         return
     for task in dag.tasks:
-        if not task.retries and not fails_on_purpose(task):
+        if not task.retries and not _fails_on_purpose(task):
             yield problem(
                 dag,
                 task,
@@ -107,7 +104,7 @@ def schedule_problems(dag: Any) -> Iterator[str]:
             dag,
             None,
             "schedule",
-            f"{timetable.summary!r} runs a DEV copy on PROD's clock; {APPLIED}: DEV's copies"
+            f"{_shown(timetable)!r} runs a DEV copy on PROD's clock; {APPLIED}: DEV's copies"
             " run when started (dev_runs_on_schedule = true in pyproject.toml keeps the clock)",
         )
 
@@ -123,21 +120,20 @@ def serialization_problems(dag: Any) -> Iterator[str]:
             dag,
             None,
             "serialization",
-            f"Airflow cannot serialize it ({type(cause).__name__}: {cause}); a custom class"
-            " (a weight rule, a timetable) must be registered in a plugin",
+            f"Airflow cannot serialize it ({type(cause).__name__}: {cause}), so its DAG"
+            " processor never schedules it; a custom weight rule or timetable is registered"
+            " in a plugin",
         )
 
 
-def template_problems(dag: Any, dags_folder: Path) -> Iterator[str]:
+def template_problems(dag: Any) -> Iterator[str]:
     """A template file a task names (`sql="sql/orders.sql"`) is found, as Airflow's workers
-    render it, and in the owner's own copy of its folder (isolation): never a file of
-    another owner's."""
-    env = owner_of(dag)
+    render it: the policy points it at the owner's own copy of its folder."""
     jinja = dag.get_template_env()
     for task in dag.tasks:
         for field, path in _template_files(task):
             try:
-                found = Path(jinja.loader.get_source(jinja, path)[1])
+                jinja.loader.get_source(jinja, path)
             except Exception as error:  # jinja2's TemplateNotFound, or a loader's own
                 yield problem(
                     dag,
@@ -146,21 +142,22 @@ def template_problems(dag: Any, dags_folder: Path) -> Iterator[str]:
                     f"{field}={path!r} is not found ({type(error).__name__}); put it beside the"
                     " DAG files, in a folder of dags/ (the deploy ships each owner its copy)",
                 )
-                continue
-            inside = found.resolve().is_relative_to(dags_folder.resolve())
-            owner = (
-                owner_of_key(f"dags/{found.resolve().relative_to(dags_folder.resolve())}")
-                if inside
-                else None
-            )
-            if owner is not None and owner != env:
-                yield problem(
-                    dag,
-                    task,
-                    "template file",
-                    f"{field}={path!r} reads {owner}'s copy; name the file as in its source"
-                    " folder (sql/orders.sql), and each owner reads its own",
-                )
+
+
+def _fails_on_purpose(task: Any) -> bool:
+    """The task's params say it fails on purpose, as the policy reads them."""
+    params = getattr(task, "params", None) or {}
+    if not params and hasattr(task, "partial_kwargs"):  # a mapped task's
+        params = task.partial_kwargs.get("params") or {}
+    value = params.get(FAILS_ON_PURPOSE, False) if hasattr(params, "get") else False
+    return getattr(value, "value", value) is True  # a Param holds its value
+
+
+def _shown(timetable: Any) -> str:
+    """A schedule as written: Airflow 2's timetables sum themselves up, 3's hold it."""
+    return getattr(timetable, "summary", None) or getattr(
+        timetable, "expression", type(timetable).__name__
+    )
 
 
 def _template_files(task: Any) -> Iterator[tuple[str, str]]:

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 SETTINGS_FILE = Path(__file__).with_name("mwaa_policy.json")
-# A task that fails on purpose (a test of alerting, say) keeps the retries it was given.
-FAILS_ON_PURPOSE = "fails_on_purpose"
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +76,7 @@ def task_policy(task: Any) -> None:
         return
     if task.priority_weight < weight:
         task.priority_weight = weight
-    if task.retries < 1 and not fails_on_purpose(task):
+    if task.retries < 1 and not _fails_on_purpose(task):
         task.retries = SETTINGS["prod_retries"]
 
 
@@ -115,11 +113,12 @@ def _own_copy(path: str, folder: Path, owner: str, extensions: tuple[str, ...]) 
     return f"{owner}_{path}" if (folder / f"{owner}_{top}").is_dir() else path
 
 
-def fails_on_purpose(task: Any) -> bool:
+def _fails_on_purpose(task: Any) -> bool:
+    """A task that fails on purpose (a test of alerting, say) keeps its retries."""
     params = getattr(task, "params", None) or {}
     if not params and hasattr(task, "partial_kwargs"):  # a mapped task's
         params = task.partial_kwargs.get("params") or {}
-    value = params.get(FAILS_ON_PURPOSE, False) if hasattr(params, "get") else False
+    value = params.get(SETTINGS["fails_on_purpose"], False) if hasattr(params, "get") else False
     return getattr(value, "value", value) is True  # a Param holds its value
 
 
