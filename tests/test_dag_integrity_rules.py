@@ -98,6 +98,8 @@ BROKEN_DAGS = {
         '        task_id=f"{flag}_wait_each", dbt_cloud_conn_id="dbt_cloud_default"\n'
         "    ).expand(run_id=[1, 2])\n",
         [
+            "DAG PROD_resources, task PROD_publish (PROD_resources.py): pool: 'etl' is not"
+            " PROD's: a PROD task runs in default_pool, or in a PROD_ pool of its own",
             "DAG DEV_resources (DEV_resources.py): asset: schedule 's3://lake/PROD/orders' names"
             " PROD: a DEV DAG uses DEV's assets only; build it from dev_prod_flag, as in"
             " s3://lake/dev/orders",
