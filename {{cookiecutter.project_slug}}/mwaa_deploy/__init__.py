@@ -21,6 +21,7 @@ local_bucket.py      the local folder laid out like the bucket, versions kept
 s3_bucket.py         the S3 bucket, through the AWS SDK, each failure one line
 s3_lock.py           one deploy of an owner at a time in S3: the lock, its lease, its renewal
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
+policy_check.py      the parse gate's read-back: the cluster policy in force on MWAA, or not
 pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
 policy.py            the cluster policy's settings, and plugins/ as every Airflow here loads it
 prod_path.py         PROD changes only from a clean checkout of the default branch
