@@ -64,6 +64,7 @@ BAKED_FILES = {
     "mwaa_deploy/mwaa_local.py",
     "mwaa_deploy/mwaa_local_env.py",
     "mwaa_deploy/parse_gate.py",
+    "mwaa_deploy/policy_check.py",
     "mwaa_deploy/pools.py",
     "mwaa_deploy/policy.py",
     "mwaa_deploy/prod_path.py",
