@@ -255,7 +255,7 @@ try:
 except ImportError:
     from airflow import DAG
 
-from common.conventions import default_args, environment
+from common.conventions import environment
 
 DEV = True
 flag = environment(DEV)
@@ -264,7 +264,6 @@ with DAG(
     f"{flag}_flood",
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    default_args=default_args(flag),
     tags=[flag],
 ):
     for n in range(6):
@@ -279,7 +278,7 @@ try:
 except ImportError:
     from airflow import DAG
 
-from common.conventions import default_args, environment
+from common.conventions import environment
 
 DEV = True
 flag = environment(DEV)
@@ -288,7 +287,6 @@ with DAG(
     f"{flag}_probe",
     schedule=None,
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    default_args=default_args(flag),
     tags=[flag],
 ):
     BashOperator(task_id=f"{flag}_probe", bash_command="true")

@@ -98,14 +98,14 @@ BROKEN_DAGS = {
         '        task_id=f"{flag}_wait_each", dbt_cloud_conn_id="dbt_cloud_default"\n'
         "    ).expand(run_id=[1, 2])\n",
         [
+            "DAG PROD_resources, task PROD_publish (PROD_resources.py): pool: 'etl' is not"
+            " PROD's: a PROD task runs in default_pool, or in a PROD_ pool of its own",
             "DAG DEV_resources (DEV_resources.py): asset: schedule 's3://lake/PROD/orders' names"
             " PROD: a DEV DAG uses DEV's assets only; build it from dev_prod_flag, as in"
             " s3://lake/dev/orders",
             "DAG PROD_resources, task PROD_publish (PROD_resources.py): asset: outlets"
             " 's3://lake/x' names no environment: give it a part that is prod or starts with"
             " prod_ (any case), as in s3://lake/prod/orders or s3://lake/prod_orders",
-            "DAG DEV_resources, task DEV_publish (DEV_resources.py): pool: 'etl' must be"
-            " DEV_pool: DEV's tasks, and the sandboxes', share its slots",
             "DAG PROD_resources, task PROD_wait (PROD_resources.py): connection id:"
             " dbt_cloud_conn_id='dbt' must start with PROD_; each environment has its own"
             " connections",
@@ -163,35 +163,14 @@ BROKEN_DAGS = {
             " role; use a hook of the Amazon provider with aws_conn_id=aws_conn_id(dev_prod_flag)",
         ],
     ),
-    # No pool, someone else's, or a priority that jumps the queue.
+    # Someone else's pool: the policy puts DEV's tasks in DEV's pool, and leaves a PROD
+    # task's own choice as written, for this rule to refuse.
     "slots.py": (
         'with DAG(f"{flag}_slots", schedule=None, start_date=START, tags=[flag]):\n'
-        '    EmptyOperator(task_id=f"{flag}_no_pool", retries=1)\n'
-        "    EmptyOperator(\n"
-        '        task_id=f"{flag}_own_pool", pool=f"{flag}_etl", retries=1, priority_weight=1000\n'
-        "    )\n"
-        "    EmptyOperator(\n"
-        '        task_id=f"{flag}_jumps", pool="DEV_pool", retries=1, priority_weight=5000\n'
-        "    )\n",
+        '    EmptyOperator(task_id=f"{flag}_jumps", pool="DEV_pool", priority_weight=5000)\n',
         [
-            "DAG DEV_slots, task DEV_no_pool (DEV_slots.py): pool: 'default_pool' must be"
-            " DEV_pool: DEV's tasks, and the sandboxes', share its slots; default_args"
-            "(dev_prod_flag) from common.conventions sets it",
-            "DAG PROD_slots, task PROD_no_pool (PROD_slots.py): priority: a PROD task needs"
-            " priority_weight >= 1000, to be queued before DEV's",
-            "DAG DEV_slots, task DEV_own_pool (DEV_slots.py): pool: 'DEV_etl' must be DEV_pool",
-            "DAG DEV_slots, task DEV_jumps (DEV_slots.py): priority: priority_weight=5000 would"
-            " queue a DEV task before PROD's; keep it below 1000",
             "DAG PROD_slots, task PROD_jumps (PROD_slots.py): pool: 'DEV_pool' is not PROD's: a"
             " PROD task runs in default_pool, or in a PROD_ pool of its own",
-        ],
-    ),
-    "no_retries.py": (
-        'with DAG(f"{flag}_no_retries", schedule=None, start_date=START, tags=[flag]):\n'
-        '    EmptyOperator(task_id=f"{flag}_once", retries=0)\n',
-        [
-            "DAG PROD_no_retries, task PROD_once (PROD_no_retries.py): retries: a PROD task"
-            " needs retries >= 1; default_args(dev_prod_flag) from common.conventions sets them",
         ],
     ),
     "slow.py": (
@@ -203,16 +182,13 @@ BROKEN_DAGS = {
     # A namespace handed to a function that writes DEV: no syntax tree shows it, the PROD
     # module as Airflow imported it does.
     "run_time_flag.py": (
-        "from common.conventions import default_args\n"
-        "\n"
-        "\n"
         "def _set(namespace):\n"
         "    namespace.update(DEV=True)\n"
         "\n"
         "\n"
         "_set(globals())\n"
         'with DAG(f"{flag}_run_time_flag", schedule=None, start_date=START, tags=[flag]):\n'
-        '    EmptyOperator(task_id=f"{flag}_noop", **default_args(flag))\n',
+        '    EmptyOperator(task_id=f"{flag}_noop")\n',
         [
             "PROD_run_time_flag.py: DEV is True once Airflow has imported it: it sets DEV back to"
             " True at run time"
@@ -223,14 +199,11 @@ BROKEN_DAGS = {
 # DAG file -> its body after HEADER; it breaks no rule, in either copy.
 SOUND_DAGS = {
     "lake_paths.py": (
-        "from common.conventions import default_args\n"
-        "\n"
         "env = flag.lower()\n"
         'orders = Asset(f"s3://warehouse/{env}/orders")\n'
         'with DAG(f"{flag}_lake_paths", schedule=[orders], start_date=START, tags=[flag]):\n'
         "    EmptyOperator(\n"
         '        task_id=f"{flag}_publish",\n'
-        "        **default_args(flag),\n"
         "        outlets=[\n"
         '            Asset(f"s3://lake/{env}_orders"),\n'
         '            Asset(f"s3://lake/{flag}-orders/2025"),\n'
@@ -250,7 +223,6 @@ FAILED_TESTS = [
     "test_assets_and_connections_belong_to_their_environment",
     "test_aws_is_reached_as_the_environments_own_role",
     "test_dev_tasks_share_devs_pool_and_prod_tasks_go_first",
-    "test_prod_tasks_retry_before_they_fail",
     "test_every_dag_file_parses_within_the_budget",
     "test_no_prod_module_sets_dev_back_at_run_time",
 ]
@@ -297,8 +269,7 @@ def test_integrity_tests_name_the_dag_task_and_rule_each_broken_dag_breaks(
     for _, expected in BROKEN_DAGS.values():
         for line in expected:
             assert line in out, f"{line!r} not in\n{out[-6000:]}"
-    assert "(DEV_no_retries.py): retries" not in out  # DEV may fail at once
-    assert "(PROD_slots.py): pool: 'PROD_etl'" not in out  # a PROD pool of its own
+    assert "(DEV_slots.py)" not in out  # the policy put DEV's task in DEV's place
     assert "_aws_calls.py:32:" not in out  # a connection the code computes: known at run time
     assert "DEV_run_time_flag.py: DEV is" not in out  # DEV's copy says True as written
     # The example DAGs, the one the README shows and the sound ones break nothing, ruff's
@@ -353,7 +324,8 @@ SANDBOXED_DAGS = {
             " build it from dev_prod_flag, as in s3://lake/dev/sbx_ann/orders",
         ],
     ),
-    # A sandbox's own pool and AWS connection: it has neither, it runs as DEV.
+    # A sandbox's own AWS connection: it has none, it runs as DEV (and in DEV's pool,
+    # whatever it asks: the policy puts it there).
     "own_slots.py": (
         CONVENTIONS_HEADER
         + 'with DAG(f"{flag}_own_slots", schedule=None, start_date=START, tags=[flag]):\n'
@@ -365,8 +337,6 @@ SANDBOXED_DAGS = {
             "DAG SBX_ann_own_slots, task SBX_ann_list (SBX_ann_own_slots.py): AWS connection:"
             " aws_conn_id='SBX_ann_aws' is not DEV's: each environment reaches AWS as its own"
             " role; use DEV_aws",
-            "DAG SBX_ann_own_slots, task SBX_ann_list (SBX_ann_own_slots.py): pool:"
-            " 'SBX_ann_pool' must be DEV_pool",
         ],
     ),
 }
@@ -374,7 +344,7 @@ SANDBOXED_DAGS = {
 # A story branch's DAG that takes everything from the conventions helper: in its sandbox,
 # DEV's pool, DEV's AWS connection and data inside DEV's, and no rule broken.
 INHERITING_DAG = CONVENTIONS_HEADER.replace(
-    "import environment", "import aws_conn_id, data_prefix, default_args, environment"
+    "import environment", "import aws_conn_id, data_prefix, environment"
 ) + (
     'with DAG(f"{flag}_inherits", schedule=None, start_date=START, tags=[flag]):\n'
     "    S3ListOperator(\n"
@@ -383,7 +353,6 @@ INHERITING_DAG = CONVENTIONS_HEADER.replace(
     "        prefix=data_prefix(flag),\n"
     "        aws_conn_id=aws_conn_id(flag),\n"
     '        outlets=[Asset(f"s3://lake/{data_prefix(flag)}orders")],\n'
-    "        **default_args(flag),\n"
     "    )\n"
 )
 
@@ -434,7 +403,7 @@ def test_an_asset_names_an_environment_only_in_a_part_of_its_own(output: Path) -
     project = bake(output)
     script = (
         "import json, sys\n"
-        "from tests.dag_rules import environments_named\n"
+        "from tests.resource_rules import environments_named\n"
         "for text in json.load(sys.stdin):\n"
         "    print(json.dumps(sorted(environments_named(text))))\n"
     )

@@ -169,6 +169,24 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
             id="no-slots-for-dev",
         ),
         pytest.param(
+            'task_id_prefix = "no"',
+            "pyproject.toml [tool.mwaa_deploy] task_id_prefix = 'no': expected true or false,"
+            " such as task_id_prefix = true",
+            id="convention-not-a-boolean",
+        ),
+        pytest.param(
+            "prod_retries = 0",
+            "pyproject.toml [tool.mwaa_deploy] prod_retries = 0: expected a whole number of"
+            " retries from 1 to 100, such as prod_retries = 2",
+            id="prod-without-retries",
+        ),
+        pytest.param(
+            "prod_priority_weight = 1.5",
+            "pyproject.toml [tool.mwaa_deploy] prod_priority_weight = 1.5: expected a whole"
+            " number of points from 1 to 1000000, such as prod_priority_weight = 1000",
+            id="priority-not-a-whole-number",
+        ),
+        pytest.param(
             's3_bucket = "s3://acme-dags"',
             "pyproject.toml [tool.mwaa_deploy] s3_bucket='s3://acme-dags' is not a bucket name:"
             " write the name alone, such as my-mwaa-bucket (no s3://, no folder)",
@@ -336,3 +354,13 @@ def test_an_unknown_aws_profile_is_one_line(
 
 def test_the_baked_settings_load() -> None:
     assert config.load(SETTINGS.root) == SETTINGS
+
+
+def test_the_policy_and_the_conventions_are_read_as_written(project: Path) -> None:
+    set_setting(project, "dev_runs_on_schedule = true")
+    set_setting(project, "task_id_prefix = false")
+    set_setting(project, "prod_priority_weight = 5000")
+    settings = config.load(project)
+    assert settings.dev_runs_on_schedule is True and settings.task_id_prefix is False
+    assert settings.prod_priority_weight == 5000
+    assert settings.environment_tag is True and settings.prod_retries == 2  # as baked

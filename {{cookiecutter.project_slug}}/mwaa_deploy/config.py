@@ -6,13 +6,13 @@ the AWS SDK honours them itself.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
 import re
 import subprocess
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from mwaa_deploy.exceptions import ConfigError
@@ -41,7 +41,7 @@ BUCKET_TOP = frozenset({"dags", "requirements.txt", "plugins.zip", "startup.sh"}
 DEV_POOL_MAX = 10_000
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Settings:
     root: Path
     s3_bucket: str
@@ -68,6 +68,17 @@ class Settings:
     startup_time_limit_seconds: float
     # The worker slots DEV's tasks, the sandboxes' included, may hold at once (instance/pools.py).
     dev_pool_slots: int
+    # What the cluster policy gives PROD's tasks (plugins/airflow_local_settings.py): a
+    # priority weight at least this, and these retries where a task has none.
+    prod_priority_weight: int = 1000
+    prod_retries: int = 2
+    # True: DEV's and the sandboxes' copies keep PROD's clock schedules.
+    dev_runs_on_schedule: bool = False
+    # Conventions the integrity tests hold DAGs to, which isolate nothing (a task id is
+    # scoped by its DAG's, and tags only label): every task and group id starts with the
+    # owner's prefix; the DAG's tags hold the owner.
+    task_id_prefix: bool = True
+    environment_tag: bool = True
 
     @property
     def sources(self) -> Path:
@@ -94,13 +105,22 @@ KINDS: dict[str, tuple[type, str]] = {
     "parse_gate_seconds": (float, "600"),
     "startup_time_limit_seconds": (float, "60.0"),
     "dev_pool_slots": (int, "3"),
+    "prod_priority_weight": (int, "1000"),
+    "prod_retries": (int, "2"),
+    "dev_runs_on_schedule": (bool, "false"),
+    "task_id_prefix": (bool, "true"),
+    "environment_tag": (bool, "true"),
 }
 # What the whole-number settings count, and the most each may be.
 UNITS = {"sandbox_stale_days": "days", "dev_pool_slots": "worker slots"}
-MAXIMUM = {"dev_pool_slots": DEV_POOL_MAX}
+UNITS |= {"prod_priority_weight": "points", "prod_retries": "retries"}
+# A weight is added up with those downstream of it, in Airflow's 32-bit column.
+MAXIMUM = {"dev_pool_slots": DEV_POOL_MAX, "prod_priority_weight": 1_000_000, "prod_retries": 100}
 # Number settings for which 0 means something: here, skip the parse gate.
 ZERO_ALLOWED = {"parse_gate_seconds"}
 REQUIRED = ("airflow_version", "python_version")
+# The settings read as written: those with their default in Settings.
+AS_WRITTEN = {f.name for f in dataclasses.fields(Settings) if f.default is not dataclasses.MISSING}
 TABLE = "pyproject.toml [tool.mwaa_deploy]"
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -146,6 +166,7 @@ def load(root: Path | None = None) -> Settings:
         parse_gate_seconds=_parse_gate_seconds(table),
         startup_time_limit_seconds=float(table.get("startup_time_limit_seconds", 60.0)),
         dev_pool_slots=_dev_pool_slots(table),
+        **{key: table[key] for key in AS_WRITTEN if key in table},
         **values,
     )
 
@@ -183,7 +204,10 @@ def _check(key: str, value: object) -> None:
         hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(KINDS)}"
         raise ConfigError(f"{TABLE}: unknown setting {key}{hint}")
     kind, example = KINDS[key]
-    if kind is float:
+    if kind is bool:
+        fits = isinstance(value, bool)
+        expected = "true or false"
+    elif kind is float:
         # TOML's inf and nan are floats too, and no bound.
         fits = (
             isinstance(value, (int, float))

@@ -16,6 +16,7 @@ import pytest
 from mwaa_deploy.bucket import sync
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.exceptions import StampError
+from mwaa_deploy.instance import instance_files
 from mwaa_deploy.owners import ENVIRONMENTS
 from mwaa_deploy.stamping.build import stamp
 from tests import dag_rules
@@ -37,6 +38,10 @@ atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+# The plugins as MWAA unpacks plugins.zip: Airflow applies the cluster policy in them to
+# every DAG it loads here, as it does on MWAA and in make airflow-local.
+PLUGINS = instance_files.write_plugins(SETTINGS, Path(AIRFLOW_HOME) / "plugins")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PLUGINS)
 
 
 def pytest_sessionstart() -> None:

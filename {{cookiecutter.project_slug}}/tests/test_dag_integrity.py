@@ -1,7 +1,8 @@
-"""Both stamped builds, and this branch's sandbox, load in the real Airflow, each DAG
-wholly in its own environment.
+"""Both stamped builds, and this branch's sandbox, load in the real Airflow with the
+platform's cluster policy, as on MWAA, each DAG wholly in its own environment.
 
-The rules are in tests/dag_rules.py; a failure names the DAG, the task and the rule.
+The rules are in tests/dag_rules.py, resource_rules.py and platform_rules.py; a failure
+names the DAG, the task and the rule.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ except ImportError:
     from airflow.models.dagbag import DagBag
 
 from mwaa_deploy.owners import ENVIRONMENTS, SANDBOX, is_sandbox
-from tests import dag_rules
+from tests import dag_rules, platform_rules, resource_rules
 from tests.helpers import SETTINGS, THIS_SANDBOX
 
 
@@ -67,6 +68,9 @@ def test_dag_task_and_group_ids_and_tags_carry_their_environment(dagbag: DagBag)
 
 
 def test_cross_dag_references_stay_in_their_environment(dagbag: DagBag) -> None:
+    """A reference known at run time only is named as a warning; the others are checked."""
+    for dynamic in each_dag(dagbag, dag_rules.dynamic_references):
+        warnings.warn(dynamic, stacklevel=1)
     report(each_dag(dagbag, dag_rules.reference_problems))
 
 
@@ -86,21 +90,40 @@ def test_cross_dag_references_name_a_dag_of_the_same_build(dagbag: DagBag) -> No
 
 
 def test_assets_and_connections_belong_to_their_environment(dagbag: DagBag) -> None:
-    report(each_dag(dagbag, dag_rules.resource_problems))
+    """Connection ids in arguments, in the config objects they hold and in storage URLs."""
+    report(
+        each_dag(dagbag, resource_rules.resource_problems)
+        + [*resource_rules.storage_path_problems(dagbag)]
+    )
 
 
 def test_aws_is_reached_as_the_environments_own_role(dagbag: DagBag, deployed_dags: Path) -> None:
     """Operators and sensors through their environment's AWS connection, and so are the
     hooks that task code builds: never aws_default, which runs as the execution role."""
-    report(each_dag(dagbag, dag_rules.aws_problems) + [*dag_rules.aws_code_problems(deployed_dags)])
+    report(
+        each_dag(dagbag, resource_rules.aws_problems)
+        + [*resource_rules.aws_code_problems(deployed_dags)]
+    )
 
 
 def test_dev_tasks_share_devs_pool_and_prod_tasks_go_first(dagbag: DagBag) -> None:
-    report(each_dag(dagbag, dag_rules.slot_problems))
+    report(each_dag(dagbag, platform_rules.slot_problems))
 
 
 def test_prod_tasks_retry_before_they_fail(dagbag: DagBag) -> None:
-    report(each_dag(dagbag, dag_rules.retry_problems))
+    report(each_dag(dagbag, platform_rules.retry_problems))
+
+
+def test_dev_copies_do_not_run_on_the_clock(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, platform_rules.schedule_problems))
+
+
+def test_every_dag_serializes_as_the_dag_processor_does(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, platform_rules.serialization_problems))
+
+
+def test_template_files_are_read_from_the_owners_own_copy(dagbag: DagBag) -> None:
+    report(each_dag(dagbag, platform_rules.template_problems))
 
 
 def test_every_dag_file_parses_within_the_budget(

@@ -249,7 +249,8 @@ def test_the_baked_requirements_resolve_for_mwaa(
 ) -> None:
     monkeypatch.chdir(SETTINGS.root)
     assert main(["check-requirements"]) == 0
-    assert "Checked for MWAA: requirements.txt." in capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out.splitlines()
+    assert "Checked for MWAA: requirements.txt, plugins.zip." in out
 
 
 class Publisher:

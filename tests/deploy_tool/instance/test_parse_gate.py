@@ -10,6 +10,7 @@ against the stand-in alone, or in front of an Airflow that never parses anything
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -34,9 +35,11 @@ from tests.helpers import NEWEST, OLDEST, VENVS, bake, user_environment
 STARTUP_SECONDS = 300
 NAME = SETTINGS.mwaa_environment
 
-# A DAG file for either Airflow, in the project's convention.
+# A DAG file for either Airflow, in the project's convention: its one task gets its pool
+# and priority from the platform's policy, which the gate reads back.
 GOOD_DAG = """\
 import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
 
 try:
     from airflow.sdk import DAG
@@ -47,7 +50,7 @@ DEV = True
 dev_prod_flag = "DEV" if DEV else "PROD"
 
 with DAG(f"{dev_prod_flag}_orders", schedule=None, start_date=pendulum.datetime(2025, 1, 1)):
-    pass
+    EmptyOperator(task_id=f"{dev_prod_flag}_noop")
 """
 BROKEN_DAG = GOOD_DAG.replace("import pendulum\n", "import pendulum\nimport no_such_module\n")
 
@@ -60,8 +63,16 @@ def instance(
 ) -> Iterator[MwaaLocal]:
     """`make airflow-local MWAA_LOCAL=1` of a project baked for the version, and the stand-in
     before it, copying a bucket of its own into that Airflow's DAGs folder."""
-    version = request.param
-    project = bake(tmp_path / "airflow", airflow_version=version)
+    project = bake(tmp_path / "airflow", airflow_version=request.param)
+    with airflow_local_behind_stand_in(project, request.param, s3_endpoint) as stand_in:
+        yield stand_in
+
+
+@contextlib.contextmanager
+def airflow_local_behind_stand_in(
+    project: Path, version: str, s3_endpoint: S3Endpoint
+) -> Iterator[MwaaLocal]:
+    """The project's `make airflow-local MWAA_LOCAL=1`, and the MWAA stand-in before it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -156,9 +167,10 @@ def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_
     (sources / "orders.py").write_text(GOOD_DAG)
     code, out, _ = deploy("PROD", capsys)
     assert code == 0
-    assert out.splitlines()[-1] == (
-        f"{NAME} parsed PROD's 1 DAG file(s) without import errors; DAGs listed: PROD_orders."
-    )
+    assert out.splitlines()[-2:] == [
+        f"{NAME} parsed PROD's 1 DAG file(s) without import errors; DAGs listed: PROD_orders.",
+        f"{NAME} runs PROD's 1 task(s) in PROD's pool and priority.",
+    ]
     # Before it waits, the PROD deploy sets DEV's pool through the same API (test_pools.py):
     # as airflow-local created it when it started.
     assert "Pool DEV_pool: 3 slots, as set." in out.splitlines()
@@ -187,16 +199,17 @@ def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_
     code, out, err = deploy("PROD", capsys)
     assert code == 0, err
     assert "Pool DEV_pool: resized from 3 to 4 slots." in out
-    assert out.splitlines()[-1] == (
+    assert out.splitlines()[-2] == (
         f"{NAME} parsed PROD's 1 DAG file(s) without import errors; DAGs listed: PROD_orders."
         " 1 import error(s) in other files, not this deploy's."
     )
 
     code, out, _ = deploy("DEV", capsys)
     assert code == 0
-    assert out.splitlines()[-1] == (
-        f"{NAME} parsed DEV's 1 DAG file(s) without import errors; DAGs listed: DEV_orders."
-    )
+    assert out.splitlines()[-2:] == [
+        f"{NAME} parsed DEV's 1 DAG file(s) without import errors; DAGs listed: DEV_orders.",
+        f"{NAME} runs DEV's 1 task(s) in DEV's pool and priority.",
+    ]
 
     # A rollback is gated like a deploy: back to the broken DEV deploy, then undone.
     assert main(["rollback", "DEV"]) == 1
@@ -204,7 +217,7 @@ def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_
         "dags/DEV_orders.py:2: ModuleNotFoundError: No module named 'no_such_module'"
     )
     assert main(["rollback", "DEV"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == (
+    assert capsys.readouterr().out.splitlines()[-2] == (
         f"{NAME} parsed DEV's 1 DAG file(s) without import errors; DAGs listed: DEV_orders."
     )
 

@@ -89,6 +89,14 @@ def test_prod_build_differs_from_source_only_in_flag_and_name(tmp_path: Path) ->
             "match x:\n    case 1:\n        DEV = True\n", 3, "inside a block", id="in-match"
         ),
         pytest.param("DEV = True\ndef f(:\n", 2, "syntax error", id="syntax-error"),
+        # What `sed '1i DEV = True'` makes: it parses, and fails when Airflow imports it.
+        pytest.param(
+            '"""Doc."""\nDEV = True\nfrom __future__ import annotations\n',
+            3,
+            "from __future__ imports must occur at the beginning of the file; move it to the"
+            " top, after the docstring; `DEV = True` goes below it",
+            id="flag-above-future-import",
+        ),
     ],
 )
 def test_malformed_flag_stops_the_stamp_with_path_line_and_fix(

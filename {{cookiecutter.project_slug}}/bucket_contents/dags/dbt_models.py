@@ -19,7 +19,6 @@ from airflow.sdk import DAG
 from common.conventions import (
     DBT_CLOUD_ACCOUNT_ID,
     dbt_cloud_conn_id,
-    default_args,
     environment,
 )
 
@@ -35,7 +34,6 @@ with DAG(
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(dev_prod_flag),
     tags=[dev_prod_flag, "dbt"],
 ):
     # Deferrable: while dbt Cloud runs, the wait sits in the triggerer, not in a worker slot.

@@ -4,7 +4,7 @@ Written once, deployed as DEV_dbt_sources with `DEV = True`, as PROD_dbt_sources
 with the flag rewritten to `DEV = False` by the PROD deploy, and in a story branch's
 sandbox as SBX_<name>_dbt_sources, a DEV copy.
 Everything environment-specific below follows from that one flag: PROD's copy runs every
-morning, DEV's when started by hand (common.conventions.DEV_RUNS_ON_SCHEDULE).
+morning, DEV's when started by hand (the platform's policy: README, "Run time").
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from airflow.sdk import DAG
 from common.conventions import (
     DBT_CLOUD_ACCOUNT_ID,
     dbt_cloud_conn_id,
-    default_args,
     environment,
-    schedule_for,
 )
 
 DEV = True
@@ -36,11 +34,10 @@ DBT_JOB_ID = {{ cookiecutter.dev_dbt_job_id }} if DEV else {{ cookiecutter.prod_
 with DAG(
     dag_id=f"{dev_prod_flag}_dbt_sources",
     description="dbt Cloud: source freshness and snapshots, then the model build",
-    schedule=schedule_for(dev_prod_flag, "0 4 * * *"),
+    schedule="0 4 * * *",  # PROD's clock; DEV's copy runs when started
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(dev_prod_flag),
     tags=[dev_prod_flag, "dbt"],
 ):
     start_run = DbtCloudRunJobOperator(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from mwaa_deploy import config
 from mwaa_deploy.exceptions import CheckError, ConstraintsError
-from mwaa_deploy.instance import mwaa_constraints, startup
+from mwaa_deploy.instance import mwaa_constraints, policy, startup
 from mwaa_deploy.instance.pip_requirements import (
     OPTIONS_ALONE,
     OPTIONS_WITH_VALUE,
@@ -157,24 +158,25 @@ def constraints_url(settings: config.Settings) -> str:
     return CONSTRAINTS_URL.format(airflow=settings.airflow_version, python=settings.python_version)
 
 
-def plugins_zip(folder: Path) -> bytes:
-    """`plugins/` as a zip whose bytes depend on the files' paths and content alone.
+def plugins_zip(folder: Path, generated: dict[str, bytes] | None = None) -> bytes:
+    """`plugins/` as a zip whose bytes depend on the files' paths and content alone, with
+    the `generated` files (path -> bytes) beside them.
 
     Stored, not deflated: compressed bytes can differ between zlib builds, and a different
     plugins.zip is a new object version and a 10-30 minute environment update.
     """
-    files = sorted(
-        p
+    files = {
+        p.relative_to(folder).as_posix(): p.read_bytes()
         for p in folder.rglob("*")
         if p.is_file() and all(is_source_name(part) for part in p.relative_to(folder).parts)
-    )
+    } | (generated or {})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for file in files:
-            entry = zipfile.ZipInfo(file.relative_to(folder).as_posix(), date_time=ZIP_TIME)
+        for name, data in sorted(files.items()):
+            entry = zipfile.ZipInfo(name, date_time=ZIP_TIME)
             entry.external_attr = 0o644 << 16
             entry.create_system = 3  # Unix, wherever it is built
-            archive.writestr(entry, file.read_bytes())
+            archive.writestr(entry, data)
     return buffer.getvalue()
 
 
@@ -202,5 +204,19 @@ def checked_files(
     if problems:
         raise CheckError(problems)
     if (sources / "plugins").is_dir():
-        files[PLUGINS] = plugins_zip(sources / "plugins")
+        files[PLUGINS] = plugins_zip(sources / "plugins", policy.generated_files(settings))
     return files
+
+
+def write_plugins(settings: config.Settings, folder: Path) -> Path:
+    """Fill `folder` with plugins.zip unpacked, as MWAA unpacks it, replacing what was
+    there, for a local Airflow to load (AIRFLOW__CORE__PLUGINS_FOLDER). Empty where the
+    project has no plugins/."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    sources = settings.sources / "plugins"
+    if sources.is_dir():
+        packed = plugins_zip(sources, policy.generated_files(settings))
+        with zipfile.ZipFile(io.BytesIO(packed)) as archive:
+            archive.extractall(folder)
+    return folder

@@ -110,6 +110,10 @@ def check(settings: Settings, owner: str, keys: Iterable[str]) -> None:
             " errors unchecked; see the Airflow UI."
         ) from None
     gate.report(snapshot, settings.parse_gate_seconds)
+    # MWAA may ignore the platform's cluster policy silently: read its result back.
+    from mwaa_deploy.instance import policy_check
+
+    policy_check.check(settings, gate.instance, owner, gate.parsed_dag_ids(snapshot))
 
 
 class _AskAgain(Exception):
@@ -169,17 +173,22 @@ class _Gate:
                 f" {len(problems)} of its {len(self.files)} DAG file(s) (above); fix them and"
                 f" deploy again.{not_mine}",
             )
-        dag_ids = sorted(
-            dag_id
-            for file in self.files
-            for dag_id, parsed in snapshot.dags[file]
-            if parsed and parsed >= self.since
-        )
+        dag_ids = self.parsed_dag_ids(snapshot)
         shown = ", ".join(dag_ids[:SHOWN_DAG_IDS])
         more = f" and {len(dag_ids) - SHOWN_DAG_IDS} more" if len(dag_ids) > SHOWN_DAG_IDS else ""
         print(
             f"{self.name} parsed {self.owner}'s {len(self.files)} DAG file(s) without import"
             f" errors; DAGs listed: {shown}{more}.{not_mine}"
+        )
+
+    def parsed_dag_ids(self, snapshot: Snapshot) -> list[str]:
+        """The DAGs of the deployed files that the instance parsed since the deploy."""
+        assert self.since is not None  # set by the first snapshot
+        return sorted(
+            dag_id
+            for file in self.files
+            for dag_id, parsed in snapshot.dags.get(file, [])
+            if parsed and parsed >= self.since
         )
 
     def _snapshot(self) -> Snapshot:

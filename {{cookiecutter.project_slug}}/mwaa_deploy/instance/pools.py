@@ -4,8 +4,8 @@ A pool caps how many of its tasks run at once, so however many tasks DEV starts 
 backfill, a mapped task over a thousand files), at most `dev_pool_slots` of them hold a
 worker slot, and the rest of the instance stays PROD's. PROD's tasks run in the instance's
 `default_pool` with a higher priority weight, so where both wait for a slot, PROD's go
-first. The conventions helper (`dags/common/conventions.py`) sets both through
-`default_args`, and the integrity tests check every task against the names here.
+first. The platform's cluster policy puts every task in its place (policy.py), and the
+integrity tests and the deploy's read-back check every task against the names here.
 
 Airflow knows a pool only once it is created, and leaves a task of an unknown pool waiting
 for ever: `make deploy-prod` creates or resizes the pool on the MWAA environment, through
@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     from mwaa_deploy.config import Settings
 
 DEV_POOL = "DEV_pool"
-# PROD's tasks are queued before any DEV task with fewer than this many tasks downstream of
-# it (Airflow adds up a task's weight and those of the tasks after it).
-PROD_PRIORITY_WEIGHT = 1000
 SHOWN = 120  # characters of an answer that is not a pool
 DESCRIPTION = (
     "DEV's share of the workers, the sandboxes' included: dev_pool_slots in pyproject.toml,"

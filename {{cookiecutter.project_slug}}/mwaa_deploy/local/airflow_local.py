@@ -2,7 +2,8 @@
 
 After `make deploy-dev deploy-prod` it lists every DAG twice, DEV_ and PROD_, as MWAA
 will; a redeploy to the local bucket shows up within seconds, without a restart. Once it
-answers, DEV's pool is set on it as a PROD deploy sets it on MWAA (pools.py). With
+answers, DEV's pool is set on it as a PROD deploy sets it on MWAA (pools.py); it loads the
+plugins as MWAA unpacks plugins.zip, the cluster policy with them (instance/policy.py). With
 MWAA_LOCAL=1 it reads instead the folder that mwaa-local copies an S3 bucket's dags/ into.
 Everything it starts runs in one process group of its own, which Ctrl-C stops whole, also
 when this command's output goes to a pipe that the same Ctrl-C closed (`| tee log`).
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from mwaa_deploy.config import Settings, shown
 from mwaa_deploy.exceptions import LocalAirflowError, LocalMwaaError, PoolError
-from mwaa_deploy.instance import pools
+from mwaa_deploy.instance import instance_files, pools
 
 HOST = "127.0.0.1"
 # How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
@@ -75,12 +76,18 @@ def dags_folder(settings: Settings, mwaa_local: bool) -> Path:
     return home(settings) / "mwaa_local" / "dags" if mwaa_local else settings.local_bucket / "dags"
 
 
+def plugins_folder(settings: Settings) -> Path:
+    """plugins.zip unpacked, as MWAA holds it (run() writes it at every start)."""
+    return home(settings) / "plugins"
+
+
 def environment(settings: Settings, port: int, dags: Path) -> dict[str, str]:
     """The variables that make a standalone Airflow read `dags` on `port`."""
     venv_bin = Path(sys.executable).parent
     env = os.environ | {
         "AIRFLOW_HOME": str(home(settings)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder(settings)),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # A laptop, not a cluster: the local executor starts one worker per slot up front.
         "AIRFLOW__CORE__PARALLELISM": "4",
@@ -128,6 +135,7 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
         dags.mkdir(parents=True, exist_ok=True)  # mwaa-local fills it
     _check_can_start(settings, dags, port)
     home(settings).mkdir(exist_ok=True)
+    instance_files.write_plugins(settings, plugins_folder(settings))
     log = home(settings) / "standalone.log"
     say(f"Starting Airflow {settings.airflow_version} on the DAGs in {shown(dags)}/")
     say(f"(the first start sets up its database, up to a minute; logs: {shown(log)})")

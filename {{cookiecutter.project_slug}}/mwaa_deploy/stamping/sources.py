@@ -44,9 +44,17 @@ class SourceFile:
         text = text.removeprefix(bom)
         try:
             tree = ast.parse(text, filename=path)
+            # What the parser lets through and Python refuses when it runs the file: a
+            # `from __future__` import below other code (a flag put above it, say).
+            compile(tree, path, "exec", dont_inherit=True)
         except SyntaxError as error:
+            advice = (
+                "move it to the top, after the docstring; `DEV = True` goes below it"
+                if "__future__" in (error.msg or "")
+                else "fix it before deploying"
+            )
             raise StampError(
-                [f"{path}:{error.lineno or 1}: syntax error: {error.msg}; fix it before deploying"]
+                [f"{path}:{error.lineno or 1}: syntax error: {error.msg}; {advice}"]
             ) from None
         return cls(text, path, tree, io.StringIO(text, newline="").readlines(), bom)
 

@@ -5,28 +5,18 @@ Every DAG id, task id, tag set and cross-DAG reference starts with `dev_prod_fla
 `PROD` where the DAG file's flag says `DEV = False`, else `DEV`, or in the sandbox of a
 story branch `SBX_<name>`. A sandbox is a DEV copy: it uses DEV's connections and settings,
 DEV's AWS role and DEV's share of the workers.
+
+What depends only on that prefix (the pool, the priority, PROD's retries, DEV off the
+clock) is not here: the platform's cluster policy applies it to every task
+(bucket_contents/plugins/airflow_local_settings.py, settings in pyproject.toml).
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
-from typing import Any
 
 DBT_CLOUD_ACCOUNT_ID = {{ cookiecutter.dbt_cloud_account_id }}
 # The bucket of the team's data: DEV's tasks reach only its dev/ prefix, PROD's only its
 # prod/ (iam/task-roles.yaml).
 DATA_BUCKET = "{{ cookiecutter.data_bucket }}"
-
-# DEV's copies of scheduled DAGs (and the sandboxes') run when started by hand or by an
-# asset of their own, never by the clock: otherwise every scheduled DAG runs twice, dbt
-# Cloud jobs included. True gives them PROD's schedules too.
-DEV_RUNS_ON_SCHEDULE = False
-
-# DEV's share of the workers, the sandboxes' included: at most dev_pool_slots (pyproject.toml)
-# of its tasks run at once. PROD's run in the instance's default pool, and are queued before
-# DEV's. `make deploy-prod` creates the pool on MWAA, `make airflow-local` on your machine.
-DEV_POOL = "DEV_pool"
-PROD_PRIORITY_WEIGHT = 1000
 
 
 def environment(dev: bool) -> str:
@@ -62,22 +52,3 @@ def data_prefix(dev_prod_flag: str) -> str:
     if dev_prod_flag.lower() == settings:
         return f"{settings}/"
     return f"{settings}/{dev_prod_flag.lower()}/"
-
-
-def schedule_for(dev_prod_flag: str, schedule: Any) -> Any:
-    """A DAG's clock schedule in PROD; in DEV and the sandboxes none, unless
-    DEV_RUNS_ON_SCHEDULE (then a DAG runs by hand, or by its own assets)."""
-    return schedule if settings_of(dev_prod_flag) == "PROD" or DEV_RUNS_ON_SCHEDULE else None
-
-
-def default_args(dev_prod_flag: str) -> dict[str, Any]:
-    """Task defaults: PROD retries before it pages anyone and goes first when slots are
-    short; DEV and sandboxes fail fast and share DEV's few slots."""
-    prod = settings_of(dev_prod_flag) == "PROD"
-    return {
-        "owner": "data-platform",
-        "retries": 2 if prod else 0,
-        "retry_delay": timedelta(minutes=5),
-        "pool": "default_pool" if prod else DEV_POOL,
-        "priority_weight": PROD_PRIORITY_WEIGHT if prod else 1,
-    }
