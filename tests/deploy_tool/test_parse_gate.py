@@ -150,6 +150,7 @@ def deploy(env: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]
     return code, out, err
 
 
+@pytest.mark.starts_airflow
 def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_a_fix_passes(
     sources: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
