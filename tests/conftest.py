@@ -8,14 +8,42 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
+# Tests that run the baked project's DAGs in real Airflow, or bake and make several times:
+# the longest after the real Airflows, so that they start first and the run ends on short ones.
+SLOW_FILES = (
+    "test_mwaa_parity.py",
+    "test_dag_integrity_rules.py",
+    "test_platform_policy.py",
+    "test_adopt_corpus.py",
+    "test_baked_project.py",
+    "test_task_roles.py",
+    "test_local_stand_ins.py",
+    "test_sync_properties.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "starts_airflow: the test starts a real Airflow (make airflow-local)"
+    )
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """airflow-local's end-to-end runs of a real Airflow first: the longest tests start
-    while the others fill the other worker, so that both finish at about the same time. The
-    parse gate's real Airflows last (xdist gives each worker a half of this order to start
-    with): two Airflows at once on two cores make airflow-local's DAG runs miss their time."""
-    first, last = "test_airflow_local.py", "test_parse_gate.py"
-    items.sort(key=lambda item: (item.path.name != first) + (item.path.name == last))
+    """The tests that start a real Airflow first, then the slow files, then the rest.
+
+    xdist (`--dist worksteal`) gives each of the two workers a half of this order to start
+    with and lets the one that is done take tests from the end of the other's queue: the
+    Airflows, all at the start of the first half, run one after the other on one worker
+    (two Airflows at once on two cores make airflow-local's DAG runs miss their time),
+    while the other worker takes the rest, and the run ends on short tests, whichever
+    worker they end up on."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("starts_airflow"):
+            return 0
+        return 1 if item.path.name in SLOW_FILES else 2
+
+    items.sort(key=rank)
 
 
 @pytest.fixture

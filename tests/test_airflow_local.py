@@ -33,6 +33,8 @@ from tests.helpers import (
     user_environment,
 )
 
+pytestmark = pytest.mark.starts_airflow
+
 STARTUP_SECONDS = 300
 PICKUP_SECONDS = 60
 RUN_SECONDS = 180

@@ -30,13 +30,10 @@ PARSE_SECONDS = pytest.StashKey[dict[str, float]]()
 
 # How Airflow 2 and 3 report a DAG id that a second file defines again.
 DUPLICATE = re.compile(r"Ignoring DAG (\S+) from (\S+) - also found in (\S+)")
-CROSS_DAG_ARGUMENTS = (
-    "trigger_dag_id",
-    "external_dag_id",
-    "external_task_id",
-    "external_task_ids",
-    "external_task_group_id",
-)
+CROSS_DAG_ARGUMENTS = ("trigger_dag_id", "external_dag_id")
+# Task ids in another DAG: they carry the environment only under the task_id_prefix
+# convention (task ids are scoped by their DAG, whose id is checked above).
+CROSS_TASK_ARGUMENTS = ("external_task_id", "external_task_ids", "external_task_group_id")
 
 
 def owner_of(dag: Any) -> str:
@@ -133,11 +130,13 @@ def naming_problems(dag: Any) -> Iterator[str]:
 
 def reference_problems(dag: Any) -> Iterator[str]:
     """Cross-DAG references (TriggerDagRunOperator, ExternalTaskSensor) stay at home
-    (isolation)."""
+    (isolation); the task ids they name carry the environment where the task_id_prefix
+    convention is on."""
     env = owner_of(dag)
+    checked = CROSS_DAG_ARGUMENTS + (CROSS_TASK_ARGUMENTS if SETTINGS.task_id_prefix else ())
     for task in dag.tasks:
         given = arguments(task)
-        for argument in CROSS_DAG_ARGUMENTS:
+        for argument in checked:
             for value in strings(given.get(argument)):
                 if not _all_parts_start_with(value, env):
                     yield problem(

@@ -306,6 +306,7 @@ def test_with_the_local_bucket_deploy_requirements_writes_the_files_there(
         root / "bucket_contents" / "requirements.txt"
     ).read_bytes()
     assert zipfile.ZipFile(bucket / "plugins.zip").namelist() == [
+        "mwaa_policy.json",
         "operators/__init__.py",
         "operators/notify.py",
     ]

@@ -161,6 +161,7 @@ def deploy(env: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]
     return code, out, err
 
 
+@pytest.mark.starts_airflow
 def test_an_import_error_fails_its_own_environments_deploy_or_rollback_only_and_a_fix_passes(
     sources: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -245,10 +246,13 @@ def test_a_file_not_parsed_within_the_bound_fails_the_deploy_naming_it(
 
 
 def test_ctrl_c_while_waiting_stops_at_once_saying_the_files_are_deployed(
-    unparsed: tuple[MwaaLocal, Path], capsys: pytest.CaptureFixture[str]
+    unparsed: tuple[MwaaLocal, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     stand_in, sources = unparsed
     (sources / "orders.py").write_text(GOOD_DAG)
+    monkeypatch.setenv("PARSE_GATE_SECONDS", "20")  # a missed Ctrl-C fails in 20 s, not 120
 
     def press_ctrl_c_once_the_gate_asks() -> None:
         # The deploy asks once before it uploads, the gate after.

@@ -11,25 +11,29 @@ from pathlib import Path
 import pytest
 
 from mwaa_deploy.local.mwaa_local import MwaaLocal
-from tests.deploy_tool.s3_endpoint import S3Endpoint
-from tests.deploy_tool.test_parse_gate import (
+from tests.deploy_tool.instance.test_parse_gate import (
     GOOD_DAG,
     NAME,
     airflow_local_behind_stand_in,
     deploy,
 )
+from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import NEWEST, bake
 
 
-@pytest.fixture
-def ignoring_the_policy(s3_endpoint: S3Endpoint, tmp_path: Path) -> Iterator[MwaaLocal]:
-    """An Airflow whose plugins lack the policy, as an MWAA that skips them runs."""
-    project = bake(tmp_path / "airflow", airflow_version=NEWEST)
+@pytest.fixture(scope="module")
+def ignoring_the_policy(
+    s3_endpoint: S3Endpoint, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MwaaLocal]:
+    """An Airflow whose plugins lack the policy, as an MWAA that skips them runs: one for
+    the module, since each start costs half a minute."""
+    project = bake(tmp_path_factory.mktemp("airflow"), airflow_version=NEWEST)
     (project / "bucket_contents" / "plugins" / "airflow_local_settings.py").unlink()
     with airflow_local_behind_stand_in(project, NEWEST, s3_endpoint) as stand_in:
         yield stand_in
 
 
+@pytest.mark.starts_airflow
 @pytest.mark.parametrize("env", ["DEV", "PROD"])
 def test_a_deploy_fails_naming_each_task_the_policy_did_not_place(
     ignoring_the_policy: MwaaLocal,
