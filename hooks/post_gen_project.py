@@ -1,8 +1,14 @@
 """Print the next steps. Nothing else: `cruft update` runs this hook again in a scratch folder."""
 
 import json
+import os
+import shlex
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+# cookiecutter runs this hook inside the new project, but the steps are read in the shell
+# that ran cookiecutter (or make demo), whose folder its PWD still names.
+here = os.environ.get("PWD")
+where = os.path.relpath(os.getcwd(), here) if here and os.path.isdir(here) else os.getcwd()
 
 if ANSWERS["s3_bucket"]:
     deploys = f"""  S3_BUCKET= make deploy-dev deploy-prod
@@ -18,7 +24,7 @@ print(
 Baked {ANSWERS["project_slug"]}: one MWAA environment, DEV and PROD side by side.
 
 Next:
-  cd {ANSWERS["project_slug"]}
+  cd {shlex.quote(where)}
   git init -b {ANSWERS["default_branch"]} && git add . && git commit -m "Bake from mwaa-single-env"
 {deploys}
   make install test              Airflow {ANSWERS["airflow_version"]} in .venv, with MWAA's pins,
