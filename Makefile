@@ -36,7 +36,7 @@ lock: | $(UV) ## Refresh the locks: requirements-dev.txt, then each Airflow vers
 benchmark: $(VENV)/.installed ## Time deploys of 500 DAGs against aws s3 sync and aws s3 cp
 	$(PYTHON) benchmarks/deploy.py
 
-benchmark-pr: $(VENV)/.installed ## Time a baked project's pull request check (ci.yml's make targets)
+benchmark-pr: $(VENV)/.installed ## Time a baked project's make pr-check (what its ci.yml runs), warm caches
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) benchmarks/pr_check.py
 
 $(VENV)/.installed: requirements-dev.txt | $(UV)

@@ -6,9 +6,11 @@ import shlex
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 # cookiecutter runs this hook inside the new project, but the steps are read in the shell
-# that ran cookiecutter (or make demo), whose folder its PWD still names.
-here = os.environ.get("PWD")
-where = os.path.relpath(os.getcwd(), here) if here and os.path.isdir(here) else os.getcwd()
+# that ran cookiecutter (or make demo), whose folder its PWD still names: the project's path
+# from there, or from / where it is not below it.
+here = os.environ.get("PWD") or "/"
+where = os.path.relpath(os.getcwd(), here)
+where = os.getcwd() if where.startswith("..") else where
 
 if ANSWERS["s3_bucket"]:
     deploys = f"""  S3_BUCKET= make deploy-dev deploy-prod

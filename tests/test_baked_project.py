@@ -138,6 +138,13 @@ def test_baked_project_with_the_readme_example_dag_passes_lint_and_tests_on_real
     assert "DEV_orders" in result.stdout  # the parse-time summary lists the new file
 
 
+def test_baked_make_test_says_no_warning(output: Path) -> None:
+    project = bake(output)
+    result = make(project, "test", airflow_version=NEWEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout
+
+
 def test_a_dag_file_without_its_flag_stops_make_test_once_with_the_stamps_line(
     output: Path,
 ) -> None:
