@@ -83,7 +83,7 @@ def user_environment() -> dict[str, str]:
 
 def shell_block(markdown: str, after: str = "") -> str:
     """The first ```sh block of `markdown` after the text `after`, as a reader copies it."""
-    return markdown.split(after, 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return markdown[markdown.index(after) :].split("```sh\n", 1)[1].split("```", 1)[0]
 
 
 def serving_targets(project: Path) -> set[str]:
