@@ -92,6 +92,7 @@ BAKED_FILES = {
     "mwaa_deploy/local/upgrade_check.py",
     "mwaa_deploy/owners.py",
     "mwaa_deploy/stamping/__init__.py",
+    "mwaa_deploy/stamping/build.py",
     "mwaa_deploy/stamping/run_time_rules.py",
     "mwaa_deploy/stamping/selection.py",
     "mwaa_deploy/stamping/sources.py",
