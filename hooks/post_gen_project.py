@@ -1,8 +1,16 @@
 """Print the next steps. Nothing else: `cruft update` runs this hook again in a scratch folder."""
 
 import json
+import os
+import shlex
 
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+# cookiecutter runs this hook inside the new project, but the steps are read in the shell
+# that ran cookiecutter (or make demo), whose folder its PWD still names: the project's path
+# from there, or from / where it is not below it.
+here = os.environ.get("PWD") or "/"
+where = os.path.relpath(os.getcwd(), here)
+where = os.getcwd() if where.startswith("..") else where
 
 if ANSWERS["s3_bucket"]:
     deploys = f"""  S3_BUCKET= make deploy-dev deploy-prod
@@ -18,7 +26,7 @@ print(
 Baked {ANSWERS["project_slug"]}: one MWAA environment, DEV and PROD side by side.
 
 Next:
-  cd {ANSWERS["project_slug"]}
+  cd {shlex.quote(where)}
   git init -b {ANSWERS["default_branch"]} && git add . && git commit -m "Bake from mwaa-single-env"
 {deploys}
   make install test              Airflow {ANSWERS["airflow_version"]} in .venv, with MWAA's pins,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def output(tmp_path: Path) -> Path:
 def s3_endpoint() -> Iterator[dict[str, str]]:
     """moto's S3 server on loopback, and the variables that point the AWS SDK at it and
     name no MWAA environment (none reads it: deploys wait for no parse)."""
+    # werkzeug, under moto, logs a line a request: hundreds in a failing test's output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

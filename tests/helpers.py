@@ -81,6 +81,17 @@ def user_environment() -> dict[str, str]:
     return environment
 
 
+def shell_block(markdown: str, after: str = "") -> str:
+    """The first ```sh block of `markdown` after the text `after`, as a reader copies it."""
+    return markdown[markdown.index(after) :].split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def serving_targets(project: Path) -> set[str]:
+    """The baked project's targets that serve until Ctrl-C, as `make` lists them."""
+    makefile = (project / "Makefile").read_text()
+    return set(re.findall(r"^([a-z0-9-]+):.*## .*until Ctrl-C", makefile, re.MULTILINE))
+
+
 def filled(node: Any, parameters: dict[str, str]) -> Any:
     """A part of a CloudFormation template as the stack would hold it: its Fn::Sub and Ref
     (long form, as the baked templates write them) filled in from `parameters`, which name

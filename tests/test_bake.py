@@ -86,6 +86,7 @@ BAKED_FILES = {
     "mwaa_deploy/local/__init__.py",
     "mwaa_deploy/local/airflow_api.py",
     "mwaa_deploy/local/airflow_local.py",
+    "mwaa_deploy/local/find_python.py",
     "mwaa_deploy/local/local_venv.py",
     "mwaa_deploy/local/mwaa_local.py",
     "mwaa_deploy/local/mwaa_local_env.py",

@@ -138,6 +138,13 @@ def test_baked_project_with_the_readme_example_dag_passes_lint_and_tests_on_real
     assert "DEV_orders" in result.stdout  # the parse-time summary lists the new file
 
 
+def test_baked_make_test_says_no_warning(output: Path) -> None:
+    project = bake(output)
+    result = make(project, "test", airflow_version=NEWEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout
+
+
 def test_a_dag_file_without_its_flag_stops_make_test_once_with_the_stamps_line(
     output: Path,
 ) -> None:
@@ -151,6 +158,12 @@ def test_a_dag_file_without_its_flag_stops_make_test_once_with_the_stamps_line(
     assert len(said.splitlines()) < 30, said
 
 
+def without_uv(environment: dict[str, str]) -> dict[str, str]:
+    """`environment` with no uv on its PATH."""
+    path = environment["PATH"].split(os.pathsep)
+    return environment | {"PATH": os.pathsep.join(p for p in path if not (Path(p) / "uv").exists())}
+
+
 def test_with_a_bucket_answer_and_no_aws_the_first_commands_work_or_say_what_to_do(
     output: Path, tmp_path: Path
 ) -> None:
@@ -162,11 +175,9 @@ def test_with_a_bucket_answer_and_no_aws_the_first_commands_work_or_say_what_to_
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "AWS_EC2_METADATA_DISABLED": "true",
         "MWAA_CONSTRAINTS": str(tmp_path / "no-constraints"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
-    environment = user_environment() | no_aws
-    environment["PATH"] = os.pathsep.join(
-        p for p in environment["PATH"].split(os.pathsep) if not (Path(p) / "uv").exists()
-    )
+    environment = without_uv(user_environment()) | no_aws
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -175,7 +186,6 @@ def test_with_a_bucket_answer_and_no_aws_the_first_commands_work_or_say_what_to_
 
     local = run("env", "S3_BUCKET=", "make", "deploy-dev", "deploy-prod")
     assert local.returncode == 0, local.stdout + local.stderr
-    assert (project / ".tools" / "bin" / "uv").is_file()
     assert {"DEV_dbt_models.py", "PROD_dbt_models.py"} <= {
         p.name for p in (project / "local_bucket" / "dags").iterdir()
     }
@@ -187,6 +197,74 @@ def test_with_a_bucket_answer_and_no_aws_the_first_commands_work_or_say_what_to_
         " and AWS_SECRET_ACCESS_KEY; or deploy to ./local_bucket instead: S3_BUCKET= make"
         " deploy-dev"
     ), s3.stderr
+
+
+def test_without_uv_on_path_projects_share_one_uv_of_the_locked_version_in_the_users_cache(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    environment = without_uv(user_environment()) | {"XDG_CACHE_HOME": str(cache)}
+    said = []
+    for name in ("first", "second"):
+        project = bake(tmp_path / name)
+        deployed = subprocess.run(
+            ["make", "deploy-dev", f"VENV={VENVS / f'airflow-{NEWEST}'}"],
+            cwd=project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        said.append(deployed.stdout)
+        assert not (project / ".tools").exists()
+    [version] = [
+        line.removeprefix("uv==")
+        for line in (project / "tools.lock").read_text().splitlines()
+        if line.startswith("uv==")
+    ]
+    uv = cache / "mwaa-deploy" / f"uv-{version}" / "bin" / "uv"
+    reported = subprocess.run([uv, "--version"], capture_output=True, text=True, check=True)
+    assert reported.stdout.split()[1] == version
+    assert [text.count("Installing uv") for text in said] == [1, 0]
+
+
+def test_make_finds_mwaas_python_in_pyenvs_versions_when_pyenv_has_not_selected_it(
+    output: Path, tmp_path: Path
+) -> None:
+    """No Python 3.12 on PATH (pyenv's shims of unselected versions do not answer), one in
+    a pyenv folder: .venv is built on it, and no variable is set by hand."""
+    project = bake(output)
+    mwaa_python = Path(os.path.realpath(VENVS / f"airflow-{NEWEST}" / "bin" / "python"))
+    asked = [str(mwaa_python), "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"]
+    version = subprocess.run(asked, capture_output=True, text=True, check=True).stdout.strip()
+    versions = tmp_path / "pyenv" / "versions" / version / "bin"
+    versions.mkdir(parents=True)
+    (versions / "python3.12").symlink_to(mwaa_python)
+    environment = user_environment() | {
+        "PYENV_ROOT": str(tmp_path / "pyenv"),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_PYTHON_INSTALL_DIR": str(tmp_path / "no-uv-pythons"),
+    }
+    environment.pop("PYENV_VERSION", None)
+    environment["PATH"] = os.pathsep.join(
+        p
+        for p in environment["PATH"].split(os.pathsep)
+        if not (Path(p) / "python3.12").exists() or (Path(p) / "uv").exists()
+    )
+    venv = tmp_path / "venv"
+
+    deployed = subprocess.run(
+        ["make", "deploy-dev", f"VENV={venv}"],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert f"version_info = {version}" in (venv / "pyvenv.cfg").read_text()
 
 
 def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path) -> None:

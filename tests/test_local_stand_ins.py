@@ -17,9 +17,19 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.helpers import NEWEST, VENVS, bake, make, user_environment
+from tests.helpers import (
+    NEWEST,
+    VENVS,
+    bake,
+    commit_all,
+    make,
+    shell_block,
+    user_environment,
+)
 
 STARTUP_SECONDS = 60
+# airflow-local's first start sets up its database.
+AIRFLOW_STARTUP_SECONDS = 240
 STOP_SECONDS = 20
 ESCAPING = "dags/SBX_evil_x/../../../../pwned.txt"
 
@@ -30,11 +40,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_line(log: Path, text: str, command: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
+def wait_for_line(
+    log: Path, text: str, command: subprocess.Popen[bytes], seconds: float = STARTUP_SECONDS
+) -> None:
+    deadline = time.monotonic() + seconds
     while text not in log.read_text():
         assert command.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"no {text!r} in {STARTUP_SECONDS} s: {log.read_text()}"
+        assert time.monotonic() < deadline, f"no {text!r} in {seconds} s: {log.read_text()}"
         time.sleep(0.2)
 
 
@@ -154,3 +166,49 @@ def test_make_s3_local_started_as_a_background_job_stops_on_sigint(tmp_path: Pat
     wait_for_line(log, "Press Ctrl-C", command)
     assert stopped(command), log.read_text()
     assert "S3 endpoint stopped." in log.read_text()
+
+
+def test_the_readmes_mwaa_local_recipe_works_copied_into_fresh_terminals(tmp_path: Path) -> None:
+    """The README's recipe as a reader runs it: each make line in a fresh terminal of its
+    own (no variable of this one), after the block's export, at the ports the README names;
+    the deploy then passes the parse gate of the Airflow behind mwaa-local."""
+    project = bake(tmp_path / "baked")
+    commit_all(project)
+    block = shell_block((project / "README.md").read_text(), "The parse gate, too, runs here")
+    lines = block.splitlines()
+    first = next(n for n, line in enumerate(lines) if line.startswith("make "))
+    export, *serving, deploy = ["\n".join(lines[:first]), *lines[first:]]
+    for port in (4566, 4567, 8080):
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is in use"
+    # The baked venv, as `make install` would have built .venv.
+    terminal = user_environment() | {"VENV": str(VENVS / f"airflow-{NEWEST}")}
+    started_ones: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        for n, line in enumerate(serving, start=1):
+            log = tmp_path / f"terminal-{n}.log"
+            with open(log, "w") as output:
+                command = subprocess.Popen(
+                    ["bash", "-c", f"{export}\n{line}"],
+                    cwd=project,
+                    env=terminal,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            started_ones.append((command, log))
+            wait_for_line(log, "Press Ctrl-C", command, AIRFLOW_STARTUP_SECONDS)
+        deployed = subprocess.run(
+            ["bash", "-c", f"{export}\n{deploy}"],
+            cwd=project,
+            env=terminal,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        for command, log in reversed(started_ones):
+            assert stopped(command), log.read_text()
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "Deploying DEV to s3://local-mwaa-bucket" in deployed.stdout, deployed.stdout
+    assert "parsed DEV's" in deployed.stdout, deployed.stdout

@@ -21,6 +21,7 @@ GIVEN = [
     ("s3-local", "PORT"),
     ("mwaa-local", "PORT"),
     ("mwaa-local", "AIRFLOW_PORT"),
+    ("pr-check", "PLAN_PROD"),
 ]
 
 

@@ -99,13 +99,7 @@ def test_workflows_run_the_makefile_targets_a_person_uses(projects: list[Path]) 
         name: [s.get("run") for s in steps(load(project, name))]
         for name in ("ci", "deploy-dev", "deploy-prod", "remove-sandbox", "rollback-prod")
     }
-    assert [r for r in runs["ci"] if r] == [
-        "make install",
-        "make lint",
-        "make test",
-        "make check-requirements",
-        "make plan-prod",
-    ]
+    assert [r for r in runs["ci"] if r] == ["make pr-check"]
     assert [r for r in runs["deploy-dev"] if r] == ["make deploy-dev"]
     assert [r for r in runs["remove-sandbox"] if r] == ["make clean-dev"]
     assert [r for r in runs["rollback-prod"] if r] == ["make rollback-prod"] * 2
@@ -181,10 +175,21 @@ def test_a_branch_s_sandbox_deploys_and_removals_run_one_at_a_time_branches_side
 
 def test_pull_requests_test_their_branch_s_sandbox(projects: list[Path]) -> None:
     ci = load(projects[-1], "ci")
-    [test] = [s for s in steps(ci) if s.get("run") == "make test"]
-    assert test["env"] == {"SANDBOX": "${{ github.head_ref }}"}
+    [check] = [s for s in steps(ci) if s.get("run") == "make pr-check"]
+    assert check["env"]["SANDBOX"] == "${{ github.head_ref }}"
     [checkout] = [s for s in steps(ci) if s.get("uses", "").startswith("actions/checkout")]
     assert checkout["with"]["fetch-depth"] == 0
+
+
+def test_a_forks_pull_request_is_checked_not_planned_having_no_aws_credentials(
+    projects: list[Path],
+) -> None:
+    ci = load(projects[-1], "ci")
+    same_repository = "github.event.pull_request.head.repo.full_name == github.repository"
+    [credentials] = [s for s in steps(ci) if "role-to-assume" in s.get("with", {})]
+    assert credentials["if"] == same_repository
+    [check] = [s for s in steps(ci) if s.get("run") == "make pr-check"]
+    assert check["env"]["PLAN_PROD"] == f"${{{{ {same_repository} }}}}"
 
 
 def test_a_sandbox_is_removed_when_its_branch_is_deleted_or_its_pull_request_merged(

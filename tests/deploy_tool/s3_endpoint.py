@@ -32,6 +32,14 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 
 
+class _QuietHandler(MotoRequestHandler):
+    """moto's handler without werkzeug's line a request: hundreds in a failing test's output
+    (the requests are in S3Endpoint.requests)."""
+
+    def log_request(self, *args: Any) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Request:
     """One request as S3 sees it: `action` is put, get, head, list, delete or other."""
@@ -70,7 +78,7 @@ class S3Endpoint:
             0,
             self._app(DomainDispatcherApplication(create_backend_app)),
             threaded=True,
-            request_handler=MotoRequestHandler,
+            request_handler=_QuietHandler,
         )
         host, port = self._server.server_address[:2]
         self.url = f"http://{host}:{port}"

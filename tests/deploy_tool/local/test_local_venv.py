@@ -14,7 +14,7 @@ import pytest
 from mwaa_deploy import config
 from mwaa_deploy.exceptions import InstallError
 from mwaa_deploy.instance import mwaa_constraints
-from mwaa_deploy.local import local_venv, tools_lock
+from mwaa_deploy.local import find_python, local_venv, tools_lock
 from tests.deploy_tool.helpers import SETTINGS
 from tests.helpers import MWAA_CONSTRAINTS
 
@@ -39,7 +39,8 @@ def small_project(root: Path, runtime: list[str], dev: list[str]) -> config.Sett
         + "]",
     ]
     (root / "pyproject.toml").write_text("\n".join(groups) + "\n\n" + table)
-    subprocess.run([UV, "venv", "--quiet", "--python", "3.11", str(root / ".venv")], check=True)
+    python = find_python.interpreter("3.11", UV)
+    subprocess.run([UV, "venv", "--quiet", "--python", python, str(root / ".venv")], check=True)
     return config.load(root)
 
 
@@ -178,3 +179,16 @@ def test_make_lock_writes_the_tools_and_the_deploys_own_never_what_only_airflow_
     assert path == settings.root / local_venv.TOOLS_LOCK
     assert set(lock) == {"ruff", "packaging"}  # pyyaml: MWAA's pin holds it
     assert lock["ruff"] != "0.15.0"  # resolved afresh, not from the old lock
+
+
+@pytest.mark.usefixtures("mwaa_constraints")
+def test_make_lock_names_the_uv_that_wrote_it_which_make_installs_and_no_venv_does(
+    tmp_path: Path,
+) -> None:
+    settings = small_project(tmp_path / "p", [], [])
+    version = subprocess.run([UV, "--version"], capture_output=True, text=True).stdout.split()[1]
+
+    path = tools_lock.refresh(settings, UV)
+
+    assert f"\nuv=={version}\n" in path.read_text()
+    assert "uv" not in local_venv.locked_tools(settings.root)

@@ -6,6 +6,7 @@ s3_local.py          s3-local: an S3 endpoint on this machine, to try the S3 dep
 mwaa_local.py        mwaa-local: MWAA's API on this machine, in front of airflow-local
 mwaa_local_env.py    mwaa-local's one environment: what it runs, the updates it takes
 local_venv.py        .venv built with MWAA's pins, and compared with them
+find_python.py       MWAA's Python, wherever pyenv, uv or PATH keep it: .venv's alone
 tools_lock.py        tools.lock: the exact versions of the tools MWAA does not run
 upgrade_check.py     upgrade-check: what stands between this project and another Airflow
 """

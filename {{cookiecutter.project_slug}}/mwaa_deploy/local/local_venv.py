@@ -33,13 +33,13 @@ RUNTIME_GROUPS = ("deploy", "airflow")
 RELEASE_ROUNDS = 10
 PINNED = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==")
 DEV_GROUP = "dev"
-TOOLS_LOCK = "tools.lock"
+TOOLS_LOCK, UV = "tools.lock", "uv"  # uv's line: for the Makefile, which installs it per user
 
 
 def locked_tools(root: Path) -> dict[str, str]:
-    """tools.lock (tools_lock.py writes it): package name -> version; {} without one."""
-    path = root / TOOLS_LOCK
-    return mwaa_constraints.pins([path]) if path.is_file() else {}
+    """tools.lock (tools_lock.py writes it), uv's line aside: name -> version; {} without one."""
+    pins = mwaa_constraints.pins([root / TOOLS_LOCK]) if (root / TOOLS_LOCK).is_file() else {}
+    return {name: version for name, version in pins.items() if name != UV}
 
 
 def groups(root: Path) -> dict[str, list[str]]:

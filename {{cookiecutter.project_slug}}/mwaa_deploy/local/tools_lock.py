@@ -20,6 +20,7 @@ from pathlib import Path
 from mwaa_deploy import config
 from mwaa_deploy.exceptions import InstallError
 from mwaa_deploy.local import local_venv
+from mwaa_deploy.local.find_python import interpreter
 
 HEADER = (
     "# The exact versions of the tools this project installs that MWAA does not run, and of\n"
@@ -33,8 +34,9 @@ def refresh(settings: config.Settings, uv: str) -> Path:
     and write the versions of everything the deploy group needs or only the tools need."""
     with tempfile.TemporaryDirectory(prefix="tools-lock-") as scratch:
         venv = Path(scratch) / "venv"
+        python = interpreter(settings.python_version, uv)
         made = subprocess.run(
-            [uv, "venv", "--quiet", "--python", settings.python_version, str(venv)],
+            [uv, "venv", "--quiet", "--python", python, str(venv)],
             capture_output=True,
             text=True,
             check=False,
@@ -50,6 +52,16 @@ def refresh(settings: config.Settings, uv: str) -> Path:
         for name, version in held.versions.items()
         if name in deploy.runtime or name not in held.runtime
     }
+    # The uv that wrote the lock is the one make installs where uv is not on PATH.
+    locked[local_venv.UV] = _version(uv)
     path = settings.root / local_venv.TOOLS_LOCK
     path.write_text(HEADER + "".join(f"{n}=={v}\n" for n, v in sorted(locked.items())))
     return path
+
+
+def _version(uv: str) -> str:
+    """uv's version, from `uv --version` ("uv 0.13.9 (...)")."""
+    said = subprocess.run([uv, "--version"], capture_output=True, text=True, check=False)
+    if said.returncode or len(said.stdout.split()) < 2:
+        raise InstallError(f"cannot read the version of {uv}: {said.stderr.strip()}")
+    return said.stdout.split()[1]

@@ -20,7 +20,7 @@ from pathlib import Path
 from mwaa_deploy import config
 from mwaa_deploy.exceptions import DeployError
 from mwaa_deploy.instance import instance_files, mwaa_constraints
-from mwaa_deploy.local import local_venv
+from mwaa_deploy.local import find_python, local_venv
 
 # The Airflow versions MWAA offers (and this template bakes), newest first.
 MWAA_VERSIONS = ("3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3")
@@ -100,8 +100,9 @@ def target_runtime(settings: config.Settings, target: str) -> list[str]:
 def build_venv(settings: config.Settings, target: str, uv: str, venv: Path) -> list[str]:
     """The scratch venv for the target, with its MWAA pins; the blockers found."""
     python = mwaa_constraints.python_for(target)
+    found = find_python.interpreter(python, uv)
     made = subprocess.run(
-        [uv, "venv", "--quiet", "--allow-existing", "--python", python, str(venv)],
+        [uv, "venv", "--quiet", "--allow-existing", "--python", found, str(venv)],
         capture_output=True,
         text=True,
         check=False,
