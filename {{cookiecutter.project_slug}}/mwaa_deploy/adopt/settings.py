@@ -9,13 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mwaa_deploy import config
-
 TABLE = "[tool.mwaa_deploy]"
-
-
-def is_setting(name: str) -> bool:
-    return name in config.KINDS
 
 
 def turn_off(pyproject: Path, name: str, why: str) -> bool:

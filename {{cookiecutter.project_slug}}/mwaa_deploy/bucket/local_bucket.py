@@ -86,7 +86,7 @@ class LocalBucket:
         path = self._version_path(key, version) if version else self.root / key
         try:
             return path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a file where a folder belongs
             return None
         except OSError as error:
             raise BucketError(f"cannot read {path}: {error.strerror}") from error

@@ -125,9 +125,13 @@ def plan(bucket: Bucket, owner: str, desired: Desired | Mapping[str, bytes]) -> 
     """Compare the build with the bucket by content: mtimes and checkouts do not matter.
     Only the files the record cannot vouch for are stamped (and checked) now."""
     wanted = Contents(desired, {}) if isinstance(desired, Mapping) else desired
-    listed = owned_keys(bucket, owner)
+    # The listing and the record at once, one round trip; should a deploy write between
+    # the two, the listed record is the one written over, so this one plans again.
+    asked = history.concurrently(
+        lambda ask: ask(), [lambda: owned_keys(bucket, owner), lambda: history.read(bucket, owner)]
+    )
+    listed, last = asked.values()
     record_etag = listed.pop(history.record_key(owner), None)
-    last = history.read(bucket, owner) if record_etag is not None else None
     result = Plan(owner=owner, recorded=last.objects if last else {}, record_etag=record_etag)
     keys = wanted.keys()
     vouched = {
@@ -214,7 +218,9 @@ def rollback(
             raise SyncError(
                 f"{owner}: {error}; nothing changed. {_what_next(error, rerun)}"
             ) from error
-        result = plan(bucket, owner, Contents(desired, _sources(earlier.objects)))
+        result = plan(
+            bucket, owner, Contents(desired, {k: o["source"] for k, o in earlier.objects.items()})
+        )
         if not result.is_empty:
             restored = {"rollback_to": earlier.id, "files_from": history.files_from(earlier)}
             apply(bucket, result, progress, origin | restored, rerun)
@@ -311,10 +317,6 @@ def clean(bucket: Bucket, owner: str, claim: claims.Claim | None = None) -> list
 
 def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
-
-
-def _sources(objects: history.Objects) -> dict[str, str]:
-    return {key: entry.get("source", "") for key, entry in objects.items()}
 
 
 def _same(recorded: dict[str, str] | None, file: dict[str, str]) -> bool:

@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 from mwaa_deploy import config
-from mwaa_deploy.adopt import retire
-from mwaa_deploy.adopt import settings as conventions
 from mwaa_deploy.checkout import Checkout
 from mwaa_deploy.commands.prod_path import check_default_branch
 from mwaa_deploy.exceptions import ConfigError
@@ -47,7 +45,7 @@ def adopt(settings: config.Settings, files: str | None) -> int:
         f" {len(paths) - changed} already in the convention."
     )
     if keeps_task_ids:
-        lines += _task_ids(settings.root / "pyproject.toml")
+        _keep_task_ids(settings.root / "pyproject.toml")
     if lines:
         print("Left to do by hand (file:line: what to do):")
         print("\n".join(lines))
@@ -73,22 +71,18 @@ def chosen(settings: config.Settings, files: str | None) -> list[Path]:
     return paths
 
 
-def _task_ids(pyproject: Path) -> list[str]:
-    """The task-id prefix convention, which adds no isolation, turned off; or, where this
-    version has no such setting, the line that says so."""
-    if not conventions.is_setting(TASK_ID_PREFIX):
-        return [
-            f"{config.shown(pyproject)}:1: {KEEPS_TASK_IDS}; this version checks the task-id"
-            f" prefix and has no {TASK_ID_PREFIX} setting to turn it off: prefix them by hand"
-        ]
+def _keep_task_ids(pyproject: Path) -> None:
+    """Turn the task-id prefix convention, which adds no isolation, off."""
+    from mwaa_deploy.adopt import settings as conventions
+
     if conventions.turn_off(pyproject, TASK_ID_PREFIX, KEEPS_TASK_IDS):
         print(f"{config.shown(pyproject)}: {TASK_ID_PREFIX} = false: {KEEPS_TASK_IDS}.")
-    return []
 
 
 def retire_unprefixed(settings: config.Settings, delete: bool, force: bool) -> int:
     """List the bucket's old un-prefixed copies of adopted DAG files; with `delete`, from
     the default branch (the adopted files must have reached PROD), delete them."""
+    from mwaa_deploy.adopt import retire
     from mwaa_deploy.commands.deploys import open_bucket  # the AWS SDK only for this command
 
     if delete and not force:
