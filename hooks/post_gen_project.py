@@ -34,6 +34,6 @@ Next:
   make airflow-local             that Airflow on this machine, DEV and PROD side by side
   make                           every target, one line each
 
-The README explains the DEV = True convention and the daily workflow.
+README.md explains the DEV = True convention and the daily workflow; docs/ the rest.
 """
 )

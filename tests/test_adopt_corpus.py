@@ -2,7 +2,7 @@
 provider, common.sql), as the baked venv ships them, copied into a bake (DESIGN: Adopting
 existing DAGs; issue "Measure it"). Then the baked `make test`, with no hand edit.
 
-The figures (time, pass rate) are those the README states.
+The figures (time, pass rate) are those the baked docs/adopting.md states.
 """
 
 from __future__ import annotations

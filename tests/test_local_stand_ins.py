@@ -168,13 +168,14 @@ def test_make_s3_local_started_as_a_background_job_stops_on_sigint(tmp_path: Pat
     assert "S3 endpoint stopped." in log.read_text()
 
 
-def test_the_readmes_mwaa_local_recipe_works_copied_into_fresh_terminals(tmp_path: Path) -> None:
-    """The README's recipe as a reader runs it: each make line in a fresh terminal of its
-    own (no variable of this one), after the block's export, at the ports the README names;
-    the deploy then passes the parse gate of the Airflow behind mwaa-local."""
+def test_the_docs_mwaa_local_recipe_works_copied_into_fresh_terminals(tmp_path: Path) -> None:
+    """The recipe of docs/local-airflow.md as a reader runs it: each make line in a fresh
+    terminal of its own (no variable of this one), after the block's export, at the ports
+    the page names; the deploy then passes the parse gate of the Airflow behind mwaa-local."""
     project = bake(tmp_path / "baked")
     commit_all(project)
-    block = shell_block((project / "README.md").read_text(), "The parse gate, too, runs here")
+    page = (project / "docs" / "local-airflow.md").read_text()
+    block = shell_block(page, "The parse gate, too, runs here")
     lines = block.splitlines()
     first = next(n for n, line in enumerate(lines) if line.startswith("make "))
     export, *serving, deploy = ["\n".join(lines[:first]), *lines[first:]]

@@ -2,7 +2,7 @@
 baked iam/task-roles.yaml, in an endpoint that enforces them (moto's server, which answers
 STS's AssumeRole too), reached as MWAA's tasks reach AWS: the real Amazon provider of the
 baked Airflow, with the execution role's credentials and the connections DEV_aws and
-PROD_aws that the baked README has users create (role_arn in the extra).
+PROD_aws that the baked docs/run-time.md has users create (role_arn in the extra).
 
 The execution role here is an IAM user of the endpoint, its ARN the stack's
 ExecutionRoleArn. Each role's trust policy names it, which is all AWS needs within one

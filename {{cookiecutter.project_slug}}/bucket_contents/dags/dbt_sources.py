@@ -4,7 +4,7 @@ Written once, deployed as DEV_dbt_sources with `DEV = True`, as PROD_dbt_sources
 with the flag rewritten to `DEV = False` by the PROD deploy, and in a story branch's
 sandbox as SBX_<name>_dbt_sources, a DEV copy.
 Everything environment-specific below follows from that one flag: PROD's copy runs every
-morning, DEV's when started by hand (the platform's policy: README, "Run time").
+morning, DEV's when started by hand (the platform's policy: docs/run-time.md).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ written. A DAG author writes none of this:
 
 The numbers and names come from pyproject.toml [tool.mwaa_deploy], written beside this
 file as mwaa_policy.json when plugins.zip is packed. A deploy reads the pool and priority
-back from the environment (README, "Run time"): a policy MWAA ignores fails the deploy.
+back from the environment (docs/run-time.md): a policy MWAA ignores fails the deploy.
 """
 
 from __future__ import annotations
