@@ -70,6 +70,7 @@ BAKED_FILES = {
     "mwaa_deploy/bucket/claims.py",
     "mwaa_deploy/bucket/history.py",
     "mwaa_deploy/bucket/local_bucket.py",
+    "mwaa_deploy/bucket/plans.py",
     "mwaa_deploy/bucket/s3_bucket.py",
     "mwaa_deploy/bucket/s3_lock.py",
     "mwaa_deploy/bucket/sync.py",

@@ -15,6 +15,7 @@ from mwaa_deploy import config, owners
 from mwaa_deploy.bucket import history, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LOCAL_LOCKS, LOCAL_VERSIONS
+from mwaa_deploy.bucket.plans import Plan
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.instance import instance_files
 from mwaa_deploy.stamping.build import Build
@@ -58,7 +59,7 @@ def deployed_files(bucket: Bucket) -> dict[str, bytes]:
     }
 
 
-def deploy(bucket: Bucket, env: str, sources: Path = SETTINGS.sources) -> sync.Plan:
+def deploy(bucket: Bucket, env: str, sources: Path = SETTINGS.sources) -> Plan:
     """What `make deploy-<env>` does, on any bucket: plan (stamping what changed), apply."""
     return sync.deploy(bucket, env, Build(sources, env))
 

@@ -26,6 +26,7 @@ from mwaa_deploy.__main__ import main
 from mwaa_deploy.bucket import history, s3_lock, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
+from mwaa_deploy.bucket.plans import Plan
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.exceptions import BucketError, OwnershipError, SyncError
 from mwaa_deploy.owners import lock_key
@@ -176,6 +177,60 @@ def test_the_local_bucket_hashes_again_only_the_files_changed_since_its_last_lis
     assert hashed == [edited.read_bytes()]
 
 
+def test_a_deploy_whose_record_was_cleaned_after_its_plan_plans_again(
+    bucket: Bucket, tmp_path: Path
+) -> None:
+    sources = shutil.copytree(SETTINGS.sources, tmp_path / "src")
+    deploy(bucket, "DEV", sources)
+    with open(sources / "dags" / "dbt_models.py", "a") as dag:
+        dag.write("# edited\n")
+    planned = sync.plan(bucket, "DEV", Build(sources, "DEV"))
+    sync.clean(bucket, "DEV")
+
+    result = sync.deploy(bucket, "DEV", Build(sources, "DEV"), planned=planned)
+
+    build = stamp(sources, "DEV")
+    assert {k: v for k, v in deployed_files(bucket).items() if k.startswith("dags/DEV_")} == build
+    # What the two passes did together: the parse gate waits for the edited file.
+    assert "dags/DEV_dbt_models.py" in result.uploads
+    last = history.read(bucket, "DEV")
+    assert last is not None and last.objects.keys() == build.keys()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "not json", "another etag"])
+def test_a_lost_or_damaged_record_is_written_anew_by_the_next_deploy_though_no_file_changed(
+    bucket: Bucket, damage: str, request: pytest.FixtureRequest
+) -> None:
+    deploy(bucket, "DEV")
+    key = history.record_key("DEV")
+    if damage == "deleted":
+        bucket.delete([key])
+    elif damage == "not json":
+        bucket.put(key, b"{")
+    else:
+        last = history.read(bucket, "DEV")
+        assert last is not None
+        objects = {k: v | {"etag": "0" * 32} for k, v in last.objects.items()}
+        bucket.put(key, history.document(last.about, last.changes, objects))
+
+    again = deploy(bucket, "DEV")
+
+    if request.node.callspec.params["bucket"] != "s3-kms":  # opaque ETags: uploaded again
+        assert not again.uploads and "its record written anew" in again.counts(done=True)
+    last = history.read(bucket, "DEV")
+    assert last is not None and last.objects.keys() == stamp(SETTINGS.sources, "DEV").keys()
+    assert deploy(bucket, "DEV").is_empty  # and then nothing more to do
+
+
+def test_a_lock_released_while_this_deploy_was_refused_it_is_taken_again(
+    aws: S3Endpoint,
+) -> None:
+    bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
+    # The first conditional write finds a lock that is gone by the time it is read.
+    aws.fail("PUT", lock_key("DEV"), status=412, code="PreconditionFailed", times=1)
+    assert deploy(bucket, "DEV").new
+
+
 def test_a_key_changed_by_hand_is_put_back(bucket: Bucket) -> None:
     first = deploy(bucket, "DEV")
     key = first.new[0]
@@ -215,7 +270,7 @@ def test_plan_changes_nothing(bucket: Bucket) -> None:
 def test_keys_outside_the_environment_are_refused(key: str) -> None:
     with pytest.raises(OwnershipError):
         sync.assert_owned("DEV", key)
-    result = sync.Plan(owner="DEV", new=[key], uploads={key: b""})
+    result = Plan(owner="DEV", new=[key], uploads={key: b""})
     with pytest.raises(OwnershipError):
         sync.apply(LocalBucket(Path("/nonexistent")), result)
 

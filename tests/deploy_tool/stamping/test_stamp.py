@@ -155,6 +155,16 @@ def test_a_stamp_redoes_only_the_files_that_changed_and_gives_the_same_bytes(
         stamp(sources, env, build=build)
 
 
+def test_a_kept_stamp_keeps_the_sources_line_endings(tmp_path: Path) -> None:
+    dags = tmp_path / "src" / "dags"
+    dags.mkdir(parents=True)
+    (dags / "windows.py").write_bytes(b'"""Saved on Windows."""\r\nDEV = True\r\n')
+    build = tmp_path / "build"
+    cold = stamp(tmp_path / "src", "PROD", build=build)
+    assert cold["dags/PROD_windows.py"] == b'"""Saved on Windows."""\r\nDEV = False\r\n'
+    assert stamp(tmp_path / "src", "PROD", build=build) == cold
+
+
 def test_helper_packages_are_stamped_per_environment_with_imports_rewritten(
     tmp_path: Path,
 ) -> None:

@@ -25,7 +25,7 @@ from mwaa_deploy.exceptions import BucketError, RecordMoved
 # deploy lists.
 LOCAL_LOCKS = ".locks"
 LOCAL_VERSIONS = ".versions"
-# Each key's size, mtime, inode and ETag when it was last hashed, in LOCAL_VERSIONS.
+# Each key's size, mtime, ctime, inode and ETag when it was last hashed, in LOCAL_VERSIONS.
 INDEX = "index.json"
 # A file changed less than this long ago may change again within its mtime's tick
 # unseen: it is hashed at every listing until it is older (as git treats "racy" files).
@@ -41,7 +41,7 @@ class LocalBucket:
 
     def list(self, prefix: str) -> dict[str, str]:
         """The keys under `prefix` with their ETags. A file's ETag is hashed again only where
-        its size, mtime or inode differ from when it was last hashed (the index)."""
+        its size, mtime, ctime or inode differ from when it was last hashed (the index)."""
         folder, _, name_start = prefix.rpartition("/")
         base = self.root / folder
         if not base.is_dir():
@@ -50,10 +50,10 @@ class LocalBucket:
         found, hashed = {}, {}
         for file in _files(base, name_start):
             key, seen = file.path[len(str(self.root)) + 1 :], file.stat()
-            stamp = [seen.st_size, seen.st_mtime_ns, seen.st_ino]
+            stamp = [seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns, seen.st_ino]
             known = index.get(key)
-            if known and known[:3] == stamp:
-                found[key] = known[3]
+            if isinstance(known, list) and len(known) == 5 and known[:4] == stamp:
+                found[key] = str(known[4])
                 continue
             with open(file.path, "rb") as body:
                 found[key] = self.etag_of(body.read())

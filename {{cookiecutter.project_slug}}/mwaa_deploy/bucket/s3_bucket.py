@@ -96,7 +96,8 @@ class S3Bucket:
 
     def put(self, key: str, body: bytes, over: str | None = None) -> Stored:
         condition = {} if over is None else {"IfMatch": over} if over else {"IfNoneMatch": "*"}
-        moved = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+        # Over an object that changed, or is gone (cleaned) since it was read.
+        moved = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey")
         with self.failing("cannot upload", f"{self.name}/{key}", none=moved):
             answer = self.client.put_object(Bucket=self.name, Key=key, Body=body, **condition)
             return Stored(answer["ETag"].strip('"'), answer.get("VersionId", ""))

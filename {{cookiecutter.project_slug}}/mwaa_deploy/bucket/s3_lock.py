@@ -79,9 +79,16 @@ def _take_over(bucket: S3Bucket, owner: str, mine: dict[str, Any], now: datetime
     """Take over the lock another deploy left, if it may be; return the lock's ETag."""
     key = lock_key(owner)
     where = f"s3://{bucket.name}/{key}"
-    with bucket.failing("cannot read the lock", f"{bucket.name}/{key}"):
+    body = None
+    with bucket.failing("cannot read the lock", f"{bucket.name}/{key}", none=("NoSuchKey",)):
         held = bucket.client.get_object(Bucket=bucket.name, Key=key)
         body = held["Body"].read()
+    if body is None:  # released since this deploy's write was refused: try once more
+        if etag := _put_if_absent(bucket, key, json.dumps(mine).encode()):
+            return etag
+        raise BucketError(
+            f"another deploy of {owner} took the lock {where} first: wait for it to finish"
+        )
     holder = _lock_holder(body)
     if _same_process(holder, mine):  # our own write, whose answer was lost and retried
         return held["ETag"]

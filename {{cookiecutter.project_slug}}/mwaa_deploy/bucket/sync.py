@@ -22,11 +22,11 @@ between its plan and its lock, it plans again under the lock and finishes that p
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from mwaa_deploy.bucket import claims, history
+from mwaa_deploy.bucket.plans import Contents, Desired, Plan
 from mwaa_deploy.bucket.uploads import Uploads
 from mwaa_deploy.exceptions import (
     BucketError,
@@ -64,61 +64,6 @@ def owned_keys(bucket: Bucket, owner: str) -> dict[str, str]:
             permanent=True,
         )
     return listed
-
-
-class Desired(Protocol):
-    """What an owner's keys should hold: the keys, each with its source key (what decides
-    its content; "" where unknown), and their content, made when asked for (a Build)."""
-
-    source_keys: Mapping[str, str]
-
-    def keys(self) -> list[str]: ...
-
-    def stamped(self, keys: Iterable[str]) -> dict[str, bytes]: ...
-
-
-class Contents:
-    """Desired content given whole (a rollback's files, or a build stamped already)."""
-
-    def __init__(self, files: Mapping[str, bytes], source_keys: Mapping[str, str]) -> None:
-        self.files = files
-        self.source_keys = {key: source_keys.get(key, "") for key in files}
-
-    def keys(self) -> list[str]:
-        return sorted(self.files)
-
-    def stamped(self, keys: Iterable[str]) -> dict[str, bytes]:
-        return {key: self.files[key] for key in keys}
-
-
-@dataclass
-class Plan:
-    """What a deploy of `owner` would do. Keys are sorted; `uploads` maps key to body."""
-
-    owner: str
-    new: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    uploads: dict[str, bytes] = field(default_factory=dict, repr=False)
-    # Each key of the build with the SHA-256 of its content and the ETag the bucket lists
-    # for it now ("" for a new key); and the last deploy's record of them, if it was read.
-    files: history.Objects = field(default_factory=dict, repr=False)
-    recorded: history.Objects = field(default_factory=dict, repr=False)
-    # The ETag of the record planned from; None: there was none.
-    record_etag: str | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.new or self.changed or self.deleted)
-
-    def counts(self, done: bool = False) -> str:
-        """`2 new, 1 changed, 0 deleted, 5 unchanged`; once the deploy is done,
-        `3 uploaded (2 new, 1 changed), 0 deleted, 5 unchanged`."""
-        changes = f"{len(self.new)} new, {len(self.changed)} changed"
-        if done:
-            changes = f"{len(self.uploads)} uploaded ({changes})"
-        return f"{changes}, {len(self.deleted)} deleted, {len(self.unchanged)} unchanged"
 
 
 def plan(bucket: Bucket, owner: str, desired: Desired | Mapping[str, bytes]) -> Plan:
@@ -164,6 +109,7 @@ def plan(bucket: Bucket, owner: str, desired: Desired | Mapping[str, bytes]) -> 
             result.changed.append(key)
         result.uploads[key] = body
     result.deleted = sorted(assert_owned(owner, key) for key in listed.keys() - set(keys))
+    result.record_stale = bool(keys) and not _record_holds(result.recorded, result.files)
     return result
 
 
@@ -191,8 +137,9 @@ def deploy(
         try:
             apply(bucket, result, progress, origin)
         except RecordMoved:
-            result = plan(bucket, owner, desired)
+            first, result = result, plan(bucket, owner, desired)
             apply(bucket, result, progress, origin)
+            result = result.after(first)
     return result
 
 
@@ -317,6 +264,16 @@ def clean(bucket: Bucket, owner: str, claim: claims.Claim | None = None) -> list
 
 def _sha256(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+def _record_holds(recorded: history.Objects, files: history.Objects) -> bool:
+    """The record describes exactly these files, each with its version: a deploy that
+    changes no file need not write it again."""
+    fields = ("sha256", "etag", "source")
+    return recorded.keys() == files.keys() and all(
+        recorded[key]["version"] and all(recorded[key][f] == file[f] for f in fields)
+        for key, file in files.items()
+    )
 
 
 def _same(recorded: dict[str, str] | None, file: dict[str, str]) -> bool:

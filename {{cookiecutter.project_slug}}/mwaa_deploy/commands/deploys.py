@@ -15,6 +15,7 @@ from mwaa_deploy import config, owners
 from mwaa_deploy.bucket import claims, history, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
+from mwaa_deploy.bucket.plans import Plan
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.commands import sandboxes
 from mwaa_deploy.commands.prod_path import (
@@ -232,7 +233,7 @@ def _check_the_instance_answers(settings: config.Settings, owner: str) -> None:
         live_instance.check_can_ask(settings, owner)
 
 
-def _wait_for_the_parse(settings: config.Settings, result: sync.Plan) -> None:
+def _wait_for_the_parse(settings: config.Settings, result: Plan) -> None:
     """Run the parse gate on what the instance must parse anew: the DAG files written, or
     all of them when a helper module they may import was; a deploy that wrote nothing
     waits for nothing."""

@@ -51,8 +51,8 @@ class StampCache:
     def get(self, key: str) -> str | None:
         if self.folder is None:
             return None
-        try:
-            return (self.folder / key).read_text(encoding="utf-8")
+        try:  # bytes: a stamped file's line endings are the source's, kept as they are
+            return (self.folder / key).read_bytes().decode("utf-8")
         except (OSError, ValueError):
             return None
 
@@ -70,7 +70,7 @@ class StampCache:
                 (self.folder.parent / ".gitignore").write_text(
                     "# A cache of the stamp's, never committed.\n*\n"
                 )
-            partial.write_text(text, encoding="utf-8")
+            partial.write_bytes(text.encode("utf-8"))
             partial.replace(self.folder / key)
 
     def keep_only(self, keys: Iterable[str]) -> None:
