@@ -196,19 +196,14 @@ def test_airflow_local_shows_and_runs_dev_prod_and_a_sandbox_picks_up_a_redeploy
     port = free_port()
     log = output / "airflow-local.out"
 
-    with airflow_local(project, version, port, log, dbt_cloud.ca_file) as api:
+    # One connection per environment, as on MWAA: the same API, a token of its own, each
+    # from the project's airflow_settings.yaml, its secrets from the user's environment.
+    tokens = {f"{env}_DBT_CLOUD_TOKEN": f"{env}-token" for env in ("DEV", "PROD")}
+    with airflow_local(
+        project, version, port, log, dbt_cloud.ca_file, DBT_CLOUD_HOST=dbt_cloud.host, **tokens
+    ) as api:
         wait_for(lambda: api.dag_ids() == both_copies, PICKUP_SECONDS, "DAGs not listed", log)
         assert api.get("/importErrors")["import_errors"] == []
-
-        # One connection per environment, as on MWAA: the same API, a token of its own.
-        for env in ("DEV", "PROD"):
-            connection = {"connection_id": f"{env}_{DEFAULTS['dbt_cloud_conn_id']}"}
-            api.send(
-                "POST",
-                "/connections",
-                connection
-                | {"conn_type": "dbt_cloud", "host": dbt_cloud.host, "password": f"{env}-token"},
-            )
         # The sandbox's copy runs with DEV's settings: DEV's connection and dbt job.
         runs = [api.start_run(f"{owner}_dbt_models") for owner in ("DEV", "PROD", "SBX_ann")]
         wait_for(
@@ -243,6 +238,82 @@ def test_airflow_local_shows_and_runs_dev_prod_and_a_sandbox_picks_up_a_redeploy
     with airflow_local(project, version, port, log, dbt_cloud.ca_file) as api:
         assert api.dag_ids() == both_copies
     assert not processes_in(project)
+
+
+def started(project: Path, version: str, log: Path) -> str:
+    """Start airflow-local and stop it once it answers: what it said."""
+    with airflow_local(project, version, free_port(), log):
+        pass
+    return log.read_text()
+
+
+def test_airflow_local_keeps_its_database_between_starts_and_sets_up_a_new_one_for_another_airflow(
+    output: Path, tmp_path: Path
+) -> None:
+    """The second start of a project skips setting up its database, and says so; a project
+    now on another Airflow (here an older one, which cannot use the newer one's database)
+    gets a new one."""
+    project = bake(output, airflow_version=NEWEST)
+    deployed = make(project, "deploy-dev", airflow_version=NEWEST)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    log = output / "airflow-local.out"
+
+    first = started(project, NEWEST, log)
+    assert "(the first start sets up its database, up to a minute;" in first
+    again = started(project, NEWEST, log)
+    assert "(on its database from the last start;" in again
+    assert "sets up" not in again
+    last_start = (project / "airflow_home" / "standalone.log").read_text()
+    assert "Checking database is initialized" not in last_start.rsplit("Starting Airflow", 1)[1]
+
+    older = bake(tmp_path, airflow_version=OLDEST)
+    deployed = make(older, "deploy-dev", airflow_version=OLDEST)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    (project / "airflow_home").rename(older / "airflow_home")
+    downgraded = started(older, OLDEST, log)
+    assert f"(sets up a new database: the one in airflow_home was Airflow {NEWEST}'s;" in downgraded
+
+
+def test_airflow_local_refuses_a_settings_file_where_dev_reaches_prod(output: Path) -> None:
+    """airflow_settings.yaml keeps the DEV/PROD rules: one line a problem, naming file:line,
+    and Airflow does not start. The role may come from the environment, and is checked too."""
+    project = bake(output)
+    (project / "local_bucket" / "dags").mkdir(parents=True)
+    settings = project / "airflow_settings.yaml"
+    text = settings.read_text()
+    prod_role = "arn:aws:iam::123456789012:role/data-ProdTaskRole-AB12"
+    text = text.replace("conn_password: ${PROD_DBT_CLOUD_TOKEN}", "conn_password: hunter2")
+    text += "    - variable_name: orders_table\n      variable_value: orders\n"
+    settings.write_text(text)
+    lines = text.splitlines()
+
+    def line_of(words: str) -> int:
+        return next(n for n, line in enumerate(lines) if words in line) + 1
+
+    refused = make(
+        project,
+        "airflow-local",
+        airflow_version=NEWEST,
+        DEV_TASK_ROLE_ARN=prod_role,
+        PROD_TASK_ROLE_ARN=prod_role,
+        PORT=str(free_port()),
+    )
+    assert refused.returncode != 0
+    dev_role = line_of("DEV_TASK_ROLE_ARN")
+    assert refused.stderr.splitlines()[:-1] == [
+        f"airflow_settings.yaml:{dev_role}: DEV_aws: conn_extra.role_arn {prod_role!r} names"
+        " PROD: a DEV connection may not reach PROD's account, role or secrets; give it DEV's",
+        f"airflow_settings.yaml:{dev_role}: DEV_aws: role_arn is PROD_aws's, PROD's role: give"
+        " DEV's task role (iam/task-roles.yaml, output DevTaskRoleArn)",
+        f"airflow_settings.yaml:{line_of('hunter2')}: PROD_dbt_cloud: conn_password is a secret"
+        " written into the repository: write ${PROD_DBT_CLOUD_CONN_PASSWORD} instead, and set"
+        " PROD_DBT_CLOUD_CONN_PASSWORD where airflow-local runs",
+        f"airflow_settings.yaml:{line_of('variable_name: orders_table')}:"
+        " orders_table is neither DEV's nor PROD's: start it with DEV_ or PROD_, as the DAGs'"
+        " ids do (a sandbox uses DEV's)",
+        "Airflow was not started.",
+    ]
+    assert not (project / "airflow_home").exists()
 
 
 # DAG file -> its text: DEV's copy of `flood` starts more tasks than DEV's pool has slots,

@@ -116,6 +116,10 @@ class LocalAirflowError(DeployError):
     """Airflow cannot start here; the message says why and what to do."""
 
 
+class LocalSettingsError(ProblemsError):
+    """airflow_settings.yaml breaks the DEV/PROD rules or its own format: one line each."""
+
+
 class LocalS3Error(DeployError):
     """The local S3 endpoint cannot start here; the message says why and what to do."""
 

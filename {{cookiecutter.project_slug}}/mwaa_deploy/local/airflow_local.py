@@ -24,8 +24,14 @@ import urllib.request
 from pathlib import Path
 
 from mwaa_deploy.config import Settings, shown
-from mwaa_deploy.exceptions import LocalAirflowError, LocalMwaaError, PoolError
+from mwaa_deploy.exceptions import (
+    LocalAirflowError,
+    LocalMwaaError,
+    LocalSettingsError,
+    PoolError,
+)
 from mwaa_deploy.instance import instance_files, pools
+from mwaa_deploy.local import airflow_db, airflow_settings
 
 HOST = "127.0.0.1"
 # How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
@@ -134,16 +140,23 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
     if mwaa_local:
         dags.mkdir(parents=True, exist_ok=True)  # mwaa-local fills it
     _check_can_start(settings, dags, port)
+    if wrong := airflow_settings.problems(settings.root, dict(os.environ)):
+        raise LocalSettingsError(wrong, "Airflow was not started.")
+    seed = airflow_settings.seed(settings.root, dict(os.environ))
     home(settings).mkdir(exist_ok=True)
+    setup = airflow_db.prepare(home(settings))
     instance_files.write_plugins(settings, plugins_folder(settings))
     log = home(settings) / "standalone.log"
     say(f"Starting Airflow {settings.airflow_version} on the DAGs in {shown(dags)}/")
-    say(f"(the first start sets up its database, up to a minute; logs: {shown(log)})")
+    say(f"({setup or 'on its database from the last start'}; logs: {shown(log)})")
+    _say_seeded(seed)
     stop_on_ctrl_c()
+    # On a database set up for this Airflow, standalone's own check of it is a wait for nothing.
+    standalone = ["airflow", "standalone"] if setup else ["mwaa_deploy.local.airflow_db"]
     with open(log, "ab") as output:
         airflow = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "standalone"],
-            env=environment(settings, port, dags),
+            [sys.executable, "-m", *standalone],
+            env=environment(settings, port, dags) | seed.environment,
             stdout=output,
             stderr=subprocess.STDOUT,
             # Its own process group: Ctrl-C reaches only this command, which then stops
@@ -185,6 +198,7 @@ def _serve(
         say(f"Airflow stopped while starting; the end of {shown(log)}:")
         say("\n".join(log.read_text(errors="replace").splitlines()[-20:]))
         return 1
+    airflow_db.mark_set_up(home(settings))
     password = admin_password(settings)
     say(f"Airflow is ready: http://{HOST}:{port}")
     say(f"Log in as admin, password {password or f'see {shown(home(settings))}'}")
@@ -199,6 +213,14 @@ def _serve(
     airflow.wait()
     say(f"Airflow stopped on its own; see {shown(log)}")
     return 1
+
+
+def _say_seeded(seed: airflow_settings.Seed) -> None:
+    """Which of airflow_settings.yaml's connections and variables this start gives Airflow."""
+    if seed.loaded:
+        say(f"From {airflow_settings.FILE}: {', '.join(seed.loaded)}")
+    for line in seed.left_out:
+        say(line)
 
 
 def _set_dev_pool(settings: Settings, port: int, password: str | None) -> None:
