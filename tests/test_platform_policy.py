@@ -402,3 +402,26 @@ def test_conventions_turn_off_in_pyproject_and_isolation_rules_do_not(output: Pa
         " trigger_dag_id='PROD_dbt_models' must name a DEV_ DAG or task"
     )
     assert line in out, out[-6000:]
+
+
+def test_a_dag_airflow_2_parses_against_its_database_passes_on_airflow_2(output: Path) -> None:
+    """Airflow 2 reads its metadata database while it parses a DAG that uses a dataset
+    alias, as MWAA's scheduler can: the integrity tests give it one, so no import error."""
+    project = bake(output, airflow_version=OLDEST)
+    write_dags(
+        project,
+        {
+            "aliased.py": "import pendulum\n"
+            "from airflow import DAG\n"
+            "from airflow.datasets import DatasetAlias\n"
+            "from airflow.operators.empty import EmptyOperator\n"
+            "DEV = True\n"
+            'flag = "DEV" if DEV else "PROD"\n'
+            'with DAG(f"{flag}_aliased", schedule=[DatasetAlias(f"{flag.lower()}_orders")],\n'
+            '         start_date=pendulum.datetime(2025, 1, 1, tz="UTC"), tags=[flag]):\n'
+            '    EmptyOperator(task_id=f"{flag}_load")\n'
+        },
+    )
+    out = integrity_tests(project, OLDEST)
+    assert "aliased.py: import error" not in out and " passed" in out, out[-6000:]
+    assert " failed" not in out, out[-6000:]

@@ -47,11 +47,26 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PLUGINS)
 def pytest_sessionstart() -> None:
     """Every test here loads the stamped DAGs: a file that cannot be stamped stops the run
     at once with the stamp's own lines, instead of failing each test with them."""
+    _database()
     try:
         builds()
     except StampError as error:
         print("\n".join(error.problems), file=sys.stderr)
         pytest.exit("Stamp failed: fix the lines above; no test can load the DAGs until then.", 1)
+
+
+def _database() -> None:
+    """A metadata database with Airflow's tables, as MWAA's scheduler has one: Airflow 2
+    reads it while it parses a DAG that uses dataset aliases, or a SubDagOperator."""
+    import airflow
+
+    if airflow.__version__.startswith("2."):
+        import logging
+
+        from airflow.utils.db import initdb
+
+        logging.getLogger("alembic.runtime.migration").disabled = True  # a line a step
+        initdb(load_connections=False)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
