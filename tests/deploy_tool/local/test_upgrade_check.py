@@ -3,12 +3,16 @@ whole check on baked projects (scratch venv, DAGs, ruff) is in tests/test_mwaa_p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from mwaa_deploy.__main__ import main
+from mwaa_deploy.commands import environment
+from mwaa_deploy.exceptions import DeployError
 from mwaa_deploy.local.upgrade_check import MWAA_VERSIONS, mwaa_path
+from tests.deploy_tool.helpers import SETTINGS
 from tests.helpers import TEMPLATE
 
 
@@ -54,10 +58,17 @@ def test_paths_mwaa_takes_in_place_are_notes(current: str, target: str) -> None:
     assert blockers == [] and notes[0].startswith(f"MWAA upgrades {current} to {target} in place")
 
 
-def test_without_a_target_version_it_says_how_to_name_one(
+def test_without_a_target_version_it_names_the_versions_mwaa_offers_beyond_this_one(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["upgrade-check"]) == 1
-    assert capsys.readouterr().err == (
-        "say which Airflow version to check the upgrade to, such as make upgrade-check TO=3.3.1\n"
+    assert main(["upgrade-check"]) == 0  # the defaults bake MWAA's newest
+    assert capsys.readouterr().out.startswith(
+        f"This project runs Airflow {MWAA_VERSIONS[0]}, the newest MWAA offers here"
+    )
+    older = dataclasses.replace(SETTINGS, airflow_version="3.0.6")
+    with pytest.raises(DeployError) as refused:
+        environment.upgrade_check(older, None, "uv", None)
+    assert str(refused.value) == (
+        "say which Airflow version to check the upgrade to: MWAA offers 3.2.1, 3.3.1 beyond"
+        " this project's 3.0.6, such as make upgrade-check TO=3.2.1"
     )

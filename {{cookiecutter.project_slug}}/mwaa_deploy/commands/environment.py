@@ -84,9 +84,19 @@ def upgrade_check(settings: config.Settings, to: str | None, uv: str, venv: str 
     from mwaa_deploy.local import upgrade_check as checking
 
     if not to:
+        current = settings.airflow_version
+        newer = [v for v in checking.MWAA_VERSIONS if checking.newer_than(v, current)]
+        if not newer:
+            print(
+                f"This project runs Airflow {current}, the newest MWAA offers here"
+                f" ({', '.join(checking.MWAA_VERSIONS)}): nothing to upgrade to yet. When MWAA"
+                " offers a newer one: make upgrade-check TO=<it>."
+            )
+            return 0
         raise DeployError(
-            f"say which Airflow version to check the upgrade to, such as make upgrade-check"
-            f" TO={checking.MWAA_VERSIONS[0]}"
+            f"say which Airflow version to check the upgrade to: MWAA offers"
+            f" {', '.join(reversed(newer))} beyond this project's {current}, such as"
+            f" make upgrade-check TO={newer[-1]}"
         )
     folder = Path(venv) if venv else settings.root / f".venv-airflow-{to}"
     return checking.run(settings, to, uv, folder)

@@ -36,6 +36,10 @@ def _key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
+def newer_than(version: str, current: str) -> bool:
+    return _key(version) > _key(current)
+
+
 def mwaa_path(current: str, target: str) -> tuple[list[str], list[str]]:
     """MWAA's supported path from `current` to `target`: (blockers, notes)."""
     if target not in MWAA_VERSIONS:
