@@ -222,9 +222,28 @@ def test_a_sandbox_holds_the_dags_its_changed_dags_trigger_or_wait_for_at_any_de
     with open(team.dags / "dbt_sources.py", "a") as edit:
         edit.write("# earlier\n")
     said = team.run("plan", "DEV")
-    assert "and dbt_models.py, whose DAG they trigger or wait for" in said
+    assert "and dbt_models.py, whose DAG or asset they trigger, wait for or share" in said
     assert "note:" not in said
     team.deploy_and_check("SBX_sources", {"dbt_sources.py", "dbt_models.py", *HELPERS})
+
+
+def test_a_sandbox_holds_the_dags_that_make_or_wait_for_the_assets_its_changed_dags_use(
+    team: Team,
+) -> None:
+    asset = 'Asset(f"s3://lake/{data_prefix(environment(DEV))}orders")'
+    (team.dags / "orders.py").write_text(ORDERS_DAG + f"ORDERS = {asset}\n")
+    (team.dags / "reports.py").write_text(
+        ORDERS_DAG.replace("_orders", "_reports") + f"WAITS_FOR = [{asset}]\n"
+    )
+    (team.dags / "unrelated.py").write_text(ORDERS_DAG.replace("_orders", "_unrelated"))
+    team.git("add", ".")
+    team.git("commit", "-q", "-m", "assets")
+    team.git("checkout", "-q", "-b", "story/orders")
+    with open(team.dags / "orders.py", "a") as edit:
+        edit.write("# the producer changes\n")
+    said = team.run("plan", "DEV")
+    assert "and reports.py, whose DAG or asset they trigger, wait for or share" in said
+    team.deploy_and_check("SBX_orders", {"orders.py", "reports.py", *HELPERS})
 
 
 def test_sandbox_on_the_default_branch_deploys_every_dag_and_never_empties_one(

@@ -82,7 +82,7 @@ def target(
     total = len(selection.dag_files) + len(selection.left_out)
     named = selection.named
     shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
-    also = f", and {shown}, whose DAG they trigger or wait for" if named else ""
+    also = f", and {shown}, whose DAG or asset they trigger, wait for or share" if named else ""
     notes = (
         f"Sandbox {name} ({origin}): {len(selection.dag_files)} of {total} DAG files, those"
         f" this branch changes since {settings.default_branch}{also}; FULL=1 deploys every one",

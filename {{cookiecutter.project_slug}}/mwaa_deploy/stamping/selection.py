@@ -1,6 +1,6 @@
 """A sandbox's part of the project: the DAG files its branch changed, those that import a
-helper module it changed, the DAG files those name (triggers, sensors), and the helper
-packages they all need; the rest is left out.
+helper module it changed, the DAG files those name (triggers, sensors) or share an asset
+with, and the helper packages they all need; the rest is left out.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from pathlib import Path
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.stamping.stamp import Tree, read_text, scan
 
+# An asset's (on Airflow 2, a dataset's) first argument as written: two DAG files writing
+# the same one share the asset.
+ASSET = re.compile(r"\b(?:Asset|Dataset)(?:Alias)?\(\s*(f?(?:\"[^\"\n]*\"|'[^'\n]*'))")
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -23,7 +27,7 @@ class Selection:
     names: frozenset[str]
     dag_files: tuple[str, ...]
     left_out: tuple[str, ...]
-    # Among dag_files, those it holds because another of them names their DAG.
+    # Among dag_files, those it holds because another of them names their DAG or asset.
     named: tuple[str, ...] = ()
 
 
@@ -69,24 +73,38 @@ def select(sources: Path, changed: frozenset[Path]) -> Selection:
 
 
 def _named(tree: Tree, chosen: list[str], dag_files: list[str]) -> list[str]:
-    """The DAG files whose DAG a chosen one names, at any depth, as in
-    `trigger_dag_id=f"{dev_prod_flag}_orders"` for orders.py: a trigger or a wait in a
-    sandbox needs its target there too. Read off the text, as the convention writes an id;
-    the integrity tests check the references Airflow actually sees."""
+    """The DAG files whose DAG a chosen one names, as in `trigger_dag_id=f"{dev_prod_flag}
+    _orders"` for orders.py, or that write one of its assets as it does (the producer of
+    what it waits for, or a consumer of what it makes), at any depth: a trigger, a wait or
+    an asset in a sandbox needs the other end there too. Read off the text, as the
+    convention writes ids and assets; the integrity tests check what Airflow sees."""
     stems = {name.removesuffix(".py"): name for name in dag_files}
     naming = re.compile(r"\}_(" + "|".join(map(re.escape, stems)) + r")\b") if stems else None
+    texts: dict[str, str] = {}
+
+    def text_of(name: str) -> str:
+        if name not in texts:
+            try:
+                texts[name] = read_text(tree.files[name])
+            except (OSError, StampError):
+                texts[name] = ""  # the stamp reports it
+        return texts[name]
+
     found: list[str] = []
     waiting, seen = list(chosen), set(chosen)
     while waiting and naming:
-        try:
-            text = read_text(tree.files[waiting.pop()])
-        except (OSError, StampError):
-            continue  # the stamp reports it
-        for stem in naming.findall(text):
-            if stems[stem] not in seen:
-                seen.add(stems[stem])
-                found.append(stems[stem])
-                waiting.append(stems[stem])
+        text = text_of(waiting.pop())
+        linked = {stems[stem] for stem in naming.findall(text)}
+        if assets := set(ASSET.findall(text)):
+            linked |= {
+                other
+                for other in dag_files
+                if other not in seen and assets & set(ASSET.findall(text_of(other)))
+            }
+        for name in sorted(linked - seen):
+            seen.add(name)
+            found.append(name)
+            waiting.append(name)
     return sorted(found)
 
 
