@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -76,10 +77,11 @@ def _download(version: str, name: str, folder: Path) -> None:
             content = answer.read()
     except (OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
+        host = urllib.parse.urlsplit(url).netloc
         raise ConstraintsError(
-            f"cannot download MWAA's constraints for Airflow {version} from {url} ({reason});"
-            f" where GitHub can be reached, copy {_source(version)} into <folder>/{version}/,"
-            " then set MWAA_CONSTRAINTS=<folder> (or mwaa_constraints in pyproject.toml)"
+            f"cannot download MWAA's constraints for Airflow {version} from {host} ({reason});"
+            f" copy images/airflow/{version}/etc of {REPOSITORY} at {COMMIT[:12]} into"
+            f" <folder>/{version}/ and set MWAA_CONSTRAINTS=<folder>"
         ) from None
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{name}.{os.getpid()}"
