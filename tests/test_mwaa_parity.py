@@ -102,13 +102,13 @@ def test_check_pins_names_a_package_mwaa_runs_at_another_version(
 def upgrade_check(
     output: Path, version: str, edit: Callable[[Path], None] = lambda _: None
 ) -> subprocess.CompletedProcess[str]:
-    """`make upgrade-check TO=<newest>` on the example project of `version` (`edit`ed),
-    the scratch venv for the target being the baked venv of the newest (the same pins,
-    installed)."""
+    """`make upgrade-check TO=<newest>` on the example project of `version` (`edit`ed). The
+    checks share one scratch venv, kept between runs as a user's is; never the baked venv of
+    the newest, which other tests run while a check would install its own tools there."""
     project = bake(output, airflow_version=version)
     edit(project)
-    target = str(VENVS / f"airflow-{NEWEST}")
-    return make(project, "upgrade-check", airflow_version=version, TO=NEWEST, UPGRADE_VENV=target)
+    scratch = str(VENVS / f"upgrade-check-to-{NEWEST}")
+    return make(project, "upgrade-check", airflow_version=version, TO=NEWEST, UPGRADE_VENV=scratch)
 
 
 def test_upgrade_check_from_2_10_says_mwaa_upgrades_to_3_from_2_11_only(output: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from mwaa_deploy.__main__ import main
-from mwaa_deploy.bucket import history, s3_lock, sync
+from mwaa_deploy.bucket import history, local_bucket, s3_lock, sync
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.plans import Plan
@@ -175,6 +175,29 @@ def test_the_local_bucket_hashes_again_only_the_files_changed_since_its_last_lis
     edited.write_bytes(edited.read_bytes().replace(b"DEV", b"XYZ"))  # same size
     bucket.list("dags/DEV_")
     assert hashed == [edited.read_bytes()]
+
+
+def test_a_local_listing_skips_what_another_deploy_writes_or_deletes_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = LocalBucket(tmp_path / "bucket")
+    deploy(bucket, "DEV")
+    dags = tmp_path / "bucket" / "dags"
+    (dags / "DEV_dbt_models.py.4242-139872.partial").write_bytes(b"half a file")
+    listed = bucket.list("dags/DEV_")
+    assert listed and not any(key.endswith(".partial") for key in listed)
+
+    gone = dags / "DEV_dbt_models.py"
+    every_file = local_bucket._files
+
+    def deleted_once_read(folder: Path, name_start: str) -> Iterator[os.DirEntry[str]]:
+        for entry in every_file(folder, name_start):
+            if entry.path == str(gone):
+                gone.unlink()  # as another deploy's delete between the read and the stat
+            yield entry
+
+    monkeypatch.setattr(local_bucket, "_files", deleted_once_read)
+    assert bucket.list("dags/DEV_").keys() == listed.keys() - {"dags/DEV_dbt_models.py"}
 
 
 def test_a_deploy_whose_record_was_cleaned_after_its_plan_plans_again(

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.commands import environment
 from mwaa_deploy.exceptions import DeployError
+from mwaa_deploy.local import upgrade_check
 from mwaa_deploy.local.upgrade_check import MWAA_VERSIONS, mwaa_path
 from tests.deploy_tool.helpers import SETTINGS
 from tests.helpers import TEMPLATE
@@ -72,3 +76,32 @@ def test_without_a_target_version_it_names_the_versions_mwaa_offers_beyond_this_
         "say which Airflow version to check the upgrade to: MWAA offers 3.2.1, 3.3.1 beyond"
         " this project's 3.0.6, such as make upgrade-check TO=3.2.1"
     )
+
+
+def test_a_second_check_of_the_same_scratch_venv_waits_for_the_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    venv = tmp_path / "scratch"
+    order: list[str] = []
+
+    def second_check() -> None:
+        with upgrade_check.scratch_venv(venv):
+            order.append("second")
+
+    with upgrade_check.scratch_venv(venv):
+        second = threading.Thread(target=second_check)
+        second.start()
+        second.join(0.5)
+        assert second.is_alive() and order == []
+        order.append("first done")
+    second.join(5)
+    assert order == ["first done", "second"]
+    assert f"  waiting for another upgrade-check using {venv}..." in capsys.readouterr().out
+
+
+def test_integrity_tests_that_cannot_start_on_the_target_say_why(tmp_path: Path) -> None:
+    venv = tmp_path / "no-pytest"
+    subprocess.run(["uv", "venv", "--quiet", str(venv)], check=True)
+    (blocker,) = upgrade_check.dag_blockers(SETTINGS, venv)
+    assert blocker.startswith("the DAG integrity tests fail on the target: ")
+    assert blocker.endswith("No module named pytest")

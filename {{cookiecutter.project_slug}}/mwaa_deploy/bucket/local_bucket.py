@@ -27,6 +27,10 @@ LOCAL_LOCKS = ".locks"
 LOCAL_VERSIONS = ".versions"
 # Each key's size, mtime, ctime, inode and ETag when it was last hashed, in LOCAL_VERSIONS.
 INDEX = "index.json"
+# A file being written, named `<name>.<pid>-<thread>.partial`: renamed onto its key once
+# whole, never a key itself.
+PARTIAL = ".partial"
+WRITING = re.compile(r"\.\d+-\d+\.partial$")
 # A file changed less than this long ago may change again within its mtime's tick
 # unseen: it is hashed at every listing until it is older (as git treats "racy" files).
 SETTLED_NS = 2_000_000_000
@@ -49,14 +53,18 @@ class LocalBucket:
         index = self._index()
         found, hashed = {}, {}
         for file in _files(base, name_start):
-            key, seen = file.path[len(str(self.root)) + 1 :], file.stat()
-            stamp = [seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns, seen.st_ino]
-            known = index.get(key)
-            if isinstance(known, list) and len(known) == 5 and known[:4] == stamp:
-                found[key] = str(known[4])
-                continue
-            with open(file.path, "rb") as body:
-                found[key] = self.etag_of(body.read())
+            key = file.path[len(str(self.root)) + 1 :]
+            try:
+                seen = file.stat()
+                stamp = [seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns, seen.st_ino]
+                known = index.get(key)
+                if isinstance(known, list) and len(known) == 5 and known[:4] == stamp:
+                    found[key] = str(known[4])
+                    continue
+                with open(file.path, "rb") as body:
+                    found[key] = self.etag_of(body.read())
+            except FileNotFoundError:
+                continue  # deleted by another deploy since the folder was read
             if _settled(seen.st_mtime_ns):
                 hashed[key] = [*stamp, found[key]]
         if hashed:
@@ -73,7 +81,7 @@ class LocalBucket:
     def _save_index(self, index: dict[str, list]) -> None:
         """Keep the index whole or not at all: one lost only costs the next listing time."""
         path = self.root / LOCAL_VERSIONS / INDEX
-        partial = path.with_name(f"{INDEX}.{os.getpid()}-{threading.get_ident()}.partial")
+        partial = path.with_name(f"{INDEX}.{os.getpid()}-{threading.get_ident()}{PARTIAL}")
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)
             partial.write_text(json.dumps(index))
@@ -109,7 +117,7 @@ class LocalBucket:
 
     def versions(self, key: str) -> list[str]:
         folder = self.root / LOCAL_VERSIONS / key
-        kept = [p for p in folder.iterdir() if p.suffix != ".partial"] if folder.is_dir() else []
+        kept = [p for p in folder.iterdir() if p.suffix != PARTIAL] if folder.is_dir() else []
         return [p.name for p in sorted(kept, key=lambda p: p.stat().st_mtime_ns, reverse=True)]
 
     def _keep_version(self, key: str, body: bytes) -> str:
@@ -133,7 +141,7 @@ class LocalBucket:
     def _write(self, path: Path, body: bytes) -> None:
         # A name of this writer's own: a reader (the local Airflow) sees the old file or
         # the new one, never half of one; a crash leaves an owned key the next deploy removes.
-        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}{PARTIAL}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             partial.write_bytes(body)
@@ -194,7 +202,7 @@ def _files(folder: Path, name_start: str) -> Iterator[os.DirEntry[str]]:
     """The files in `folder` whose names (or whose top folder's) start with `name_start`,
     at any depth. Plain scandir: a listing of thousands of keys runs on every deploy."""
     for entry in os.scandir(folder):
-        if not entry.name.startswith(name_start):
+        if not entry.name.startswith(name_start) or WRITING.search(entry.name):
             continue
         if entry.is_dir(follow_symlinks=False):
             yield from _files(Path(entry.path), "")

@@ -11,10 +11,13 @@ on MWAA, in one report, before anything on MWAA changes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from mwaa_deploy import config
@@ -30,6 +33,9 @@ MAJOR_UPGRADE_FROM = (2, 11)
 # the others suggest what Airflow 3 deprecates.
 BLOCKING_RULES = ("AIR301", "AIR302")
 INTEGRITY_TESTS = "tests/test_dag_integrity.py"
+# Held in the scratch venv while a check builds and uses it: a second check of the same
+# venv waits rather than reinstalling it under the first one's tests.
+VENV_LOCK = ".upgrade-check.lock"
 
 
 def _key(version: str) -> tuple[int, ...]:
@@ -135,7 +141,8 @@ def dag_blockers(settings: config.Settings, venv: Path) -> list[str]:
     if run.returncode == 0:
         return []
     failed = [line for line in run.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
-    return failed or [f"the DAG integrity tests fail on the target: {run.stdout[-1500:]}"]
+    said = (run.stdout + run.stderr).strip()[-1500:] or f"pytest exited {run.returncode}"
+    return failed or [f"the DAG integrity tests fail on the target: {said}"]
 
 
 def migration_rules(settings: config.Settings, venv: Path) -> tuple[list[str], list[str]]:
@@ -163,6 +170,19 @@ def _shown(path: Path) -> Path:
     return config.shown(path) if path.absolute().is_relative_to(Path.cwd()) else path.absolute()
 
 
+@contextlib.contextmanager
+def scratch_venv(venv: Path) -> Iterator[None]:
+    """The scratch venv for this check alone, waiting for another check that holds it."""
+    venv.mkdir(parents=True, exist_ok=True)
+    with open(venv / VENV_LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"  waiting for another upgrade-check using {_shown(venv)}...", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def run(settings: config.Settings, target: str, uv: str, venv: Path) -> int:
     """Check the upgrade to `target` and print one report; 1 if anything blocks it."""
     current = settings.airflow_version
@@ -173,16 +193,20 @@ def run(settings: config.Settings, target: str, uv: str, venv: Path) -> int:
     if target in MWAA_VERSIONS and target != current:
         print(f"  resolving requirements.txt against MWAA's pins for {target}...", flush=True)
         sections.append(("requirements.txt", *requirements_blockers(settings, target)))
-        print(f"  building {_shown(venv)} with MWAA's pins for {target}...", flush=True)
-        venv_blockers = build_venv(settings, target, uv, venv)
-        sections.append((f"scratch venv {_shown(venv)}", venv_blockers, []))
-        if not venv_blockers:
-            print(f"  loading both builds of the DAGs in Airflow {target}...", flush=True)
-            sections.append(("DAG integrity on the target", dag_blockers(settings, venv), []))
-            if _key(target)[0] > _key(current)[0]:
-                sections.append(
-                    ("ruff's Airflow 3 migration rules (AIR3)", *migration_rules(settings, venv))
-                )
+        with scratch_venv(venv):
+            print(f"  building {_shown(venv)} with MWAA's pins for {target}...", flush=True)
+            venv_blockers = build_venv(settings, target, uv, venv)
+            sections.append((f"scratch venv {_shown(venv)}", venv_blockers, []))
+            if not venv_blockers:
+                print(f"  loading both builds of the DAGs in Airflow {target}...", flush=True)
+                sections.append(("DAG integrity on the target", dag_blockers(settings, venv), []))
+                if _key(target)[0] > _key(current)[0]:
+                    sections.append(
+                        (
+                            "ruff's Airflow 3 migration rules (AIR3)",
+                            *migration_rules(settings, venv),
+                        )
+                    )
     total = 0
     for title, found, said in sections:
         total += len(found)
