@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mwaa_deploy import config
-from mwaa_deploy.commands import adopt, deploys, environment
+from mwaa_deploy.commands import adopt, deploys, environment, roles
 from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
@@ -196,6 +196,11 @@ COMMANDS = {
                 },
             ),
         ),
+    ),
+    "airflow-roles": Command(
+        roles.airflow_roles,
+        "create the developer and PROD operator roles on MWAA (or airflow-local), or complete them",
+        (PORT[:1] + (PORT[1] | {"help": "airflow-local's port (8080)"},),),
     ),
     "s3-local": Command(
         environment.s3_local,

@@ -74,6 +74,10 @@ class Settings:
     prod_retries: int = 2
     # True: DEV's and the sandboxes' copies keep PROD's clock schedules.
     dev_runs_on_schedule: bool = False
+    # The Airflow roles the project owns (instance/roles.py): the cluster policy grants them
+    # each owner's DAGs, make airflow-roles creates them.
+    developer_role: str = "Developer"
+    prod_operator_role: str = "PROD_operator"
     # Conventions the integrity tests hold DAGs to, which isolate nothing (a task id is
     # scoped by its DAG's, and tags only label): every task and group id starts with the
     # owner's prefix; the DAG's tags hold the owner.
@@ -108,6 +112,8 @@ KINDS: dict[str, tuple[type, str]] = {
     "prod_priority_weight": (int, "1000"),
     "prod_retries": (int, "2"),
     "dev_runs_on_schedule": (bool, "false"),
+    "developer_role": (str, '"Developer"'),
+    "prod_operator_role": (str, '"PROD_operator"'),
     "task_id_prefix": (bool, "true"),
     "environment_tag": (bool, "true"),
 }

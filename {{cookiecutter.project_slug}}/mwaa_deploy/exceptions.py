@@ -112,6 +112,10 @@ class PoolError(DeployError):
     """DEV's pool could not be created or resized on the instance; the message says why."""
 
 
+class RolesError(DeployError):
+    """The project's Airflow roles could not be created or updated; the message says why."""
+
+
 class LocalAirflowError(DeployError):
     """Airflow cannot start here; the message says why and what to do."""
 

@@ -8,6 +8,8 @@ read off the DAG id's prefix (DEV_, PROD_, SBX_<name>_); a DAG without one is le
 written. A DAG author writes none of this:
 
 - DEV's tasks, and every sandbox's, run in DEV's pool, below PROD's priority;
+- the project's developer role may do anything with DEV's and the sandboxes' DAGs and read
+  PROD's; its PROD operator role may also trigger, clear and pause PROD's;
 - PROD's tasks go first (a priority weight of at least PROD's) and retry before they fail,
   except a task whose params say `fails_on_purpose: True`;
 - DEV's and the sandboxes' copies do not run on the clock: started by hand or by their
@@ -55,12 +57,30 @@ def owner_of(dag_id: str) -> str | None:
 
 def dag_policy(dag: Any) -> None:
     owner = owner_of(dag.dag_id)
-    if owner is None or owner == SETTINGS["prod"] or SETTINGS["dev_runs_on_schedule"]:
+    if owner is None:
+        return
+    _grant_roles(dag, owner)
+    if owner == SETTINGS["prod"] or SETTINGS["dev_runs_on_schedule"]:
         return
     dag.timetable = off_the_clock(dag.timetable)
     if "schedule_interval" in vars(dag):
         # Airflow 2 serializes this instead of the timetable where the two differ.
         dag.schedule_interval = dag.timetable.summary
+
+
+def _grant_roles(dag: Any, owner: str) -> None:
+    """The project's two roles on this DAG (docs/airflow-roles.md): all of DEV's and the
+    sandboxes' to both, PROD's to read for the developer role and to run for the operator
+    role. Roles the DAG file grants itself keep what it gives them."""
+    developer, operator = SETTINGS["developer_role"], SETTINGS["prod_operator_role"]
+    every = {"can_read", "can_edit", "can_delete"}
+    if owner == SETTINGS["prod"]:
+        granted = {developer: {"can_read"}, operator: {"can_read", "can_edit"}}
+    else:
+        granted = {developer: every, operator: every}
+    dag.access_control = (dag.access_control or {}) | {
+        role: {"DAGs": actions} for role, actions in granted.items()
+    }
 
 
 def task_policy(task: Any) -> None:

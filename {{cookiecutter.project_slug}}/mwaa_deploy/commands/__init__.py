@@ -2,6 +2,7 @@
 
 deploys.py       the DAG commands: stamp, plan, deploy, history, rollback, clean, sandboxes
 environment.py   the others: instance-wide files, this venv's packages, local stand-ins
+roles.py         airflow-roles: the project's two Airflow roles on MWAA or airflow-local
 sandboxes.py     which owner a DEV command is for, and which sandboxes a bucket holds
 prod_path.py     PROD changes only from a clean checkout of the default branch
 """

@@ -3,6 +3,7 @@
 live_instance.py     the environment's Airflow, asked through MWAA within the deploy's bound
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
 pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
+roles.py             the project's developer and PROD operator roles, created or completed
 policy.py            the cluster policy's settings, and plugins/ as every Airflow here loads it
 policy_check.py      the parse gate's read-back: each task's pool and priority as its owner needs
 mwaa_environment.py  the environment: what it runs, and updating it to new files

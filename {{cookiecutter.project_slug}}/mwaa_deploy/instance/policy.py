@@ -34,6 +34,8 @@ def values(settings: Settings) -> dict[str, object]:
         "prod_retries": settings.prod_retries,
         "dev_runs_on_schedule": settings.dev_runs_on_schedule,
         "fails_on_purpose": FAILS_ON_PURPOSE,
+        "developer_role": settings.developer_role,
+        "prod_operator_role": settings.prod_operator_role,
     }
 
 

@@ -3,6 +3,7 @@
 airflow_local.py     airflow-local: this project's Airflow on the local bucket
 airflow_db.py        airflow-local's database, kept from one start to the next
 airflow_settings.py  airflow_settings.yaml: each environment's local connections, variables
+local_roles.py       the project's Airflow roles on airflow-local, as on MWAA
 airflow_api.py       a running Airflow's REST API, asked directly as its admin
 s3_local.py          s3-local: an S3 endpoint on this machine, to try the S3 deploys
 mwaa_local.py        mwaa-local: MWAA's API on this machine, in front of airflow-local

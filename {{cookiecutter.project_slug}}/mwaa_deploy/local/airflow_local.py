@@ -31,7 +31,7 @@ from mwaa_deploy.exceptions import (
     PoolError,
 )
 from mwaa_deploy.instance import instance_files, pools
-from mwaa_deploy.local import airflow_db, airflow_settings
+from mwaa_deploy.local import airflow_db, airflow_settings, local_roles
 
 HOST = "127.0.0.1"
 # How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
@@ -164,7 +164,7 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
             start_new_session=True,
         )
         try:
-            return _serve(settings, airflow, port, log, mwaa_local)
+            return _serve(settings, airflow, port, log, mwaa_local, dags)
         except KeyboardInterrupt:
             return 0
         finally:
@@ -191,7 +191,12 @@ def _check_can_start(settings: Settings, dags: Path, port: int) -> None:
 
 
 def _serve(
-    settings: Settings, airflow: subprocess.Popen[bytes], port: int, log: Path, mwaa_local: bool
+    settings: Settings,
+    airflow: subprocess.Popen[bytes],
+    port: int,
+    log: Path,
+    mwaa_local: bool,
+    dags: Path,
 ) -> int:
     """Say where Airflow is once it answers, then wait for it: 1 if it ends on its own."""
     if not _wait_until_ready(airflow, health_url(settings, port)):
@@ -203,6 +208,9 @@ def _serve(
     say(f"Airflow is ready: http://{HOST}:{port}")
     say(f"Log in as admin, password {password or f'see {shown(home(settings))}'}")
     _set_dev_pool(settings, port, password)
+    local_roles.set_up(
+        settings, f"http://{HOST}:{port}", password, environment(settings, port, dags), say
+    )
     # With a bucket set, deploys go to S3 unless told otherwise; this Airflow reads the folder.
     deploy = "S3_BUCKET= make deploy-dev" if settings.s3_bucket else "make deploy-dev"
     if mwaa_local:

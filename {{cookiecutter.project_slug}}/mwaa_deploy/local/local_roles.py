@@ -1,0 +1,47 @@
+"""The project's Airflow roles on airflow-local, as `make airflow-roles` sets them on MWAA.
+
+Airflow 2 grants a DAG to the roles its access_control names when it writes the DAG anew,
+and refuses a role that does not exist yet: the DAGs it parsed before the roles were set
+are granted here once they are.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+from mwaa_deploy.config import Settings
+from mwaa_deploy.exceptions import ConfigError, LocalMwaaError, RolesError
+from mwaa_deploy.instance import roles
+from mwaa_deploy.local.airflow_api import AirflowApi
+
+
+def set_up(
+    settings: Settings, url: str, password: str | None, env: dict[str, str], say: Callable
+) -> None:
+    """Create or complete the two roles on the Airflow at `url`, as its admin; say what
+    was done, or why not and what that leaves."""
+    if not settings.airflow_version.startswith("2."):
+        say(
+            "Roles: this Airflow 3 runs its simple auth manager, which has no roles; every"
+            " login here may do anything (docs/airflow-roles.md)."
+        )
+        return
+    problem = "no admin password to log in with"
+    if password is not None:
+        try:
+            lines = roles.ensure(AirflowApi(url, settings.airflow_version, password), settings)
+        except (RolesError, ConfigError, LocalMwaaError, OSError) as error:
+            problem = str(error)
+        else:
+            for line in lines:
+                say(line)
+            subprocess.run(
+                [sys.executable, "-m", "airflow", "sync-perm", "--include-dags"],
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+            return
+    say(f"Could not set the project's roles ({problem}): run make airflow-roles once it can.")
