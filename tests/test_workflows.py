@@ -52,10 +52,10 @@ def test_baked_workflows_pass_zizmor(projects: list[Path]) -> None:
     assert "No findings to report" in result.stdout
 
 
-def test_baked_deploy_and_task_roles_pass_cfn_lint(projects: list[Path]) -> None:
+def test_baked_deploy_task_and_airflow_login_roles_pass_cfn_lint(projects: list[Path]) -> None:
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     templates = [str(path) for project in projects for path in project.glob("iam/*.yaml")]
-    assert len(templates) == 2 * len(projects)
+    assert len(templates) == 3 * len(projects)
     result = run(str(cfn_lint), *templates)
     assert (result.returncode, result.stdout) == (0, "")
 

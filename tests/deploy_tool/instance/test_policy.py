@@ -26,11 +26,13 @@ def test_plugins_zip_carries_the_policy_and_the_projects_settings_for_it() -> No
     assert archive.read(POLICY) == (SETTINGS.sources / "plugins" / POLICY).read_bytes()
     assert json.loads(archive.read(policy.SETTINGS_FILE)) == {
         "dev_pool": "DEV_pool",
+        "developer_role": "Developer",
         "dev_runs_on_schedule": True,
         "fails_on_purpose": "fails_on_purpose",
         "owner_pattern": "DEV|PROD|SBX_[a-z0-9]+",
         "prod": "PROD",
         "prod_priority_weight": 5000,
+        "prod_operator_role": "PROD_operator",
         "prod_retries": 2,
     }
 
