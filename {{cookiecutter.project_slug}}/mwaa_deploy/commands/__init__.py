@@ -4,4 +4,5 @@ deploys.py       the DAG commands: stamp, plan, deploy, history, rollback, clean
 environment.py   the others: instance-wide files, this venv's packages, local stand-ins
 sandboxes.py     which owner a DEV command is for, and which sandboxes a bucket holds
 prod_path.py     PROD changes only from a clean checkout of the default branch
+requirements_history.py  history-requirements, rollback-requirements: the instance-wide files
 """
