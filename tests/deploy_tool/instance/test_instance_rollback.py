@@ -253,8 +253,9 @@ def test_with_the_local_bucket_rollback_requirements_writes_the_earlier_files_ba
 
 
 def test_the_rollbacks_update_request_and_mwaas_answer_match_the_mwaa_api(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(mwaa_environment, "POLL_SECONDS", 0)
     client = boto3.client(
         "mwaa", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
     )
@@ -284,13 +285,9 @@ def test_the_rollbacks_update_request_and_mwaas_answer_match_the_mwaa_api(
             },
             {"Name": NAME},
         )
-        mwaa_environment.POLL_SECONDS, poll = 0, mwaa_environment.POLL_SECONDS
-        try:
-            mwaa_environment.update_environment(
-                client, NAME, {"plugins.zip": "v1", "startup.sh": "v2"}, ended.update
-            )
-        finally:
-            mwaa_environment.POLL_SECONDS = poll
+        mwaa_environment.update_environment(
+            client, NAME, {"plugins.zip": "v1", "startup.sh": "v2"}, ended.update
+        )
         stub.assert_no_pending_responses()
     capsys.readouterr()
     assert ended == {"status": "SUCCESS", "started": "2026-11-28T21:04:12+00:00"}
