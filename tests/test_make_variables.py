@@ -20,6 +20,8 @@ GIVEN = [
     ("upgrade-check", "UPGRADE_VENV"),
     ("upgrade-check", "UV"),
     ("rollback-dev", "TO"),
+    ("history-requirements", "N"),
+    ("rollback-requirements", "TO"),
     ("airflow-local", "PORT"),
     ("s3-local", "PORT"),
     ("mwaa-local", "PORT"),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mwaa_deploy import config
-from mwaa_deploy.commands import adopt, deploys, environment, roles
+from mwaa_deploy.commands import adopt, deploys, environment, requirements_history, roles
 from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
@@ -77,6 +77,8 @@ PORT = (
     {"type": _port, "default": 8080, "variable": "PORT", "help": "where the UI listens (8080)"},
 )
 
+LAST = ("--last", {"type": _positive, "default": 10, "variable": "N", "help": "how many (10)"})
+
 COMMANDS = {
     "stamp": Command(
         deploys.stamp,
@@ -101,10 +103,7 @@ COMMANDS = {
         "list the last deploys of DEV (on a story branch, its sandbox) or PROD",
         (
             ENV,
-            (
-                "--last",
-                {"type": _positive, "default": 10, "variable": "N", "help": "how many (10)"},
-            ),
+            LAST,
         ),
     ),
     "rollback": Command(
@@ -181,6 +180,17 @@ COMMANDS = {
         environment.deploy_requirements,
         "check, upload the changed instance-wide files and update the MWAA environment",
         (FORCE,),
+    ),
+    "history-requirements": Command(
+        requirements_history.history_requirements,
+        "list the last runs of deploy-requirements: their files, how each update ended",
+        (LAST,),
+    ),
+    "rollback-requirements": Command(
+        requirements_history.rollback_requirements,
+        "point the environment back at an earlier run's instance-wide files (default: the"
+        " run before the last)",
+        (("--to", {"variable": "TO", "help": "the ID of the run, as the history shows it"}), FORCE),
     ),
     "airflow-local": Command(
         environment.airflow_local,

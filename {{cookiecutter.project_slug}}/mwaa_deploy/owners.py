@@ -20,6 +20,10 @@ SANDBOX = "SBX"
 # Short, so a sandbox's prefix leaves room within Airflow's 250 characters for DAG ids.
 NAME_LENGTH = 20
 LOCK_NAME = ".lock"
+# The record of the instance-wide files' deploys (instance/instance_history.py): under
+# PROD's prefix, since only PROD's path and role change those files; no stamped file can
+# have its name (stamping skips hidden sources), and PROD's DAG deploys leave it alone.
+INSTANCE_RECORD = "dags/PROD_.instance.deployed.json"
 OWNER = re.compile(f"DEV|PROD|{SANDBOX}_[a-z0-9]+")
 
 

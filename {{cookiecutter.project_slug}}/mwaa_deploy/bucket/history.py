@@ -156,24 +156,7 @@ def choose(bucket: Bucket, owner: str, to: str, holds_last: bool) -> Deploy:
         raise HistoryError(f"no deploy of {owner} is recorded in {where}: nothing to roll back to")
     listing = f"make history-{'prod' if owner == 'PROD' else 'dev'}"
     if to:
-        if len(to) < FEWEST_ID_CHARACTERS:
-            raise HistoryError(
-                f"TO={to!r} is too short to name a deploy safely: give at least"
-                f" {FEWEST_ID_CHARACTERS} characters of the ID that {listing} shows"
-            )
-        matching = [version for version in ids if version.startswith(to)]
-        if not matching:
-            raise HistoryError(
-                f"no deploy of {owner} in {where} has an ID starting with {to!r}: {listing}"
-                " lists them"
-            )
-        if len(matching) > 1:
-            shown = ", ".join(version[:SHORT_ID] for version in matching[:5])
-            raise HistoryError(
-                f"{len(matching)} deploys of {owner} have an ID starting with {to!r} ({shown}):"
-                " give more of the one you mean"
-            )
-        chosen = matching[0]
+        chosen = by_start(ids, to, (f"deploy of {owner}", f"deploys of {owner}"), where, listing)
     else:
         if len(ids) < 2 and holds_last:
             raise HistoryError(
@@ -185,6 +168,28 @@ def choose(bucket: Bucket, owner: str, to: str, holds_last: bool) -> Deploy:
     if deploy is None:
         raise HistoryError(f"the record of deploy {chosen[:SHORT_ID]} of {owner} is gone")
     return deploy
+
+
+def by_start(ids: list[str], to: str, what: tuple[str, str], where: str, listing: str) -> str:
+    """The one id that starts with `to`, of the ids of `what` (("deploy of PROD", "deploys of
+    PROD")) in `where`."""
+    if len(to) < FEWEST_ID_CHARACTERS:
+        raise HistoryError(
+            f"TO={to!r} is too short to name a deploy safely: give at least"
+            f" {FEWEST_ID_CHARACTERS} characters of the ID that {listing} shows"
+        )
+    matching = [version for version in ids if version.startswith(to)]
+    if not matching:
+        raise HistoryError(
+            f"no {what[0]} in {where} has an ID starting with {to!r}: {listing} lists them"
+        )
+    if len(matching) > 1:
+        shown = ", ".join(version[:SHORT_ID] for version in matching[:5])
+        raise HistoryError(
+            f"{len(matching)} {what[1]} have an ID starting with {to!r} ({shown}):"
+            " give more of the one you mean"
+        )
+    return matching[0]
 
 
 def files_from(deploy: Deploy) -> str:

@@ -35,7 +35,7 @@ from mwaa_deploy.exceptions import (
     RecordMoved,
     SyncError,
 )
-from mwaa_deploy.owners import lock_key, owns, prefix
+from mwaa_deploy.owners import INSTANCE_RECORD, lock_key, owns, prefix
 
 if TYPE_CHECKING:
     from mwaa_deploy.bucket.buckets import Bucket, Stored
@@ -48,12 +48,13 @@ def assert_owned(owner: str, key: str) -> str:
 
 
 def owned_keys(bucket: Bucket, owner: str) -> dict[str, str]:
-    """The owner's keys in the bucket with their ETags, its record included, its lock left
-    out. A key there that leads out of the prefix (`..`, put there by hand) is no key a
-    deploy may touch, nor one to pass over in silence: it is refused, with the command
-    that deletes it."""
+    """The owner's keys in the bucket with their ETags, its record included, its lock (and
+    the instance-wide files' record) left out. A key there that leads out of the prefix
+    (`..`, put there by hand) is no key a deploy may touch, nor one to pass over in
+    silence: it is refused, with the command that deletes it."""
     listed = bucket.list(prefix(owner))
     listed.pop(lock_key(owner), None)
+    listed.pop(INSTANCE_RECORD, None)  # PROD's prefix, the instance-wide files' history
     escaping = sorted(key for key in listed if not owns(owner, key))
     if escaping:
         more = f" ({len(escaping) - 1} more such keys follow it)" if len(escaping) > 1 else ""

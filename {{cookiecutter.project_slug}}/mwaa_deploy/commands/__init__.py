@@ -5,4 +5,5 @@ environment.py   the others: instance-wide files, this venv's packages, local st
 roles.py         airflow-roles: the project's two Airflow roles on MWAA or airflow-local
 sandboxes.py     which owner a DEV command is for, and which sandboxes a bucket holds
 prod_path.py     PROD changes only from a clean checkout of the default branch
+requirements_history.py  history-requirements, rollback-requirements: the instance-wide files
 """

@@ -105,6 +105,7 @@ def upgrade_check(settings: config.Settings, to: str | None, uv: str, venv: str 
 def deploy_requirements(settings: config.Settings, force: bool) -> int:
     """`deploy-requirements`: check, upload the changed instance-wide files and update
     the MWAA environment; with the local bucket, write them there."""
+    from mwaa_deploy.commands import requirements_history as recorded
     from mwaa_deploy.instance import instance_files, live_instance, mwaa_environment
 
     if settings.s3_bucket and not force:
@@ -116,6 +117,8 @@ def deploy_requirements(settings: config.Settings, force: bool) -> int:
     if not settings.s3_bucket:
         changed = mwaa_environment.changed_files(files, bucket.get)
         mwaa_environment.write_local(bucket, changed)
+        if changed:
+            recorded.record_local(bucket, recorded.about(settings), list(changed))
         written = ", ".join(changed) or "nothing"
         print(f"{written} written to {bucket.description}; no MWAA environment to update.")
         return 0
@@ -129,7 +132,8 @@ def deploy_requirements(settings: config.Settings, force: bool) -> int:
         return 0
     versions = mwaa_environment.upload(bucket, changed)
     print(f"Uploaded {', '.join(f'{key} (version {v})' for key, v in versions.items())}.")
-    mwaa_environment.update_environment(mwaa, name, versions)
+    with recorded.recording(bucket, recorded.about(settings), running, versions, files) as ended:
+        mwaa_environment.update_environment(mwaa, name, versions, ended.update)
     return 0
 
 

@@ -8,6 +8,7 @@ policy.py            the cluster policy's settings, and plugins/ as every Airflo
 policy_check.py      the parse gate's read-back: each task's pool and priority as its owner needs
 mwaa_environment.py  the environment: what it runs, and updating it to new files
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
+instance_history.py  each deploy-requirements recorded: the versions it ran, how the update ended
 pip_requirements.py  a requirements file as pip reads it and resolves it for MWAA
 startup.py           startup.sh run as MWAA runs it, and what it leaves set
 mwaa_constraints.py  MWAA's own pins per Airflow version: the project's copies, downloaded or given

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -52,7 +53,7 @@ def running_versions(mwaa: BaseClient, name: str, bucket_name: str) -> dict[str,
     cannot start during another) and reads `bucket_name` (else the files would go to one
     bucket and the update to an environment that reads another).
     """
-    environment = _describe(mwaa, name, "cannot read the MWAA environment")
+    environment = describe(mwaa, name, "cannot read the MWAA environment")
     if environment["Status"] != "AVAILABLE":
         raise UpdateError(
             f"the MWAA environment {name} is {environment['Status']}; run this again once it"
@@ -64,6 +65,11 @@ def running_versions(mwaa: BaseClient, name: str, bucket_name: str) -> dict[str,
             f"the MWAA environment {name} reads s3://{reads}, not s3://{bucket_name}:"
             " check MWAA_ENVIRONMENT and S3_BUCKET"
         )
+    return versions_in(environment)
+
+
+def versions_in(environment: dict[str, Any]) -> dict[str, str]:
+    """The object version of each instance-wide file, as GetEnvironment says it runs it."""
     return {
         key: environment[f"{field}S3ObjectVersion"]
         for key, field in FIELDS.items()
@@ -76,8 +82,15 @@ def upload(bucket: S3Bucket, files: dict[str, bytes]) -> dict[str, str]:
     return {key: bucket.put(_instance_key(key), body).version for key, body in files.items()}
 
 
-def update_environment(mwaa: BaseClient, name: str, versions: dict[str, str]) -> None:
-    """Point the environment at the new object versions and follow the update to its end.
+def update_environment(
+    mwaa: BaseClient,
+    name: str,
+    versions: dict[str, str],
+    ended: Callable[[dict[str, str]], None] = lambda _: None,
+) -> None:
+    """Point the environment at the new object versions and follow the update to its end;
+    `ended` is told how it ended (for the history, instance_history.py), also when it
+    failed.
 
     Workers are replaced gracefully: tasks already running, of DEV and PROD, finish first.
     """
@@ -88,17 +101,26 @@ def update_environment(mwaa: BaseClient, name: str, versions: dict[str, str]) ->
     try:
         mwaa.update_environment(**request)
     except (BotoCoreError, ClientError) as error:
+        ended({"status": "REFUSED", "error": str(error)})
         raise UpdateError(f"MWAA refused to update {name}: {error}") from error
     print(f"Updating {name} with {', '.join(versions)}; this takes 10-30 minutes.")
-    environment = _settled(mwaa, name)
+    try:
+        environment = _settled(mwaa, name)
+    except UpdateError as error:
+        ended({"status": "UNSETTLED", "error": str(error)})
+        raise
     last = environment.get("LastUpdate", {})
+    error = last.get("Error", {})
+    outcome = {"started": started} if (started := _utc(last.get("CreatedAt"))) else {}
     if environment["Status"] == "AVAILABLE" and last.get("Status") != "FAILED":
+        ended(outcome | {"status": "SUCCESS"})
         print(f"{name} is AVAILABLE, running the new {', '.join(versions)}.")
         return
-    error = last.get("Error", {})
+    code = error.get("ErrorCode", environment["Status"])
+    reason = f"{code}: {error.get('ErrorMessage', 'no message')}"
+    ended(outcome | {"status": "FAILED", "error": reason})
     raise UpdateError(
-        f"the update of {name} failed ({error.get('ErrorCode', environment['Status'])}:"
-        f" {error.get('ErrorMessage', 'no message')}); MWAA rolled back to the previous files."
+        f"the update of {name} failed ({reason}); MWAA rolled back to the previous files."
         f" Look in CloudWatch, log groups airflow-{name}-Worker and airflow-{name}-Scheduler"
         " (the requirements_install_* streams, and the startup script's), and on the"
         " environment's page in the MWAA console"
@@ -111,7 +133,7 @@ def _settled(mwaa: BaseClient, name: str) -> dict[str, Any]:
     status, last_said = "UPDATING", started
     while status in SETTLING:
         time.sleep(POLL_SECONDS)
-        environment = _describe(mwaa, name, "the update started, but cannot follow it")
+        environment = describe(mwaa, name, "the update started, but cannot follow it")
         now = time.monotonic()
         minutes = (now - started) / 60
         if environment["Status"] != status or now - last_said >= PROGRESS_EVERY:
@@ -125,7 +147,19 @@ def _settled(mwaa: BaseClient, name: str) -> dict[str, Any]:
     return environment
 
 
-def _describe(mwaa: BaseClient, name: str, doing: str) -> dict[str, Any]:
+def _utc(when: Any) -> str:
+    """MWAA's time of an update, in UTC: the clients here keep timestamps as text (epoch
+    seconds, as MWAA sends them); a client of its own parses them."""
+    if isinstance(when, datetime):
+        return when.astimezone(UTC).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(float(when), UTC).isoformat(timespec="seconds")
+    except (TypeError, ValueError, OverflowError):
+        return ""
+
+
+def describe(mwaa: BaseClient, name: str, doing: str) -> dict[str, Any]:
+    """GetEnvironment's Environment; UpdateError saying what was `doing` if it fails."""
     try:
         return mwaa.get_environment(Name=name)["Environment"]
     except (BotoCoreError, ClientError) as error:

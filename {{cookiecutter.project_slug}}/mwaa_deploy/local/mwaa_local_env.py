@@ -6,6 +6,7 @@ as a real MWAA's bad day has them.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,13 +77,14 @@ class Environment:
             if self.failing_update is None:
                 fields = {k: v for k, v in request.items() if k.startswith(FILE_FIELDS)}
                 self.files |= fields
-                self.last_update = {"Status": "SUCCESS"}
+                self.last_update = {"Status": "SUCCESS", "CreatedAt": time.time()}
                 self._settling = ["UPDATING", "AVAILABLE"]
             else:
                 code, message, settles_as = self.failing_update
                 self.failing_update = None
                 self.last_update = {
                     "Status": "FAILED",
+                    "CreatedAt": time.time(),
                     "Error": {"ErrorCode": code, "ErrorMessage": message},
                 }
                 self._settling = ["UPDATING", "ROLLING_BACK", settles_as]

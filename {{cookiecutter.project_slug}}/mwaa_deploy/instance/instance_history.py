@@ -1,0 +1,213 @@
+"""History of the instance-wide files: each run of deploy-requirements, and the run a
+rollback-requirements points the environment back at.
+
+Each run that changes something (a rollback too) ends by writing its record,
+INSTANCE_RECORD (owners.py), as a DAG deploy writes its own (bucket/history.py): the bucket
+keeps every version of it, its versions newest first are the history, and the id of a run
+is its record's version id. The record names, for every instance-wide file the environment
+was pointed at (changed or not), the object version and its SHA-256, and how the update
+ended: its status, MWAA's time for it (LastUpdate.CreatedAt: MWAA gives an update no other
+id) and its error. With the local bucket there is no update: a run's files are written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mwaa_deploy.bucket import history
+from mwaa_deploy.exceptions import HistoryError
+from mwaa_deploy.owners import INSTANCE_RECORD
+
+if TYPE_CHECKING:
+    from mwaa_deploy.bucket.buckets import Bucket
+
+SCHEMA = 1
+# How a run ended: the environment runs its files (SUCCESS), the local bucket holds them
+# (WRITTEN); else MWAA refused or failed the update, or it was left unsettled.
+RAN = ("SUCCESS", "WRITTEN")
+LISTING = "make history-requirements"
+WHAT = ("deploy-requirements run", "deploy-requirements runs")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of deploy-requirements (or rollback-requirements), as its record tells it."""
+
+    id: str
+    about: history.About
+    changed: tuple[str, ...]
+    # file -> {"version": ..., "sha256": ...}: what the environment was pointed at.
+    objects: dict[str, dict[str, str]]
+    # "status", and where MWAA said them, "started" and "error".
+    update: dict[str, str]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[: history.SHORT_ID]
+
+    @property
+    def ran(self) -> bool:
+        return self.update.get("status") in RAN
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {key: entry["version"] for key, entry in self.objects.items()}
+
+    def is_run_by(self, running: dict[str, str]) -> bool:
+        """The environment runs this run's files (`running`: file -> version)."""
+        return self.versions.items() <= running.items()
+
+
+def document(
+    about: history.About, changed: list[str], files: dict[str, tuple[str, bytes]], update: dict
+) -> bytes:
+    """The record of a run: `files` maps each file to its version and content."""
+    record = {
+        "about": "Written by mwaa_deploy at the end of each deploy-requirements that changed"
+        " something: where it came from, the version of each instance-wide file the"
+        " environment was pointed at, and how the update ended.",
+        "schema": SCHEMA,
+        "deploy": about,
+        "changed": sorted(changed),
+        "objects": {
+            key: {"version": version, "sha256": hashlib.sha256(body).hexdigest()}
+            for key, (version, body) in sorted(files.items())
+        },
+        "update": update,
+    }
+    return json.dumps(record, indent=1).encode() + b"\n"
+
+
+def write(bucket: Bucket, record: bytes) -> str:
+    """Store a run's record; its id."""
+    return bucket.put(INSTANCE_RECORD, record).version
+
+
+def read(bucket: Bucket, version: str) -> Run | None:
+    """The run whose record is `version`; one that cannot be understood names no files."""
+    body = bucket.get(INSTANCE_RECORD, version)
+    if body is None:
+        return None
+    try:
+        record = json.loads(body)
+    except ValueError:
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    return Run(
+        id=version,
+        about=_strings(record.get("deploy")),
+        changed=tuple(str(key) for key in record.get("changed") or () if isinstance(key, str)),
+        objects={
+            str(key): _strings(entry)
+            for key, entry in _dict(record.get("objects")).items()
+            if isinstance(entry, dict) and entry.get("version")
+        },
+        update=_strings(record.get("update")),
+    )
+
+
+def recent(bucket: Bucket, count: int) -> tuple[list[Run], int]:
+    """The last `count` runs, newest first, and how many are recorded."""
+    ids = bucket.versions(INSTANCE_RECORD)
+    found = history.concurrently(lambda version: read(bucket, version), ids[:count])
+    return [run for run in found.values() if run is not None], len(ids)
+
+
+def choose(bucket: Bucket, to: str, running: dict[str, str]) -> Run:
+    """The run a rollback points the environment back at: the one whose id starts with
+    `to`, or by default the last that ran before the one the environment runs now; where
+    it runs no recorded run's files (a change by hand, a run stopped part way), the last
+    that ran."""
+    ids = bucket.versions(INSTANCE_RECORD)
+    where = bucket.description
+    if not ids:
+        raise HistoryError(
+            f"no deploy-requirements is recorded in {where}: nothing to roll back to"
+        )
+    if to:
+        chosen = read(bucket, history.by_start(ids, to, WHAT, where, LISTING))
+        if chosen is not None and not chosen.ran:
+            raise HistoryError(
+                f"run {chosen.short_id} never ran on the environment (its update ended"
+                f" {chosen.update.get('status', 'unrecorded')}): {LISTING} marks with"
+                " `ran` the runs a rollback can point back at"
+            )
+    else:
+        ran = _last_two_that_ran(bucket, ids)
+        if not ran:
+            raise HistoryError(
+                f"no recorded deploy-requirements in {where} ran: nothing to go back to"
+            )
+        current = ran[0].is_run_by(running)
+        if current and len(ran) < 2:
+            raise HistoryError(
+                f"the environment runs the files of the one deploy-requirements recorded in"
+                f" {where} that ran ({ran[0].short_id}): nothing before it to roll back to"
+            )
+        chosen = ran[1] if current else ran[0]
+    if chosen is None or not chosen.objects:
+        raise HistoryError(f"the record of run {to} cannot be read: roll back to another run")
+    return chosen
+
+
+def check_kept(bucket: Bucket, run: Run) -> dict[str, bytes]:
+    """The files of a run, read back by their versions and checked against their hashes."""
+    bodies = history.concurrently(
+        lambda key: bucket.get(key, run.objects[key]["version"]), run.objects
+    )
+    for key, body in bodies.items():
+        if body is None or hashlib.sha256(body).hexdigest() != run.objects[key].get("sha256"):
+            gone = "is gone from" if body is None else "does not hold what was recorded in"
+            raise HistoryError(
+                f"{key} of run {run.short_id} {gone} {bucket.description} (a lifecycle rule"
+                " may expire old versions): nothing was changed; roll back to a later run"
+            )
+    return {key: body for key, body in bodies.items() if body is not None}
+
+
+def changes_line(run: Run) -> str:
+    """What a run changed, and how its update ended."""
+    changed = f"changed {', '.join(run.changed)}" if run.changed else "changed nothing"
+    if run.about.get("rollback_to"):
+        whose = run.about.get("files_from", "")
+        changed = (
+            f"rollback to {run.about['rollback_to'][: history.SHORT_ID]}"
+            + (f", files of {whose}" if whose else "")
+            + f": {changed}"
+        )
+    status = run.update.get("status", "no update recorded")
+    started = run.update.get("started", "")
+    ended = f"update {started.replace('T', ' ')[:19]} {status}" if started else status
+    error = f" ({run.update['error']})" if run.update.get("error") else ""
+    return f"{changed}; {ended}{error}"
+
+
+def files_from(run: Run) -> str:
+    """Where a run's files come from: for a rollback, the run it put back."""
+    if "files_from" in run.about:
+        return run.about["files_from"]
+    commit = run.about.get("commit", "")
+    return f"{run.about.get('branch') or 'no branch'} @ {commit[:8] or 'no commit'}"
+
+
+def _last_two_that_ran(bucket: Bucket, ids: list[str]) -> list[Run]:
+    """Read a page of records at a time: failed runs are few, the history long."""
+    ran: list[Run] = []
+    for start in range(0, len(ids), history.READ_THREADS):
+        page = ids[start : start + history.READ_THREADS]
+        found = history.concurrently(lambda version: read(bucket, version), page)
+        ran += [run for run in found.values() if run is not None and run.ran]
+        if len(ran) >= 2:
+            break
+    return ran[:2]
+
+
+def _dict(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _dict(value).items()}
