@@ -102,6 +102,7 @@ BAKED_FILES = {
     "mwaa_deploy/instance/pools.py",
     "mwaa_deploy/instance/roles.py",
     "mwaa_deploy/instance/startup.py",
+    "mwaa_deploy/instance/wheels.py",
     "mwaa_deploy/local/__init__.py",
     "mwaa_deploy/local/airflow_api.py",
     "mwaa_deploy/local/airflow_db.py",

@@ -148,6 +148,11 @@ COMMANDS = {
         environment.check_startup,
         "check startup.sh as MWAA runs it; say what it leaves set",
     ),
+    "pack-wheels": Command(
+        environment.pack_wheels,
+        "check, then pack MWAA's wheels of requirements.txt into build/offline/plugins.zip,"
+        " with the requirements.txt that installs them with no index",
+    ),
     "install": Command(
         environment.install,
         "install a dependency group into this venv with MWAA's pins",

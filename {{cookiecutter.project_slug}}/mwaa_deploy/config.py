@@ -83,6 +83,7 @@ class Settings:
     # owner's prefix; the DAG's tags hold the owner.
     task_id_prefix: bool = True
     environment_tag: bool = True
+    offline_wheels: bool = False  # MWAA installs from wheels in plugins.zip (instance/wheels.py)
 
     @property
     def sources(self) -> Path:
@@ -116,6 +117,7 @@ KINDS: dict[str, tuple[type, str]] = {
     "prod_operator_role": (str, '"PROD_operator"'),
     "task_id_prefix": (bool, "true"),
     "environment_tag": (bool, "true"),
+    "offline_wheels": (bool, "false"),
 }
 # What the whole-number settings count, and the most each may be.
 UNITS = {"sandbox_stale_days": "days", "dev_pool_slots": "worker slots"}

@@ -7,7 +7,9 @@ Each command imports what it needs only, as in deploys.py.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import zipfile
 from pathlib import Path
 
 from mwaa_deploy import config
@@ -41,6 +43,35 @@ def check_startup(settings: config.Settings) -> int:
     if found.problems:
         raise CheckError(found.problems, "Check failed: fix startup.sh before it reaches MWAA.")
     print(f"Checked for MWAA: {config.shown(script)}.")
+    return 0
+
+
+def pack_wheels(settings: config.Settings) -> int:
+    """`pack-wheels`: check, then write to build/offline/ the plugins.zip holding MWAA's
+    wheels of requirements.txt and the requirements.txt that installs them with no index."""
+    from mwaa_deploy.instance import instance_files
+
+    offline = dataclasses.replace(settings, offline_wheels=True)
+    files = instance_files.checked_files(offline)
+    requirements = settings.sources / instance_files.REQUIREMENTS
+    if instance_files.REQUIREMENTS not in files:
+        raise DeployError(f"no {config.shown(requirements)}: no wheels to pack")
+    folder = settings.build / "offline"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (instance_files.REQUIREMENTS, instance_files.PLUGINS):
+        (folder / name).write_bytes(files[name])
+    with zipfile.ZipFile(folder / instance_files.PLUGINS) as archive:
+        count = sum(name.endswith(".whl") for name in archive.namelist())
+    size = len(files[instance_files.PLUGINS]) / 1e6
+    ships = (
+        "make deploy-requirements ships them (offline_wheels = true)"
+        if settings.offline_wheels
+        else "set offline_wheels = true in pyproject.toml for make deploy-requirements to ship them"
+    )
+    print(
+        f"{config.shown(folder)}: plugins.zip ({count} wheels, {size:.1f} MB) and the"
+        f" requirements.txt that installs them on MWAA with no index, both checked; {ships}."
+    )
     return 0
 
 

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 
 from mwaa_deploy import config
 from mwaa_deploy.exceptions import CheckError, ConstraintsError
-from mwaa_deploy.instance import mwaa_constraints, policy, startup
+from mwaa_deploy.instance import mwaa_constraints, policy, startup, wheels
 from mwaa_deploy.instance.pip_requirements import (
     OPTIONS_ALONE,
     OPTIONS_WITH_VALUE,
@@ -203,8 +203,18 @@ def checked_files(
         files[STARTUP] = script.read_bytes()
     if problems:
         raise CheckError(problems)
-    if (sources / "plugins").is_dir():
-        files[PLUGINS] = plugins_zip(sources / "plugins", policy.generated_files(settings))
+    generated = policy.generated_files(settings)
+    if settings.offline_wheels and REQUIREMENTS in files:
+        shown = str(shown_sources / REQUIREMENTS)
+        packed = wheels.pack(settings, files[REQUIREMENTS].decode(), shown)
+        files[REQUIREMENTS] = packed.requirements
+        files[PLUGINS] = plugins_zip(sources / "plugins", generated | packed.files)
+        if problems := wheels.offline_problems(
+            settings, packed.requirements, files[PLUGINS], shown
+        ):
+            raise CheckError(problems)
+    elif (sources / "plugins").is_dir():
+        files[PLUGINS] = plugins_zip(sources / "plugins", generated)
     return files
 
 

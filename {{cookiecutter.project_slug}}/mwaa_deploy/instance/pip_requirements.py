@@ -6,6 +6,7 @@ problem of the file).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -90,14 +91,21 @@ def option_of(line: Line) -> tuple[str | None, str]:
 
 
 def resolution_problems(
-    lines: list[Line], constraints: list[Path], path: str, settings: config.Settings
+    lines: list[Line],
+    constraints: list[Path],
+    path: str,
+    settings: config.Settings,
+    download: Path | None = None,
+    offline: bool = False,
 ) -> list[tuple[int | None, str]]:
     """What pip finds when it resolves `lines` for MWAA. pip stops at the first problem, so
     the lines it names are set aside and the rest resolved again, until pip can install
-    them or names no line of the file."""
+    them or names no line of the file. With `download`, pip saves the wheels there; with
+    `offline`, it installs as MWAA on a private network: no index, nor this machine's
+    pip configuration."""
     found: list[tuple[int | None, str]] = []
     while True:
-        pip = _pip_dry_run(lines, constraints, settings)
+        pip = _pip_dry_run(lines, constraints, settings, download, offline)
         if pip.returncode == 0:
             return found
         unreachable = unreachable_indexes(pip.stdout)
@@ -133,7 +141,11 @@ def resolution_problems(
 
 
 def _pip_dry_run(
-    lines: list[Line], constraints: list[Path], settings: config.Settings
+    lines: list[Line],
+    constraints: list[Path],
+    settings: config.Settings,
+    download: Path | None = None,
+    offline: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """pip's dry run of `lines` as MWAA installs them: its Python, its platform, wheels only,
     against MWAA's `constraints` files.
@@ -155,17 +167,41 @@ def _pip_dry_run(
             )
         )
         installed_airflow_wheel(settings.airflow_version, Path(scratch))
-        command = [
-            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-            "--no-input", "--progress-bar", "off", "--disable-pip-version-check",
-            "--python-version", python, "--implementation", "cp",
-            "--abi", f"cp{python.replace('.', '')}", "--abi", "abi3", "--abi", "none",
-            *(f"--platform={platform}" for platform in PLATFORMS),
-            "--only-binary=:all:", "--find-links", scratch, "-r", str(copy),
-        ]  # fmt: skip
-        return subprocess.run(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+        action = (
+            ["download", "--dest", str(download)]
+            if download
+            else ["install", "--dry-run", "--ignore-installed"]
         )
+        command = [
+            sys.executable, "-m", "pip", *action, *mwaa_target(python),
+            *(["--no-index"] if offline else []), "--find-links", scratch, "-r", str(copy),
+        ]  # fmt: skip
+        environment = None
+        if offline:
+            # pip's variables and configuration files of this machine (an index, a folder of
+            # wheels) are not on MWAA: os.devnull makes pip read no configuration file.
+            environment = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+            environment["PIP_CONFIG_FILE"] = os.devnull
+        return subprocess.run(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+            env=environment,
+        )
+
+
+def mwaa_target(python: str) -> list[str]:
+    """pip's options that make it choose wheels for MWAA, whatever machine it runs on: MWAA's
+    Python (`python`, such as 3.12), its platform, wheels only; and no questions, no bars."""
+    return [
+        "--no-input", "--progress-bar", "off", "--disable-pip-version-check",
+        "--python-version", python, "--implementation", "cp",
+        "--abi", f"cp{python.replace('.', '')}", "--abi", "abi3", "--abi", "none",
+        *(f"--platform={platform}" for platform in PLATFORMS),
+        "--only-binary=:all:",
+    ]  # fmt: skip
 
 
 def installed_airflow_wheel(version: str, folder: Path) -> None:
