@@ -4,6 +4,8 @@ through, each importing only those below it, and modules small enough to read at
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.deploy_tool import BAKED
@@ -92,3 +94,21 @@ def test_the_package_top_holds_at_most_10_modules_and_a_folder_per_layer() -> No
     folders = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").is_file())
     assert len(modules) <= MOST_TOP_MODULES, modules
     assert folders == sorted(LAYERS)
+
+
+def test_the_command_line_starts_on_a_python_with_nothing_installed() -> None:
+    """make install runs `python -m mwaa_deploy install` in a new, empty venv: what the command
+    table imports is the standard library and the package alone; the rest is imported by
+    the commands that need it."""
+    code = (
+        "import sys\nimport mwaa_deploy.__main__\n"
+        "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(BAKED)!r})\n{code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    ours = {"mwaa_deploy", "__main__"}  # the package, and the `-c` code itself
+    assert [m for m in loaded if m not in sys.stdlib_module_names | ours] == []

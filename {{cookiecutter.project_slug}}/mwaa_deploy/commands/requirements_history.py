@@ -22,7 +22,6 @@ from mwaa_deploy.commands.deploys import open_bucket
 from mwaa_deploy.commands.prod_path import check_default_branch
 from mwaa_deploy.exceptions import HistoryError
 from mwaa_deploy.instance import instance_history
-from mwaa_deploy.instance.instance_files import INSTANCE_KEYS
 
 if TYPE_CHECKING:
     from mwaa_deploy.bucket.buckets import Bucket
@@ -168,6 +167,8 @@ def _running(settings: config.Settings, bucket: Bucket, must_be_available: bool)
 
 def _local_running(bucket: Bucket) -> Files:
     """The local bucket's versions are the hashes of their content (local_bucket.py)."""
+    from mwaa_deploy.instance.instance_files import INSTANCE_KEYS
+
     held = {key: bucket.get(key) for key in INSTANCE_KEYS}
     return {key: hashlib.sha256(body).hexdigest() for key, body in held.items() if body is not None}
 
