@@ -238,7 +238,10 @@ def _wait_for_the_parse(settings: config.Settings, result: Plan) -> None:
     all of them when a helper module they may import was; a deploy that wrote nothing
     waits for nothing."""
     helper_written = any("/" in key.removeprefix("dags/") for key in result.uploads)
-    parse_gate.check(settings, result.owner, result.files if helper_written else result.uploads)
+    if helper_written:  # any file may import it: which bytes a parse read cannot be told
+        parse_gate.check(settings, result.owner, result.files, written={})
+    else:
+        parse_gate.check(settings, result.owner, result.uploads, written=result.uploads)
 
 
 def _target(settings: config.Settings, env: str, full: bool) -> sandboxes.Target:
