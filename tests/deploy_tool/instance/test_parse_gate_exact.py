@@ -51,6 +51,7 @@ class LaggingAirflow:
             return 200, {"import_errors": [error] if broken else [], "total_entries": int(broken)}
         if path == "/dags":
             dag = {"dag_id": "DEV_orders", "relative_fileloc": FILE, "last_parsed_time": now}
+            dag["is_stale"] = False
             return 200, {"dags": [] if broken else [dag], "total_entries": 0 if broken else 1}
         if path == "/dagSources/DEV_orders":
             return 200, {"dag_id": "DEV_orders", "content": self.source()}

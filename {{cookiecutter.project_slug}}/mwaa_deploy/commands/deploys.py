@@ -17,7 +17,8 @@ from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.plans import Plan
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.commands import sandboxes
+from mwaa_deploy.checkout import Checkout
+from mwaa_deploy.commands import branch_state, sandboxes
 from mwaa_deploy.commands.prod_path import (
     check_committed,
     check_default_branch,
@@ -30,6 +31,7 @@ from mwaa_deploy.exceptions import (
     SandboxError,
     StampError,
 )
+from mwaa_deploy.instance import metadata_cleanup as cleanup
 from mwaa_deploy.instance import parse_gate, pools
 from mwaa_deploy.stamping import build as building
 from mwaa_deploy.stamping.build import Build
@@ -187,8 +189,10 @@ def clean(settings: config.Settings, env: str) -> int:
             f"No sandbox {owners.sandbox_name(chosen.owner)} in {bucket.description}: nothing"
             " to clean (make sandboxes lists them)."
         )
-        return 0
-    print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    else:
+        print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    # Also when no file was left: a rerun removes what an earlier clean left in Airflow.
+    cleanup.remove_from_airflow(settings, chosen.owner)
     return 0
 
 
@@ -209,10 +213,16 @@ def list_sandboxes(settings: config.Settings) -> int:
         f" its branch @ commit (+: with uncommitted edits); stale: no change for {days} days"
     )
     now = datetime.now(UTC)
+    here, prefix = (
+        Checkout.read(settings.root),
+        sandboxes.branch_prefix(settings.dev_branch_pattern),
+    )
     for sandbox in found:
         mark = "*" if sandbox.owner == mine else " "
         files = f"{sandbox.files:>5} file{'' if sandbox.files == 1 else 's'}"
         stale = "  stale" if sandboxes.is_stale(sandbox, days, now) else ""
+        branch = branch_state.state(here, sandbox.about, settings.default_branch, prefix)
+        stale += f"  {branch}" if branch else ""
         print(f"{mark} {sandbox.name:<20} {files}  {history.origin(sandbox.about)}{stale}")
     if any(sandbox.owner == mine for sandbox in found):
         print("* this branch's sandbox")

@@ -47,8 +47,8 @@ class Sources:
     """Asks the instance the source of DAGs, once a parse: `get(path)` is one GET of
     Airflow's REST API, answering Airflow's answer, or None where it has none (404)."""
 
-    def __init__(self, get: Callable[[str], Any], airflow_2: bool) -> None:
-        self.get, self.airflow_2 = get, airflow_2
+    def __init__(self, get: Callable[[str], Any]) -> None:
+        self.get = get
         # (dag_id, its last parse) -> the source that parse served; None: none served.
         self._seen: dict[tuple[str, datetime | None], str | None] = {}
 
@@ -60,7 +60,8 @@ class Sources:
         return self._seen[key] == as_text(body)
 
     def _source(self, dag: dict[str, Any]) -> str | None:
-        token = dag["file_token"] if self.airflow_2 else dag["dag_id"]
+        # Airflow 3 (whose DAGs say whether they are stale) finds a DAG's source by its id.
+        token = dag["dag_id"] if "is_stale" in dag else dag["file_token"]
         answer = self.get(f"/dagSources/{quote(token, safe='')}")
         if answer is None:  # parsed, its source not yet stored
             return None

@@ -112,7 +112,7 @@ def check(
     )
     instance = live_instance.Instance(settings, settings.parse_gate_seconds)
     bodies = {key.removeprefix("dags/"): body for key, body in written.items()}
-    gate = _Gate(instance, owner, files, bodies, settings.airflow_version.startswith("2."))
+    gate = _Gate(instance, owner, files, bodies)
     try:
         snapshot = gate.wait()
     except KeyboardInterrupt:
@@ -138,11 +138,10 @@ class _Gate:
         owner: str,
         files: list[str],
         bodies: dict[str, bytes],
-        airflow_2: bool,
     ) -> None:
         self.instance, self.name, self.owner, self.files = instance, instance.name, owner, files
         self.bodies = {file: body for file, body in bodies.items() if file in files}
-        self.sources = Sources(lambda path: self._get(path, {}, absent_ok=True), airflow_2)
+        self.sources = Sources(lambda path: self._get(path, {}, absent_ok=True))
         # The moment from which a parse counts, by the instance's clock; set by the first answer.
         self.since: datetime | None = None
 
