@@ -79,6 +79,8 @@ BAKED_FILES = {
     "mwaa_deploy/checkout.py",
     "mwaa_deploy/commands/__init__.py",
     "mwaa_deploy/commands/adopt.py",
+    "mwaa_deploy/commands/airflow_cleanup.py",
+    "mwaa_deploy/commands/branch_state.py",
     "mwaa_deploy/commands/deploys.py",
     "mwaa_deploy/commands/environment.py",
     "mwaa_deploy/commands/prod_path.py",

@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mwaa_deploy import config
-from mwaa_deploy.commands import adopt, deploys, environment
+from mwaa_deploy.commands import adopt, airflow_cleanup, deploys, environment
 from mwaa_deploy.exceptions import ConfigError, DeployError
-from mwaa_deploy.instance import metadata_cleanup
 from mwaa_deploy.owners import ENVIRONMENTS
 
 
@@ -122,7 +121,7 @@ COMMANDS = {
         "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",
     ),
     "clean-runs": Command(
-        metadata_cleanup.clean_runs,
+        airflow_cleanup.clean_runs,
         "delete DEV's and the sandboxes' runs older than dev_run_retention_days from Airflow",
     ),
     "adopt": Command(

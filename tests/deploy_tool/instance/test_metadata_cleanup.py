@@ -14,6 +14,7 @@ import pytest
 
 from mwaa_deploy import config
 from mwaa_deploy.__main__ import main
+from mwaa_deploy.commands import airflow_cleanup
 from mwaa_deploy.instance import metadata_cleanup
 from mwaa_deploy.local.mwaa_local import MwaaLocal
 from tests.deploy_tool.instance.test_parse_gate import (
@@ -23,6 +24,13 @@ from tests.deploy_tool.instance.test_parse_gate import (
 )
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import NEWEST, OLDEST, bake
+
+# GOOD_DAG, with the owner (DEV, PROD, SBX_<name>) read from its stamped file's name, as the
+# project's conventions read it: a sandbox's copy gets a DAG id of its own.
+OWNED_DAG = GOOD_DAG.replace(
+    'dev_prod_flag = "DEV" if DEV else "PROD"',
+    'dev_prod_flag = __import__("pathlib").Path(__file__).name.removesuffix("_orders.py")',
+)
 
 
 @pytest.fixture(params=[NEWEST, OLDEST])
@@ -67,7 +75,7 @@ def test_cleaning_a_sandbox_removes_its_dags_and_runs_from_airflow_and_nothing_e
     airflow = instance.airflow
     assert airflow is not None
     sources = deploying_to(instance)
-    (sources / "orders.py").write_text(GOOD_DAG)
+    (sources / "orders.py").write_text(OWNED_DAG)
     assert deploy("PROD", capsys)[0] == 0
     assert deploy("DEV", capsys)[0] == 0
     monkeypatch.setenv("SANDBOX", "ann")
@@ -102,7 +110,7 @@ def test_cleaning_a_sandbox_removes_its_dags_and_runs_from_airflow_and_nothing_e
     while not (finished(instance, "DEV_orders") and finished(instance, "PROD_orders")):
         assert time.monotonic() < deadline
         time.sleep(1)
-    asked = metadata_cleanup.airflow_of(config.load(), 60)
+    asked = airflow_cleanup.airflow_of(config.load(), 60)
     assert asked is not None
     assert metadata_cleanup.remove_old_runs(asked, days=-1) == 1
     assert runs(instance, "DEV_orders") == (200, 0)

@@ -18,7 +18,7 @@ from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.plans import Plan
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.checkout import Checkout
-from mwaa_deploy.commands import branch_state, sandboxes
+from mwaa_deploy.commands import airflow_cleanup, branch_state, sandboxes
 from mwaa_deploy.commands.prod_path import (
     check_committed,
     check_default_branch,
@@ -31,7 +31,6 @@ from mwaa_deploy.exceptions import (
     SandboxError,
     StampError,
 )
-from mwaa_deploy.instance import metadata_cleanup as cleanup
 from mwaa_deploy.instance import parse_gate, pools
 from mwaa_deploy.stamping import build as building
 from mwaa_deploy.stamping.build import Build
@@ -192,7 +191,7 @@ def clean(settings: config.Settings, env: str) -> int:
     else:
         print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
     # Also when no file was left: a rerun removes what an earlier clean left in Airflow.
-    cleanup.remove_from_airflow(settings, chosen.owner)
+    airflow_cleanup.remove_from_airflow(settings, chosen.owner)
     return 0
 
 

@@ -2,9 +2,10 @@
 (and with them their runs, task instances and XComs), and DEV's old runs can be removed.
 
 Through Airflow's REST API: on MWAA through InvokeRestApi (live_instance.py), locally on
-airflow-local. A DAG is an owner's by the rule that makes a key its (owners.py): its id
-starts with the owner's prefix, and no owner's prefix starts another's. Nothing here ever
-deletes a DAG or a run of PROD's, nor of a DAG no owner has.
+airflow-local (commands/airflow_cleanup.py picks which). A DAG is an owner's by the rule
+that makes a key its (owners.py): its id starts with the owner's prefix, and no owner's
+prefix starts another's. Nothing here ever deletes a DAG or a run of PROD's, nor of a DAG
+no owner has.
 
 Airflow would parse a DAG anew from a file still in its DAGs folder, so a DAG is deleted
 only once the instance has noticed that its file is gone: Airflow 2 lists it as inactive,
@@ -16,14 +17,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from mwaa_deploy import owners
 from mwaa_deploy.exceptions import MwaaError, OwnershipError
-
-if TYPE_CHECKING:
-    from mwaa_deploy.config import Settings
 
 POLL_SECONDS = 2.0
 PROGRESS_EVERY = 10.0
@@ -40,18 +38,6 @@ class Airflow(Protocol):
     def call(
         self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None
     ) -> tuple[int, Any]: ...
-
-
-def remove_from_airflow(settings: Settings, owner: str) -> None:
-    """After `make clean-dev`: remove the owner's DAGs from the project's Airflow, if it has
-    one that can be asked."""
-    seconds = settings.parse_gate_seconds
-    airflow = airflow_of(settings, seconds) if seconds else None
-    if airflow is None:
-        where = "MWAA_ENVIRONMENT and PARSE_GATE_SECONDS" if settings.s3_bucket else "airflow-local"
-        print(f"Airflow's metadata of {owner} left as it is: no Airflow to ask ({where}).")
-        return
-    remove_dags(airflow, owner, seconds)
 
 
 def remove_dags(airflow: Airflow, owner: str, seconds: float) -> None:
@@ -90,22 +76,6 @@ def remove_dags(airflow: Airflow, owner: str, seconds: float) -> None:
             f"{len(running)} DAG(s) of {owner} still have running tasks ({', '.join(running)}):"
             " run `make clean-dev` again once they end"
         )
-
-
-def clean_runs(settings: Settings) -> int:
-    """`clean-runs`: delete DEV's and the sandboxes' runs that ended longer ago than
-    dev_run_retention_days, from the project's Airflow."""
-    days = settings.dev_run_retention_days
-    airflow = airflow_of(settings, settings.parse_gate_seconds or 600)
-    if airflow is None:
-        where = "set MWAA_ENVIRONMENT" if settings.s3_bucket else "start `make airflow-local`"
-        raise MwaaError(f"no Airflow to clean runs from: {where}")
-    removed = remove_old_runs(airflow, days)
-    print(
-        f"Removed {removed} run(s) of DEV's and the sandboxes' DAGs that ended over {days}"
-        f" day(s) ago from {airflow.name}'s Airflow; PROD's are kept."
-    )
-    return 0
 
 
 def remove_old_runs(airflow: Airflow, days: int) -> int:
@@ -196,54 +166,3 @@ def _never_prod(owner: str) -> None:
 
 def _detail(answer: Any) -> Any:
     return (answer.get("detail") or answer.get("title")) if isinstance(answer, dict) else answer
-
-
-def airflow_of(settings: Settings, seconds: float) -> Airflow | None:
-    """The project's Airflow: the MWAA environment's through InvokeRestApi, or, with no
-    bucket configured, airflow-local's (None when it is not running)."""
-    if settings.s3_bucket:
-        if not settings.mwaa_environment:
-            return None
-        from mwaa_deploy.instance.live_instance import Instance
-
-        return _Named(Instance(settings, seconds), settings.mwaa_environment)
-    return _local(settings)
-
-
-class _Named:
-    """An Airflow by name, whose failure to answer is one line (MwaaError)."""
-
-    def __init__(self, api: Any, name: str) -> None:
-        self.api, self.name = api, name
-
-    def call(
-        self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None
-    ) -> tuple[int, Any]:
-        from mwaa_deploy.exceptions import LocalMwaaError
-        from mwaa_deploy.instance.live_instance import CannotAsk
-
-        try:
-            return self.api.call(method, path, query, body)
-        except (CannotAsk, LocalMwaaError, OSError) as error:
-            raise MwaaError(f"Cannot ask {self.name}'s Airflow: {error}") from None
-
-
-def _local(settings: Settings) -> Airflow | None:
-    import os
-    import urllib.request
-
-    from mwaa_deploy.local.airflow_api import AirflowApi
-    from mwaa_deploy.local.airflow_local import HOST, admin_password, health_url
-
-    port = int(os.environ.get("AIRFLOW_PORT") or 8080)
-    password = admin_password(settings)
-    try:
-        with urllib.request.urlopen(health_url(settings, port), timeout=5):
-            pass
-    except OSError:
-        return None
-    if password is None:
-        return None
-    return _Named(
-        AirflowApi(f"http://{HOST}:{port}", settings.airflow_version, password), "airflow-local"
-    )

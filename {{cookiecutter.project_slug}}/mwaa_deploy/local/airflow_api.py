@@ -65,8 +65,10 @@ def _request(method: str, url: str, body: Any, headers: dict[str, str]) -> tuple
         url,
         data=data,
         method=method,
-        # JSON, as MWAA asks: Airflow 2 serves a DAG's source as text unless asked for JSON.
-        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+        # JSON, as MWAA asks: Airflow 2 serves a DAG's source as text unless asked for JSON,
+        # and refuses a JSON request without a body (a DELETE).
+        headers={"Accept": "application/json", **headers}
+        | ({} if body is None else {"Content-Type": "application/json"}),
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
