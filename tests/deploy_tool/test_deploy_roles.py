@@ -178,10 +178,12 @@ def test_keys_outside_the_policy_are_denied_to_anyone_else(
         S3Bucket.open(admin.name, SETTINGS.aws_region)
 
 
-def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed() -> None:
+def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed_and_delete_dags() -> None:
     """The parse gate's one permission: airflow:InvokeRestApi as Airflow's Viewer role of
-    this environment (reading, never triggering). Only PROD updates the environment, and
-    sets DEV's pool, which takes Airflow's Op role (Viewer may only read pools)."""
+    this environment (reading, never triggering); removing a sandbox deletes its DAGs, which
+    takes Airflow's User role, the least that may (Airflow cannot narrow it to a prefix: the
+    code does). Only PROD updates the environment, and sets DEV's pool, which takes
+    Airflow's Op role (Viewer may only read pools)."""
 
     def airflow_grants(env: str) -> list[tuple[str, str]]:
         statements = policy(env, "any-bucket")["Statement"]
@@ -196,7 +198,10 @@ def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed() -> None:
     arn = f"arn:aws:airflow:{SETTINGS.aws_region}:{ACCOUNT}"
     environment = f"{arn}:environment/{SETTINGS.mwaa_environment}"
     role = f"{arn}:role/{SETTINGS.mwaa_environment}"
-    assert airflow_grants("DEV") == [("airflow:InvokeRestApi", f"{role}/Viewer")]
+    assert airflow_grants("DEV") == [
+        ("airflow:InvokeRestApi", f"{role}/User"),
+        ("airflow:InvokeRestApi", f"{role}/Viewer"),
+    ]
     assert airflow_grants("PROD") == [
         ("airflow:GetEnvironment", environment),
         ("airflow:InvokeRestApi", f"{role}/Op"),

@@ -6,6 +6,7 @@ below it (each folder's __init__.py lists its modules):
 commands/   one function a command, and who it is for: DEV, a sandbox, or PROD
 local/      the stand-ins on this machine (airflow-local, s3-local, mwaa-local), .venv
 instance/   the live MWAA environment: its API, parse gate, pools, roles, instance-wide files
+            and their history, cleanup
 adopt/      existing DAG files made to the convention (make adopt), old keys retired
 bucket/     where a deploy writes: the local folder or S3, locks, sync, history
 stamping/   bucket_contents/ stamped into one owner's build; a sandbox's part of it

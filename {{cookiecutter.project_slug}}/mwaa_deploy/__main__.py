@@ -16,7 +16,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mwaa_deploy import config
-from mwaa_deploy.commands import adopt, deploys, environment, requirements_history, roles
+from mwaa_deploy.commands import (
+    adopt,
+    airflow_cleanup,
+    deploys,
+    environment,
+    requirements_history,
+    roles,
+)
 from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
@@ -118,6 +125,10 @@ COMMANDS = {
     "sandboxes": Command(
         deploys.list_sandboxes,
         "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",
+    ),
+    "clean-runs": Command(
+        airflow_cleanup.clean_runs,
+        "delete DEV's and the sandboxes' runs older than dev_run_retention_days from Airflow",
     ),
     "adopt": Command(
         adopt.adopt,

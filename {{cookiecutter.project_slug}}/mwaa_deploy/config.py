@@ -72,6 +72,8 @@ class Settings:
     # priority weight at least this, and these retries where a task has none.
     prod_priority_weight: int = 1000
     prod_retries: int = 2
+    # make clean-runs deletes DEV's and the sandboxes' runs that ended longer ago than this.
+    dev_run_retention_days: int = 30
     # True: DEV's and the sandboxes' copies keep PROD's clock schedules.
     dev_runs_on_schedule: bool = False
     # The Airflow roles the project owns (instance/roles.py): the cluster policy grants them
@@ -112,6 +114,7 @@ KINDS: dict[str, tuple[type, str]] = {
     "dev_pool_slots": (int, "3"),
     "prod_priority_weight": (int, "1000"),
     "prod_retries": (int, "2"),
+    "dev_run_retention_days": (int, "30"),
     "dev_runs_on_schedule": (bool, "false"),
     "developer_role": (str, '"Developer"'),
     "prod_operator_role": (str, '"PROD_operator"'),
@@ -122,6 +125,7 @@ KINDS: dict[str, tuple[type, str]] = {
 # What the whole-number settings count, and the most each may be.
 UNITS = {"sandbox_stale_days": "days", "dev_pool_slots": "worker slots"}
 UNITS |= {"prod_priority_weight": "points", "prod_retries": "retries"}
+UNITS |= {"dev_run_retention_days": "days"}
 # A weight is added up with those downstream of it, in Airflow's 32-bit column.
 MAXIMUM = {"dev_pool_slots": DEV_POOL_MAX, "prod_priority_weight": 1_000_000, "prod_retries": 100}
 # Number settings for which 0 means something: here, skip the parse gate.

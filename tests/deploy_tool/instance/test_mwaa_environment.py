@@ -45,6 +45,7 @@ def mwaa(
     monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
     monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
     monkeypatch.setattr(mwaa_environment, "POLL_SECONDS", 0)
+    monkeypatch.setattr(mwaa_environment, "FIRST_POLL_SECONDS", 0)
     yield stand_in
     stand_in.stop()
 

@@ -17,7 +17,8 @@ from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.plans import Plan
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.commands import sandboxes
+from mwaa_deploy.checkout import Checkout
+from mwaa_deploy.commands import airflow_cleanup, branch_state, sandboxes
 from mwaa_deploy.commands.prod_path import (
     check_committed,
     check_default_branch,
@@ -187,8 +188,10 @@ def clean(settings: config.Settings, env: str) -> int:
             f"No sandbox {owners.sandbox_name(chosen.owner)} in {bucket.description}: nothing"
             " to clean (make sandboxes lists them)."
         )
-        return 0
-    print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    else:
+        print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
+    # Also when no file was left: a rerun removes what an earlier clean left in Airflow.
+    airflow_cleanup.remove_from_airflow(settings, chosen.owner)
     return 0
 
 
@@ -209,10 +212,16 @@ def list_sandboxes(settings: config.Settings) -> int:
         f" its branch @ commit (+: with uncommitted edits); stale: no change for {days} days"
     )
     now = datetime.now(UTC)
+    here, prefix = (
+        Checkout.read(settings.root),
+        sandboxes.branch_prefix(settings.dev_branch_pattern),
+    )
     for sandbox in found:
         mark = "*" if sandbox.owner == mine else " "
         files = f"{sandbox.files:>5} file{'' if sandbox.files == 1 else 's'}"
         stale = "  stale" if sandboxes.is_stale(sandbox, days, now) else ""
+        branch = branch_state.state(here, sandbox.about, settings.default_branch, prefix)
+        stale += f"  {branch}" if branch else ""
         print(f"{mark} {sandbox.name:<20} {files}  {history.origin(sandbox.about)}{stale}")
     if any(sandbox.owner == mine for sandbox in found):
         print("* this branch's sandbox")
@@ -238,7 +247,10 @@ def _wait_for_the_parse(settings: config.Settings, result: Plan) -> None:
     all of them when a helper module they may import was; a deploy that wrote nothing
     waits for nothing."""
     helper_written = any("/" in key.removeprefix("dags/") for key in result.uploads)
-    parse_gate.check(settings, result.owner, result.files if helper_written else result.uploads)
+    if helper_written:  # any file may import it: which bytes a parse read cannot be told
+        parse_gate.check(settings, result.owner, result.files, written={})
+    else:
+        parse_gate.check(settings, result.owner, result.uploads, written=result.uploads)
 
 
 def _target(settings: config.Settings, env: str, full: bool) -> sandboxes.Target:

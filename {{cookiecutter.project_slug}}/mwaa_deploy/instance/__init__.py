@@ -2,6 +2,8 @@
 
 live_instance.py     the environment's Airflow, asked through MWAA within the deploy's bound
 parse_gate.py        after a deploy to S3: wait for MWAA to parse it, fail on its import errors
+dag_sources.py       whether a parse Airflow reports was of the deployed bytes or the previous ones
+metadata_cleanup.py  a removed sandbox's DAGs, and DEV's old runs, deleted from Airflow
 pools.py             DEV's share of the workers: its pool, set on MWAA and on airflow-local
 roles.py             the project's developer and PROD operator roles, created or completed
 policy.py            the cluster policy's settings, and plugins/ as every Airflow here loads it

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 FIELDS = {REQUIREMENTS: "Requirements", PLUGINS: "Plugins", STARTUP: "StartupScript"}
 # Statuses an update passes through before it settles.
 SETTLING = {"UPDATING", "ROLLING_BACK", "PENDING", "CREATING_SNAPSHOT"}
+# Between looks at an update: from FIRST_POLL_SECONDS, doubling up to POLL_SECONDS, so an
+# update that settles at once (a stand-in's) is seen at once and a long one costs few calls.
+FIRST_POLL_SECONDS = 1.0
 POLL_SECONDS = 30
 PROGRESS_EVERY = 300  # seconds between "still UPDATING" lines
 GIVE_UP_AFTER = 3600  # seconds; updates take 10-30 minutes
@@ -131,8 +134,10 @@ def _settled(mwaa: BaseClient, name: str) -> dict[str, Any]:
     """The environment once its update has settled, saying how it goes now and then."""
     started = time.monotonic()
     status, last_said = "UPDATING", started
+    pause = FIRST_POLL_SECONDS
     while status in SETTLING:
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(pause * 2, POLL_SECONDS)
         environment = describe(mwaa, name, "the update started, but cannot follow it")
         now = time.monotonic()
         minutes = (now - started) / 60

@@ -62,7 +62,13 @@ class AirflowApi:
 def _request(method: str, url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **headers}
+        url,
+        data=data,
+        method=method,
+        # JSON, as MWAA asks: Airflow 2 serves a DAG's source as text unless asked for JSON,
+        # and refuses a JSON request without a body (a DELETE).
+        headers={"Accept": "application/json", **headers}
+        | ({} if body is None else {"Content-Type": "application/json"}),
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
