@@ -112,6 +112,7 @@ BAKED_FILES = {
     "mwaa_deploy/local/airflow_db.py",
     "mwaa_deploy/local/airflow_local.py",
     "mwaa_deploy/local/airflow_settings.py",
+    "mwaa_deploy/local/fab_standalone.py",
     "mwaa_deploy/local/find_python.py",
     "mwaa_deploy/local/local_venv.py",
     "mwaa_deploy/local/local_roles.py",

@@ -3,7 +3,6 @@ terminal of their own, or as a background job, and stopped with Ctrl-C (SIGINT).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -104,10 +103,10 @@ def test_make_mwaa_local_copies_into_a_folder_of_its_own_and_leaves_the_local_bu
     deployed = make(project, "deploy-dev", "deploy-prod", airflow_version=NEWEST)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     local_bucket = {p: p.read_bytes() for p in (project / "local_bucket").rglob("*") if p.is_file()}
-    # What standalone Airflow 3 writes on its first start: mwaa-local logs in with it.
+    # What airflow-local writes on its first start: mwaa-local logs in with it.
     home = project / "airflow_home"
     home.mkdir()
-    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "x"}))
+    (home / "standalone_admin_password.txt").write_text("x\n")
     s3 = boto3.client(
         "s3",
         endpoint_url=s3_endpoint["AWS_ENDPOINT_URL"],

@@ -56,8 +56,12 @@ class AirflowOfRoles:
         self.role = role
         self.roles = {"Admin": {("can_edit", "Roles")}, "User": set(USER), "Viewer": set()}
         self.written: list[str] = []  # the roles a request would change
+        # False: as MWAA's Airflow 3, whose REST API (what InvokeRestApi reaches) holds no roles.
+        self.serves_roles = True
 
     def call(self, method: str, path: str, query: Any, body: Any) -> tuple[int, Any]:
+        if not self.serves_roles:
+            return 404, {"detail": "Not Found"}
         name = path.removeprefix("/roles").strip("/") or body["name"]
         if method == "GET":
             if name not in self.roles:
@@ -184,6 +188,19 @@ def test_a_login_that_may_not_change_roles_is_told_to_ask_as_an_admin(
         "",
         f"Airflow would not create {DEVELOPER} (403: Forbidden): only an Admin may change"
         " roles; ask with an Admin's login (iam/airflow-roles.yaml)\n",
+    )
+
+
+def test_an_airflow_whose_rest_api_has_no_roles_is_told_to_create_them_by_hand(
+    instance: Callable[[str], AirflowOfRoles], capsys: pytest.CaptureFixture[str]
+) -> None:
+    instance("Admin").serves_roles = False
+    assert airflow_roles(capsys) == (
+        1,
+        "",
+        "Airflow would not read the role User (404: Not Found): Airflow 3's FAB serves its"
+        " roles under /auth/fab/v1, apart from the /api/v2 that MWAA's InvokeRestApi reaches;"
+        " create the roles by hand, as docs/airflow-roles.md shows\n",
     )
 
 

@@ -31,7 +31,7 @@ def airflow_roles(settings: config.Settings, port: int) -> int:
             ) from None
     else:
         from mwaa_deploy.local import airflow_local
-        from mwaa_deploy.local.airflow_api import AirflowApi
+        from mwaa_deploy.local.local_roles import roles_api
 
         password = airflow_local.admin_password(settings)
         if password is None:
@@ -41,7 +41,7 @@ def airflow_roles(settings: config.Settings, port: int) -> int:
             )
         url = f"http://{airflow_local.HOST}:{port}"
         try:
-            lines = roles.ensure(AirflowApi(url, settings.airflow_version, password), settings)
+            lines = roles.ensure(roles_api(settings, url, password), settings)
         except (LocalMwaaError, OSError) as error:
             raise RolesError(
                 f"Cannot reach airflow-local at {url} ({error}): start it with make"

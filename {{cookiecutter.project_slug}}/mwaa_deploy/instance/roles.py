@@ -135,8 +135,9 @@ def _check(status: int, answer: Any, doing: str) -> None:
         )
     elif status == 404:
         hint = (
-            ": this Airflow's REST API has no roles here (Airflow 3 without the FAB auth"
-            " manager); create the roles by hand, as docs/airflow-roles.md shows"
+            ": Airflow 3's FAB serves its roles under /auth/fab/v1, apart from the /api/v2"
+            " that MWAA's InvokeRestApi reaches; create the roles by hand, as"
+            " docs/airflow-roles.md shows"
         )
     else:
         hint = ""

@@ -2,7 +2,8 @@
 forwards InvokeRestApi to airflow-local, and how airflow-local sets DEV's pool.
 
 Airflow 2 serves v1 with basic authentication (as airflow-local starts it), Airflow 3 v2
-with a token from its login; the requests and answers are JSON, as through MWAA.
+with a token from its login; the requests and answers are JSON, as through MWAA. On
+Airflow 3 the FAB auth manager serves roles and users apart, under FAB_API.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ from typing import Any
 
 from mwaa_deploy.exceptions import LocalMwaaError
 
+# Where Airflow 3's FAB auth manager serves its roles and users API, beside /api/v2.
+FAB_API = "/auth/fab/v1"
+
 
 class AirflowApi:
     """A running Airflow's REST API, logged in as `admin`: v1 with basic authentication on
-    Airflow 2 (as airflow-local serves it), v2 with a token on Airflow 3."""
+    Airflow 2 (as airflow-local serves it), v2 with a token on Airflow 3; `prefix` in
+    place of either: another API of the same login's (FAB_API)."""
 
-    def __init__(self, url: str, airflow_version: str, password: str) -> None:
+    def __init__(
+        self, url: str, airflow_version: str, password: str, prefix: str | None = None
+    ) -> None:
         self.url, self.password = url.rstrip("/"), password
         self.airflow_2 = airflow_version.startswith("2.")
-        self.prefix = "/api/v1" if self.airflow_2 else "/api/v2"
+        self.prefix = prefix or ("/api/v1" if self.airflow_2 else "/api/v2")
         self._token = ""
 
     def call(

@@ -11,7 +11,6 @@ when this command's output goes to a pipe that the same Ctrl-C closed (`| tee lo
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -31,7 +30,7 @@ from mwaa_deploy.exceptions import (
     PoolError,
 )
 from mwaa_deploy.instance import instance_files, pools
-from mwaa_deploy.local import airflow_db, airflow_settings, local_roles
+from mwaa_deploy.local import airflow_db, airflow_settings, fab_standalone, local_roles
 
 HOST = "127.0.0.1"
 # How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
@@ -127,11 +126,8 @@ def health_url(settings: Settings, port: int) -> str:
 
 def admin_password(settings: Settings) -> str | None:
     """The password standalone Airflow generated for `admin` on its first start."""
-    if _is_airflow_2(settings):
-        file = home(settings) / "standalone_admin_password.txt"
-        return file.read_text().strip() if file.is_file() else None
-    file = home(settings) / "simple_auth_manager_passwords.json.generated"
-    return json.loads(file.read_text()).get("admin") if file.is_file() else None
+    file = home(settings) / fab_standalone.PASSWORD_FILE
+    return file.read_text().strip() if file.is_file() else None
 
 
 def run(settings: Settings, port: int, mwaa_local: bool) -> int:
@@ -144,6 +140,10 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
         raise LocalSettingsError(wrong, "Airflow was not started.")
     seed = airflow_settings.seed(settings.root, dict(os.environ))
     home(settings).mkdir(exist_ok=True)
+    if not _is_airflow_2(settings):
+        # MWAA's auth manager, whose roles the project's are. Set before the database is
+        # checked: one set up under another auth manager lacks FAB's tables.
+        os.environ["AIRFLOW__CORE__AUTH_MANAGER"] = fab_standalone.AUTH_MANAGER
     setup = airflow_db.prepare(home(settings))
     instance_files.write_plugins(settings, plugins_folder(settings))
     log = home(settings) / "standalone.log"
@@ -153,6 +153,8 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
     stop_on_ctrl_c()
     # On a database set up for this Airflow, standalone's own check of it is a wait for nothing.
     standalone = ["airflow", "standalone"] if setup else ["mwaa_deploy.local.airflow_db"]
+    if not _is_airflow_2(settings):
+        standalone = ["mwaa_deploy.local.fab_standalone", *(["--set-up"] if setup else [])]
     with open(log, "ab") as output:
         airflow = subprocess.Popen(
             [sys.executable, "-m", *standalone],

@@ -1,8 +1,9 @@
 """The project's Airflow roles on airflow-local, as `make airflow-roles` sets them on MWAA.
 
-Airflow 2 grants a DAG to the roles its access_control names when it writes the DAG anew,
-and refuses a role that does not exist yet: the DAGs it parsed before the roles were set
-are granted here once they are.
+Airflow grants a DAG to the roles its access_control names when it writes the DAG (Airflow 2
+only when the DAG changed), and refuses a role that does not exist yet: the DAGs it parsed
+before the roles were set are granted here once they are. Airflow 3 runs FAB's auth manager
+here, as on MWAA (fab_standalone.py), which serves the roles API apart from /api/v2.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections.abc import Callable
 from mwaa_deploy.config import Settings
 from mwaa_deploy.exceptions import ConfigError, LocalMwaaError, RolesError
 from mwaa_deploy.instance import roles
-from mwaa_deploy.local.airflow_api import AirflowApi
+from mwaa_deploy.local.airflow_api import FAB_API, AirflowApi
+
+
+def roles_api(settings: Settings, url: str, password: str) -> AirflowApi:
+    """The API that holds the roles of the Airflow at `url`, as its admin."""
+    fab = None if settings.airflow_version.startswith("2.") else FAB_API
+    return AirflowApi(url, settings.airflow_version, password, prefix=fab)
 
 
 def set_up(
@@ -22,16 +29,10 @@ def set_up(
 ) -> None:
     """Create or complete the two roles on the Airflow at `url`, as its admin; say what
     was done, or why not and what that leaves."""
-    if not settings.airflow_version.startswith("2."):
-        say(
-            "Roles: this Airflow 3 runs its simple auth manager, which has no roles; every"
-            " login here may do anything (docs/airflow-roles.md)."
-        )
-        return
     problem = "no admin password to log in with"
     if password is not None:
         try:
-            lines = roles.ensure(AirflowApi(url, settings.airflow_version, password), settings)
+            lines = roles.ensure(roles_api(settings, url, password), settings)
         except (RolesError, ConfigError, LocalMwaaError, OSError) as error:
             problem = str(error)
         else:
