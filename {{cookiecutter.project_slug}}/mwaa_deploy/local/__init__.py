@@ -2,7 +2,7 @@
 
 airflow_local.py     airflow-local: this project's Airflow on the local bucket
 airflow_db.py        airflow-local's database, kept from one start to the next
-fab_standalone.py    airflow-local's Airflow 3, with FAB's auth manager and roles, as MWAA's
+fab_standalone.py    airflow standalone with the project's roles; on Airflow 3 with FAB, as MWAA
 airflow_settings.py  airflow_settings.yaml: each environment's local connections, variables
 local_roles.py       the project's Airflow roles on airflow-local, as on MWAA
 airflow_api.py       a running Airflow's REST API, asked directly as its admin

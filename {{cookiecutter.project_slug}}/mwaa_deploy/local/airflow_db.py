@@ -4,10 +4,8 @@ Setting it up takes up to a minute, and what it holds (runs, task logs, the admi
 is worth keeping. A start sets up a new one only where none is there yet, or where the one
 there was set up by another Airflow or under other database settings: Airflow migrates a
 database forward only, and a downgrade or a change of settings leaves one it cannot use.
-Where the database is known to be set up, Airflow starts without checking it again.
-
-Run as `python -m mwaa_deploy.local.airflow_db`, this is `airflow standalone` without that
-check, for a start on a database set up for this very Airflow.
+Where the database is known to be set up, Airflow starts without checking it again
+(fab_standalone.py).
 """
 
 from __future__ import annotations
@@ -58,18 +56,3 @@ def prepare(home: Path) -> str | None:
 def mark_set_up(home: Path) -> None:
     """Record that the database in `home` is set up, once Airflow has answered on it."""
     (home / MARK).write_text(json.dumps(wanted(), indent=2, sort_keys=True) + "\n")
-
-
-def _standalone_on_a_set_up_database() -> None:
-    from airflow.__main__ import main
-    from airflow.cli.commands import standalone_command
-
-    standalone_command.StandaloneCommand.initialize_database = lambda _self: None
-    main()
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.argv = ["airflow", "standalone"]
-    _standalone_on_a_set_up_database()

@@ -24,12 +24,13 @@ from pathlib import Path
 
 from mwaa_deploy.config import Settings, shown
 from mwaa_deploy.exceptions import (
+    ConfigError,
     LocalAirflowError,
     LocalMwaaError,
     LocalSettingsError,
     PoolError,
 )
-from mwaa_deploy.instance import instance_files, pools
+from mwaa_deploy.instance import instance_files, pools, roles
 from mwaa_deploy.local import airflow_db, airflow_settings, fab_standalone, local_roles
 
 HOST = "127.0.0.1"
@@ -152,9 +153,9 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
     _say_seeded(seed)
     stop_on_ctrl_c()
     # On a database set up for this Airflow, standalone's own check of it is a wait for nothing.
-    standalone = ["airflow", "standalone"] if setup else ["mwaa_deploy.local.airflow_db"]
-    if not _is_airflow_2(settings):
-        standalone = ["mwaa_deploy.local.fab_standalone", *(["--set-up"] if setup else [])]
+    standalone = ["mwaa_deploy.local.fab_standalone", *(["--set-up"] if setup else [])]
+    for role in _project_roles(settings):
+        standalone += ["--role", role]
     with open(log, "ab") as output:
         airflow = subprocess.Popen(
             [sys.executable, "-m", *standalone],
@@ -173,6 +174,15 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
             # However the wait ended (Ctrl-C, Airflow ending on its own, an error), nothing
             # of Airflow outlives this command.
             _stop(airflow)
+
+
+def _project_roles(settings: Settings) -> tuple[str, ...]:
+    """The roles the cluster policy grants DAGs to; none where the settings name wrong
+    ones, which the roles' own step then reports."""
+    try:
+        return roles.owned(settings)
+    except ConfigError:
+        return ()
 
 
 def _check_can_start(settings: Settings, dags: Path, port: int) -> None:

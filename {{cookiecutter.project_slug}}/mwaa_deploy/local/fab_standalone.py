@@ -1,11 +1,17 @@
-"""`airflow standalone` on Airflow 3 with FAB's auth manager, the one MWAA logs people in with.
+"""`airflow standalone` as airflow-local runs it: with the project's roles in place before any
+part of Airflow parses a DAG, and on Airflow 3 with FAB's auth manager, the one MWAA logs
+people in with.
 
-Airflow 3's standalone swaps in its simple auth manager, which has no roles, so the project's
-roles (docs/airflow-roles.md) would mean nothing on airflow-local. Run as
-`python -m mwaa_deploy.local.fab_standalone [--set-up]`, this is standalone keeping FAB's,
-with an `admin` of FAB's Admin role whose generated password it keeps in PASSWORD_FILE, as
-Airflow 2's standalone does. `--set-up`: the database is new, or of an older start, and is
-migrated first; without it, Airflow starts without checking it again (airflow_db.py).
+Run as `python -m mwaa_deploy.local.fab_standalone [--set-up] [--role NAME]...`:
+- `--set-up`: the database is new, or of an older start, and is migrated first; without it,
+  Airflow starts without checking it again (airflow_db.py).
+- `--role NAME`: a role of the project's (instance/roles.py), created empty if missing. The
+  cluster policy names these roles in every owned DAG's access_control, and Airflow fails to
+  import a DAG that names a role it lacks; what the roles hold is set once Airflow answers
+  (local_roles.py).
+- Airflow 3's standalone swaps in its simple auth manager, which has no roles: this keeps
+  FAB's, with an `admin` of FAB's Admin role whose generated password it keeps in
+  PASSWORD_FILE, as Airflow 2's standalone does.
 """
 
 from __future__ import annotations
@@ -40,25 +46,46 @@ def _ensure_admin() -> None:
         file.write_text(password + "\n")
 
 
-def main(set_up: bool) -> None:
-    """Standalone Airflow with the auth manager AIRFLOW__CORE__AUTH_MANAGER names."""
+def _ensure_roles(names: list[str]) -> None:
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        for name in names:
+            if appbuilder.sm.find_role(name) is None:
+                appbuilder.sm.add_role(name)
+
+
+def main(set_up: bool, roles: list[str]) -> None:
+    """Standalone Airflow with the project's `roles`, and on Airflow 3 with the auth manager
+    AIRFLOW__CORE__AUTH_MANAGER names."""
+    from airflow import __version__
     from airflow.__main__ import main as airflow
     from airflow.cli.commands import standalone_command
 
+    airflow_3 = not __version__.startswith("2.")
     command = standalone_command.StandaloneCommand
     migrate = command.initialize_database
 
     def prepare(self: standalone_command.StandaloneCommand) -> None:
         if set_up:
             migrate(self)
-        _ensure_admin()
+        else:
+            self.user_info = {"username": "admin", "password": ""}  # printed from its file
+        if airflow_3:
+            _ensure_admin()
+        _ensure_roles(roles)
 
-    command.calculate_env = lambda _self: dict(os.environ)  # keep FAB's auth manager
-    command.find_user_info = lambda _self: None  # the simple auth manager's passwords
+    if airflow_3:
+        command.calculate_env = lambda _self: dict(os.environ)  # keep FAB's auth manager
+        command.find_user_info = lambda _self: None  # the simple auth manager's passwords
     command.initialize_database = prepare
     sys.argv = ["airflow", "standalone"]
     airflow()
 
 
 if __name__ == "__main__":
-    main(set_up="--set-up" in sys.argv[1:])
+    arguments = sys.argv[1:]
+    main(
+        set_up="--set-up" in arguments,
+        roles=[arguments[n + 1] for n, given in enumerate(arguments) if given == "--role"],
+    )
