@@ -41,6 +41,7 @@ def policy(env: str, bucket: str) -> dict[str, Any]:
         "AWS::AccountId": ACCOUNT,
         "BucketName": bucket,
         "EnvironmentName": SETTINGS.mwaa_environment,
+        "DeveloperRoleName": SETTINGS.developer_role,
     }
     return filled(document["PolicyDocument"], values)
 
@@ -180,9 +181,9 @@ def test_keys_outside_the_policy_are_denied_to_anyone_else(
 
 def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed_and_delete_dags() -> None:
     """The parse gate's one permission: airflow:InvokeRestApi as Airflow's Viewer role of
-    this environment (reading, never triggering); removing a sandbox deletes its DAGs, which
-    takes Airflow's User role, the least that may (Airflow cannot narrow it to a prefix: the
-    code does). Only PROD updates the environment, and sets DEV's pool, which takes
+    this environment (reading, never triggering); removing a sandbox deletes its DAGs, as the
+    project's developer role, whose DAGs the platform's policy narrows to DEV's and the
+    sandboxes'. Only PROD updates the environment, and sets DEV's pool, which takes
     Airflow's Op role (Viewer may only read pools)."""
 
     def airflow_grants(env: str) -> list[tuple[str, str]]:
@@ -199,7 +200,7 @@ def test_of_mwaa_the_dev_role_may_only_ask_what_the_instance_parsed_and_delete_d
     environment = f"{arn}:environment/{SETTINGS.mwaa_environment}"
     role = f"{arn}:role/{SETTINGS.mwaa_environment}"
     assert airflow_grants("DEV") == [
-        ("airflow:InvokeRestApi", f"{role}/User"),
+        ("airflow:InvokeRestApi", f"{role}/{SETTINGS.developer_role}"),
         ("airflow:InvokeRestApi", f"{role}/Viewer"),
     ]
     assert airflow_grants("PROD") == [
