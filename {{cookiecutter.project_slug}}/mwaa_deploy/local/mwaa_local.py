@@ -75,7 +75,12 @@ class MwaaLocal:
         self.calls: list[str] = []  # the operations served, in order
         self._threads = [threading.Thread(target=self._server.serve_forever, daemon=True)]
         if dags_folder is not None:
-            self._threads.append(threading.Thread(target=self._copy_dags, daemon=True))
+            from mwaa_deploy.bucket.s3_bucket import aws_client
+
+            # Made here, not in the copying thread: the client takes this moment's AWS
+            # settings (the endpoint), whatever the environment becomes later.
+            s3 = aws_client("s3", environment.region)
+            self._threads.append(threading.Thread(target=self._copy_dags, args=(s3,), daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -107,14 +112,10 @@ class MwaaLocal:
         kind = "RestApiClientException" if status < 500 else "RestApiServerException"
         return 400, wrapped | {"message": f"Airflow answered {status}"}, kind
 
-    def _copy_dags(self) -> None:
+    def _copy_dags(self, s3: Any) -> None:
         """Copy the bucket's dags/ into the DAGs folder now and then, as MWAA does."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from mwaa_deploy.bucket.s3_bucket import aws_client
-
-        assert self.dags_folder is not None
-        s3 = aws_client("s3", self.environment.region)
         said = ""
         while not self._stopping.is_set():
             try:
