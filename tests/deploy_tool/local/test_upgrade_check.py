@@ -105,3 +105,18 @@ def test_integrity_tests_that_cannot_start_on_the_target_say_why(tmp_path: Path)
     (blocker,) = upgrade_check.dag_blockers(SETTINGS, venv)
     assert blocker.startswith("the DAG integrity tests fail on the target: ")
     assert blocker.endswith("No module named pytest")
+
+
+def test_a_downgrade_is_refused_without_building_a_scratch_venv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    venv = tmp_path / "scratch"
+    assert upgrade_check.run(SETTINGS, "3.0.6", "uv", venv) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"Upgrade check: Airflow {SETTINGS.airflow_version} to 3.0.6 on MWAA",
+        "MWAA's upgrade path: BLOCKED",
+        f"  blocker: MWAA does not downgrade an environment in place ({SETTINGS.airflow_version}"
+        " to 3.0.6); a new environment would be needed",
+        "Upgrade to 3.0.6 blocked: 1 blocker(s) above.",
+    ]
+    assert not venv.exists()

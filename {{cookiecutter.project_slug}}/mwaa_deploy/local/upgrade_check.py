@@ -190,7 +190,8 @@ def run(settings: config.Settings, target: str, uv: str, venv: Path) -> int:
     sections: list[tuple[str, list[str], list[str]]] = []
     blockers, notes = mwaa_path(current, target)
     sections.append(("MWAA's upgrade path", blockers, notes))
-    if target in MWAA_VERSIONS and target != current:
+    # A downgrade or a version MWAA lacks is refused above: no venv is worth building for it.
+    if target in MWAA_VERSIONS and newer_than(target, current):
         print(f"  resolving requirements.txt against MWAA's pins for {target}...", flush=True)
         sections.append(("requirements.txt", *requirements_blockers(settings, target)))
         with scratch_venv(venv):
