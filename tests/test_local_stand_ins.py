@@ -167,6 +167,7 @@ def test_make_s3_local_started_as_a_background_job_stops_on_sigint(tmp_path: Pat
     assert "S3 endpoint stopped." in log.read_text()
 
 
+@pytest.mark.starts_airflow
 def test_the_docs_mwaa_local_recipe_works_copied_into_fresh_terminals(tmp_path: Path) -> None:
     """The recipe of docs/local-airflow.md as a reader runs it: each make line in a fresh
     terminal of its own (no variable of this one), after the block's export, at the ports

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,29 +32,10 @@ from tests.deploy_tool.helpers import (
     SETTINGS,
     commit,
     deploy,
-    new_s3_bucket,
 )
-from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
 Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def mwaa(
-    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[MwaaLocal]:
-    """A versioned bucket named by S3_BUCKET, and the MWAA environment that reads it."""
-    environment = Environment(NAME, SETTINGS.airflow_version, new_s3_bucket(), SETTINGS.aws_region)
-    stand_in = MwaaLocal(environment, airflow=None, dags_folder=None)
-    monkeypatch.setenv("S3_BUCKET", environment.bucket)
-    monkeypatch.setenv("MWAA_ENVIRONMENT", NAME)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
-    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
-    monkeypatch.setattr(mwaa_environment, "POLL_SECONDS", 0)
-    yield stand_in
-    stand_in.stop()
 
 
 @pytest.fixture

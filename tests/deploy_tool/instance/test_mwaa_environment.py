@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -21,33 +21,14 @@ import pytest
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.instance import mwaa_environment
 from mwaa_deploy.local.mwaa_local import MwaaLocal
-from mwaa_deploy.local.mwaa_local_env import Environment
 from mwaa_deploy.owners import INSTANCE_RECORD
-from tests.deploy_tool.helpers import CONSTRAINTS_LINE, GIT, SETTINGS, commit, new_s3_bucket
+from tests.deploy_tool.helpers import CONSTRAINTS_LINE, GIT, SETTINGS, commit
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
 
 
 # -- deploy-requirements ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def mwaa(
-    aws: S3Endpoint,  # noqa: ARG001 - for its effect (a fixture cannot take usefixtures)
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[MwaaLocal]:
-    """A versioned bucket named by S3_BUCKET, and the MWAA environment that reads it."""
-    environment = Environment(NAME, SETTINGS.airflow_version, new_s3_bucket(), SETTINGS.aws_region)
-    stand_in = MwaaLocal(environment, airflow=None, dags_folder=None)
-    monkeypatch.setenv("S3_BUCKET", environment.bucket)
-    monkeypatch.setenv("MWAA_ENVIRONMENT", NAME)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
-    monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
-    monkeypatch.setattr(mwaa_environment, "POLL_SECONDS", 0)
-    monkeypatch.setattr(mwaa_environment, "FIRST_POLL_SECONDS", 0)
-    yield stand_in
-    stand_in.stop()
 
 
 def latest_versions(bucket: str) -> dict[str, str]:

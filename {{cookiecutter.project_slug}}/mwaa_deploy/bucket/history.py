@@ -101,18 +101,26 @@ def document(about: About, changes: str, objects: Objects) -> bytes:
     return json.dumps(record).encode() + b"\n"
 
 
-def read(bucket: Bucket, owner: str, version: str = "") -> Deploy | None:
-    """The owner's last deploy (or the one whose record is `version`); None when there is
-    no record. A record that cannot be understood reads as a deploy of unknown origin
-    with no objects: syncing then re-uploads what it cannot recognise."""
-    body = bucket.get(record_key(owner), version)
+def read_record(bucket: Bucket, key: str, version: str = "") -> dict[str, Any] | None:
+    """The record at `key` (at `version`) as JSON; {} where it cannot be understood, None
+    where there is none."""
+    body = bucket.get(key, version)
     if body is None:
         return None
     try:
         record = json.loads(body)
     except ValueError:
-        record = {}
-    record = record if isinstance(record, dict) else {}
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def read(bucket: Bucket, owner: str, version: str = "") -> Deploy | None:
+    """The owner's last deploy (or the one whose record is `version`); None when there is
+    no record. A record that cannot be understood reads as a deploy of unknown origin
+    with no objects: syncing then re-uploads what it cannot recognise."""
+    record = read_record(bucket, record_key(owner), version)
+    if record is None:
+        return None
     about, objects = record.get("deploy"), record.get("objects")
     return Deploy(
         id=version,

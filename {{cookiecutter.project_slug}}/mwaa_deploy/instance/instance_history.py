@@ -88,14 +88,9 @@ def write(bucket: Bucket, record: bytes) -> str:
 
 def read(bucket: Bucket, version: str) -> Run | None:
     """The run whose record is `version`; one that cannot be understood names no files."""
-    body = bucket.get(INSTANCE_RECORD, version)
-    if body is None:
+    record = history.read_record(bucket, INSTANCE_RECORD, version)
+    if record is None:
         return None
-    try:
-        record = json.loads(body)
-    except ValueError:
-        record = {}
-    record = record if isinstance(record, dict) else {}
     return Run(
         id=version,
         about=_strings(record.get("deploy")),
