@@ -186,3 +186,23 @@ def test_check_requirements_runs_the_startup_check(
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"{SCRIPT}:2: exports AWS_DEFAULT_REGION, {RESERVED}")
     assert err[-1] == "Check failed: nothing was uploaded."
+
+
+@pytest.mark.parametrize("offline_wheels", [False, True])
+def test_with_offline_wheels_a_pip_the_script_runs_reaches_no_index(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str], offline_wheels: bool
+) -> None:
+    """As on a private network, where MWAA installs from plugins.zip alone (make
+    pack-wheels): a script that would download its packages fails here, not on MWAA."""
+    root = project(startup='#!/usr/bin/env bash\n[ "$PIP_NO_INDEX" != 1 ] || exit 7\n')
+    pyproject = root / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "offline_wheels = false" in text
+    pyproject.write_text(
+        text.replace("offline_wheels = false", f"offline_wheels = {offline_wheels}".lower())
+    )
+    assert main(["check-startup"]) == 0
+    exited = f"{SCRIPT} exited with status 7 here"
+    assert any(line.startswith(exited) for line in capsys.readouterr().out.splitlines()) is (
+        offline_wheels
+    )

@@ -128,6 +128,10 @@ def _run(
             "AIRFLOW_VERSION": settings.airflow_version,
             "MWAA_AIRFLOW_COMPONENT": "worker",
         }
+        if settings.offline_wheels:
+            # An environment that installs from plugins.zip reaches no index: neither does
+            # a pip the script runs here.
+            clean["PIP_NO_INDEX"] = "1"
         env = shutil.which("env", path=CLEAN_PATH)
         if env is None:
             result.problems.append(f"{shown}: cannot be run here: no `env` in {CLEAN_PATH}")
