@@ -52,32 +52,28 @@ class Settings:
     airflow_version: str
     python_version: str
     default_branch: str
-    # Pushes to these branches deploy their sandboxes; its fixed start (story/) is left
-    # out of sandbox names.
+    # Pushes to these branches deploy their sandboxes, named without its fixed start (story/).
     dev_branch_pattern: str
     # `make sandboxes` marks a sandbox stale after this many days without a deploy.
     sandbox_stale_days: int
     local_bucket: Path
     # The integrity tests fail a DAG file whose top level takes longer than this to parse.
     dag_parse_budget_seconds: float
-    # How long a deploy to S3 waits for the MWAA environment to parse what it deployed
-    # (instance/parse_gate.py), and bounds its other questions to it; 0: it asks the environment
-    # nothing (instance/live_instance.py).
+    # How long a deploy to S3 waits for MWAA's parse of it (instance/parse_gate.py), and the
+    # bound of its other questions to MWAA; 0: it asks nothing (instance/live_instance.py).
     parse_gate_seconds: float
     # check-startup stops startup.sh after this long (MWAA stops it after five minutes).
     startup_time_limit_seconds: float
     # The worker slots DEV's tasks, the sandboxes' included, may hold at once (instance/pools.py).
     dev_pool_slots: int
-    # What the cluster policy gives PROD's tasks (plugins/airflow_local_settings.py): a
-    # priority weight at least this, and these retries where a task has none.
+    # The cluster policy gives PROD's tasks at least this priority, these retries if none.
     prod_priority_weight: int = 1000
     prod_retries: int = 2
     # make clean-runs deletes DEV's and the sandboxes' runs that ended longer ago than this.
     dev_run_retention_days: int = 30
     # True: DEV's and the sandboxes' copies keep PROD's clock schedules.
     dev_runs_on_schedule: bool = False
-    # The Airflow roles the project owns (instance/roles.py): the cluster policy grants them
-    # each owner's DAGs, make airflow-roles creates them.
+    # The Airflow roles the project owns (instance/roles.py), granted DAGs by the policy.
     developer_role: str = "Developer"
     prod_operator_role: str = "PROD_operator"
     # Conventions the integrity tests hold DAGs to, which isolate nothing (a task id is

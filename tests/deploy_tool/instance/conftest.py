@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from mwaa_deploy.__main__ import main
 from mwaa_deploy.instance import mwaa_environment
 from mwaa_deploy.local.mwaa_local import MwaaLocal
 from mwaa_deploy.local.mwaa_local_env import Environment
@@ -13,6 +14,7 @@ from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
+DeployRequirements = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -31,3 +33,13 @@ def mwaa(
     monkeypatch.setattr(mwaa_environment, "FIRST_POLL_SECONDS", 0)
     yield stand_in
     stand_in.stop()
+
+
+@pytest.fixture
+def deploy_requirements(capsys: pytest.CaptureFixture[str]) -> DeployRequirements:
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["deploy-requirements", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

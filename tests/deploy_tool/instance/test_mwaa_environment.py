@@ -18,11 +18,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from mwaa_deploy.__main__ import main
 from mwaa_deploy.instance import mwaa_environment
 from mwaa_deploy.local.mwaa_local import MwaaLocal
 from mwaa_deploy.owners import INSTANCE_RECORD
 from tests.deploy_tool.helpers import CONSTRAINTS_LINE, GIT, SETTINGS, commit
+from tests.deploy_tool.instance.conftest import DeployRequirements
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
@@ -42,19 +42,6 @@ def latest_versions(bucket: str) -> dict[str, str]:
 
 
 # `make deploy-requirements ARGS`: its exit status, stdout and stderr.
-DeployRequirements = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def deploy_requirements(capsys: pytest.CaptureFixture[str]) -> DeployRequirements:
-    def run(*args: str) -> tuple[int, str, str]:
-        code = main(["deploy-requirements", *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def test_deploy_requirements_uploads_the_files_and_updates_the_environment_with_their_versions(
     project: Callable[..., Path], mwaa: MwaaLocal, deploy_requirements: DeployRequirements
 ) -> None:

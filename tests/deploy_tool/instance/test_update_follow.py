@@ -12,17 +12,13 @@ import pytest
 
 from mwaa_deploy.instance import mwaa_environment
 from mwaa_deploy.local.mwaa_local import MwaaLocal
-from tests.deploy_tool.instance.test_mwaa_environment import (
-    DeployRequirements,
-    deploy_requirements,  # noqa: F401 - a fixture
-    mwaa,  # noqa: F401 - a fixture
-)
+from tests.deploy_tool.instance.conftest import DeployRequirements
 
 
 def test_an_update_that_settles_at_once_ends_deploy_requirements_within_seconds(
     project: Callable[..., Path],
-    mwaa: MwaaLocal,  # noqa: F811 - the fixture
-    deploy_requirements: DeployRequirements,  # noqa: F811 - the fixture
+    mwaa: MwaaLocal,
+    deploy_requirements: DeployRequirements,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The pauses as shipped, not the fixture's (none); the stand-in's update settles by
