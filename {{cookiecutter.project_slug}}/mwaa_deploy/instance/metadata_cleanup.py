@@ -28,6 +28,11 @@ PROGRESS_EVERY = 10.0
 PAGE = 100
 # The most runs one clean-runs deletes: a first run on a busy DEV ends in minutes, not hours.
 MOST_RUNS = 2000
+# Who may delete these: on MWAA the DEV deploy role asks as the project's developer role.
+ROLE_HINT = (
+    "on MWAA it deletes as the project's developer role, which make airflow-roles creates"
+    " and iam/deploy-roles.yaml lets the DEV deploy role ask as"
+)
 
 
 class Airflow(Protocol):
@@ -65,7 +70,7 @@ def remove_dags(airflow: Airflow, owner: str, seconds: float) -> None:
         else:
             raise MwaaError(
                 f"{airflow.name} answered {status} to DELETE /dags/{dag['dag_id']}"
-                f" ({_detail(answer)}): the role needs Airflow's User role (iam/)"
+                f" ({_detail(answer)}): {ROLE_HINT}"
             )
     print(
         f"Removed {len(removed)} DAG(s) of {owner} from {airflow.name}'s Airflow, with their"
@@ -98,7 +103,7 @@ def remove_old_runs(airflow: Airflow, days: int) -> int:
             if status not in (200, 204, 404):
                 raise MwaaError(
                     f"{airflow.name} answered {status} to DELETE {path}/{run['dag_run_id']}"
-                    f" ({_detail(answer)}): the role needs Airflow's User role (iam/)"
+                    f" ({_detail(answer)}): {ROLE_HINT}"
                 )
             removed += 1
     return removed
