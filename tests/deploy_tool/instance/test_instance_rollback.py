@@ -272,3 +272,48 @@ def test_the_rollbacks_update_request_and_mwaas_answer_match_the_mwaa_api(
         stub.assert_no_pending_responses()
     capsys.readouterr()
     assert ended == {"status": "SUCCESS", "started": "2026-11-28T21:04:12+00:00"}
+
+
+def three_runs_the_last_adding_startup_sh(root: Path, run: Run) -> tuple[Path, bytes]:
+    """On the local bucket: two runs without startup.sh, then one that adds it; the
+    bucket, and the second run's requirements.txt."""
+    (root / "bucket_contents" / "startup.sh").unlink()
+    commit(root)
+    two_runs(root, run)
+    bucket = root / "local_bucket"
+    second = (bucket / "requirements.txt").read_bytes()
+    (root / "bucket_contents" / "startup.sh").write_text("#!/usr/bin/env bash\nexport Y=1\n")
+    commit(root)
+    assert run("deploy-requirements")[0] == 0
+    return bucket, second
+
+
+def test_a_rollback_undoes_a_run_that_only_added_startup_sh(
+    project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, run: Run
+) -> None:
+    """The environment runs a run's files only when it runs those and no others: after a
+    run that added startup.sh, the run before it is not "already running"."""
+    monkeypatch.setenv("S3_BUCKET", "")
+    bucket, second = three_runs_the_last_adding_startup_sh(project(), run)
+
+    code, out, _ = run("rollback-requirements")
+
+    assert code == 0, out
+    assert not (bucket / "startup.sh").exists(), out
+    assert (bucket / "requirements.txt").read_bytes() == second
+
+
+def test_after_files_put_back_by_hand_a_rollback_goes_back_from_the_run_they_match(
+    project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, run: Run
+) -> None:
+    """Never forward: where the environment runs an earlier run's files, the rollback
+    goes to the run before that one, not to the newest."""
+    monkeypatch.setenv("S3_BUCKET", "")
+    bucket, second = three_runs_the_last_adding_startup_sh(project(), run)
+    (bucket / "startup.sh").unlink()  # by hand: the environment runs the second run's files
+
+    code, out, _ = run("rollback-requirements")
+
+    assert code == 0, out
+    assert (bucket / "requirements.txt").read_bytes() != second, out
+    assert not (bucket / "startup.sh").exists(), out

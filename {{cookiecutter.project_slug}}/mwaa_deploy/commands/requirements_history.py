@@ -51,7 +51,7 @@ def recording(
 def record_local(bucket: Bucket, said: dict[str, str], changed: list[str]) -> None:
     """Record a run that wrote `changed` into the local bucket; `said`: its `about`."""
     held = _local_running(bucket)
-    changes = {key: held[key] for key in changed}
+    changes = {key: held.get(key, "") for key in changed}  # "": removed
     _record(bucket, said, changes, held, {"status": "WRITTEN"}, {})
 
 
@@ -81,7 +81,12 @@ def history_requirements(settings: config.Settings, last: int) -> int:
         print(f"  {'':<12}  {instance_history.changes_line(run)}")
     if total > len(runs):
         print(f"  ... and {total - len(runs)} earlier (N={total} lists them all)")
-    if current is None:
+    if current is None and total > len(runs):
+        print(
+            f"None of these {len(runs)} is what the environment runs now: an earlier one may be"
+            f" (N={total} lists them all). {ROLLBACK} points it back at the run before that one."
+        )
+    elif current is None:
         print(
             "The environment runs files no run recorded here names (changed by hand, or a run"
             f" stopped part way): {ROLLBACK} points it back at the last run that ran;"
@@ -114,18 +119,23 @@ def rollback_requirements(settings: config.Settings, to: str | None, force: bool
     bodies = instance_history.check_kept(bucket, run)
     versions = {key: v for key, v in run.versions.items() if running.get(key) != v}
     which = f"run {run.short_id} (files of {instance_history.files_from(run)})"
-    for key in sorted(running.keys() - run.objects.keys()):
+    # A file the run had none of: the local bucket drops it; MWAA's is cleared by hand.
+    dropped = sorted(running.keys() - run.objects.keys()) if not settings.s3_bucket else []
+    for key in sorted(running.keys() - run.objects.keys() - set(dropped)):
         print(f"{key} was not part of {which}: it stays as it is (clear it in the MWAA console).")
-    if not versions:
+    if not versions and not dropped:
         print(f"The environment already runs the files of {which}: nothing to do.")
         return 0
     said = about(settings, rollback_to=run.id, files_from=instance_history.files_from(run))
-    print(f"Rolling back {', '.join(versions)} to {which}")
+    print(f"Rolling back {', '.join([*versions, *dropped])} to {which}")
     if not settings.s3_bucket:
         for key in versions:
             bucket.put(key, bodies[key])
-        record_local(bucket, said, list(versions))
-        print(f"{', '.join(versions)} written back to {bucket.description}.")
+        bucket.delete(dropped)
+        record_local(bucket, said, [*versions, *dropped])
+        written = f"{', '.join(versions)} written back" if versions else "nothing written"
+        gone = f"; {', '.join(dropped)} removed, as {which} had none" if dropped else ""
+        print(f"{written} to {bucket.description}{gone}.")
         return 0
     from mwaa_deploy.instance import live_instance, mwaa_environment
 

@@ -57,8 +57,8 @@ class Run:
         return {key: entry["version"] for key, entry in self.objects.items()}
 
     def is_run_by(self, running: dict[str, str]) -> bool:
-        """The environment runs this run's files (`running`: file -> version)."""
-        return self.versions.items() <= running.items()
+        """The environment runs this run's files, and no other (`running`: file -> version)."""
+        return self.versions == running
 
 
 def document(
@@ -131,18 +131,20 @@ def choose(bucket: Bucket, to: str, running: dict[str, str]) -> Run:
                 " `ran` the runs a rollback can point back at"
             )
     else:
-        ran = _last_two_that_ran(bucket, ids)
+        ran, current = _ran_back_to_current(bucket, ids, running)
         if not ran:
             raise HistoryError(
                 f"no recorded deploy-requirements in {where} ran: nothing to go back to"
             )
-        current = ran[0].is_run_by(running)
-        if current and len(ran) < 2:
+        if current is None:
+            chosen = ran[0]
+        elif current + 1 < len(ran):
+            chosen = ran[current + 1]
+        else:
             raise HistoryError(
-                f"the environment runs the files of the one deploy-requirements recorded in"
-                f" {where} that ran ({ran[0].short_id}): nothing before it to roll back to"
+                f"the environment runs the files of run {ran[current].short_id}, the first"
+                f" recorded in {where} that ran: nothing before it to roll back to"
             )
-        chosen = ran[1] if current else ran[0]
     if chosen is None or not chosen.objects:
         raise HistoryError(f"the record of run {to} cannot be read: roll back to another run")
     return chosen
@@ -188,16 +190,20 @@ def files_from(run: Run) -> str:
     return f"{run.about.get('branch') or 'no branch'} @ {commit[:8] or 'no commit'}"
 
 
-def _last_two_that_ran(bucket: Bucket, ids: list[str]) -> list[Run]:
-    """Read a page of records at a time: failed runs are few, the history long."""
+def _ran_back_to_current(
+    bucket: Bucket, ids: list[str], running: dict[str, str]
+) -> tuple[list[Run], int | None]:
+    """The runs that ran, newest first, read a page at a time until the one after the
+    newest the environment runs (the one to go back to), and where that one is in them."""
     ran: list[Run] = []
     for start in range(0, len(ids), history.READ_THREADS):
         page = ids[start : start + history.READ_THREADS]
         found = history.concurrently(lambda version: read(bucket, version), page)
         ran += [run for run in found.values() if run is not None and run.ran]
-        if len(ran) >= 2:
-            break
-    return ran[:2]
+        current = next((n for n, run in enumerate(ran) if run.is_run_by(running)), None)
+        if current is not None and current + 1 < len(ran):
+            return ran, current
+    return ran, next((n for n, run in enumerate(ran) if run.is_run_by(running)), None)
 
 
 def _dict(value: Any) -> dict[Any, Any]:
