@@ -317,3 +317,11 @@ def test_after_files_put_back_by_hand_a_rollback_goes_back_from_the_run_they_mat
     assert code == 0, out
     assert (bucket / "requirements.txt").read_bytes() != second, out
     assert not (bucket / "startup.sh").exists(), out
+
+
+def test_a_run_with_uncommitted_edits_says_so_where_its_files_are_named() -> None:
+    edited = instance_history.Run(
+        id="v1", about={"branch": "main", "commit": "0a551ae4c0ffee+"}, changed=(), objects={},
+        update={},
+    )  # fmt: skip
+    assert instance_history.files_from(edited) == "main @ 0a551ae4+"

@@ -203,11 +203,17 @@ def by_start(ids: list[str], to: str, what: tuple[str, str], where: str, listing
 def files_from(deploy: Deploy) -> str:
     """Where a deploy's files come from, `main @ 0a551ae4`: for a rollback, the deploy
     it put back (and so on, down to the deploy that built them)."""
-    if "files_from" in deploy.about:
-        return deploy.about["files_from"]
-    commit = deploy.about.get("commit", "")
+    return files_of(deploy.about)
+
+
+def files_of(about: About) -> str:
+    """files_from, for any record's `about` (a deploy's, a deploy-requirements run's); a
+    `+` after the commit: with edits no commit holds."""
+    if "files_from" in about:
+        return about["files_from"]
+    commit = about.get("commit", "")
     shown = f"{commit[:8]}{'+' if commit.endswith('+') else ''}"
-    return f"{deploy.about.get('branch') or 'no branch'} @ {shown or 'no commit'}"
+    return f"{about.get('branch') or 'no branch'} @ {shown or 'no commit'}"
 
 
 def contents(bucket: Bucket, owner: str, deploy: Deploy) -> dict[str, bytes]:

@@ -184,10 +184,7 @@ def changes_line(run: Run) -> str:
 
 def files_from(run: Run) -> str:
     """Where a run's files come from: for a rollback, the run it put back."""
-    if "files_from" in run.about:
-        return run.about["files_from"]
-    commit = run.about.get("commit", "")
-    return f"{run.about.get('branch') or 'no branch'} @ {commit[:8] or 'no commit'}"
+    return history.files_of(run.about)
 
 
 def _ran_back_to_current(
