@@ -181,6 +181,12 @@ def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
             id="prod-without-retries",
         ),
         pytest.param(
+            "dev_run_retention_days = 999999999",
+            "pyproject.toml [tool.mwaa_deploy] dev_run_retention_days = 999999999: expected a"
+            " whole number of days from 1 to 3650, such as dev_run_retention_days = 30",
+            id="retention-beyond-dates",
+        ),
+        pytest.param(
             "prod_priority_weight = 1.5",
             "pyproject.toml [tool.mwaa_deploy] prod_priority_weight = 1.5: expected a whole"
             " number of points from 1 to 1000000, such as prod_priority_weight = 1000",

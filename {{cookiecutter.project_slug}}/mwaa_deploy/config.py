@@ -119,11 +119,11 @@ KINDS: dict[str, tuple[type, str]] = {
     "offline_wheels": (bool, "false"),
 }
 # What the whole-number settings count, and the most each may be.
-UNITS = {"sandbox_stale_days": "days", "dev_pool_slots": "worker slots"}
-UNITS |= {"prod_priority_weight": "points", "prod_retries": "retries"}
-UNITS |= {"dev_run_retention_days": "days"}
+UNITS = {"sandbox_stale_days": "days", "dev_run_retention_days": "days", "prod_retries": "retries"}
+UNITS |= {"dev_pool_slots": "worker slots", "prod_priority_weight": "points"}
 # A weight is added up with those downstream of it, in Airflow's 32-bit column.
 MAXIMUM = {"dev_pool_slots": DEV_POOL_MAX, "prod_priority_weight": 1_000_000, "prod_retries": 100}
+MAXIMUM |= {"sandbox_stale_days": 3650, "dev_run_retention_days": 3650}  # past: a date error
 # Number settings for which 0 means something: here, skip the parse gate.
 ZERO_ALLOWED = {"parse_gate_seconds"}
 REQUIRED = ("airflow_version", "python_version")
