@@ -23,6 +23,8 @@ GIVEN = [
     ("history-requirements", "N"),
     ("rollback-requirements", "TO"),
     ("airflow-local", "PORT"),
+    ("clean-dev", "PORT"),
+    ("clean-runs", "PORT"),
     ("s3-local", "PORT"),
     ("mwaa-local", "PORT"),
     ("mwaa-local", "AIRFLOW_PORT"),

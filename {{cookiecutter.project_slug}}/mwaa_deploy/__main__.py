@@ -83,6 +83,8 @@ PORT = (
     "--port",
     {"type": _port, "default": 8080, "variable": "PORT", "help": "where the UI listens (8080)"},
 )
+# The commands that ask a running airflow-local (no bucket configured) find it here.
+AIRFLOW_LOCAL_PORT = PORT[:1] + (PORT[1] | {"help": "airflow-local's port (8080)"},)
 
 LAST = ("--last", {"type": _positive, "default": 10, "variable": "N", "help": "how many (10)"})
 
@@ -103,7 +105,7 @@ COMMANDS = {
     "clean": Command(
         deploys.clean,
         "delete every file of the branch's sandbox (of DEV on the default branch) in the bucket",
-        (("env", {"choices": ["DEV"]}),),
+        (("env", {"choices": ["DEV"]}), AIRFLOW_LOCAL_PORT),
     ),
     "history": Command(
         deploys.show_history,
@@ -129,6 +131,7 @@ COMMANDS = {
     "clean-runs": Command(
         airflow_cleanup.clean_runs,
         "delete DEV's and the sandboxes' runs older than dev_run_retention_days from Airflow",
+        (AIRFLOW_LOCAL_PORT,),
     ),
     "adopt": Command(
         adopt.adopt,
@@ -226,7 +229,7 @@ COMMANDS = {
     "airflow-roles": Command(
         roles.airflow_roles,
         "create the developer and PROD operator roles on MWAA (or airflow-local), or complete them",
-        (PORT[:1] + (PORT[1] | {"help": "airflow-local's port (8080)"},),),
+        (AIRFLOW_LOCAL_PORT,),
     ),
     "s3-local": Command(
         environment.s3_local,

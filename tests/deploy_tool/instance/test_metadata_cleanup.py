@@ -112,7 +112,7 @@ def test_cleaning_a_sandbox_removes_its_dags_and_runs_from_airflow_and_nothing_e
     while not (finished(instance, "DEV_orders") and finished(instance, "PROD_orders")):
         assert time.monotonic() < deadline
         time.sleep(1)
-    asked = airflow_cleanup.airflow_of(config.load(), 60)
+    asked = airflow_cleanup.airflow_of(config.load(), 60, port=8080)  # MWAA: no port asked
     assert asked is not None
     assert metadata_cleanup.remove_old_runs(asked, days=-1) == 1
     assert runs(instance, "DEV_orders") == (200, 0)
@@ -169,3 +169,19 @@ def test_removing_a_sandbox_deletes_its_dags_only_and_again_nothing(
     with pytest.raises(OwnershipError, match="refusing to remove PROD's DAGs"):
         metadata_cleanup.remove_dags(airflow, "PROD", seconds=5)
     assert airflow.deleted == ["SBX_ann_orders"]
+
+
+def test_clean_runs_asks_airflow_local_on_the_port_it_is_given(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As airflow-local and airflow-roles take it: PORT=, else 8080."""
+    project()
+    monkeypatch.setenv("S3_BUCKET", "")
+    monkeypatch.setenv("PORT", "18093")
+    assert main(["clean-runs"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "no Airflow to clean runs from: no airflow-local answers on port 18093: start it, or"
+        " give its PORT="
+    ]

@@ -13,13 +13,17 @@ from mwaa_deploy.exceptions import MwaaError
 from mwaa_deploy.instance.metadata_cleanup import Airflow, remove_dags, remove_old_runs
 
 
-def remove_from_airflow(settings: Settings, owner: str) -> None:
+def remove_from_airflow(settings: Settings, owner: str, port: int) -> None:
     """After `make clean-dev`: remove the owner's DAGs from the project's Airflow, if it has
-    one that can be asked."""
+    one that can be asked (airflow-local: on `port`)."""
     seconds = settings.parse_gate_seconds
-    airflow = airflow_of(settings, seconds) if seconds else None
+    airflow = airflow_of(settings, seconds, port) if seconds else None
     if airflow is None:
-        where = "MWAA_ENVIRONMENT and PARSE_GATE_SECONDS" if settings.s3_bucket else "airflow-local"
+        where = (
+            "MWAA_ENVIRONMENT and PARSE_GATE_SECONDS"
+            if settings.s3_bucket
+            else f"no airflow-local answers on port {port}; PORT= names another"
+        )
         print(f"Airflow's metadata of {owner} left as it is: no Airflow to ask ({where}).")
         return
     try:
@@ -31,13 +35,17 @@ def remove_from_airflow(settings: Settings, owner: str) -> None:
         ) from None
 
 
-def clean_runs(settings: Settings) -> int:
+def clean_runs(settings: Settings, port: int) -> int:
     """`clean-runs`: delete DEV's and the sandboxes' runs that ended longer ago than
     dev_run_retention_days, from the project's Airflow."""
     days = settings.dev_run_retention_days
-    airflow = airflow_of(settings, settings.parse_gate_seconds or 600)
+    airflow = airflow_of(settings, settings.parse_gate_seconds or 600, port)
     if airflow is None:
-        where = "set MWAA_ENVIRONMENT" if settings.s3_bucket else "start `make airflow-local`"
+        where = (
+            "set MWAA_ENVIRONMENT"
+            if settings.s3_bucket
+            else f"no airflow-local answers on port {port}: start it, or give its PORT="
+        )
         raise MwaaError(f"no Airflow to clean runs from: {where}")
     removed = remove_old_runs(airflow, days)
     print(
@@ -47,7 +55,7 @@ def clean_runs(settings: Settings) -> int:
     return 0
 
 
-def airflow_of(settings: Settings, seconds: float) -> Airflow | None:
+def airflow_of(settings: Settings, seconds: float, port: int) -> Airflow | None:
     """The project's Airflow: the MWAA environment's through InvokeRestApi, or, with no
     bucket configured, airflow-local's (None when it is not running)."""
     if settings.s3_bucket:
@@ -56,7 +64,7 @@ def airflow_of(settings: Settings, seconds: float) -> Airflow | None:
         from mwaa_deploy.instance.live_instance import Instance
 
         return _Named(Instance(settings, seconds), settings.mwaa_environment)
-    return _local(settings)
+    return _local(settings, port)
 
 
 class _Named:
@@ -77,14 +85,12 @@ class _Named:
             raise MwaaError(f"Cannot ask {self.name}'s Airflow: {error}") from None
 
 
-def _local(settings: Settings) -> Airflow | None:
-    import os
+def _local(settings: Settings, port: int) -> Airflow | None:
     import urllib.request
 
     from mwaa_deploy.local.airflow_api import AirflowApi
     from mwaa_deploy.local.airflow_local import HOST, admin_password, health_url
 
-    port = int(os.environ.get("AIRFLOW_PORT") or 8080)
     password = admin_password(settings)
     try:
         with urllib.request.urlopen(health_url(settings, port), timeout=5):

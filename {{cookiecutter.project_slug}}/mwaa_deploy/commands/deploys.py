@@ -178,7 +178,7 @@ def rollback(settings: config.Settings, env: str, to: str | None, force: bool) -
     return 0
 
 
-def clean(settings: config.Settings, env: str) -> int:
+def clean(settings: config.Settings, env: str, port: int) -> int:
     """`clean DEV`: delete every file of the branch's sandbox (or of DEV) from the bucket."""
     chosen = sandboxes.target(settings, env, full=True)
     bucket = open_bucket(settings)
@@ -191,7 +191,7 @@ def clean(settings: config.Settings, env: str) -> int:
     else:
         print(f"{chosen.owner} cleaned from {bucket.description}: {len(deleted)} files deleted.")
     # Also when no file was left: a rerun removes what an earlier clean left in Airflow.
-    airflow_cleanup.remove_from_airflow(settings, chosen.owner)
+    airflow_cleanup.remove_from_airflow(settings, chosen.owner, port)
     return 0
 
 
