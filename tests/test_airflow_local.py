@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -85,8 +86,21 @@ class AirflowApi:
             data=None if data is None else json.dumps(data).encode(),
             headers={"Content-Type": "application/json", **(headers or {})},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
+        for _ in range(2):
+            try:
+                return _answer(request)
+            except urllib.error.HTTPError as error:
+                # Airflow on SQLite answers 500 while running tasks hold its database
+                # ("database is locked" writing its audit log): ask again, as a user would.
+                if error.code < 500:
+                    raise
+                time.sleep(1)
+        return _answer(request)
+
+
+def _answer(request: urllib.request.Request) -> dict:
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
 
 
 def free_port() -> int:
