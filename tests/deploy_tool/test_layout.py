@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mwaa_deploy.__main__ import COMMANDS, function
 from tests.deploy_tool import BAKED
 
 PACKAGE = BAKED / "mwaa_deploy"
@@ -98,10 +99,11 @@ def test_the_package_top_holds_at_most_10_modules_and_a_folder_per_layer() -> No
 
 def test_the_command_line_starts_on_a_python_with_nothing_installed() -> None:
     """make install runs `python -m mwaa_deploy install` in a new, empty venv: what the command
-    table imports is the standard library and the package alone; the rest is imported by
-    the commands that need it."""
+    table and the install command import is the standard library and the package alone; the
+    rest is imported by the commands that need it, when they run."""
     code = (
-        "import sys\nimport mwaa_deploy.__main__\n"
+        "import sys\nfrom mwaa_deploy.__main__ import COMMANDS, function\n"
+        "function(COMMANDS['install'].run)\n"
         "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     loaded = subprocess.run(
@@ -112,3 +114,10 @@ def test_the_command_line_starts_on_a_python_with_nothing_installed() -> None:
     ).stdout.split()
     ours = {"mwaa_deploy", "__main__"}  # the package, and the `-c` code itself
     assert [m for m in loaded if m not in sys.stdlib_module_names | ours] == []
+
+
+def test_every_command_of_the_table_names_a_function_of_the_commands_package() -> None:
+    """The table names each command's function as text, imported when the command runs: a
+    name that leads nowhere shows here, not on a user's first run of that command."""
+    for name, command in COMMANDS.items():
+        assert callable(function(command.run)), name

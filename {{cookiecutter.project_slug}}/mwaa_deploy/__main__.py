@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from mwaa_deploy import config
-from mwaa_deploy.commands import (
-    adopt,
-    airflow_cleanup,
-    deploys,
-    environment,
-    requirements_history,
-    roles,
-)
 from mwaa_deploy.exceptions import ConfigError, DeployError
 from mwaa_deploy.owners import ENVIRONMENTS
 
 
 class Command(NamedTuple):
-    run: Callable[..., int]  # a function of commands/, given the settings and `arguments`
+    # "module.function" of commands/, given the settings and `arguments`: imported only
+    # when it runs, so that a command loads what it needs and nothing of the others'.
+    run: str
     help: str
     # (name, add_argument's options; "variable": the Makefile's variable that also gives it)
     arguments: tuple[tuple[str, dict[str, Any]], ...] = ()
@@ -90,25 +85,25 @@ LAST = ("--last", {"type": _positive, "default": 10, "variable": "N", "help": "h
 
 COMMANDS = {
     "stamp": Command(
-        deploys.stamp,
+        "deploys.stamp",
         "write build/<owner>/ from bucket_contents/, checking every DAG file",
         (ENV, FULL),
     ),
     "plan": Command(
-        deploys.plan, "stamp, then show what a deploy would change; changes nothing", (ENV, FULL)
+        "deploys.plan", "stamp, then show what a deploy would change; changes nothing", (ENV, FULL)
     ),
     "deploy": Command(
-        deploys.deploy,
+        "deploys.deploy",
         "stamp, then upload new and changed files and delete stale ones",
         (ENV, FORCE, FULL),
     ),
     "clean": Command(
-        deploys.clean,
+        "deploys.clean",
         "delete every file of the branch's sandbox (of DEV on the default branch) in the bucket",
         (("env", {"choices": ["DEV"]}), AIRFLOW_LOCAL_PORT),
     ),
     "history": Command(
-        deploys.show_history,
+        "deploys.show_history",
         "list the last deploys of DEV (on a story branch, its sandbox) or PROD",
         (
             ENV,
@@ -116,7 +111,7 @@ COMMANDS = {
         ),
     ),
     "rollback": Command(
-        deploys.rollback,
+        "deploys.rollback",
         "put back the exact files of an earlier deploy (default: the one before the last)",
         (
             ENV,
@@ -125,16 +120,16 @@ COMMANDS = {
         ),
     ),
     "sandboxes": Command(
-        deploys.list_sandboxes,
+        "deploys.list_sandboxes",
         "list the story branches' sandboxes in the bucket: files, last deploy, stale ones",
     ),
     "clean-runs": Command(
-        airflow_cleanup.clean_runs,
+        "airflow_cleanup.clean_runs",
         "delete DEV's and the sandboxes' runs older than dev_run_retention_days from Airflow",
         (AIRFLOW_LOCAL_PORT,),
     ),
     "adopt": Command(
-        adopt.adopt,
+        "adopt.adopt",
         "turn existing DAG files into the convention, in place; say what is left by hand",
         (
             (
@@ -144,7 +139,7 @@ COMMANDS = {
         ),
     ),
     "retire-unprefixed": Command(
-        adopt.retire_unprefixed,
+        "adopt.retire_unprefixed",
         "list the bucket's old un-prefixed copies of adopted DAG files; --delete deletes them",
         (
             (
@@ -155,33 +150,33 @@ COMMANDS = {
         ),
     ),
     "check-requirements": Command(
-        environment.check_requirements,
+        "environment.check_requirements",
         "check requirements.txt, startup.sh and plugins/ for MWAA",
     ),
     "check-startup": Command(
-        environment.check_startup,
+        "environment.check_startup",
         "check startup.sh as MWAA runs it; say what it leaves set",
     ),
     "pack-wheels": Command(
-        environment.pack_wheels,
+        "environment.pack_wheels",
         "check, then pack MWAA's wheels of requirements.txt into build/offline/plugins.zip,"
         " with the requirements.txt that installs them with no index",
     ),
     "install": Command(
-        environment.install,
+        "environment.install",
         "install a dependency group into this venv with MWAA's pins",
         (("--group", {"choices": ["deploy", "dev"], "required": True}), UV),
     ),
     "lock": Command(
-        environment.lock,
+        "environment.lock",
         "resolve the tools MWAA does not run afresh and write tools.lock",
         (UV,),
     ),
     "check-pins": Command(
-        environment.check_pins, "compare the packages of this venv with MWAA's pins"
+        "environment.check_pins", "compare the packages of this venv with MWAA's pins"
     ),
     "upgrade-check": Command(
-        environment.upgrade_check,
+        "environment.upgrade_check",
         "check an upgrade to another Airflow version on MWAA; one report, exit 1 if blocked",
         (
             ("to", {"nargs": "?", "variable": "TO", "help": "the Airflow version, such as 3.3.1"}),
@@ -196,23 +191,23 @@ COMMANDS = {
         ),
     ),
     "deploy-requirements": Command(
-        environment.deploy_requirements,
+        "environment.deploy_requirements",
         "check, upload the changed instance-wide files and update the MWAA environment",
         (FORCE,),
     ),
     "history-requirements": Command(
-        requirements_history.history_requirements,
+        "requirements_history.history_requirements",
         "list the last runs of deploy-requirements: their files, how each update ended",
         (LAST,),
     ),
     "rollback-requirements": Command(
-        requirements_history.rollback_requirements,
+        "requirements_history.rollback_requirements",
         "point the environment back at an earlier run's instance-wide files (default: the"
         " run before the last)",
         (("--to", {"variable": "TO", "help": "the ID of the run, as the history shows it"}), FORCE),
     ),
     "airflow-local": Command(
-        environment.airflow_local,
+        "environment.airflow_local",
         "run Airflow on the local bucket's dags/, DEV and PROD, until Ctrl-C",
         (
             PORT,
@@ -227,17 +222,17 @@ COMMANDS = {
         ),
     ),
     "airflow-roles": Command(
-        roles.airflow_roles,
+        "roles.airflow_roles",
         "create the developer and PROD operator roles on MWAA (or airflow-local), or complete them",
         (AIRFLOW_LOCAL_PORT,),
     ),
     "s3-local": Command(
-        environment.s3_local,
+        "environment.s3_local",
         "run an S3 endpoint here with the project's bucket, to try S3 deploys, until Ctrl-C",
         (("--port", PORT[1] | {"default": 4566, "help": "where it listens (4566)"}),),
     ),
     "mwaa-local": Command(
-        environment.mwaa_local,
+        "environment.mwaa_local",
         "run MWAA's API here in front of airflow-local, to try the parse gate, until Ctrl-C",
         (
             ("--port", PORT[1] | {"default": 4567, "help": "where it listens (4567)"}),
@@ -279,7 +274,13 @@ def parse(argv: list[str] | None) -> tuple[Callable[..., int], dict[str, Any]]:
         name = argument.lstrip("-").replace("-", "_")
         if "variable" in options and arguments[name] is None:
             arguments[name] = _from_variable(options)
-    return command.run, arguments
+    return function(command.run), arguments
+
+
+def function(name: str) -> Callable[..., int]:
+    """The function of commands/ that `name` ("module.function") names."""
+    module, _, attribute = name.partition(".")
+    return getattr(importlib.import_module(f"mwaa_deploy.commands.{module}"), attribute)
 
 
 def _without_variable(options: dict[str, Any]) -> dict[str, Any]:
