@@ -265,27 +265,29 @@ def test_airflow_local_keeps_its_database_between_starts_and_sets_up_a_new_one_f
     output: Path, tmp_path: Path
 ) -> None:
     """The second start of a project skips setting up its database, and says so; a project
-    now on another Airflow (here an older one, which cannot use the newer one's database)
-    gets a new one."""
-    project = bake(output, airflow_version=NEWEST)
-    deployed = make(project, "deploy-dev", airflow_version=NEWEST)
+    now on another Airflow (here the newest, as after an upgrade) gets a new one. The two
+    starts on one database are on the quicker Airflow to start."""
+    project = bake(output, airflow_version=OLDEST)
+    deployed = make(project, "deploy-dev", airflow_version=OLDEST)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     log = output / "airflow-local.out"
 
-    first = started(project, NEWEST, log)
+    first = started(project, OLDEST, log)
     assert "(the first start sets up its database, up to a minute;" in first
-    again = started(project, NEWEST, log)
+    again = started(project, OLDEST, log)
     assert "(on its database from the last start;" in again
     assert "sets up" not in again
     last_start = (project / "airflow_home" / "standalone.log").read_text()
     assert "Checking database is initialized" not in last_start.rsplit("Starting Airflow", 1)[1]
 
-    older = bake(tmp_path, airflow_version=OLDEST)
-    deployed = make(older, "deploy-dev", airflow_version=OLDEST)
+    upgraded = bake(tmp_path, airflow_version=NEWEST)
+    deployed = make(upgraded, "deploy-dev", airflow_version=NEWEST)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    (project / "airflow_home").rename(older / "airflow_home")
-    downgraded = started(older, OLDEST, log)
-    assert f"(sets up a new database: the one in airflow_home was Airflow {NEWEST}'s;" in downgraded
+    (project / "airflow_home").rename(upgraded / "airflow_home")
+    started_again = started(upgraded, NEWEST, log)
+    assert (
+        f"(sets up a new database: the one in airflow_home was Airflow {OLDEST}'s;" in started_again
+    )
 
 
 def test_airflow_local_refuses_a_settings_file_where_dev_reaches_prod(output: Path) -> None:

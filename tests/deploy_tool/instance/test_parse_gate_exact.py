@@ -1,7 +1,7 @@
 """The parse gate knows the parse it saw is of the bytes it deployed (DESIGN: "The live
 instance"), when MWAA's copy of the bucket lags behind the deploy: an Airflow behind the
 MWAA stand-in that keeps parsing the file a deploy replaced until its copy arrives, as
-MWAA's does. With a real Airflow, in test_parse_gate.py.
+MWAA's does. With a real Airflow, in test_on_real_airflow.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from mwaa_deploy.local.mwaa_local import MwaaLocal
 from mwaa_deploy.local.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
-from tests.deploy_tool.instance.test_parse_gate import BROKEN_DAG, GOOD_DAG, NAME, deploy
+from tests.deploy_tool.instance.real_airflow import BROKEN_DAG, GOOD_DAG, NAME, deploy
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 FILE = "DEV_orders.py"

@@ -1,7 +1,7 @@
 """The parse gate's read-back (DESIGN: "Run time": a policy MWAA silently ignores must fail
 the deploy), against a real Airflow that ignores it: `make airflow-local MWAA_LOCAL=1` of a
 project whose plugins hold no policy, behind the MWAA stand-in. With the policy in force
-the same read-back passes, in test_parse_gate.py."""
+the same read-back passes, in test_on_real_airflow.py."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from mwaa_deploy.local.mwaa_local import MwaaLocal
-from tests.deploy_tool.instance.test_parse_gate import (
+from tests.deploy_tool.instance.real_airflow import (
     GOOD_DAG,
     NAME,
-    airflow_local_behind_stand_in,
     deploy,
+    running_airflow,
+    stand_in_before,
 )
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import NEWEST, bake
@@ -29,7 +30,10 @@ def ignoring_the_policy(
     the module, since each start costs half a minute."""
     project = bake(tmp_path_factory.mktemp("airflow"), airflow_version=NEWEST)
     (project / "bucket_contents" / "plugins" / "airflow_local_settings.py").unlink()
-    with airflow_local_behind_stand_in(project, NEWEST, s3_endpoint) as stand_in:
+    with (
+        running_airflow(project, NEWEST) as airflow,
+        stand_in_before(airflow, s3_endpoint) as stand_in,
+    ):
         yield stand_in
 
 

@@ -4,7 +4,7 @@ InvokeRestApi, says which, and changes nothing when it is as set; a deploy role 
 Airflow role may not change pools is told so in one line.
 
 Behind the MWAA stand-in (mwaa_local.py) stands an Airflow of pools alone. A real Airflow's
-pools API answers the same requests in test_parse_gate.py (a PROD deploy through the stand-in)
+pools API answers the same requests in test_on_real_airflow.py (a PROD deploy through the stand-in)
 and in tests/test_airflow_local.py (make airflow-local).
 """
 
