@@ -4,6 +4,7 @@ commit and deploy. Lines that serve until Ctrl-C (airflow-local) are left to the
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -29,18 +30,21 @@ SHELL = {
 }
 
 
-def run_as_written(block: str, folder: Path, serving: set[str]) -> subprocess.CompletedProcess[str]:
-    """`block` in one shell in `folder`, stopping at the first failure, but for its lines
-    that serve until Ctrl-C; Enter to every question."""
+def run_as_written(
+    block: str, folder: Path, left_out: set[str], environment: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`block` in one shell in `folder` (with `environment`, else the user's with SHELL),
+    stopping at the first failure, but for its lines that make a target of `left_out` (those
+    that serve until Ctrl-C; the template's whole suite); Enter to every question."""
     lines = [
         line
         for line in block.splitlines()
-        if not (line.startswith("make ") and line.split()[1] in serving)
+        if not (line.startswith("make ") and line.split()[1] in left_out)
     ]
     return subprocess.run(
         ["bash", "-e", "-c", "\n".join(lines)],
         cwd=folder,
-        env=user_environment() | SHELL,
+        env=environment or user_environment() | SHELL,
         input="\n" * 50,
         capture_output=True,
         text=True,
@@ -69,6 +73,46 @@ def test_the_template_readmes_quick_start_bakes_commits_and_deploys_as_written(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert_committed_and_deployed(tmp_path / DEFAULTS_SLUG)
     assert " passed" in result.stdout  # make install test
+
+
+def clone_of_the_template(folder: Path, branch: str) -> Path:
+    """The template as a clone holds it (what its .gitignore leaves out is left out), on
+    `branch`, with the template's tools installed, as `make demo` finds them."""
+    ignored = (TEMPLATE / ".gitignore").read_text().split()
+    clone = folder / "mwaa-single-env"
+    shutil.copytree(
+        TEMPLATE, clone, ignore=shutil.ignore_patterns(".git", *(p.strip("/") for p in ignored))
+    )
+    # The one tool `make demo` runs from the template's venv: this venv's, marked installed
+    # after the lock's copy (a venv of the clone's own: nothing rebuilds this one).
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    (clone / ".venv" / "bin" / "cookiecutter").symlink_to(
+        Path(sys.executable).with_name("cookiecutter")
+    )
+    (clone / ".venv" / ".installed").touch()
+    for step in (["init", "-q", "-b", branch], ["add", "."], ["commit", "-q", "-m", "template"]):
+        subprocess.run(["git", *step], cwd=clone, env=user_environment() | SHELL, check=True)
+    return clone
+
+
+def test_the_template_readmes_first_block_deploys_dev_and_prod_side_by_side_from_any_branch(
+    tmp_path: Path,
+) -> None:
+    """`make demo` on a branch of the template's own (here one a story branch's pattern
+    matches): the demo is no part of the template's repository, so its deploy-dev writes
+    the shared DEV, not a sandbox named after the template's branch."""
+    clone = clone_of_the_template(tmp_path, "story/template-work")
+    block = shell_block((TEMPLATE / "README.md").read_text())
+    assert block.startswith("make demo ") and "\nmake test " in block
+
+    # The demo builds its own venv, as a user's does: no VENV= reaches its make.
+    user = {k: v for k, v in (user_environment() | SHELL).items() if k != "VENV"}
+    result = run_as_written(block, clone, {"test"}, user)  # the whole suite: it runs this test
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    listed = result.stdout.split("ls demo/*/local_bucket/dags\n", 1)[1].split()
+    assert {"DEV_dbt_models.py", "PROD_dbt_models.py"} <= {*listed}, result.stdout
+    assert_committed_and_deployed(clone / "demo" / DEFAULTS_SLUG)
 
 
 def test_the_baked_readmes_first_block_commits_deploys_and_checks_as_written(

@@ -45,6 +45,8 @@ class Checkout:
         answer = _git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
         if isinstance(answer, str):
             return cls(root, unreadable=answer)
+        if _ignored_by_the_repository_around(root):
+            return cls(root, unreadable=NO_REPOSITORY)
         head = commit = ""
         changes, untracked = [], []
         entries = iter(answer.stdout.split("\0"))
@@ -130,6 +132,17 @@ class Checkout:
             done = not isinstance(answer, str) and answer.returncode == 0
             self._asked[question] = answer.stdout if done else None  # type: ignore[union-attr]
         return self._asked[question]
+
+
+def _ignored_by_the_repository_around(root: Path) -> bool:
+    """Whether the repository `root` is in ignores it and holds none of its files: a project
+    baked into an ignored folder (the template's demo/) is in no repository of its own, and
+    that repository's branch is not the project's."""
+    ignored = _git(root, "check-ignore", "--quiet", ".")
+    if isinstance(ignored, str) or ignored.returncode:
+        return False
+    tracked = _git(root, "ls-files", "-z", "--", ".")
+    return not isinstance(tracked, str) and tracked.returncode == 0 and not tracked.stdout
 
 
 def _git(root: Path, *args: str, feed: str = "") -> subprocess.CompletedProcess[str] | str:

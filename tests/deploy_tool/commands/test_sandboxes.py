@@ -296,6 +296,31 @@ def test_sandbox_names_a_sandbox_where_there_is_no_git_and_a_detached_head_must(
     assert team.sandboxes() == {"SBX_ann"}
 
 
+def test_a_project_in_a_folder_another_repository_ignores_deploys_the_shared_dev(
+    team: Team,
+) -> None:
+    """As `make demo` bakes into the template's ignored demo/ folder: the branch of the
+    repository around it is not the project's; once that repository holds the project's
+    files (added by force), the project is in it."""
+    shutil.rmtree(team.root / ".git")
+    around = team.root.parent
+    (around / ".gitignore").write_text(f"{team.root.name}/\n")
+    for step in (
+        ["init", "-q", "-b", "story/around"],
+        ["add", ".gitignore"],
+        ["commit", "-qm", "x"],
+    ):
+        subprocess.run([*GIT, *step], cwd=around, check=True, capture_output=True)
+
+    assert team.run("deploy", "DEV").startswith("No git here: this deploys the shared DEV.")
+    assert team.sandboxes() == set()
+
+    subprocess.run([*GIT, "add", "-f", team.root.name], cwd=around, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "project"], cwd=around, check=True)
+    assert "Sandbox around (story/around)" in team.run("deploy", "DEV")
+    assert team.sandboxes() == {"SBX_around"}
+
+
 def test_make_sandboxes_lists_files_last_deploy_and_commit_and_marks_stale_ones(
     team: Team,
 ) -> None:
