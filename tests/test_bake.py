@@ -66,6 +66,7 @@ BAKED_FILES = {
     "mwaa_deploy/adopt/resources.py",
     "mwaa_deploy/adopt/retire.py",
     "mwaa_deploy/adopt/settings.py",
+    "mwaa_deploy/adopt/signatures.py",
     "mwaa_deploy/adopt/strings.py",
     "mwaa_deploy/adopt/values.py",
     "mwaa_deploy/bucket/__init__.py",

@@ -126,6 +126,84 @@ def test_assets_paths_and_connection_ids_become_the_environments() -> None:
     )
 
 
+def site_packages() -> list[str]:
+    """Where the newest baked venv has Airflow and its providers, as make adopt reads them."""
+    return [str(next((VENVS / f"airflow-{NEWEST}").glob("lib/python*/site-packages")))]
+
+
+def test_connections_an_operator_uses_when_none_is_given_become_the_environments() -> None:
+    """Read off the installed provider: the defaults a DAG never writes (fs_default, both
+    of S3FileTransformOperator's), and no aws_conn_id where a class takes none."""
+    text = HEADER + (
+        "from airflow.providers.amazon.aws.operators.s3 import S3FileTransformOperator\n"
+        "from airflow.providers.amazon.aws.transfers.dynamodb_to_s3 import DynamoDBToS3Operator\n"
+        "from airflow.providers.standard.sensors.filesystem import FileSensor\n"
+        "\n"
+        'with DAG("x", schedule=None, default_args={"filepath": "/tmp"}):\n'
+        '    FileSensor(task_id="wait", filepath="/tmp/x")\n'
+        '    S3FileTransformOperator(task_id="t", source_s3_key="a", dest_s3_key="b")\n'
+        '    DynamoDBToS3Operator(task_id="d", dynamodb_table_name="t", s3_bucket_name="b")\n'
+    )
+    result = adopt_source("x.py", text, site_packages())
+    assert result.report == []
+    wait, transform, dump = (line for line in result.text.splitlines() if "task_id=" in line)
+    assert 'fs_conn_id=f"{settings_of(dev_prod_flag)}_fs_default"' in wait
+    assert "source_aws_conn_id=aws_conn_id(dev_prod_flag)" in transform
+    assert "dest_aws_conn_id=aws_conn_id(dev_prod_flag)" in transform
+    assert "source_aws_conn_id=aws_conn_id(dev_prod_flag)" in dump
+    assert " aws_conn_id=" not in dump  # DynamoDBToS3Operator would refuse it
+    given = text.replace('"filepath": "/tmp"', '"fs_conn_id": "files"')
+    assert "fs_conn_id=" not in adopt_source("x.py", given, site_packages()).text
+
+
+def test_ids_and_connections_kept_in_names_inside_a_with_or_if_block_are_edited_there() -> None:
+    """Where the name is bound, so every use of it (a subDAG's parent id, the connection a
+    task creates and the one it reads) stays the same string."""
+    text = HEADER + (
+        "import warnings\n"
+        "\n"
+        "with warnings.catch_warnings():\n"
+        '    DAG_NAME = "parent"\n'
+        '    with DAG(dag_id=DAG_NAME, schedule=None, tags=["x"]):\n'
+        '        conn_id_name = f"{DAG_NAME}-conn-id"\n'
+        "        make_child(DAG_NAME)\n"
+        '        X(task_id="t", http_conn_id=conn_id_name)\n'
+    )
+    result = adopt_source("x.py", text)
+    assert result.report == []
+    assert '    DAG_NAME = f"{dev_prod_flag}_parent"\n' in result.text
+    assert "dag_id=DAG_NAME," in result.text
+    assert 'conn_id_name = f"{settings_of(dev_prod_flag)}_{DAG_NAME}-conn-id"' in result.text
+
+
+def test_a_connection_id_the_codemod_cannot_follow_is_named_with_what_to_do() -> None:
+    text = HEADER + (
+        'with DAG("x", schedule=None, tags=["x"]):\n'
+        "    for name in names():\n"
+        "        X(task_id=name, http_conn_id=name)\n"
+    )
+    assert adopt_source("dags/x.py", text).report == [
+        "dags/x.py:9: http_conn_id is the name 'name', which make adopt cannot follow:"
+        " make what it holds start with settings_of(dev_prod_flag)"
+    ]
+
+
+def test_boto3_called_directly_is_named_with_the_hook_to_use() -> None:
+    """It runs as the MWAA execution role, which make test refuses: said at adoption."""
+    text = HEADER + (
+        "import boto3\n"
+        "\n"
+        "@task\n"
+        "def clean(ti=None):\n"
+        '    boto3.client("logs").delete_log_group(logGroupName="x")\n'
+    )
+    assert adopt_source("dags/x.py", text).report == [
+        "dags/x.py:11: boto3.client() runs as the MWAA execution role: use a hook of the"
+        " Amazon provider, AwsBaseHook(aws_conn_id=aws_conn_id(dev_prod_flag),"
+        ' client_type="logs").get_conn() for this client'
+    ]
+
+
 def test_task_ids_that_strings_name_are_never_renamed() -> None:
     result = adopt_source("x.py", BRANCHES)
     strings = {

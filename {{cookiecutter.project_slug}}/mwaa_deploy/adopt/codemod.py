@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import libcst as cst
@@ -18,9 +20,10 @@ class Adopted(NamedTuple):
     keeps_task_ids: bool
 
 
-def adopt_source(path: str, text: str) -> Adopted:
+def adopt_source(path: str, text: str, packages: Sequence[str] | None = None) -> Adopted:
     """`text` in the convention, comments and layout kept; unchanged where it cannot be
-    parsed, where a name the edits need is taken, or where the result would not compile."""
+    parsed, where a name the edits need is taken, or where the result would not compile.
+    `packages`: where the providers' source is read (default: this Python's path)."""
     try:
         parsed = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
@@ -28,7 +31,7 @@ def adopt_source(path: str, text: str) -> Adopted:
     adoption = Adoption(path, MetadataWrapper(parsed))
     top = module.scan(adoption.module)
     dags.transform(adoption, top)
-    resources.transform(adoption, top)
+    resources.transform(adoption, top, sys.path if packages is None else packages)
     notes = len(adoption.notes)
     module.give_flag(adoption, top)
     if len(adoption.notes) > notes:  # a name taken: nothing is written

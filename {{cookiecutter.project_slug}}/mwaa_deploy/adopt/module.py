@@ -23,8 +23,9 @@ class TopLevel:
 
     # Where the flag goes: the index of the first statement after the opening imports.
     insert_at: int
-    # NAME -> (its statement's index, its value) for names bound once, to a string, at the
-    # top level: a DAG id or a connection id written as a constant is edited there.
+    # NAME -> (its top-level statement's index, its value) for names bound once, to a
+    # string, in the module's scope: a DAG id or a connection id written as a constant is
+    # edited there.
     constants: dict[str, tuple[int, cst.BaseExpression]] = field(default_factory=dict)
     bound: set[str] = field(default_factory=set)
     conventions_import: cst.ImportFrom | None = None
@@ -35,22 +36,23 @@ class TopLevel:
 def scan(module: cst.Module) -> TopLevel:
     top = TopLevel(insert_at=_after_opening_imports(module.body))
     counts: dict[str, int] = {}
-    for index, statement in enumerate(module.body):
-        for name in _bound_by(statement):
-            counts[name] = counts.get(name, 0) + 1
-            top.bound.add(name)
-        small = _only_small(statement)
-        if isinstance(small, cst.ImportFrom) and dotted_module(small) == CONVENTIONS:
-            top.conventions_import = small
-        if isinstance(small, cst.Assign) and len(small.targets) == 1:
-            target = small.targets[0].target
-            if isinstance(target, cst.Name):
-                if target.value == DEV and _is_true(small.value):
-                    top.flag_at = index
-                if target.value == FLAG:
-                    top.has_flag_name = True
-                if isinstance(small.value, cst.SimpleString | cst.FormattedString):
-                    top.constants[target.value] = (index, small.value)
+    for index, outer in enumerate(module.body):
+        for statement in _module_scope(outer):
+            for name in _bound_by(statement):
+                counts[name] = counts.get(name, 0) + 1
+                top.bound.add(name)
+            small = _only_small(statement)
+            if isinstance(small, cst.ImportFrom) and dotted_module(small) == CONVENTIONS:
+                top.conventions_import = small
+            if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                target = small.targets[0].target
+                if isinstance(target, cst.Name):
+                    if target.value == DEV and _is_true(small.value) and statement is outer:
+                        top.flag_at = index
+                    if target.value == FLAG:
+                        top.has_flag_name = True
+                    if isinstance(small.value, cst.SimpleString | cst.FormattedString):
+                        top.constants[target.value] = (index, small.value)
     top.constants = {k: v for k, v in top.constants.items() if counts.get(k) == 1}
     return top
 
@@ -164,6 +166,25 @@ def _only_small(statement: cst.CSTNode) -> cst.BaseSmallStatement | None:
 
 def _is_true(value: cst.BaseExpression) -> bool:
     return isinstance(value, cst.Name) and value.value == "True"
+
+
+def _module_scope(statement: cst.BaseStatement) -> list[cst.BaseStatement]:
+    """The statement and those in its blocks that still run in the module's scope: inside
+    `with`, `if` and `try` (a DAG declared under `with warnings.catch_warnings():`), not
+    inside a function or a class."""
+    if not isinstance(statement, cst.BaseCompoundStatement) or isinstance(
+        statement, cst.FunctionDef | cst.ClassDef
+    ):
+        return [statement]
+    inner: list[cst.BaseStatement] = []
+    parts = [statement, getattr(statement, "orelse", None), *getattr(statement, "handlers", ())]
+    for part in [*parts, getattr(statement, "finalbody", None)]:
+        if isinstance(part, cst.If) and part is not statement:  # an elif
+            inner += _module_scope(part)
+            continue
+        for child in getattr(getattr(part, "body", None), "body", ()):
+            inner += _module_scope(child)
+    return [statement, *inner]
 
 
 def _bound_by(statement: cst.BaseStatement) -> list[str]:

@@ -7,9 +7,11 @@ one file or in several, still name the same asset after adoption.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import libcst as cst
 
-from mwaa_deploy.adopt import values
+from mwaa_deploy.adopt import signatures, strings, values
 from mwaa_deploy.adopt.edits import (
     FLAG,
     Adoption,
@@ -28,22 +30,34 @@ PATHS = ("ObjectStoragePath",)
 AWS_PROVIDER = "airflow.providers.amazon"
 AWS_CLASSES = ("Operator", "Sensor", "Hook")
 AWS_CONN_ID = "aws_conn_id"
+# boto3 called directly, which runs as the MWAA execution role: what each becomes.
+BOTO3 = {
+    "boto3.client": ("client_type", "get_conn()", "client"),
+    "boto3.resource": ("resource_type", "get_conn()", "resource"),
+    "boto3.Session": ("", "get_session()", "session"),
+    "boto3.session.Session": ("", "get_session()", "session"),
+}
 
 
-def transform(adoption: Adoption, top: TopLevel) -> None:
-    adoption.module.visit(_Resources(adoption, top, _amazon_names(adoption.module)))
+def transform(adoption: Adoption, top: TopLevel, packages: Sequence[str]) -> None:
+    imports = _Imports()
+    adoption.module.visit(imports)
+    adoption.module.visit(_Resources(adoption, top, imports, packages))
 
 
 class _Resources(cst.CSTVisitor):
-    def __init__(self, adoption: Adoption, top: TopLevel, amazon: set[str]) -> None:
+    def __init__(
+        self, adoption: Adoption, top: TopLevel, imports: _Imports, packages: Sequence[str]
+    ) -> None:
         super().__init__()
         self.adoption = adoption
         self.top = top
-        self.amazon = amazon
+        self.imports = imports
+        self.packages = packages
 
     def visit_Call(self, node: cst.Call) -> None:
         name = callee(node)
-        first = next((a for a in node.args if not a.keyword and not a.star), None)
+        first = _first(node)
         if name in ASSETS or name in PATHS:
             self._make(first, "path", f"{name} URI")
             self._make(keyword(node, "uri"), "path", f"{name} URI")
@@ -58,15 +72,42 @@ class _Resources(cst.CSTVisitor):
         for arg in node.args:
             if arg.keyword and arg.keyword.value.endswith("conn_id"):
                 self._connection(arg.keyword.value, arg.value)
-        if (
-            name in self.amazon
-            and name.endswith(AWS_CLASSES)
-            and keyword(node, AWS_CONN_ID) is None
-            and not has_star_kwargs(node)
-        ):
-            self.adoption.edit(
-                node, add_keyword(AWS_CONN_ID, f"aws_conn_id({FLAG})"), "aws_conn_id"
-            )
+        if name.endswith(AWS_CLASSES) and name in self.imports.sources:
+            self._defaults(node, name)
+        if (boto := BOTO3.get(dotted(node.func))) is not None:
+            self._boto3(node, *boto)
+
+    def _boto3(self, node: cst.Call, argument: str, method: str, what: str) -> None:
+        service = _first(node) if argument else None
+        code = self.adoption.module.code_for_node(service.value) if service else ""
+        given = f", {argument}={code}" if code else ""
+        self.adoption.note(
+            node,
+            f"{dotted(node.func)}() runs as the MWAA execution role: use a hook of the Amazon"
+            f" provider, AwsBaseHook(aws_conn_id=aws_conn_id({FLAG}){given}).{method}"
+            f" for this {what}",
+        )
+
+    def _defaults(self, node: cst.Call, name: str) -> None:
+        """The connections the class uses when the call names none, made the environment's:
+        as its source declares them, or `aws_conn_id` for an Amazon class not found."""
+        if has_star_kwargs(node) or any(not arg.keyword for arg in node.args):
+            return  # a positional argument may be the connection
+        module, original = self.imports.sources[name]
+        found = signatures.connection_parameters(module, original, self.packages)
+        if found is None:
+            found = {AWS_CONN_ID: None} if module.startswith(AWS_PROVIDER) else {}
+        for parameter, default in found.items():
+            if keyword(node, parameter) is not None or parameter in self.imports.dict_keys:
+                continue  # given here, or by default_args
+            if parameter.endswith(AWS_CONN_ID):
+                value, needs = f"aws_conn_id({FLAG})", ("aws_conn_id", "environment")
+            elif isinstance(default, str) and default:
+                value = 'f"{' + strings.SETTINGS + "}_" + default.replace('"', "") + '"'
+                needs = ("settings_of", "environment")
+            else:
+                continue  # no connection unless one is given, or one no literal names
+            self.adoption.edit(node, add_keyword(parameter, value), *needs)
 
     def visit_Dict(self, node: cst.Dict) -> None:
         for element in node.elements:
@@ -99,28 +140,43 @@ class _Resources(cst.CSTVisitor):
                 f"{argument}={text!r} becomes the environment's aws_conn_id({FLAG}): give"
                 f" DEV_aws and PROD_aws the access {text!r} had",
             )
-        if not values.make(self.adoption, self.top, value, kind, argument) and not isinstance(
-            value, cst.Name | cst.Attribute
-        ):
+        if values.make(self.adoption, self.top, value, kind, argument):
+            return
+        if isinstance(value, cst.Name):
+            self.adoption.note(
+                value,
+                f"{argument} is the name {value.value!r}, which make adopt cannot follow:"
+                f" make what it holds start with settings_of({FLAG})",
+            )
+        elif not isinstance(value, cst.Attribute):
             self.adoption.note(
                 value, f"{argument} is computed: make it start with settings_of({FLAG})"
             )
 
 
-def _amazon_names(module: cst.Module) -> set[str]:
-    """The names the file imports from the Amazon provider, at its top or inside tasks."""
-    finder = _AmazonImports()
-    module.visit(finder)
-    return finder.names
+def _first(call: cst.Call) -> cst.Arg | None:
+    """The first positional argument."""
+    return next((a for a in call.args if not a.keyword and not a.star), None)
 
 
-class _AmazonImports(cst.CSTVisitor):
+class _Imports(cst.CSTVisitor):
+    """Where each name the file imports comes from (at its top or inside tasks), and the
+    connection parameters its dicts give (default_args), which no call needs to repeat."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.names: set[str] = set()
+        self.sources: dict[str, tuple[str, str]] = {}
+        self.dict_keys: set[str] = set()
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if dotted_module(node).startswith(AWS_PROVIDER) and not isinstance(
-            node.names, cst.ImportStar
-        ):
-            self.names |= {dotted(a.asname.name if a.asname else a.name) for a in node.names}
+        module = dotted_module(node)
+        if module and not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                bound = dotted(alias.asname.name if alias.asname else alias.name)
+                self.sources[bound] = (module, dotted(alias.name))
+
+    def visit_Dict(self, node: cst.Dict) -> None:
+        for element in node.elements:
+            text = getattr(getattr(element, "key", None), "evaluated_value", None)
+            if isinstance(text, str) and text.endswith("conn_id"):
+                self.dict_keys.add(text)

@@ -84,6 +84,11 @@ def connection_id(node: cst.BaseExpression, aws: bool) -> Rewrite | str | None:
     """`"postgres_default"` -> `f"{settings_of(dev_prod_flag)}_postgres_default"`, and an
     AWS connection -> `aws_conn_id(dev_prod_flag)`, the one that assumes the environment's
     role. None: nothing to do (an empty id, which names no connection)."""
+    if isinstance(node, cst.FormattedString) and not aws:
+        head = [_expression(SETTINGS), cst.FormattedStringText("_")]
+        return Rewrite(
+            lambda n: n.with_changes(parts=[*head, *n.parts]), ("settings_of", "environment")
+        )
     value = _literal(node)
     if value == "":
         return None
