@@ -62,6 +62,12 @@ class Checkout:
         branch = "" if head == "(detached)" else head
         return cls(root, branch, commit + ("+" if changes else ""), (*changes,), (*untracked,))
 
+    def commit_of(self, folder: str) -> str:
+        """HEAD's id as a deploy of `folder` (from `root`) records it: with a `+` where
+        files under it differ from HEAD; changes elsewhere reach no bucket."""
+        inside = any(_path_of(change).startswith(f"{folder}/") for change in self.changes)
+        return self.commit.rstrip("+") + ("+" if inside else "")
+
     def branch_run_for(self) -> str:
         """The branch this run is for: on GitHub Actions, whose checkout is a detached
         commit, the one the workflow runs for (GITHUB_REF_NAME); else git's."""
@@ -130,6 +136,13 @@ class Checkout:
             done = not isinstance(answer, str) and answer.returncode == 0
             self._asked[question] = answer.stdout if done else None  # type: ignore[union-attr]
         return self._asked[question]
+
+
+def _path_of(change: str) -> str:
+    """The path of a line of `git status --porcelain=v2`: after the fields its kind has."""
+    fields = {"1": 8, "2": 9, "u": 10}.get(change[:1], 1)
+    parts = change.split(" ", fields)
+    return parts[fields] if len(parts) > fields else ""
 
 
 def _git(root: Path, *args: str, feed: str = "") -> subprocess.CompletedProcess[str] | str:
