@@ -123,6 +123,7 @@ BAKED_FILES = {
     "mwaa_deploy/local/tools_lock.py",
     "mwaa_deploy/local/upgrade_check.py",
     "mwaa_deploy/owners.py",
+    "mwaa_deploy/settings_rules.py",
     "mwaa_deploy/stamping/__init__.py",
     "mwaa_deploy/stamping/build.py",
     "mwaa_deploy/stamping/run_time_rules.py",
