@@ -76,13 +76,14 @@ def history_requirements(settings: config.Settings, last: int) -> int:
         f"Runs of deploy-requirements on {where or bucket.description}, newest first: ID, when"
         " (UTC), branch @ commit, who; what it changed, how the update ended"
     )
+    shown = history.shown_ids(run.id for run in runs)
     for run in runs:
         mark = "*" if run is current else " "
         if not run.readable:
-            print(f"  {run.short_id:<12}  its record cannot be read ({INSTANCE_RECORD} damaged)")
+            print(f"  {shown[run.id]:<12}  its record cannot be read ({INSTANCE_RECORD} damaged)")
             print(f"  {'':<12}  not a run a rollback can point back at")
             continue
-        print(f"{mark} {run.short_id:<12}  {_origin(run)}")
+        print(f"{mark} {shown[run.id]:<12}  {_origin(run)}")
         print(f"  {'':<12}  {instance_history.changes_line(run)}")
     if total > len(runs):
         print(f"  ... and {total - len(runs)} earlier (N={total} lists them all)")
