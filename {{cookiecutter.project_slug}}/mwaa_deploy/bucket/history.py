@@ -49,8 +49,9 @@ OBJECT_FIELDS = ("sha256", "etag", "version", "source")
 # Where a deploy came from: "branch", "commit", "time", "by" (older records: "identity",
 # the AWS identity it ran as, which cost every deploy a request); for a sandbox
 # "belongs_to" (the full branch name or SANDBOX's text it is for) and "sandbox_for" (the
-# same without the story prefix); for a rollback "rollback_to", the id of the deploy it
-# restored.
+# same without the story prefix) and "left_at" (the commit where its branch left the
+# default branch); for a rollback "rollback_to", the id of the deploy it restored. A `+`
+# after "commit": edits under bucket_contents/ that no commit holds.
 About = dict[str, str]
 
 _T = TypeVar("_T")
