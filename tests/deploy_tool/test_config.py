@@ -39,6 +39,13 @@ def set_setting(root: Path, line: str) -> None:
     pyproject.write_text("\n".join(lines) + "\n")
 
 
+def line_of(root: Path, key: str) -> int:
+    """The line of pyproject.toml where [tool.mwaa_deploy] sets `key`."""
+    lines = (root / "pyproject.toml").read_text().splitlines()
+    start = lines.index("[tool.mwaa_deploy]")
+    return next(n for n, text in enumerate(lines, 1) if n > start and text.startswith(f"{key} ="))
+
+
 def deploy_error(capsys: pytest.CaptureFixture[str]) -> str:
     assert main(["deploy", "DEV"]) == 1
     [line] = capsys.readouterr().err.splitlines()
@@ -204,8 +211,18 @@ def test_a_wrong_setting_is_one_line_naming_the_key_and_the_fix(
     project: Path, capsys: pytest.CaptureFixture[str], line: str, says: str
 ) -> None:
     set_setting(project, line)
-    assert deploy_error(capsys) == says
+    at = f"pyproject.toml:{line_of(project, line.split('=')[0].strip())} "
+    assert deploy_error(capsys) == says.replace("pyproject.toml ", at, 1)
     assert not (project / "local_bucket").exists()
+
+
+def test_a_wrong_setting_names_its_line_in_pyproject_toml(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_setting(project, "prod_retries = 0")
+    assert deploy_error(capsys).startswith(
+        f"pyproject.toml:{line_of(project, 'prod_retries')} [tool.mwaa_deploy] prod_retries = 0:"
+    )
 
 
 def test_settings_that_are_not_a_table_are_one_line(
@@ -261,9 +278,9 @@ def test_a_local_bucket_among_the_projects_own_files_is_refused(
     before = sorted(project.rglob("*"))
     set_setting(project, f'local_bucket = "{setting}"')
     assert deploy_error(capsys) == (
-        f"pyproject.toml [tool.mwaa_deploy] local_bucket = {setting!r}: the local bucket"
-        f" cannot {be} {folder}/, which holds files of the project; use a folder of its own,"
-        ' such as local_bucket = "local_bucket"'
+        f"pyproject.toml:{line_of(project, 'local_bucket')} [tool.mwaa_deploy] local_bucket ="
+        f" {setting!r}: the local bucket cannot {be} {folder}/, which holds files of the"
+        ' project; use a folder of its own, such as local_bucket = "local_bucket"'
     )
     assert sorted(project.rglob("*")) == before
 

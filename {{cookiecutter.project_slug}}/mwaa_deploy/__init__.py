@@ -16,6 +16,7 @@ and beside them, for every layer:
 __main__.py     the command line, `python -m mwaa_deploy COMMAND`, behind the Makefile
 checkout.py     what git says of the project, read once a command and passed down
 config.py       the settings: pyproject.toml [tool.mwaa_deploy], environment overrides
+settings_rules.py  each setting's kind and bounds, and the checks of what pyproject.toml gives
 owners.py       who owns which keys: DEV, PROD, a story branch's sandbox SBX_<name>
 exceptions.py   DeployError, the base of every error a user can fix, and the others
 """

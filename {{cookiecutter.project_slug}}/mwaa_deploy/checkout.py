@@ -64,6 +64,12 @@ class Checkout:
         branch = "" if head == "(detached)" else head
         return cls(root, branch, commit + ("+" if changes else ""), (*changes,), (*untracked,))
 
+    def commit_of(self, folder: str) -> str:
+        """HEAD's id as a deploy of `folder` (from `root`) records it: with a `+` where
+        files under it differ from HEAD; changes elsewhere reach no bucket."""
+        inside = any(_path_of(change).startswith(f"{folder}/") for change in self.changes)
+        return self.commit.rstrip("+") + ("+" if inside else "")
+
     def branch_run_for(self) -> str:
         """The branch this run is for: on GitHub Actions, whose checkout is a detached
         commit, the one the workflow runs for (GITHUB_REF_NAME); else git's."""
@@ -137,12 +143,22 @@ class Checkout:
 def _ignored_by_the_repository_around(root: Path) -> bool:
     """Whether the repository `root` is in ignores it and holds none of its files: a project
     baked into an ignored folder (the template's demo/) is in no repository of its own, and
-    that repository's branch is not the project's."""
+    that repository's branch is not the project's. A project with a .git of its own is at
+    its repository's top: git is not asked."""
+    if (root / ".git").exists():
+        return False
     ignored = _git(root, "check-ignore", "--quiet", ".")
     if isinstance(ignored, str) or ignored.returncode:
         return False
     tracked = _git(root, "ls-files", "-z", "--", ".")
     return not isinstance(tracked, str) and tracked.returncode == 0 and not tracked.stdout
+
+
+def _path_of(change: str) -> str:
+    """The path of a line of `git status --porcelain=v2`: after the fields its kind has."""
+    fields = {"1": 8, "2": 9, "u": 10}.get(change[:1], 1)
+    parts = change.split(" ", fields)
+    return parts[fields] if len(parts) > fields else ""
 
 
 def _git(root: Path, *args: str, feed: str = "") -> subprocess.CompletedProcess[str] | str:

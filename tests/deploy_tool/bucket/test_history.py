@@ -266,24 +266,54 @@ def test_rollback_prod_on_s3_runs_from_the_default_branch_edited_or_not_unless_f
     assert "PROD rolled back to deploy " in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    ("to", "says"),
-    [
-        ("", "TO is empty: give the ID of a deploy, as make history-dev shows it, or leave TO"),
-        ("abc", "TO='abc' is too short to name a deploy safely: give at least 6 characters"),
-    ],
-    ids=["empty", "too-short"],
-)
-def test_a_rollback_to_an_id_too_short_to_be_safe_is_refused(
-    project: Callable[..., Path], capsys: pytest.CaptureFixture[str], to: str, says: str
-) -> None:
+def two_deploys(project: Callable[..., Path], capsys: pytest.CaptureFixture[str]) -> str:
+    """Two deploys of DEV; the last one's ID."""
     root = project()
     assert main(["deploy", "DEV"]) == 0
     (root / "bucket_contents" / "dags" / "extra.py").write_text("DEV = True\n")
     assert main(["deploy", "DEV"]) == 0
     capsys.readouterr()
-    assert main(["rollback", "DEV", "--to", to]) == 1
-    assert capsys.readouterr().err.startswith(says)
+    return history.deploy_ids(LocalBucket(root / "local_bucket"), "DEV")[0]
+
+
+def test_a_rollback_to_an_empty_id_is_refused(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    two_deploys(project, capsys)
+    assert main(["rollback", "DEV", "--to", ""]) == 1
+    assert capsys.readouterr().err.startswith(
+        "TO is empty: give the ID of a deploy, as make history-dev shows it, or leave TO"
+    )
+
+
+def test_a_rollback_to_an_id_too_short_to_be_safe_is_refused(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    start = two_deploys(project, capsys)[:3]
+    assert main(["rollback", "DEV", "--to", start]) == 1
+    assert capsys.readouterr().err.startswith(
+        f"TO={start!r} is too short to name a deploy safely: give at least 6 characters"
+    )
+
+
+def test_a_rollback_to_an_id_of_no_deploy_says_so_however_short(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    two_deploys(project, capsys)
+    assert main(["rollback", "DEV", "--to", "zzz"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "no deploy of DEV in local bucket local_bucket has an ID starting with 'zzz'"
+    )
+
+
+def test_ids_that_share_their_first_12_characters_are_shown_long_enough_to_tell_apart() -> None:
+    ids = ["0123456789abX1", "0123456789abX2", "0123456789ffff", "9876543210abcdef"]
+    assert history.shown_ids(ids) == {
+        "0123456789abX1": "0123456789abX1",
+        "0123456789abX2": "0123456789abX2",
+        "0123456789ffff": "0123456789ff",
+        "9876543210abcdef": "9876543210ab",
+    }
 
 
 def test_an_id_that_names_several_deploys_is_refused_listing_them(

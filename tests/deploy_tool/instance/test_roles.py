@@ -157,6 +157,10 @@ def test_airflow_roles_never_writes_a_role_it_does_not_own(
     [
         ('developer_role = "User"', "developer_role = 'User'"),
         ('prod_operator_role = "Admin"', "prod_operator_role = 'Admin'"),
+        # Airflow's own roles, in any case.
+        ('developer_role = "admin"', "developer_role = 'admin'"),
+        ('prod_operator_role = "VIEWER"', "prod_operator_role = 'VIEWER'"),
+        ('developer_role = "public"', "developer_role = 'public'"),
         ('prod_operator_role = "Developer"', "developer_role and prod_operator_role both"),
     ],
 )

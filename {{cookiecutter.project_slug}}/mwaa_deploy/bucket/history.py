@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ OBJECT_FIELDS = ("sha256", "etag", "version", "source")
 # Where a deploy came from: "branch", "commit", "time", "by" (older records: "identity",
 # the AWS identity it ran as, which cost every deploy a request); for a sandbox
 # "belongs_to" (the full branch name or SANDBOX's text it is for) and "sandbox_for" (the
-# same without the story prefix); for a rollback "rollback_to", the id of the deploy it
-# restored.
+# same without the story prefix) and "left_at" (the commit where its branch left the
+# default branch); for a rollback "rollback_to", the id of the deploy it restored. A `+`
+# after "commit": edits under bucket_contents/ that no commit holds.
 About = dict[str, str]
 
 _T = TypeVar("_T")
@@ -181,23 +183,35 @@ def choose(bucket: Bucket, owner: str, to: str, holds_last: bool) -> Deploy:
 def by_start(ids: list[str], to: str, what: tuple[str, str], where: str, listing: str) -> str:
     """The one id that starts with `to`, of the ids of `what` (("deploy of PROD", "deploys of
     PROD")) in `where`."""
-    if len(to) < FEWEST_ID_CHARACTERS:
-        raise HistoryError(
-            f"TO={to!r} is too short to name a deploy safely: give at least"
-            f" {FEWEST_ID_CHARACTERS} characters of the ID that {listing} shows"
-        )
     matching = [version for version in ids if version.startswith(to)]
     if not matching:
         raise HistoryError(
             f"no {what[0]} in {where} has an ID starting with {to!r}: {listing} lists them"
         )
+    if len(to) < FEWEST_ID_CHARACTERS:
+        raise HistoryError(
+            f"TO={to!r} is too short to name a deploy safely: give at least"
+            f" {FEWEST_ID_CHARACTERS} characters of the ID that {listing} shows"
+        )
     if len(matching) > 1:
-        shown = ", ".join(version[:SHORT_ID] for version in matching[:5])
+        shown = ", ".join(shown_ids(matching[:5]).values())
         raise HistoryError(
             f"{len(matching)} {what[1]} have an ID starting with {to!r} ({shown}):"
             " give more of the one you mean"
         )
     return matching[0]
+
+
+def shown_ids(ids: Iterable[str]) -> dict[str, str]:
+    """Each id as a listing shows it: its first SHORT_ID characters, or as many more as
+    tell it from the others of `ids` that begin alike."""
+    ordered = sorted(set(ids))
+    shared = [len(os.path.commonprefix(pair)) for pair in zip(ordered, ordered[1:], strict=False)]
+    shown = {}
+    for n, version in enumerate(ordered):
+        alike = max(shared[n - 1] if n else 0, shared[n] if n < len(shared) else 0)
+        shown[version] = version[: max(SHORT_ID, alike + 1)]
+    return shown
 
 
 def files_from(deploy: Deploy) -> str:

@@ -120,9 +120,10 @@ def show_history(settings: config.Settings, env: str, last: int) -> int:
         f"Deploys of {owner} to {bucket.description}, newest first: ID, when (UTC),"
         " branch @ commit (+: with uncommitted edits), who; what it changed"
     )
+    shown = history.shown_ids(ids)
     for deploy in deploys:
         mark = " " if cleaned or drift or deploy is not deploys[0] else "*"
-        print(f"{mark} {deploy.short_id:<{history.SHORT_ID}}  {history.origin_line(deploy)}")
+        print(f"{mark} {shown[deploy.id]:<{history.SHORT_ID}}  {history.origin_line(deploy)}")
         print(f"  {'':<{history.SHORT_ID}}  {history.changes_line(deploy)}")
     if len(ids) > len(deploys):
         print(f"  ... and {len(ids) - len(deploys)} earlier (N={len(ids)} lists them all)")

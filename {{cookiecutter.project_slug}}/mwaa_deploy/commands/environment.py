@@ -52,14 +52,26 @@ def pack_wheels(settings: config.Settings) -> int:
     from mwaa_deploy.instance import instance_files
 
     offline = dataclasses.replace(settings, offline_wheels=True)
-    files = instance_files.checked_files(offline)
+    folder = settings.build / "offline"
+    try:
+        files = instance_files.checked_files(offline)
+    except CheckError as error:
+        earlier = folder.is_dir() and any(folder.iterdir())
+        left = (
+            f"{config.shown(folder)}/ left as it was, with an earlier run's files"
+            if earlier
+            else f"nothing was written to {config.shown(folder)}/"
+        )
+        raise CheckError(error.problems, f"Check failed: {left}.") from None
     requirements = settings.sources / instance_files.REQUIREMENTS
     if instance_files.REQUIREMENTS not in files:
         raise DeployError(f"no {config.shown(requirements)}: no wheels to pack")
-    folder = settings.build / "offline"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in (instance_files.REQUIREMENTS, instance_files.PLUGINS):
-        (folder / name).write_bytes(files[name])
+    # plugins.zip first: a failure at either leaves requirements.txt as it was, and a
+    # requirements.txt never names wheels its plugins.zip lacks.
+    _replace_files(
+        folder,
+        {name: files[name] for name in (instance_files.PLUGINS, instance_files.REQUIREMENTS)},
+    )
     with zipfile.ZipFile(folder / instance_files.PLUGINS) as archive:
         count = sum(name.endswith(".whl") for name in archive.namelist())
     size = len(files[instance_files.PLUGINS]) / 1e6
@@ -73,6 +85,22 @@ def pack_wheels(settings: config.Settings) -> int:
         f" requirements.txt that installs them on MWAA with no index, both checked; {ships}."
     )
     return 0
+
+
+def _replace_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write `files` into `folder`, each whole to a temporary first, then renamed in order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[Path, Path]] = []
+    try:
+        for name, body in files.items():
+            partial = folder / f".{name}.partial"
+            partial.write_bytes(body)
+            written.append((partial, folder / name))
+        for partial, final in written:
+            partial.replace(final)
+    finally:
+        for partial, _ in written:
+            partial.unlink(missing_ok=True)
 
 
 def install(settings: config.Settings, group: str, uv: str) -> int:

@@ -22,6 +22,7 @@ from mwaa_deploy.commands.deploys import open_bucket
 from mwaa_deploy.commands.prod_path import check_default_branch
 from mwaa_deploy.exceptions import HistoryError
 from mwaa_deploy.instance import instance_history
+from mwaa_deploy.owners import INSTANCE_RECORD
 
 if TYPE_CHECKING:
     from mwaa_deploy.bucket.buckets import Bucket
@@ -75,9 +76,14 @@ def history_requirements(settings: config.Settings, last: int) -> int:
         f"Runs of deploy-requirements on {where or bucket.description}, newest first: ID, when"
         " (UTC), branch @ commit, who; what it changed, how the update ended"
     )
+    shown = history.shown_ids(run.id for run in runs)
     for run in runs:
         mark = "*" if run is current else " "
-        print(f"{mark} {run.short_id:<12}  {_origin(run)}")
+        if not run.readable:
+            print(f"  {shown[run.id]:<12}  its record cannot be read ({INSTANCE_RECORD} damaged)")
+            print(f"  {'':<12}  not a run a rollback can point back at")
+            continue
+        print(f"{mark} {shown[run.id]:<12}  {_origin(run)}")
         print(f"  {'':<12}  {instance_history.changes_line(run)}")
     if total > len(runs):
         print(f"  ... and {total - len(runs)} earlier (N={total} lists them all)")

@@ -51,6 +51,11 @@ class Target:
     # A sandbox's part of the project (None: all of it) and what to say about it.
     only: frozenset[str] | None = None
     notes: tuple[str, ...] = ()
+    # HEAD's id, `+` where the sources hold edits (Checkout.commit_of); for a sandbox, the
+    # commit where its branch left the default branch: the same one when it has no commits
+    # of its own, so merging it merges nothing (branch_state.py).
+    commit: str = ""
+    left_at: str = ""
 
 
 def target(
@@ -62,20 +67,21 @@ def target(
     `full` asks for the whole project. `here`: the checkout, where the command has read it.
     """
     here = here or Checkout.read(settings.root)
+    commit = here.commit_of(os.path.relpath(settings.sources, settings.root))
     if env == "PROD":
-        return Target("PROD", here)
+        return Target("PROD", here, commit=commit)
     given = config.variable("SANDBOX") or ""
     owner = dev_owner(settings, here, given)
     if not owners.is_sandbox(owner):
         alone = () if here.in_git else ("No git here: this deploys the shared DEV.",)
-        return Target(owner, here, notes=alone)
+        return Target(owner, here, notes=alone, commit=commit)
     name, origin = owners.sandbox_name(owner), f"SANDBOX={given}" if given else here.branch
     belongs_to = given or here.branch
     sandbox_for = belongs_to.removeprefix(branch_prefix(settings.dev_branch_pattern))
     base, why_all = here.merge_base(settings.default_branch)
     if full or not base:
         note = f"Sandbox {name} ({origin}): every DAG file" + ("" if full else f", as {why_all}")
-        return Target(owner, here, sandbox_for, belongs_to, None, (note,))
+        return Target(owner, here, sandbox_for, belongs_to, None, (note,), commit, base)
     sources = config.shown(settings.sources)
     changed = here.changed_since(base, os.path.relpath(settings.sources, settings.root))
     selection = select(sources, changed)
@@ -87,7 +93,7 @@ def target(
         f"Sandbox {name} ({origin}): {len(selection.dag_files)} of {total} DAG files, those"
         f" this branch changes since {settings.default_branch}{also}; FULL=1 deploys every one",
     )
-    return Target(owner, here, sandbox_for, belongs_to, selection.names, notes)
+    return Target(owner, here, sandbox_for, belongs_to, selection.names, notes, commit, base)
 
 
 def dev_owner(settings: config.Settings, here: Checkout, given: str) -> str:
@@ -117,10 +123,11 @@ def about_this_deploy(chosen: Target, here: Checkout) -> history.About:
     actor = os.environ.get("GITHUB_ACTOR")
     by = f"{actor} (GitHub Actions)" if actor else f"{getpass.getuser()}@{socket.gethostname()}"
     sandbox = {"sandbox_for": chosen.sandbox_for, "belongs_to": chosen.belongs_to}
+    left_at = {"left_at": chosen.left_at} if chosen.left_at else {}
     return {
-        **(sandbox if chosen.belongs_to else {}),
+        **(sandbox | left_at if chosen.belongs_to else {}),
         "branch": here.branch,
-        "commit": here.commit,
+        "commit": chosen.commit,
         "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "by": by,
     }

@@ -12,6 +12,7 @@ mwaa_environment.py  the environment: what it runs, and updating it to new files
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
 instance_history.py  each deploy-requirements recorded: the versions it ran, how the update ended
 pip_requirements.py  a requirements file as pip reads it and resolves it for MWAA
+sdist_pins.py        MWAA's pins published as an sdist alone, built into a pure wheel
 wheels.py            requirements.txt's wheels in plugins.zip, for MWAA with no index
 startup.py           startup.sh run as MWAA runs it, and what it leaves set
 mwaa_constraints.py  MWAA's own pins per Airflow version: the project's copies, downloaded or given

@@ -201,6 +201,12 @@ def checked_files(
             say(note)
         problems += found.problems
         files[STARTUP] = script.read_bytes()
+    own_wheels = sources / "plugins" / wheels.FOLDER
+    if settings.offline_wheels and REQUIREMENTS in files and own_wheels.exists():
+        problems.append(
+            f"{config.shown(own_wheels)}: plugins.zip holds the packed wheels there; move"
+            " your files to another folder of plugins/"
+        )
     if problems:
         raise CheckError(problems)
     generated = policy.generated_files(settings)

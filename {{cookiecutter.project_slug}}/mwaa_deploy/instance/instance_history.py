@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mwaa_deploy.bucket import history
-from mwaa_deploy.exceptions import HistoryError
+from mwaa_deploy.exceptions import BucketError, HistoryError
 from mwaa_deploy.owners import INSTANCE_RECORD
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ class Run:
     objects: dict[str, dict[str, str]]
     # "status", and where MWAA said them, "started" and "error".
     update: dict[str, str]
+    # False where the record is not JSON of the form document() writes (damaged by hand):
+    # it then names no files, and no rollback can point back at it.
+    readable: bool = True
 
     @property
     def short_id(self) -> str:
@@ -50,7 +53,7 @@ class Run:
 
     @property
     def ran(self) -> bool:
-        return self.update.get("status") in RAN
+        return self.readable and self.update.get("status") in RAN
 
     @property
     def versions(self) -> dict[str, str]:
@@ -91,6 +94,7 @@ def read(bucket: Bucket, version: str) -> Run | None:
     record = history.read_record(bucket, INSTANCE_RECORD, version)
     if record is None:
         return None
+    objects, update = record.get("objects"), record.get("update")
     return Run(
         id=version,
         about=_strings(record.get("deploy")),
@@ -100,7 +104,8 @@ def read(bucket: Bucket, version: str) -> Run | None:
             for key, entry in _dict(record.get("objects")).items()
             if isinstance(entry, dict) and entry.get("version")
         },
-        update=_strings(record.get("update")),
+        update=_strings(update),
+        readable=bool(objects) and isinstance(objects, dict) and isinstance(update, dict),
     )
 
 
@@ -124,6 +129,8 @@ def choose(bucket: Bucket, to: str, running: dict[str, str]) -> Run:
         )
     if to:
         chosen = read(bucket, history.by_start(ids, to, WHAT, where, LISTING))
+        if chosen is not None and not chosen.readable:
+            raise HistoryError(unreadable(chosen, where))
         if chosen is not None and not chosen.ran:
             raise HistoryError(
                 f"run {chosen.short_id} never ran on the environment (its update ended"
@@ -150,11 +157,33 @@ def choose(bucket: Bucket, to: str, running: dict[str, str]) -> Run:
     return chosen
 
 
+def unreadable(run: Run, where: str) -> str:
+    """Why a rollback cannot point back at a run whose record is damaged, and what to do."""
+    return (
+        f"the record of run {run.short_id} ({INSTANCE_RECORD}, version {run.id}, in {where})"
+        f" cannot be read: it is not what deploy-requirements writes; roll back to another"
+        f" run with TO=<ID>, as {LISTING} lists them"
+    )
+
+
 def check_kept(bucket: Bucket, run: Run) -> dict[str, bytes]:
     """The files of a run, read back by their versions and checked against their hashes."""
-    bodies = history.concurrently(
-        lambda key: bucket.get(key, run.objects[key]["version"]), run.objects
-    )
+
+    def kept(key: str) -> bytes | None:
+        version = run.objects[key]["version"]
+        try:
+            return bucket.get(key, version)
+        except BucketError as error:
+            if not error.permanent:
+                raise
+            raise HistoryError(
+                f"{key} of run {run.short_id} is recorded at version {version!r}, which"
+                f" {bucket.description} refuses ({error}): its record ({INSTANCE_RECORD})"
+                f" is damaged; nothing was changed; roll back to another run with TO=<ID>,"
+                f" as {LISTING} lists them"
+            ) from error
+
+    bodies = history.concurrently(kept, run.objects)
     for key, body in bodies.items():
         if body is None or hashlib.sha256(body).hexdigest() != run.objects[key].get("sha256"):
             gone = "is gone from" if body is None else "does not hold what was recorded in"

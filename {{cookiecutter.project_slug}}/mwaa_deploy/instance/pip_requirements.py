@@ -20,6 +20,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from mwaa_deploy import config
+from mwaa_deploy.instance import sdist_pins
 
 # MWAA runs Amazon Linux 2023 on x86_64 (glibc 2.34): wheels for manylinux 2.34 and older.
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 4, -1)]
@@ -102,10 +103,25 @@ def resolution_problems(
     the lines it names are set aside and the rest resolved again, until pip can install
     them or names no line of the file. With `download`, pip saves the wheels there; with
     `offline`, it installs as MWAA on a private network: no index, nor this machine's
-    pip configuration."""
+    pip configuration. Online, a pin published as an sdist alone is built, as MWAA
+    builds it (sdist_pins.py)."""
+    with tempfile.TemporaryDirectory() as built:
+        return _resolution_problems(lines, constraints, path, settings, download, offline, built)
+
+
+def _resolution_problems(
+    lines: list[Line],
+    constraints: list[Path],
+    path: str,
+    settings: config.Settings,
+    download: Path | None,
+    offline: bool,
+    built: str,
+) -> list[tuple[int | None, str]]:
     found: list[tuple[int | None, str]] = []
+    tried: set[tuple[str, str]] = set()
     while True:
-        pip = _pip_dry_run(lines, constraints, settings, download, offline)
+        pip = _pip_dry_run(lines, constraints, settings, download, offline, built)
         if pip.returncode == 0:
             return found
         unreachable = unreachable_indexes(pip.stdout)
@@ -124,7 +140,16 @@ def resolution_problems(
         at = {
             requirement_name(line.text): line.number for line in lines if option_of(line)[0] is None
         }
-        explained = explain_pip_failure(pip.stdout, settings.python_version)
+        pins = [] if offline else sdist_pins.pins_without_wheels(pip.stdout)
+        new = [pin for pin in pins if pin not in tried]
+        tried.update(new)
+        if [pin for pin in new if sdist_pins.build_pure_wheel(*pin, Path(built))]:
+            continue
+        python = settings.python_version
+        explained = [
+            (name, sdist_pins.no_wheel(name, version, PLATFORM_NAME, python))
+            for name, version in pins
+        ] or explain_pip_failure(pip.stdout, python)
         if not explained:
             tail = pip.stdout[-2000:]
             return [
@@ -146,6 +171,7 @@ def _pip_dry_run(
     settings: config.Settings,
     download: Path | None = None,
     offline: bool = False,
+    built: str = "",
 ) -> subprocess.CompletedProcess[str]:
     """pip's dry run of `lines` as MWAA installs them: its Python, its platform, wheels only,
     against MWAA's `constraints` files.
@@ -174,7 +200,8 @@ def _pip_dry_run(
         )
         command = [
             sys.executable, "-m", "pip", *action, *mwaa_target(python),
-            *(["--no-index"] if offline else []), "--find-links", scratch, "-r", str(copy),
+            *(["--no-index"] if offline else []), "--find-links", scratch,
+            *(["--find-links", built] if built else []), "-r", str(copy),
         ]  # fmt: skip
         environment = None
         if offline:

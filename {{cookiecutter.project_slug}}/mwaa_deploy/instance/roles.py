@@ -46,7 +46,9 @@ def owned(settings: Settings) -> tuple[str, str]:
         "prod_operator_role": settings.prod_operator_role,
     }
     for key, name in names.items():
-        if not NAME.fullmatch(name) or name in AIRFLOW_ROLES:
+        # In any case: `admin` reads as Admin to whoever grants it, and a database that
+        # compares names without case (MySQL's default) finds Airflow's own role by it.
+        if not NAME.fullmatch(name) or name.casefold() in {r.casefold() for r in AIRFLOW_ROLES}:
             raise ConfigError(
                 f"{SETTINGS_TABLE} {key} = {name!r}: name a role of the project's own (a letter,"
                 f" then letters, digits, _ . -), not one of Airflow's ({', '.join(AIRFLOW_ROLES)})"

@@ -1,0 +1,80 @@
+"""What `make pack-wheels` leaves in build/offline/: both files of one run, or, when it
+fails, both as they were, and a last line that says so; and never a user's own
+plugins/wheels/ replaced by the packed wheels.
+
+pip downloads for real (six, from pip's cache after the first run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mwaa_deploy.__main__ import main
+from tests.deploy_tool.helpers import CONSTRAINTS_LINE
+
+GOOD = f"{CONSTRAINTS_LINE}\nsix\n"
+OFFLINE = Path("build/offline")
+
+
+def held(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_failed_pack_wheels_says_it_left_the_earlier_files_as_they_were(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(requirements=GOOD)
+    assert main(["pack-wheels"]) == 0
+    earlier = held(root / OFFLINE)
+    (root / "bucket_contents" / "requirements.txt").write_text(f"{GOOD}pywin32\n")
+
+    assert main(["pack-wheels"]) == 1
+
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "uploaded" not in last
+    assert "build/offline" in last and "earlier" in last, last
+    assert held(root / OFFLINE) == earlier
+
+
+def test_a_failed_first_pack_wheels_says_it_wrote_nothing(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(requirements=f"{GOOD}pywin32\n")
+
+    assert main(["pack-wheels"]) == 1
+
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "nothing was written to build/offline" in last, last
+    assert not (root / OFFLINE / "requirements.txt").exists()
+
+
+def test_a_failure_writing_plugins_zip_leaves_requirements_txt_as_it_was(
+    project: Callable[..., Path],
+) -> None:
+    root = project(requirements=GOOD)
+    (root / OFFLINE / "plugins.zip").mkdir(parents=True)  # cannot be written over
+    (root / OFFLINE / "requirements.txt").write_text("earlier\n")
+
+    with pytest.raises(OSError):
+        main(["pack-wheels"])
+
+    assert (root / OFFLINE / "requirements.txt").read_text() == "earlier\n"
+    assert sorted(p.name for p in (root / OFFLINE).iterdir()) == ["plugins.zip", "requirements.txt"]
+
+
+def test_pack_wheels_refuses_a_plugins_wheels_folder_of_the_users_own(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(requirements=GOOD)
+    own = root / "bucket_contents" / "plugins" / "wheels"
+    own.mkdir(parents=True)
+    (own / "mine.txt").write_text("kept\n")
+
+    assert main(["pack-wheels"]) == 1
+
+    [problem, _] = capsys.readouterr().err.splitlines()
+    assert problem.startswith("bucket_contents/plugins/wheels: "), problem
+    assert not (root / OFFLINE).exists()

@@ -1,0 +1,36 @@
+"""MWAA's pins that publish only a source distribution (docopt==0.6.2 in every constraints
+file): check-requirements resolves them as MWAA does online, building what pip can build;
+pack-wheels builds a pure-Python wheel of them (platform-independent) or says there is no
+wheel for MWAA's platform at that pin.
+
+pip downloads and builds for real (docopt's sdist, from pip's cache after the first run).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mwaa_deploy.__main__ import main
+from tests.deploy_tool.helpers import CONSTRAINTS_LINE
+
+SDIST_ONLY = f"{CONSTRAINTS_LINE}\nsix\ndocopt\n"
+
+
+def test_check_requirements_passes_a_package_whose_mwaa_pin_is_a_pure_python_sdist(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project(requirements=SDIST_ONLY)
+    assert main(["check-requirements"]) == 0, capsys.readouterr().err
+
+
+def test_pack_wheels_builds_a_pure_python_wheel_of_a_pin_published_as_an_sdist(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(requirements=SDIST_ONLY)
+    assert main(["pack-wheels"]) == 0, capsys.readouterr().err
+    with zipfile.ZipFile(root / "build" / "offline" / "plugins.zip") as archive:
+        assert "wheels/docopt-0.6.2-py2.py3-none-any.whl" in archive.namelist()
