@@ -15,6 +15,7 @@ from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
 DeployRequirements = Callable[..., tuple[int, str, str]]
+Run = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture
@@ -43,3 +44,15 @@ def deploy_requirements(capsys: pytest.CaptureFixture[str]) -> DeployRequirement
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """`make <command> ARGS`: its exit status, stdout and stderr."""
+
+    def running(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return running

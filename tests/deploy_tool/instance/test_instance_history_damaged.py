@@ -14,23 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from mwaa_deploy.__main__ import main
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.instance import instance_history
 from mwaa_deploy.owners import INSTANCE_RECORD
 from tests.deploy_tool.helpers import CONSTRAINTS_LINE, commit
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    def running(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return running
+from tests.deploy_tool.instance.conftest import Run
 
 
 @pytest.fixture

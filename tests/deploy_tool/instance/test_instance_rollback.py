@@ -19,7 +19,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from mwaa_deploy.__main__ import main
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.instance import instance_history, mwaa_environment
@@ -33,21 +32,9 @@ from tests.deploy_tool.helpers import (
     commit,
     deploy,
 )
+from tests.deploy_tool.instance.conftest import Run
 
 NAME = SETTINGS.mwaa_environment
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    """`make <command> ARGS`: its exit status, stdout and stderr."""
-
-    def running(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return running
 
 
 def versions(bucket: str) -> dict[str, str]:
