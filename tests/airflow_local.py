@@ -1,0 +1,162 @@
+"""airflow-local as its user runs it, for the tests that start it: `make airflow-local` in a
+terminal of its own, asked through Airflow's REST API, and stopped with Ctrl-C."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import VENVS, user_environment
+
+STARTUP_SECONDS = 300
+PICKUP_SECONDS = 60
+
+
+class AirflowApi:
+    """The stable REST API of a running Airflow: v1 on Airflow 2, v2 on Airflow 3."""
+
+    def __init__(self, port: int, version: str, password: str) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.airflow_2 = version.startswith("2.")
+        if self.airflow_2:
+            self.prefix = "/api/v1"
+            basic = base64.b64encode(f"admin:{password}".encode()).decode()
+            self.headers = {"Authorization": f"Basic {basic}"}
+        else:
+            self.prefix = "/api/v2"
+            login = {"username": "admin", "password": password}
+            token = self._request("POST", "/auth/token", login)["access_token"]
+            self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str) -> dict:
+        return self._request("GET", self.prefix + path, headers=self.headers)
+
+    def send(self, method: str, path: str, data: dict) -> dict:
+        return self._request(method, self.prefix + path, data, headers=self.headers)
+
+    def dag_ids(self) -> set[str]:
+        return {dag["dag_id"] for dag in self.get("/dags?limit=100")["dags"]}
+
+    def start_run(self, dag_id: str) -> str:
+        """Unpause the DAG and start a run now, as its play button does; return the run's path."""
+        self.send("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        run = self.send(
+            "POST", f"/dags/{dag_id}/dagRuns", {} if self.airflow_2 else {"logical_date": None}
+        )
+        return f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'])}"
+
+    def _request(
+        self, method: str, path: str, data: dict | None = None, headers: dict | None = None
+    ) -> dict:
+        request = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if data is None else json.dumps(data).encode(),
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        for _ in range(2):
+            try:
+                return _answer(request)
+            except urllib.error.HTTPError as error:
+                # Airflow on SQLite answers 500 while running tasks hold its database
+                # ("database is locked" writing its audit log): ask again, as a user would.
+                if error.code < 500:
+                    raise
+                time.sleep(1)
+        return _answer(request)
+
+
+def _answer(request: urllib.request.Request) -> dict:
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def processes_in(folder: Path) -> list[str]:
+    """Live processes working in `folder`: the command and every part of Airflow it ran."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if (proc / "cwd").resolve() == folder.resolve() and _alive(proc):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def _alive(proc: Path) -> bool:
+    return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str, log: Path) -> None:
+    """Until `condition` holds; a request that times out on a busy machine asks again."""
+    deadline = time.monotonic() + seconds
+    while not _holds(condition):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {seconds} s; output:\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+
+
+def _holds(condition: Callable[[], bool]) -> bool:
+    try:
+        return condition()
+    except TimeoutError:
+        return False
+
+
+@contextmanager
+def airflow_local(
+    project: Path,
+    version: str,
+    port: int,
+    log: Path,
+    ca_file: Path | None = None,
+    **variables: str,
+) -> Iterator[AirflowApi]:
+    """`make airflow-local` in a terminal of its own, its output in `log`, trusting `ca_file`
+    for HTTPS (the local dbt Cloud API), with `variables` set; Ctrl-C on leaving."""
+    trust = {"SSL_CERT_FILE": str(ca_file), "REQUESTS_CA_BUNDLE": str(ca_file)} if ca_file else {}
+    with open(log, "w") as output:
+        command = subprocess.Popen(
+            ["make", "airflow-local", f"VENV={VENVS / f'airflow-{version}'}", f"PORT={port}"],
+            cwd=project,
+            env=user_environment() | trust | variables,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # Its own process group, as a terminal's foreground job: Ctrl-C goes to all of it.
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C" in log.read_text() or command.poll() is not None,
+            STARTUP_SECONDS,
+            "Airflow was not ready",
+            log,
+        )
+        lines = log.read_text().splitlines()
+        assert command.poll() is None, "\n".join(lines)
+        assert f"Airflow is ready: http://127.0.0.1:{port}" in lines
+        password = next(line for line in lines if line.startswith("Log in as admin, password "))
+        yield AirflowApi(port, version, password.rsplit(" ", 1)[1])
+    finally:
+        os.killpg(command.pid, signal.SIGINT)
+        command.wait(120)
+    assert "Airflow stopped." in log.read_text().splitlines()
