@@ -246,7 +246,7 @@ def reached(tmp_path_factory: pytest.TempPathFactory) -> str:
     adopted = make(
         project, "adopt", airflow_version=NEWEST, FILES="bucket_contents/dags/adopted_dynamic.py"
     )
-    assert "adopted_dynamic.py:12: trigger_dag_id is computed" in adopted.stdout, adopted.stdout
+    assert "adopted_dynamic.py:11: trigger_dag_id is computed" in adopted.stdout, adopted.stdout
     return integrity_tests(project, NEWEST)
 
 
