@@ -188,22 +188,6 @@ def test_a_connection_id_the_codemod_cannot_follow_is_named_with_what_to_do() ->
     ]
 
 
-def test_boto3_called_directly_is_named_with_the_hook_to_use() -> None:
-    """It runs as the MWAA execution role, which make test refuses: said at adoption."""
-    text = HEADER + (
-        "import boto3\n"
-        "\n"
-        "@task\n"
-        "def clean(ti=None):\n"
-        '    boto3.client("logs").delete_log_group(logGroupName="x")\n'
-    )
-    assert adopt_source("dags/x.py", text).report == [
-        "dags/x.py:11: boto3.client() runs as the MWAA execution role: use a hook of the"
-        " Amazon provider, AwsBaseHook(aws_conn_id=aws_conn_id(dev_prod_flag),"
-        ' client_type="logs").get_conn() for this client'
-    ]
-
-
 def test_task_ids_that_strings_name_are_never_renamed() -> None:
     result = adopt_source("x.py", BRANCHES)
     strings = {

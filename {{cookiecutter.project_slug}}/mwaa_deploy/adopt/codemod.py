@@ -9,7 +9,7 @@ from typing import NamedTuple
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
-from mwaa_deploy.adopt import dags, module, resources
+from mwaa_deploy.adopt import boto3_calls, dags, module, resources
 from mwaa_deploy.adopt.edits import Adoption
 
 
@@ -32,6 +32,7 @@ def adopt_source(path: str, text: str, packages: Sequence[str] | None = None) ->
     top = module.scan(adoption.module)
     dags.transform(adoption, top)
     resources.transform(adoption, top, sys.path if packages is None else packages)
+    boto3_calls.transform(adoption, top)
     notes = len(adoption.notes)
     module.give_flag(adoption, top)
     if len(adoption.notes) > notes:  # a name taken: nothing is written

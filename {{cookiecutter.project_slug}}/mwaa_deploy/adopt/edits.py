@@ -37,6 +37,8 @@ class Adoption:
     # Keeps each edited node alive, so that its id() stays its own until `apply`.
     nodes: list[cst.CSTNode] = field(default_factory=list)
     imports: set[str] = field(default_factory=set)
+    # Whole import statements the edits need besides the conventions' (the Amazon hook's).
+    import_lines: set[str] = field(default_factory=set)
     notes: list[tuple[int, str]] = field(default_factory=list)
     # The file has task ids the task-id prefix convention would ask to rename.
     keeps_task_ids: bool = False

@@ -71,7 +71,7 @@ def give_flag(adoption: Adoption, top: TopLevel) -> None:
     if clashes:
         return
     missing = [n for n in needs if n not in imported]
-    added: list[cst.BaseStatement] = []
+    added = [cst.parse_statement(line + "\n") for line in sorted(adoption.import_lines)]
     if missing and top.conventions_import is not None:
         adoption.edit(top.conventions_import, _add_names(missing))
     elif missing:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from mwaa_deploy.adopt import signatures, strings, values
+from mwaa_deploy.adopt import default_args, signatures, strings, values
 from mwaa_deploy.adopt.edits import (
     FLAG,
     Adoption,
@@ -30,13 +30,6 @@ PATHS = ("ObjectStoragePath",)
 AWS_PROVIDER = "airflow.providers.amazon"
 AWS_CLASSES = ("Operator", "Sensor", "Hook")
 AWS_CONN_ID = "aws_conn_id"
-# boto3 called directly, which runs as the MWAA execution role: what each becomes.
-BOTO3 = {
-    "boto3.client": ("client_type", "get_conn()", "client"),
-    "boto3.resource": ("resource_type", "get_conn()", "resource"),
-    "boto3.Session": ("", "get_session()", "session"),
-    "boto3.session.Session": ("", "get_session()", "session"),
-}
 
 
 def transform(adoption: Adoption, top: TopLevel, packages: Sequence[str]) -> None:
@@ -54,6 +47,7 @@ class _Resources(cst.CSTVisitor):
         self.top = top
         self.imports = imports
         self.packages = packages
+        self.default_args = default_args.given(adoption.module)
 
     def visit_Call(self, node: cst.Call) -> None:
         name = callee(node)
@@ -74,19 +68,6 @@ class _Resources(cst.CSTVisitor):
                 self._connection(arg.keyword.value, arg.value)
         if name.endswith(AWS_CLASSES) and name in self.imports.sources:
             self._defaults(node, name)
-        if (boto := BOTO3.get(dotted(node.func))) is not None:
-            self._boto3(node, *boto)
-
-    def _boto3(self, node: cst.Call, argument: str, method: str, what: str) -> None:
-        service = _first(node) if argument else None
-        code = self.adoption.module.code_for_node(service.value) if service else ""
-        given = f", {argument}={code}" if code else ""
-        self.adoption.note(
-            node,
-            f"{dotted(node.func)}() runs as the MWAA execution role: use a hook of the Amazon"
-            f" provider, AwsBaseHook(aws_conn_id=aws_conn_id({FLAG}){given}).{method}"
-            f" for this {what}",
-        )
 
     def _defaults(self, node: cst.Call, name: str) -> None:
         """The connections the class uses when the call names none, made the environment's:
@@ -98,8 +79,11 @@ class _Resources(cst.CSTVisitor):
         if found is None:
             found = {AWS_CONN_ID: None} if module.startswith(AWS_PROVIDER) else {}
         for parameter, default in found.items():
-            if keyword(node, parameter) is not None or parameter in self.imports.dict_keys:
-                continue  # given here, or by default_args
+            given = self.default_args.get(id(node))
+            if keyword(node, parameter) is not None or parameter in (
+                self.imports.dict_keys if given is None else given
+            ):
+                continue  # given here, or by its DAG's default_args
             if parameter.endswith(AWS_CONN_ID):
                 value, needs = f"aws_conn_id({FLAG})", ("aws_conn_id", "environment")
             elif isinstance(default, str) and default:
@@ -161,7 +145,8 @@ def _first(call: cst.Call) -> cst.Arg | None:
 
 class _Imports(cst.CSTVisitor):
     """Where each name the file imports comes from (at its top or inside tasks), and the
-    connection parameters its dicts give (default_args), which no call needs to repeat."""
+    connection parameters its dicts give (default_args): what a call whose DAG cannot be
+    told need not repeat."""
 
     def __init__(self) -> None:
         super().__init__()
