@@ -139,3 +139,24 @@ def test_without_mwaas_python_uvs_error_then_one_line_the_pythons_found_and_the_
         f" (found: {found}) and uv could not download it (above); {advice}, then run the"
         " same make command again"
     )
+
+
+@pytest.mark.parametrize(
+    ("policy", "advice"),
+    [
+        ("python3.12:\n  Installed: (none)\n  Candidate: 3.12.3-1\n", "sudo apt-get install"),
+        ("", "install Python 3.12 from python.org"),  # Debian 12, Ubuntu 22.04: no such package
+    ],
+)
+def test_apt_is_advised_only_where_it_has_mwaas_python(
+    machine: Path,
+    policy: str,
+    advice: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script(machine / "bin", "apt-get", "exit 0")
+    script(machine / "bin", "apt-cache", f"printf '{policy}'")
+
+    assert find_python.make_venv("3.12", NEWEST, str(machine / ".venv"), UV) == 1
+
+    assert advice in capsys.readouterr().err.splitlines()[-1]

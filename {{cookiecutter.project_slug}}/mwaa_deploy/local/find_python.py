@@ -138,10 +138,22 @@ def install_command(wanted: str) -> str:
         return f"uv python install {wanted}"
     if shutil.which("brew"):
         return f"brew install python@{wanted}"
-    for manager in ("apt-get", "dnf"):
-        if shutil.which(manager):
-            return f"sudo {manager} install python{wanted}"
+    if shutil.which("apt-get") and _apt_has(f"python{wanted}"):
+        return f"sudo apt-get install python{wanted}"
+    if shutil.which("dnf"):
+        return f"sudo dnf install python{wanted}"
     return f"install Python {wanted} from python.org"
+
+
+def _apt_has(package: str) -> bool:
+    """Whether apt can install `package`: Debian 12 and Ubuntu 22.04 have no python3.12."""
+    try:
+        policy = subprocess.run(
+            ["apt-cache", "policy", package], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "Candidate:" in policy.stdout and "Candidate: (none)" not in policy.stdout
 
 
 def not_found(wanted: str, airflow: str, found: list[tuple[str, str, Path]]) -> str:
