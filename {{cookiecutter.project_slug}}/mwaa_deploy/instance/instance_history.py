@@ -228,5 +228,3 @@ def _ran_back_to_current(
         if current is not None and current + 1 < len(ran):
             return ran, current
     return ran, next((n for n, run in enumerate(ran) if run.is_run_by(running)), None)
-
-
