@@ -109,3 +109,18 @@ def test_a_build_folder_that_cannot_be_written_is_one_line_naming_it(
     assert f"{folder}" in line and "writable" in line, line
     if (root / OFFLINE).is_dir():
         assert list((root / OFFLINE).iterdir()) == []
+
+
+def test_pack_wheels_refuses_a_plugins_wheels_folder_in_any_case(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(requirements=GOOD)
+    own = root / "bucket_contents" / "plugins" / "Wheels"
+    own.mkdir(parents=True)
+    (own / "mine-1.0-py3-none-any.whl").write_text("not a wheel\n")
+
+    assert main(["pack-wheels"]) == 1
+
+    [problem, _] = capsys.readouterr().err.splitlines()
+    assert problem.startswith("bucket_contents/plugins/Wheels: "), problem
+    assert not (root / OFFLINE).exists()
