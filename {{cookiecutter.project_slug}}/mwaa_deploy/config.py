@@ -125,7 +125,8 @@ def load(root: Path | None = None) -> Settings:
         raise ConfigError(
             f"{source}={region!r} is not an AWS region name: use one such as eu-west-1"
         )
-    return Settings(
+    rules.python_version(table["airflow_version"], table["python_version"], where("python_version"))
+    settings = Settings(
         root=root,
         airflow_version=table["airflow_version"],
         python_version=table["python_version"],
@@ -146,6 +147,8 @@ def load(root: Path | None = None) -> Settings:
         **{key: table[key] for key in AS_WRITTEN if key in table},
         **values,
     )
+    rules.roles(settings.developer_role, settings.prod_operator_role, where)
+    return settings
 
 
 def variable(name: str) -> str | None:

@@ -8,6 +8,7 @@ import difflib
 import math
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from mwaa_deploy.exceptions import ConfigError
@@ -20,6 +21,9 @@ BUCKET_TOP = frozenset({"dags", "requirements.txt", "plugins.zip", "startup.sh"}
 # environment runs anywhere near this many tasks at once.
 DEV_POOL_MAX = 10_000
 HEADER = "[tool.mwaa_deploy]"
+# Airflow's roles, and MWAA's: the project never writes to them (instance/roles.py).
+AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer", "Public")
+ROLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 
 # Setting -> (its type, an example for the message); the text settings are all optional.
 KINDS: dict[str, tuple[type, str]] = {
@@ -171,19 +175,124 @@ def _holding_project_files(root: Path, folder: Path) -> Path | None:
     return None
 
 
+def roles(developer: str, operator: str, where: Callable[[str], str]) -> None:
+    """ConfigError where the developer role or the PROD operator role is not a name of the
+    project's own to write (one of Airflow's, or none), or both name one role; `where`
+    gives a setting's place, as place() says it."""
+    for key, name in (("developer_role", developer), ("prod_operator_role", operator)):
+        # In any case: `admin` reads as Admin to whoever grants it, and a database that
+        # compares names without case (MySQL's default) finds Airflow's own role by it.
+        if not ROLE_NAME.fullmatch(name) or name.casefold() in {
+            role.casefold() for role in AIRFLOW_ROLES
+        }:
+            raise ConfigError(
+                f"{where(key)} {key} = {name!r}: name a role of the project's own (a letter,"
+                f" then letters, digits, _ . -), not one of Airflow's ({', '.join(AIRFLOW_ROLES)})"
+            )
+    if developer.casefold() == operator.casefold():
+        raise ConfigError(
+            f"{where('prod_operator_role')}: developer_role and prod_operator_role both name"
+            f" {operator!r} (role names compare without case: {developer!r} is the same role);"
+            " give each its own"
+        )
+
+
+def mwaa_python(airflow_version: str) -> str | None:
+    """The Python MWAA runs an Airflow version on: 3.12 from 2.11 on, 3.11 before; None for
+    no version."""
+    if not (version := re.match(r"(\d+)\.(\d+)", airflow_version)):
+        return None
+    return "3.12" if (int(version[1]), int(version[2])) >= (2, 11) else "3.11"
+
+
+def python_version(airflow_version: str, setting: str, where: str) -> None:
+    """ConfigError where python_version is not the Python MWAA runs the Airflow version on:
+    pins, wheels and the constraints line would all be another environment's."""
+    wanted = mwaa_python(airflow_version)
+    if wanted and setting != wanted:
+        raise ConfigError(
+            f"{where} python_version = {setting!r}: MWAA runs Airflow {airflow_version} on"
+            f' Python {wanted}; write python_version = "{wanted}"'
+        )
+
+
 def key_lines(text: str) -> dict[str, int]:
     """Where each setting is written in pyproject.toml's text: key -> line number. tomllib
-    tells no lines; a setting written otherwise (a dotted key, an inline table) is not found,
-    and its errors name the table alone."""
+    tells no lines: the text is scanned as TOML is, past multi-line strings and arrays, with
+    headers and keys bare or quoted. A setting written otherwise (a dotted key, an inline
+    table) is not found, and its errors name the table alone, never another line."""
     found: dict[str, int] = {}
     inside = False
+    scan = _Scan()
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if stripped.startswith("["):
-            inside = stripped.split("#")[0].strip() == HEADER
-        elif inside and (key := re.match(r"([A-Za-z0-9_-]+)\s*=", stripped)):
-            found.setdefault(key[1], number)
+        if scan.at_top and stripped.startswith("["):
+            inside = _header(stripped) == TABLE_PATH
+            continue
+        if scan.at_top and inside and (key := KEY.match(stripped)):
+            found.setdefault(next(part for part in key.groups() if part is not None), number)
+        scan.line(line)
     return found
+
+
+# A bare or quoted key, followed by a dot or the header's end (`[ tool . "mwaa_deploy" ]`),
+# or by `=` for a setting.
+_PART = r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*"""
+HEADER_PART = re.compile(_PART + r"([.\]])")
+KEY = re.compile(_PART + "=")
+TABLE_PATH = ("tool", "mwaa_deploy")
+
+
+def _header(line: str) -> tuple[str, ...] | None:
+    """The dotted key a table's header names; None for an array of tables' or no header."""
+    if line.startswith("[["):
+        return None
+    parts: list[str] = []
+    at = 1
+    while part := HEADER_PART.match(line, at):
+        parts.append(next(name for name in part.groups()[:3] if name is not None))
+        at = part.end()
+        if part[4] == "]":
+            return tuple(parts)
+    return None
+
+
+class _Scan:
+    """Where TOML's text is, line after line: in a multi-line string or array, or at the
+    top, where a line may be a header or a key."""
+
+    def __init__(self) -> None:
+        self.quote = ""
+        self.depth = 0
+
+    @property
+    def at_top(self) -> bool:
+        return not self.quote and self.depth == 0
+
+    def line(self, line: str) -> None:
+        at = 0
+        while at < len(line):
+            if self.quote:
+                if self.quote[0] == '"' and line[at] == "\\":
+                    at += 2
+                elif line.startswith(self.quote, at):
+                    at, self.quote = at + len(self.quote), ""
+                else:
+                    at += 1
+                continue
+            if line[at] == "#":
+                break
+            if line.startswith(('"""', "'''"), at):
+                self.quote = line[at : at + 3]
+            elif line[at] in "\"'":
+                self.quote = line[at]
+            elif line[at] in "[{":
+                self.depth += 1
+            elif line[at] in "]}":
+                self.depth = max(self.depth - 1, 0)
+            at += len(self.quote) or 1
+        if len(self.quote) == 1:  # a one-line string ends with its line
+            self.quote = ""
 
 
 def place(lines: dict[str, int], key: str) -> str:

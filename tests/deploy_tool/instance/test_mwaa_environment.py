@@ -200,6 +200,24 @@ def test_deploy_requirements_refuses_before_uploading_when_the_environment_canno
     assert aws.count(["put"]) == 0 and mwaa.environment.updates == []
 
 
+def test_deploy_requirements_to_s3_with_no_environment_named_says_what_to_set(
+    project: Callable[..., Path],
+    mwaa: MwaaLocal,
+    aws: S3Endpoint,
+    deploy_requirements: DeployRequirements,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project()
+    monkeypatch.setenv("MWAA_ENVIRONMENT", "")
+
+    code, _, err = deploy_requirements()
+
+    assert code == 1
+    [line] = err.splitlines()
+    assert "MWAA_ENVIRONMENT is empty" in line and "Parameter validation" not in line, line
+    assert aws.count(["put"]) == 0 and mwaa.environment.updates == []
+
+
 def test_a_failed_check_uploads_nothing_and_calls_no_mwaa(
     project: Callable[..., Path],
     mwaa: MwaaLocal,

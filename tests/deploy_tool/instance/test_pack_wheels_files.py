@@ -52,15 +52,16 @@ def test_a_failed_first_pack_wheels_says_it_wrote_nothing(
 
 
 def test_a_failure_writing_plugins_zip_leaves_requirements_txt_as_it_was(
-    project: Callable[..., Path],
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = project(requirements=GOOD)
     (root / OFFLINE / "plugins.zip").mkdir(parents=True)  # cannot be written over
     (root / OFFLINE / "requirements.txt").write_text("earlier\n")
 
-    with pytest.raises(OSError):
-        main(["pack-wheels"])
+    assert main(["pack-wheels"]) == 1
 
+    [line] = capsys.readouterr().err.splitlines()
+    assert "build/offline/plugins.zip" in line, line
     assert (root / OFFLINE / "requirements.txt").read_text() == "earlier\n"
     assert sorted(p.name for p in (root / OFFLINE).iterdir()) == ["plugins.zip", "requirements.txt"]
 
@@ -77,4 +78,49 @@ def test_pack_wheels_refuses_a_plugins_wheels_folder_of_the_users_own(
 
     [problem, _] = capsys.readouterr().err.splitlines()
     assert problem.startswith("bucket_contents/plugins/wheels: "), problem
+    assert not (root / OFFLINE).exists()
+
+
+@pytest.mark.parametrize("blocked", ["build is a file", "build/offline is read-only"])
+def test_a_build_folder_that_cannot_be_written_is_one_line_naming_it(
+    project: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    blocked: str,
+) -> None:
+    root = project(requirements=GOOD)
+    if blocked == "build is a file":
+        (root / "build").write_text("not a folder\n")
+        folder = "build"
+    else:
+        write_bytes = Path.write_bytes
+
+        def read_only(path: Path, body: bytes) -> int:
+            if path.parent == root / OFFLINE:
+                raise PermissionError(13, "Permission denied", str(path))
+            return write_bytes(path, body)
+
+        monkeypatch.setattr(Path, "write_bytes", read_only)
+        folder = "build/offline"
+
+    assert main(["pack-wheels"]) == 1
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"{folder}" in line and "writable" in line, line
+    if (root / OFFLINE).is_dir():
+        assert list((root / OFFLINE).iterdir()) == []
+
+
+def test_pack_wheels_refuses_a_plugins_wheels_folder_in_any_case(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(requirements=GOOD)
+    own = root / "bucket_contents" / "plugins" / "Wheels"
+    own.mkdir(parents=True)
+    (own / "mine-1.0-py3-none-any.whl").write_text("not a wheel\n")
+
+    assert main(["pack-wheels"]) == 1
+
+    [problem, _] = capsys.readouterr().err.splitlines()
+    assert problem.startswith("bucket_contents/plugins/Wheels: "), problem
     assert not (root / OFFLINE).exists()

@@ -7,6 +7,7 @@ Each command imports what it needs only, as in deploys.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import zipfile
@@ -88,19 +89,27 @@ def pack_wheels(settings: config.Settings) -> int:
 
 
 def _replace_files(folder: Path, files: dict[str, bytes]) -> None:
-    """Write `files` into `folder`, each whole to a temporary first, then renamed in order."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write `files` into `folder`, each whole to a temporary first, then renamed in order;
+    DeployError naming what cannot be written (a read-only folder, a file in the way)."""
     written: list[tuple[Path, Path]] = []
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         for name, body in files.items():
             partial = folder / f".{name}.partial"
-            partial.write_bytes(body)
             written.append((partial, folder / name))
+            partial.write_bytes(body)
         for partial, final in written:
             partial.replace(final)
+    except OSError as error:
+        blocked = Path(error.filename2) if error.filename2 else folder
+        raise DeployError(
+            f"cannot write {config.shown(blocked)}: {error.strerror}; make"
+            f" {config.shown(folder)}/ a writable folder, then run make pack-wheels again"
+        ) from None
     finally:
         for partial, _ in written:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
 
 
 def install(settings: config.Settings, group: str, uv: str) -> int:

@@ -11,6 +11,7 @@ policy_check.py      the parse gate's read-back: each task's pool and priority a
 mwaa_environment.py  the environment: what it runs, and updating it to new files
 instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for MWAA
 instance_history.py  each deploy-requirements recorded: the versions it ran, how the update ended
+record_shape.py      a record of that history checked whole: its types, instance-wide files only
 pip_requirements.py  a requirements file as pip reads it and resolves it for MWAA
 sdist_pins.py        MWAA's pins published as an sdist alone, built into a pure wheel
 wheels.py            requirements.txt's wheels in plugins.zip, for MWAA with no index

@@ -201,8 +201,11 @@ def checked_files(
             say(note)
         problems += found.problems
         files[STARTUP] = script.read_bytes()
-    own_wheels = sources / "plugins" / wheels.FOLDER
-    if settings.offline_wheels and REQUIREMENTS in files and own_wheels.exists():
+    # In any case: on a filesystem that ignores case (macOS's), wheels/ and Wheels/ are one.
+    own_wheels = next(
+        (p for p in _entries(sources / "plugins") if p.name.casefold() == wheels.FOLDER), None
+    )
+    if settings.offline_wheels and REQUIREMENTS in files and own_wheels is not None:
         problems.append(
             f"{config.shown(own_wheels)}: plugins.zip holds the packed wheels there; move"
             " your files to another folder of plugins/"
@@ -236,3 +239,7 @@ def write_plugins(settings: config.Settings, folder: Path) -> Path:
         with zipfile.ZipFile(io.BytesIO(packed)) as archive:
             archive.extractall(folder)
     return folder
+
+
+def _entries(folder: Path) -> list[Path]:
+    return list(folder.iterdir()) if folder.is_dir() else []

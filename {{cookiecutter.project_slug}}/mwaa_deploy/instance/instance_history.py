@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mwaa_deploy.bucket import history
 from mwaa_deploy.exceptions import BucketError, HistoryError
+from mwaa_deploy.instance import record_shape
 from mwaa_deploy.owners import INSTANCE_RECORD
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class Run:
     objects: dict[str, dict[str, str]]
     # "status", and where MWAA said them, "started" and "error".
     update: dict[str, str]
-    # False where the record is not JSON of the form document() writes (damaged by hand):
+    # False where the record is not JSON of the form document() writes (record_shape.py):
     # it then names no files, and no rollback can point back at it.
     readable: bool = True
 
@@ -90,22 +91,19 @@ def write(bucket: Bucket, record: bytes) -> str:
 
 
 def read(bucket: Bucket, version: str) -> Run | None:
-    """The run whose record is `version`; one that cannot be understood names no files."""
+    """The run whose record is `version`; one of any other shape than document()'s (damaged,
+    by hand or by anyone who may write the bucket) names no files."""
     record = history.read_record(bucket, INSTANCE_RECORD, version)
     if record is None:
         return None
-    objects, update = record.get("objects"), record.get("update")
+    if not record_shape.well_formed(record, SCHEMA):
+        return Run(id=version, about={}, changed=(), objects={}, update={}, readable=False)
     return Run(
         id=version,
-        about=_strings(record.get("deploy")),
-        changed=tuple(str(key) for key in record.get("changed") or () if isinstance(key, str)),
-        objects={
-            str(key): _strings(entry)
-            for key, entry in _dict(record.get("objects")).items()
-            if isinstance(entry, dict) and entry.get("version")
-        },
-        update=_strings(update),
-        readable=bool(objects) and isinstance(objects, dict) and isinstance(update, dict),
+        about=record["deploy"],
+        changed=tuple(record["changed"]),
+        objects=record["objects"],
+        update=record["update"],
     )
 
 
@@ -230,11 +228,3 @@ def _ran_back_to_current(
         if current is not None and current + 1 < len(ran):
             return ran, current
     return ran, next((n for n, run in enumerate(ran) if run.is_run_by(running)), None)
-
-
-def _dict(value: Any) -> dict[Any, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _strings(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in _dict(value).items()}

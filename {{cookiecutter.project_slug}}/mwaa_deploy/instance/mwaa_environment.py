@@ -165,6 +165,12 @@ def _utc(when: Any) -> str:
 
 def describe(mwaa: BaseClient, name: str, doing: str) -> dict[str, Any]:
     """GetEnvironment's Environment; UpdateError saying what was `doing` if it fails."""
+    if not name:
+        raise UpdateError(
+            f"{doing}: MWAA_ENVIRONMENT is empty, and S3_BUCKET names a bucket; set"
+            " MWAA_ENVIRONMENT (or mwaa_environment in pyproject.toml [tool.mwaa_deploy]) to"
+            " the name of the MWAA environment that reads it"
+        )
     try:
         return mwaa.get_environment(Name=name)["Environment"]
     except (BotoCoreError, ClientError) as error:

@@ -18,21 +18,19 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from mwaa_deploy.exceptions import ConfigError, RolesError
+from mwaa_deploy import settings_rules as rules
+from mwaa_deploy.exceptions import RolesError
 
 if TYPE_CHECKING:
     from mwaa_deploy.config import Settings
     from mwaa_deploy.instance.pools import RestApi
 
-# Airflow's roles, and MWAA's: the project never writes to them.
-AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer", "Public")
 # The role whose permissions, but for those on every DAG, both roles get.
 TEMPLATE = "User"
 # The resource that holds a permission on every DAG at once, and those of one DAG each
 # (DAG:<id>, DAG Run:<id>) that the cluster policy's access_control gives.
 EVERY_DAG = "DAGs"
 ONE_DAG = re.compile(r"DAG( Run)?:")
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
 SETTINGS_TABLE = "pyproject.toml [tool.mwaa_deploy]"
 
 Permission = tuple[str, str]  # (action, resource), as Airflow names them
@@ -40,24 +38,8 @@ Permission = tuple[str, str]  # (action, resource), as Airflow names them
 
 def owned(settings: Settings) -> tuple[str, str]:
     """The developer role's and the PROD operator role's names; ConfigError where either
-    is not the project's own to write."""
-    names = {
-        "developer_role": settings.developer_role,
-        "prod_operator_role": settings.prod_operator_role,
-    }
-    for key, name in names.items():
-        # In any case: `admin` reads as Admin to whoever grants it, and a database that
-        # compares names without case (MySQL's default) finds Airflow's own role by it.
-        if not NAME.fullmatch(name) or name.casefold() in {r.casefold() for r in AIRFLOW_ROLES}:
-            raise ConfigError(
-                f"{SETTINGS_TABLE} {key} = {name!r}: name a role of the project's own (a letter,"
-                f" then letters, digits, _ . -), not one of Airflow's ({', '.join(AIRFLOW_ROLES)})"
-            )
-    if settings.developer_role == settings.prod_operator_role:
-        raise ConfigError(
-            f"{SETTINGS_TABLE}: developer_role and prod_operator_role both name"
-            f" {settings.developer_role!r}; give each its own"
-        )
+    is not the project's own to write (settings_rules.roles, as the settings load)."""
+    rules.roles(settings.developer_role, settings.prod_operator_role, lambda _: SETTINGS_TABLE)
     return settings.developer_role, settings.prod_operator_role
 
 
