@@ -103,3 +103,23 @@ def test_a_quoted_settings_key_names_its_line(
     rewrite(project, "prod_retries = 0", '"prod_retries" = 0')
 
     assert deploy_error(capsys).startswith(f"pyproject.toml:{expected} ")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ('airflow_version = "3"', "Airflow's version, three numbers"),
+        ('airflow_version = "abc"', "Airflow's version, three numbers"),
+        ('python_version = "3.12.1"', "Python's version, two numbers"),
+    ],
+)
+def test_a_version_setting_that_is_no_version_is_refused(
+    project: Path, capsys: pytest.CaptureFixture[str], line: str, expected: str
+) -> None:
+    set_setting(project, line)
+    key = line.split("=")[0].strip()
+
+    error = deploy_error(capsys)
+
+    assert error.startswith(f"pyproject.toml:{line_of(project, key)} [tool.mwaa_deploy] {key}")
+    assert f"expected {expected}" in error, error

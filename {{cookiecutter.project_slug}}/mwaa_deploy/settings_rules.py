@@ -60,6 +60,11 @@ MAXIMUM |= {"sandbox_stale_days": 3650, "dev_run_retention_days": 3650}  # past:
 # Number settings for which 0 means something: here, skip the parse gate.
 ZERO_ALLOWED = {"parse_gate_seconds"}
 TABLE = "pyproject.toml [tool.mwaa_deploy]"
+# The text settings that are versions, and how they are written.
+VERSIONS = {
+    "airflow_version": (re.compile(r"\d+\.\d+\.\d+"), "Airflow's version, three numbers"),
+    "python_version": (re.compile(r"\d+\.\d+"), "Python's version, two numbers"),
+}
 # What git refuses in a branch name (git check-ref-format), but for the rarest rules.
 NOT_A_BRANCH = re.compile(r"^[-/.]|[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|[/.]$|\.lock$")
 
@@ -93,6 +98,9 @@ def check(key: str, value: object, where: str) -> None:
             and (most is None or value <= most)
         )
         expected = f"a whole number of {UNITS[key]}" + (f" from 1 to {most}" if most else "")
+    elif key in VERSIONS:
+        pattern, expected = VERSIONS[key]
+        fits = isinstance(value, str) and bool(pattern.fullmatch(value))
     else:
         fits = isinstance(value, str)
         expected = "text in quotes"
@@ -197,19 +205,17 @@ def roles(developer: str, operator: str, where: Callable[[str], str]) -> None:
         )
 
 
-def mwaa_python(airflow_version: str) -> str | None:
-    """The Python MWAA runs an Airflow version on: 3.12 from 2.11 on, 3.11 before; None for
-    no version."""
-    if not (version := re.match(r"(\d+)\.(\d+)", airflow_version)):
-        return None
-    return "3.12" if (int(version[1]), int(version[2])) >= (2, 11) else "3.11"
+def mwaa_python(airflow_version: str) -> str:
+    """The Python MWAA runs an Airflow version on: 3.12 from 2.11 on, 3.11 before."""
+    major, minor = (int(part) for part in airflow_version.split(".")[:2])
+    return "3.12" if (major, minor) >= (2, 11) else "3.11"
 
 
 def python_version(airflow_version: str, setting: str, where: str) -> None:
     """ConfigError where python_version is not the Python MWAA runs the Airflow version on:
     pins, wheels and the constraints line would all be another environment's."""
     wanted = mwaa_python(airflow_version)
-    if wanted and setting != wanted:
+    if setting != wanted:
         raise ConfigError(
             f"{where} python_version = {setting!r}: MWAA runs Airflow {airflow_version} on"
             f' Python {wanted}; write python_version = "{wanted}"'

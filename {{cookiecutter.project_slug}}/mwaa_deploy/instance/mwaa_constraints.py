@@ -104,12 +104,6 @@ def essential_pins(settings: config.Settings, airflow_version: str | None = None
     return pins([files(settings, airflow_version)[1]])
 
 
-def python_for(airflow_version: str) -> str:
-    """The Python MWAA runs an Airflow version on: 3.12 from 2.11 on, 3.11 before."""
-    major, minor = (int(part) for part in airflow_version.split(".")[:2])
-    return "3.12" if (major, minor) >= (2, 11) else "3.11"
-
-
 def canonical(name: str) -> str:
     """A package name as pip compares them (PEP 503)."""
     return re.sub(r"[-_.]+", "-", name).lower()

@@ -24,6 +24,7 @@ from mwaa_deploy import config
 from mwaa_deploy.exceptions import DeployError
 from mwaa_deploy.instance import instance_files, mwaa_constraints
 from mwaa_deploy.local import find_python, local_venv
+from mwaa_deploy.settings_rules import mwaa_python
 
 # The Airflow versions MWAA offers (and this template bakes), newest first.
 MWAA_VERSIONS = ("3.3.1", "3.2.1", "3.0.6", "2.11.2", "2.10.3")
@@ -72,7 +73,7 @@ def mwaa_path(current: str, target: str) -> tuple[list[str], list[str]]:
 
 
 def target_settings(settings: config.Settings, target: str) -> config.Settings:
-    python = mwaa_constraints.python_for(target)
+    python = mwaa_python(target)
     return dataclasses.replace(settings, airflow_version=target, python_version=python)
 
 
@@ -109,7 +110,7 @@ def target_runtime(settings: config.Settings, target: str) -> list[str]:
 
 def build_venv(settings: config.Settings, target: str, uv: str, venv: Path) -> list[str]:
     """The scratch venv for the target, with its MWAA pins; the blockers found."""
-    python = mwaa_constraints.python_for(target)
+    python = mwaa_python(target)
     found = find_python.interpreter(python, uv)
     made = subprocess.run(
         [uv, "venv", "--quiet", "--allow-existing", "--python", found, str(venv)],
