@@ -1,5 +1,6 @@
-"""MWAA's pins that publish only a source distribution (docopt==0.6.2 in every constraints
-file): check-requirements resolves them as MWAA does online, building what pip can build;
+"""Packages that publish only a source distribution, MWAA's pins (docopt==0.6.2 in every
+constraints file) and a file's own requirements (sgmllib3k): check-requirements resolves
+them as MWAA does online, building what pip can build;
 pack-wheels builds a pure-Python wheel of them (platform-independent) or says there is no
 wheel for MWAA's platform at that pin.
 
@@ -34,3 +35,11 @@ def test_pack_wheels_builds_a_pure_python_wheel_of_a_pin_published_as_an_sdist(
     assert main(["pack-wheels"]) == 0, capsys.readouterr().err
     with zipfile.ZipFile(root / "build" / "offline" / "plugins.zip") as archive:
         assert "wheels/docopt-0.6.2-py2.py3-none-any.whl" in archive.namelist()
+
+
+def test_check_requirements_passes_a_requirement_published_as_a_pure_python_sdist_alone(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sgmllib3k, which feedparser needs, is no pin of MWAA's and has no wheel."""
+    project(requirements=f"{CONSTRAINTS_LINE}\nsgmllib3k\n")
+    assert main(["check-requirements"]) == 0, capsys.readouterr().err

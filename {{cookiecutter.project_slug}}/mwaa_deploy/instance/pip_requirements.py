@@ -103,8 +103,8 @@ def resolution_problems(
     the lines it names are set aside and the rest resolved again, until pip can install
     them or names no line of the file. With `download`, pip saves the wheels there; with
     `offline`, it installs as MWAA on a private network: no index, nor this machine's
-    pip configuration. Online, a pin published as an sdist alone is built, as MWAA
-    builds it (sdist_pins.py)."""
+    pip configuration. Online, a pin or requirement published as an sdist alone is built,
+    as MWAA builds it (sdist_pins.py)."""
     with tempfile.TemporaryDirectory() as built:
         return _resolution_problems(lines, constraints, path, settings, download, offline, built)
 
@@ -119,7 +119,7 @@ def _resolution_problems(
     built: str,
 ) -> list[tuple[int | None, str]]:
     found: list[tuple[int | None, str]] = []
-    tried: set[tuple[str, str]] = set()
+    tried: set[str] = set()
     while True:
         pip = _pip_dry_run(lines, constraints, settings, download, offline, built)
         if pip.returncode == 0:
@@ -141,9 +141,11 @@ def _resolution_problems(
             requirement_name(line.text): line.number for line in lines if option_of(line)[0] is None
         }
         pins = [] if offline else sdist_pins.pins_without_wheels(pip.stdout)
-        new = [pin for pin in pins if pin not in tried]
+        sdists = [f"{name}=={version}" for name, version in pins]
+        sdists += [] if offline else sdist_pins.requirements_without_wheels(pip.stdout)
+        new = [sdist for sdist in sdists if sdist not in tried]
         tried.update(new)
-        if [pin for pin in new if sdist_pins.build_pure_wheel(*pin, Path(built))]:
+        if [sdist for sdist in new if sdist_pins.build_pure_wheel(sdist, Path(built))]:
             continue
         python = settings.python_version
         explained = [

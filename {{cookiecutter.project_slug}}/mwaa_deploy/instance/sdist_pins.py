@@ -1,11 +1,12 @@
-"""MWAA's pins that publish no wheel for its platform, only a source distribution (docopt
-0.6.2 in every constraints file).
+"""Packages that publish no wheel for MWAA's platform, only a source distribution: MWAA's
+own pins (docopt 0.6.2 in every constraints file) and a file's requirements alike
+(sgmllib3k, which feedparser needs).
 
 pip resolves for MWAA's platform with wheels only (pip_requirements.mwaa_target), so it
-reads such a pin as a conflict. MWAA online builds the sdist when it installs; a
-pure-Python wheel built from it here is the same on every platform, so pip is given one to
-resolve with, and pack-wheels packs it. A pin whose sdist builds no pure wheel here is
-named, with what to do.
+reads such a pin as a conflict, and such a requirement as one with no version at all. MWAA
+online builds the sdist when it installs; a pure-Python wheel built from it here is the
+same on every platform, so pip is given one to resolve with, and pack-wheels packs it. A
+package whose sdist builds no pure wheel here is named, with what to do.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ UNAVAILABLE = re.compile(
     r" environment:\n((?:    .+\n?)+)"
 )
 CAUSES = re.compile(r"The conflict is caused by:\n((?:    .+\n)+)")
+# A dependency's requirement reads `name>=1 (from parent==2)`.
+NO_VERSION = re.compile(
+    r"satisfies the requirement (.+?)(?: \(from [^()]*\))? \(from versions: none\)"
+)
 PINNED = "The user requested (constraint) "
 
 
@@ -63,9 +68,15 @@ def pins_without_wheels(output: str) -> list[tuple[str, str]]:
     return sorted(accepted.items())
 
 
-def build_pure_wheel(name: str, version: str, folder: Path) -> bool:
-    """Build `name==version` from its sdist into `folder`; whether pip could and the wheel
-    is pure Python (any platform). A wheel for this machine only is not kept."""
+def requirements_without_wheels(output: str) -> list[str]:
+    """From pip's output, the requirements it found no distribution of at all for MWAA's
+    platform: published as an sdist alone, perhaps (or no such package)."""
+    return NO_VERSION.findall(output)
+
+
+def build_pure_wheel(requirement: str, folder: Path) -> bool:
+    """Build `requirement` from its sdist into `folder`; whether pip could and the wheel is
+    pure Python (any platform). A wheel for this machine only is not kept."""
     before = set(folder.glob("*.whl"))
     subprocess.run(
         [
@@ -81,7 +92,7 @@ def build_pure_wheel(name: str, version: str, folder: Path) -> bool:
             "--disable-pip-version-check",
             "--wheel-dir",
             str(folder),
-            f"{name}=={version}",
+            requirement,
         ],  # fmt: skip
         capture_output=True,
         check=False,
