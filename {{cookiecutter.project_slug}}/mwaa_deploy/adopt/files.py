@@ -55,8 +55,9 @@ def read(path: Path) -> Source:
     if path.is_symlink():
         return Source(
             "",
-            f"{shown}:1: a symlink, which make adopt leaves as the stamp ships no link out of"
-            " the project: put the file itself here, or adopt the file it points to",
+            f"{shown}:1: a symlink, which make adopt leaves (it edits no file through a"
+            " link, as the stamp ships none out of the project): adopt the file it points"
+            " to, or put that file here in its place",
         )
     try:
         return Source(path.read_bytes().decode("utf-8"), "")
