@@ -64,6 +64,7 @@ BAKED_FILES = {
     "mwaa_deploy/adopt/dags.py",
     "mwaa_deploy/adopt/default_args.py",
     "mwaa_deploy/adopt/edits.py",
+    "mwaa_deploy/adopt/files.py",
     "mwaa_deploy/adopt/module.py",
     "mwaa_deploy/adopt/resources.py",
     "mwaa_deploy/adopt/retire.py",

@@ -38,7 +38,8 @@ def test_boto3_called_in_a_task_becomes_the_hook_on_the_environments_connection(
     result = adopt_source("dags/x.py", text)
     assert result.report == []
     new = result.text
-    assert HEADER + HOOK_IMPORT + "from common.conventions import" in new
+    boto3_imports = "import boto3\nfrom boto3 import client as make_client\n"
+    assert HEADER.replace(boto3_imports, "") + HOOK_IMPORT + "from common.conventions" in new
     for line in (
         f'    {HOOK}client_type="dynamodb").get_conn().create_table(TableName=table)'
         "  # the table\n",
@@ -85,3 +86,26 @@ def test_a_boto3_call_the_hook_cannot_carry_or_made_at_parse_time_is_left_and_na
         f' {use}s3").get_conn()',
     ]
     assert "boto3.client(" in result.text and HOOK_IMPORT not in result.text
+
+
+def test_an_import_of_boto3_left_unused_by_the_rewrite_is_removed() -> None:
+    task = '\n@task\ndef load():\n    return {}.list_buckets()\n\nwith DAG("t", schedule=None):\n'
+    task += "    load()\n"
+    only = adopt_source(
+        "x.py",
+        "import boto3\nfrom airflow.sdk import DAG, task\n" + task.format('boto3.client("s3")'),
+    )
+    assert "import boto3" not in only.text and HOOK in only.text
+    renamed = adopt_source(
+        "x.py",
+        "from boto3 import client\nfrom airflow.sdk import DAG, task\n"
+        + task.format('client("s3")'),
+    )
+    assert "from boto3" not in renamed.text and HOOK in renamed.text
+    still_used = adopt_source(
+        "x.py",
+        "import boto3\nfrom airflow.sdk import DAG, task\n"
+        + task.format('boto3.client("s3")')
+        + "\nSESSION = boto3.DEFAULT_SESSION\n",
+    )
+    assert "import boto3\n" in still_used.text

@@ -2,6 +2,7 @@
 syntax tree (libcst), comments and layout kept; and make retire-unprefixed, the old
 un-prefixed copies they replace removed from the bucket. Both commands: commands/adopt.py.
 
+files.py      which files, read as the stamp reads them, formatted once adopted
 codemod.py    one file adopted: parsed, transformed, checked to compile
 edits.py      one file's edits, applied once; the names they use
 module.py     the top level: the flag, dev_prod_flag and the imports, in the right place

@@ -12,7 +12,11 @@ to be moved into a task first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import RemoveImportsVisitor
 from libcst.metadata import GlobalScope, ScopeProvider
 
 from mwaa_deploy.adopt.edits import FLAG, Adoption, Edit, dotted
@@ -36,10 +40,46 @@ POSITIONAL = ("service_name", "region_name")
 READS = (HOOK, "aws_conn_id", FLAG)
 
 
-def transform(adoption: Adoption, top: TopLevel) -> None:
+# An import, as RemoveImportsVisitor names it: (module, name or None, as-name or None).
+Import = tuple[str, str | None, str | None]
+
+
+def transform(adoption: Adoption, top: TopLevel) -> set[Import]:
+    """Rewrite the calls; the imports of boto3 they used, for `drop_unused`."""
     names = _Names()
     adoption.module.visit(names)
-    adoption.module.visit(_Calls(adoption, top, names.bound))
+    calls = _Calls(adoption, top, names.bound)
+    adoption.module.visit(calls)
+    return {names.imports[name] for name in calls.rewritten if name in names.imports}
+
+
+def drop_unused(module: cst.Module, imports: set[Import]) -> cst.Module:
+    """`module` without those of `imports` that nothing in it uses any more."""
+    if not imports:
+        return module
+    context = CodemodContext()
+    for imported in sorted(imports, key=str):
+        RemoveImportsVisitor.remove_unused_import(context, *imported)
+    return _RemoveImports(context).transform_module(module)
+
+
+class _RemoveImports(RemoveImportsVisitor):
+    """Also keeps the blank lines and comments above an import it removes, on the
+    statement that follows."""
+
+    carried: Sequence[cst.EmptyLine] = ()
+
+    def on_leave(
+        self, original_node: cst.CSTNode, updated_node: cst.CSTNode
+    ) -> cst.CSTNode | cst.RemovalSentinel:
+        updated = super().on_leave(original_node, updated_node)
+        if isinstance(updated, cst.SimpleStatementLine) and not updated.body:
+            self.carried = [*self.carried, *updated.leading_lines]
+            return cst.RemoveFromParent()
+        if isinstance(updated, cst.BaseStatement) and self.carried:
+            lines, self.carried = self.carried, ()
+            return updated.with_changes(leading_lines=[*lines, *updated.leading_lines])
+        return updated
 
 
 class _Calls(cst.CSTVisitor):
@@ -51,6 +91,7 @@ class _Calls(cst.CSTVisitor):
         self.depth = 0  # functions (and lambdas) the visitor is inside
         self.scopes: object = None
         self.imported = _imports_hook(adoption.module)
+        self.rewritten: set[str] = set()  # the names of boto3 the rewritten calls read
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         self.depth += isinstance(node, cst.FunctionDef | cst.Lambda)
@@ -96,6 +137,7 @@ class _Calls(cst.CSTVisitor):
             )
         else:
             self.adoption.edit(node, _hook_call(argument, method), "aws_conn_id", "environment")
+            self.rewritten.add(head)
             if not self.imported:
                 self.adoption.import_lines.add(f"from {HOOK_MODULE} import {HOOK}")
 
@@ -192,6 +234,7 @@ class _Names(cst.CSTVisitor):
     def __init__(self) -> None:
         super().__init__()
         self.bound: dict[str, str] = {}
+        self.imports: dict[str, Import] = {}  # each bound name's import
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
@@ -199,8 +242,10 @@ class _Names(cst.CSTVisitor):
             if name.split(".")[0] == "boto3":
                 if alias.asname:
                     self.bound[dotted(alias.asname.name)] = name
+                    self.imports[dotted(alias.asname.name)] = (name, None, self.bound_as(alias))
                 else:
                     self.bound["boto3"] = "boto3"
+                    self.imports["boto3"] = (name, None, None)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         module = dotted_module(node)
@@ -208,3 +253,8 @@ class _Names(cst.CSTVisitor):
             for alias in node.names:
                 bound = dotted(alias.asname.name if alias.asname else alias.name)
                 self.bound[bound] = f"{module}.{dotted(alias.name)}"
+                self.imports[bound] = (module, dotted(alias.name), self.bound_as(alias))
+
+    @staticmethod
+    def bound_as(alias: cst.ImportAlias) -> str | None:
+        return dotted(alias.asname.name) if alias.asname else None

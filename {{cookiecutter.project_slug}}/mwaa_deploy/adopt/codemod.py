@@ -32,12 +32,14 @@ def adopt_source(path: str, text: str, packages: Sequence[str] | None = None) ->
     top = module.scan(adoption.module)
     dags.transform(adoption, top)
     resources.transform(adoption, top, sys.path if packages is None else packages)
-    boto3_calls.transform(adoption, top)
+    boto3_imports = boto3_calls.transform(adoption, top)
     notes = len(adoption.notes)
     module.give_flag(adoption, top)
     if len(adoption.notes) > notes:  # a name taken: nothing is written
         return Adopted(text, adoption.report(), adoption.keeps_task_ids)
-    new = adoption.apply().code
+    new = boto3_calls.drop_unused(adoption.apply(), boto3_imports)
+    # An edited file ends with a newline, as every linter asks, also where it had none.
+    new = new.with_changes(has_trailing_newline=True).code if new.code != text else text
     try:
         compile(new, path, "exec")
     except SyntaxError as error:

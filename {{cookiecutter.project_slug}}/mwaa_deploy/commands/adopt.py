@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from mwaa_deploy import config
 from mwaa_deploy.checkout import Checkout
 from mwaa_deploy.commands.prod_path import check_default_branch
-from mwaa_deploy.exceptions import ConfigError
-from mwaa_deploy.stamping.stamp import read_text
 
 TASK_ID_PREFIX = "task_id_prefix"
 KEEPS_TASK_IDS = (
@@ -20,55 +19,59 @@ KEEPS_TASK_IDS = (
 
 
 def adopt(settings: config.Settings, files: str | None) -> int:
-    """Adopt `files` (whitespace-separated paths; default: every DAG file of dags/) and
-    print one line per file left to finish by hand. 1 where there is such a line."""
-    from mwaa_deploy.adopt.codemod import adopt_source  # libcst, for this command only
+    """Adopt `files` (paths as the shell splits words; default: every DAG file of dags/)
+    and print one line per file left to finish by hand. 1 where there is such a line."""
+    from mwaa_deploy.adopt import codemod  # libcst, for this command only
+    from mwaa_deploy.adopt import files as sources
 
     started = time.monotonic()
-    paths = chosen(settings, files)
+    paths = sources.chosen(settings.sources / "dags", files)
     lines: list[str] = []
-    changed = 0
+    changed: list[Path] = []
+    done = left = 0  # left: files not adopted (a symlink, not UTF-8)
     keeps_task_ids = False
-    for path in paths:
-        shown = config.shown(path).as_posix()
-        text = read_text(path)
-        adopted = adopt_source(shown, text)
-        if adopted.text != text:
-            with open(path, "w", encoding="utf-8", newline="") as file:
-                file.write(adopted.text)
-            changed += 1
-        lines += adopted.report
-        keeps_task_ids |= adopted.keeps_task_ids
+    try:
+        for path in paths:
+            source = sources.read(path)
+            if source.problem:
+                lines.append(source.problem)
+                left += 1
+            else:
+                adopted = codemod.adopt_source(config.shown(path).as_posix(), source.text)
+                if adopted.text != source.text:
+                    with open(path, "w", encoding="utf-8", newline="") as file:
+                        file.write(adopted.text)
+                    changed.append(path)
+                lines += adopted.report
+                keeps_task_ids |= adopted.keeps_task_ids
+            done += 1
+    except KeyboardInterrupt:
+        last = f", the last {config.shown(paths[done - 1]).as_posix()}" if done else ""
+        print(
+            f"Interrupted: {done} of {len(paths)} DAG files adopted, in the order taken{last};"
+            " make adopt again finishes the rest and leaves those done as they are.",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        formatted = sources.format_as_the_project(settings.root, changed)
+        if keeps_task_ids:
+            _keep_task_ids(settings.root / "pyproject.toml")
     seconds = time.monotonic() - started
     print(
-        f"Adopted {len(paths)} DAG files in {seconds:.1f} s: {changed} changed,"
-        f" {len(paths) - changed} already in the convention."
+        f"Adopted {len(paths)} DAG files in {seconds:.1f} s: {len(changed)} changed,"
+        f" {len(paths) - len(changed) - left} already in the convention"
+        + (f", {left} left as they are (below)." if left else ".")
     )
-    if keeps_task_ids:
-        _keep_task_ids(settings.root / "pyproject.toml")
     if lines:
         print("Left to do by hand (file:line: what to do):")
         print("\n".join(lines))
     print(
-        "Next: make test; once the adopted DAGs run in DEV_ and PROD_, make"
-        " retire-unprefixed lists the old copies in the bucket that they replace."
+        f"Next: {'' if formatted else 'make format; '}make test; once the adopted DAGs run in"
+        " DEV_ and PROD_, make retire-unprefixed lists the old copies in the bucket that they"
+        " replace."
     )
     return 1 if lines else 0
-
-
-def chosen(settings: config.Settings, files: str | None) -> list[Path]:
-    """The DAG files named, each directly in dags/; all of them when none are named."""
-    dags = settings.sources / "dags"
-    if not files:
-        return sorted(p for p in dags.glob("*.py") if not p.name.startswith("."))
-    paths = [Path(name).resolve() for name in files.split()]
-    for path in paths:
-        if path.parent != dags.resolve() or path.suffix != ".py" or not path.is_file():
-            raise ConfigError(
-                f"FILES: {path} is not a DAG file of {config.shown(dags)}/: name .py files"
-                " directly in it (helper packages get no flag)"
-            )
-    return paths
 
 
 def _keep_task_ids(pyproject: Path) -> None:

@@ -1,0 +1,143 @@
+"""make adopt on a repository as teams have them: files in other encodings, symlinks,
+empty files, long lines, names with spaces, a run cut short. Every problem file is named
+`file:line: what to do` and the run goes on; the files it adopts pass the project's lint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mwaa_deploy.__main__ import main
+from mwaa_deploy.adopt import codemod
+from mwaa_deploy.adopt.codemod import adopt_source
+from mwaa_deploy.config import load
+
+DAG_FILE = """\
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG("{name}", schedule=None):
+    EmptyOperator(task_id="t")
+"""
+# Lint-clean as written; adopted, its DAG line would reach past the project's 100 columns.
+LONG = """\
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG("a_rather_long_dag_id_for_the_warehouse_loads", schedule=None, catchup=False):
+    EmptyOperator(task_id="t")
+"""
+
+
+def dag_files(root: Path, *names: str) -> Path:
+    dags = root / "bucket_contents" / "dags"
+    for name in names:
+        (dags / name).write_text(DAG_FILE.format(name=Path(name).stem))
+    return dags
+
+
+def test_a_file_not_in_utf8_is_named_and_every_other_file_is_still_adopted(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project()
+    dags = dag_files(root, "a.py", "c.py")
+    latin = b'# -*- coding: latin-1 -*-\n"""Caf\xe9."""\n' + DAG_FILE.format(name="b").encode()
+    (dags / "b.py").write_bytes(latin)
+    assert main(["adopt"]) == 1
+    out = capsys.readouterr().out
+    assert "bucket_contents/dags/b.py:1: not UTF-8 text" in out and "save it as UTF-8" in out
+    assert (dags / "b.py").read_bytes() == latin
+    assert (
+        "DEV = True" in (dags / "a.py").read_text() and "DEV = True" in (dags / "c.py").read_text()
+    )
+    assert "Adopted" in out and load(root).task_id_prefix is False
+
+
+def test_a_symlinked_dag_file_is_refused_as_the_stamp_refuses_it_and_left_as_it_was(
+    project: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project()
+    dags = dag_files(root, "a.py")
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text(DAG_FILE.format(name="out"))
+    (dags / "out.py").symlink_to(outside)
+    (dags / ".inside.txt").write_text(DAG_FILE.format(name="in"))
+    (dags / "in.py").symlink_to(".inside.txt")
+    assert main(["adopt"]) == 1
+    out = capsys.readouterr().out
+    for name in ("out.py", "in.py"):
+        assert f"bucket_contents/dags/{name}:1: a symlink" in out, out
+    assert outside.read_text() == DAG_FILE.format(name="out")
+    assert (dags / ".inside.txt").read_text() == DAG_FILE.format(name="in")
+    assert main(["adopt", "--files", "bucket_contents/dags/in.py"]) == 1
+    assert "bucket_contents/dags/in.py:1: a symlink" in capsys.readouterr().out
+    assert (dags / ".inside.txt").read_text() == DAG_FILE.format(name="in")
+
+
+def test_an_empty_file_gets_the_flag_and_a_final_newline() -> None:
+    assert adopt_source("x.py", "").text.endswith("dev_prod_flag = environment(DEV)\n")
+    assert adopt_source("x.py", '"""Doc."""').text.endswith("environment(DEV)\n")
+
+
+def test_the_adopted_files_pass_the_projects_lint(project: Callable[..., Path]) -> None:
+    root = project()
+    dags = root / "bucket_contents" / "dags"
+    (dags / "long.py").write_text(LONG)
+    lint = [sys.executable, "-m", "ruff"]
+    assert subprocess.run([*lint, "check", "--no-cache", str(dags / "long.py")]).returncode == 0
+    assert main(["adopt", "--files", "bucket_contents/dags/long.py"]) == 0
+    text = (dags / "long.py").read_text()
+    assert "DEV = True" in text and max(map(len, text.splitlines())) <= 100
+    for check in (["check"], ["format", "--check"]):
+        done = subprocess.run([*lint, *check, "--no-cache", str(dags / "long.py")], cwd=root)
+        assert done.returncode == 0, text
+    assert main(["adopt", "--files", "bucket_contents/dags/long.py"]) == 0
+    assert (dags / "long.py").read_text() == text
+
+
+def test_files_naming_a_file_that_does_not_exist_says_so(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    project()
+    assert main(["adopt", "--files", "bucket_contents/dags/nope.py"]) == 1
+    assert "FILES: bucket_contents/dags/nope.py does not exist" in capsys.readouterr().err
+
+
+def test_files_names_a_file_with_spaces_quoted_as_in_the_shell(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project()
+    dags = dag_files(root, "with space.py", "a.py")
+    named = "'bucket_contents/dags/with space.py' bucket_contents/dags/a.py"
+    assert main(["adopt", "--files", named]) == 0
+    assert "Adopted 2 DAG files" in capsys.readouterr().out
+    assert "DEV = True" in (dags / "with space.py").read_text()
+
+
+def test_ctrl_c_says_which_files_are_done_and_that_a_rerun_finishes_the_rest(
+    project: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = project()
+    dags = dag_files(root, "a.py", "b.py", "c.py")
+    real = codemod.adopt_source
+
+    def interrupted_at_b(path: str, text: str) -> codemod.Adopted:
+        if path.endswith("b.py"):
+            raise KeyboardInterrupt
+        return real(path, text)
+
+    monkeypatch.setattr(codemod, "adopt_source", interrupted_at_b)
+    assert main(["adopt"]) == 130
+    err = capsys.readouterr().err
+    assert "bucket_contents/dags/a.py" in err and "make adopt again" in err
+    assert "DEV = True" in (dags / "a.py").read_text()
+    assert "DEV = True" not in (dags / "b.py").read_text()
+    monkeypatch.setattr(codemod, "adopt_source", real)
+    assert main(["adopt"]) == 0
+    assert all("DEV = True" in (dags / n).read_text() for n in ("a.py", "b.py", "c.py"))

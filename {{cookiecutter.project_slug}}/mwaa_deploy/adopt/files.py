@@ -1,0 +1,84 @@
+"""The files make adopt works on: those FILES= names (split as the shell splits words) or
+every DAG file; each read as the stamp reads it, or named with why not; and, once adopted,
+formatted as make format does, so that make lint passes on them."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+from mwaa_deploy import config
+from mwaa_deploy.exceptions import ConfigError
+
+# What make format runs, on the adopted files only: the imports sorted, then ruff's layout.
+FORMAT = (("check", "--fix", "--select", "I", "--quiet"), ("format", "--quiet"))
+
+
+def chosen(dags: Path, files: str | None) -> list[Path]:
+    """The DAG files named in `files`, each directly in `dags`; all of them when none are.
+    A name with a space is quoted, as in the shell: FILES="'dags/my dag.py'"."""
+    if not files:
+        return sorted(p for p in dags.glob("*.py") if not p.name.startswith("."))
+    try:
+        names = shlex.split(files)
+    except ValueError as error:
+        raise ConfigError(
+            f"FILES: {error}: quote a name with spaces as the shell does,"
+            " FILES=\"'bucket_contents/dags/my dag.py'\""
+        ) from None
+    paths = [Path(os.path.abspath(name)) for name in names]  # a link itself, not its target
+    for name, path in zip(names, paths, strict=True):
+        if not path.is_symlink() and not path.exists():
+            raise ConfigError(f"FILES: {name} does not exist: name DAG files of {_dags(dags)}/")
+        if path.parent.resolve() != dags.resolve() or path.suffix != ".py" or path.is_dir():
+            raise ConfigError(
+                f"FILES: {name} is not a DAG file of {_dags(dags)}/: name .py files"
+                " directly in it (helper packages get no flag)"
+            )
+    return paths
+
+
+class Source(NamedTuple):
+    text: str
+    # `file:line: what to do` where the file is not adopted; "" where it is.
+    problem: str
+
+
+def read(path: Path) -> Source:
+    """`path`'s text, as written; or why make adopt leaves it, as its report line."""
+    shown = config.shown(path).as_posix()
+    if path.is_symlink():
+        return Source(
+            "",
+            f"{shown}:1: a symlink, which make adopt leaves (it edits no file through a"
+            " link, as the stamp ships none out of the project): adopt the file it points"
+            " to, or put that file here in its place",
+        )
+    try:
+        return Source(path.read_bytes().decode("utf-8"), "")
+    except UnicodeDecodeError as error:
+        return Source(
+            "",
+            f"{shown}:1: not UTF-8 text ({error.reason}), which the stamp reads only:"
+            " save it as UTF-8 (its coding line too), then make adopt again",
+        )
+
+
+def format_as_the_project(root: Path, paths: list[Path]) -> bool:
+    """Sort the imports of `paths` and lay them out with ruff and the project's settings,
+    as make format does; False where ruff is not installed here."""
+    if importlib.util.find_spec("ruff") is None:
+        return False
+    for command in FORMAT if paths else ():
+        names = [str(path) for path in paths]
+        subprocess.run([sys.executable, "-m", "ruff", *command, *names], cwd=root, check=False)
+    return True
+
+
+def _dags(dags: Path) -> str:
+    return config.shown(dags).as_posix()
