@@ -83,7 +83,10 @@ def test_an_empty_file_gets_the_flag_and_a_final_newline() -> None:
     assert adopt_source("x.py", '"""Doc."""').text.endswith("environment(DEV)\n")
 
 
-def test_the_adopted_files_pass_the_projects_lint(project: Callable[..., Path]) -> None:
+def test_a_file_laid_out_by_ruff_passes_the_projects_lint_once_adopted(
+    project: Callable[..., Path],
+) -> None:
+    """A team's file that make format would leave as it is: adopted, make lint passes too."""
     root = project()
     dags = root / "bucket_contents" / "dags"
     (dags / "long.py").write_text(LONG)
@@ -97,6 +100,21 @@ def test_the_adopted_files_pass_the_projects_lint(project: Callable[..., Path]) 
         assert done.returncode == 0, text
     assert main(["adopt", "--files", "bucket_contents/dags/long.py"]) == 0
     assert (dags / "long.py").read_text() == text
+
+
+def test_a_file_of_another_layout_keeps_every_line_adopt_does_not_touch(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """make adopt keeps a file's layout where the team's is not ruff's, and says make format
+    would lay it out for make lint."""
+    root = project()
+    dags = root / "bucket_contents" / "dags"
+    own_layout = LONG + "settings = {'retries':1,   'owner':'data'}  # the team's own layout\n"
+    (dags / "long.py").write_text(own_layout)
+    assert main(["adopt", "--files", "bucket_contents/dags/long.py"]) == 0
+    adopted = (dags / "long.py").read_text().splitlines()
+    assert "settings = {'retries':1,   'owner':'data'}  # the team's own layout" in adopted
+    assert "Next: make format (for make lint); make test;" in capsys.readouterr().out
 
 
 def test_files_naming_a_file_that_does_not_exist_says_so(

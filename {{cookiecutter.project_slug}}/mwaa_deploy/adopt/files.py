@@ -1,10 +1,12 @@
 """The files make adopt works on: those FILES= names (split as the shell splits words) or
 every DAG file; each read as the stamp reads it, or named with why not; and, once adopted,
-formatted as make format does, so that make lint passes on them."""
+formatted as make format does where the file was laid out so before: a file of another
+layout keeps it, as make adopt keeps every line it does not need to touch."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shlex
 import subprocess
@@ -69,15 +71,34 @@ def read(path: Path) -> Source:
         )
 
 
-def format_as_the_project(root: Path, paths: list[Path]) -> bool:
+def laid_out_by_ruff(root: Path, paths: list[Path]) -> set[Path]:
+    """Those of `paths` that make format would leave as they are: their imports sorted and
+    their layout ruff's. None where ruff is not installed here, or says what it would change
+    other than as the locked ruff does."""
+    if importlib.util.find_spec("ruff") is None or not paths:
+        return set()
+    names = [str(path) for path in paths]
+    flagged: set[Path] = set()
+    for command in (("format", "--check"), ("check", "--select", "I")):
+        ruff = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--output-format", "json", *names],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+        try:
+            flagged |= {Path(found["filename"]) for found in json.loads(ruff.stdout or "[]")}
+        except (ValueError, TypeError, KeyError):
+            return set()
+    return {path for path in paths if path not in flagged}
+
+
+def format_as_the_project(root: Path, paths: list[Path]) -> None:
     """Sort the imports of `paths` and lay them out with ruff and the project's settings,
-    as make format does; False where ruff is not installed here."""
-    if importlib.util.find_spec("ruff") is None:
-        return False
+    as make format does."""
     for command in FORMAT if paths else ():
         names = [str(path) for path in paths]
         subprocess.run([sys.executable, "-m", "ruff", *command, *names], cwd=root, check=False)
-    return True
 
 
 def _dags(dags: Path) -> str:

@@ -28,6 +28,7 @@ def adopt(settings: config.Settings, files: str | None) -> int:
     paths = sources.chosen(settings.sources / "dags", files)
     lines: list[str] = []
     changed: list[Path] = []
+    laid_out = sources.laid_out_by_ruff(settings.root, paths)
     done = left = 0  # left: files not adopted (a symlink, not UTF-8)
     keeps_task_ids = False
     try:
@@ -54,7 +55,7 @@ def adopt(settings: config.Settings, files: str | None) -> int:
         )
         return 130
     finally:
-        formatted = sources.format_as_the_project(settings.root, changed)
+        sources.format_as_the_project(settings.root, [p for p in changed if p in laid_out])
         if keeps_task_ids:
             _keep_task_ids(settings.root / "pyproject.toml")
     seconds = time.monotonic() - started
@@ -67,9 +68,9 @@ def adopt(settings: config.Settings, files: str | None) -> int:
         print("Left to do by hand (file:line: what to do):")
         print("\n".join(lines))
     print(
-        f"Next: {'' if formatted else 'make format; '}make test; once the adopted DAGs run in"
-        " DEV_ and PROD_, make retire-unprefixed lists the old copies in the bucket that they"
-        " replace."
+        f"Next: {'make format (for make lint); ' if set(changed) - laid_out else ''}make test;"
+        " once the adopted DAGs run in DEV_ and PROD_, make retire-unprefixed lists the old"
+        " copies in the bucket that they replace."
     )
     return 1 if lines else 0
 
