@@ -330,3 +330,24 @@ def test_cruft_create_bakes_the_template(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     baked = tmp_path / "data-platform-airflow"
     assert (baked / ".cruft.json").is_file() and (baked / "bucket_contents/dags").is_dir()
+
+
+def test_make_format_lays_out_an_adopted_file_of_the_teams_own_layout_for_make_lint(
+    output: Path,
+) -> None:
+    """make adopt keeps a team's layout and says make format lays it out; make format does,
+    although its long adopted lines are lint errors ruff cannot fix by itself."""
+    project = bake(output)
+    (project / "bucket_contents" / "dags" / "orders.py").write_text(
+        "from airflow.providers.standard.operators.empty import EmptyOperator\n"
+        "from airflow.sdk import DAG\n\n"
+        "with DAG('orders_loaded_into_the_warehouse_each_morning', schedule=None, catchup=False):\n"
+        "    EmptyOperator(task_id='t')\n"
+    )
+    commit_all(project)
+    adopted = make(project, "adopt", airflow_version=NEWEST)
+    assert "Next: make format (for make lint);" in adopted.stdout, adopted.stdout + adopted.stderr
+
+    formatted = make(project, "format", "lint", airflow_version=NEWEST)
+
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr

@@ -232,7 +232,7 @@ def test_a_file_whose_names_the_codemod_needs_are_taken_is_left_as_it_was() -> N
     result = adopt_source("x.py", text)
     assert result.text == text
     assert result.report == [
-        "x.py:1: the name 'environment' is bound here already, and make adopt needs it: rename it"
+        "x.py:7: the name 'environment' is bound here already, and make adopt needs it: rename it"
     ]
 
 

@@ -159,3 +159,31 @@ def test_ctrl_c_says_which_files_are_done_and_that_a_rerun_finishes_the_rest(
     monkeypatch.setattr(codemod, "adopt_source", real)
     assert main(["adopt"]) == 0
     assert all("DEV = True" in (dags / n).read_text() for n in ("a.py", "b.py", "c.py"))
+
+
+def test_a_file_whose_name_adopt_needs_is_taken_is_named_at_that_line_and_left(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project()
+    dags = root / "bucket_contents" / "dags"
+    taken = DAG_FILE.format(name="orders").replace(
+        "\nwith DAG", '\nenvironment = "prod"\n\nwith DAG'
+    )
+    (dags / "orders.py").write_text(taken)
+
+    assert main(["adopt"]) == 1
+
+    out = capsys.readouterr().out
+    assert "bucket_contents/dags/orders.py:4: the name 'environment' is bound here" in out, out
+    assert ": 0 changed," in out and ", 1 left as they are (below)." in out, out
+    assert (dags / "orders.py").read_text() == taken
+
+
+def test_a_file_named_twice_in_files_is_adopted_once(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project()
+    dag_files(root, "g1.py")
+    named = "bucket_contents/dags/g1.py ./bucket_contents/dags/g1.py"
+    assert main(["adopt", "--files", named]) == 0
+    assert "Adopted 1 DAG files" in capsys.readouterr().out

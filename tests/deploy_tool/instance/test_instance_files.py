@@ -25,6 +25,7 @@ from tests.deploy_tool.helpers import CONSTRAINTS_LINE, CONSTRAINTS_URL, SETTING
 from tests.helpers import MWAA_CONSTRAINTS
 
 MWAA = f"MWAA (Linux x86_64, Python {SETTINGS.python_version})"
+NO_WHEEL = f"no wheel for Linux x86_64 / cp{SETTINGS.python_version.replace('.', '')}"
 
 
 def check_fails(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -124,8 +125,8 @@ def test_requirements_wrong_on_their_face_are_refused_by_line(
     [
         pytest.param(
             "apache-airflow-providers-dbt-clod",
-            "no distribution of `apache-airflow-providers-dbt-clod` installs on"
-            f" {MWAA}: check the name, or it publishes no wheel for that platform",
+            f"{NO_WHEEL} of `apache-airflow-providers-dbt-clod`, and no source distribution to"
+            " build one from: check the name, or leave the package out",
             id="misspelled-package",
         ),
         pytest.param(
@@ -140,8 +141,8 @@ def test_requirements_wrong_on_their_face_are_refused_by_line(
         ),
         pytest.param(
             "pywin32",
-            f"no distribution of `pywin32` installs on {MWAA}: check the name, or it publishes"
-            " no wheel for that platform",
+            f"{NO_WHEEL} of `pywin32`, and no source distribution to build one from: check"
+            " the name, or leave the package out",
             id="windows-only-package",
         ),
     ],
@@ -174,7 +175,7 @@ def test_every_problem_is_reported_in_one_run(
     expected = [
         ("requirements.txt:1", "the constraints are for Airflow 2.9.0"),
         ("requirements.txt:3", "`six >=` is not a requirement"),
-        ("requirements.txt:4", "no distribution of `apache-airflow-providers-dbt-clod`"),
+        ("requirements.txt:4", f"{NO_WHEEL} of `apache-airflow-providers-dbt-clod`"),
         ("requirements.txt:5", "no version matching `cowsay==99.0`"),
         ("requirements.txt:6", "`apache-airflow==2.9.0` would replace the Airflow MWAA runs"),
         ("requirements.txt:7", "`boto3==1.0.0` conflicts"),

@@ -43,3 +43,18 @@ def test_check_requirements_passes_a_requirement_published_as_a_pure_python_sdis
     """sgmllib3k, which feedparser needs, is no pin of MWAA's and has no wheel."""
     project(requirements=f"{CONSTRAINTS_LINE}\nsgmllib3k\n")
     assert main(["check-requirements"]) == 0, capsys.readouterr().err
+
+
+def test_a_requirement_whose_sdist_builds_only_this_machines_wheel_says_so(
+    project: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """crcmod publishes an sdist alone, with a C extension: its wheel here is for this
+    machine, which MWAA's need not be."""
+    project(requirements=f"{CONSTRAINTS_LINE}\ncrcmod\n")
+    assert main(["check-requirements"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "bucket_contents/requirements.txt:2: no wheel for Linux x86_64 / cp312 of `crcmod`, and"
+        " its sdist builds a wheel for this machine only, not a pure-Python one: build its"
+        " wheel on Linux x86_64 with Python 3.12 (pip wheel crcmod) into a folder a"
+        " --find-links line names, or leave the package out"
+    )

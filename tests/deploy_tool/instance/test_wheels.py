@@ -133,7 +133,7 @@ def test_a_package_with_nothing_for_mwaa_is_one_line_naming_its_line(
         capsys.readouterr()
         .err.splitlines()[0]
         .startswith(
-            "bucket_contents/requirements.txt:3: no distribution of `pywin32` installs on MWAA"
+            "bucket_contents/requirements.txt:3: no wheel for Linux x86_64 / cp312 of `pywin32`"
         )
     )
 

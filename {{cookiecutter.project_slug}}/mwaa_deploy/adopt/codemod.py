@@ -18,6 +18,8 @@ class Adopted(NamedTuple):
     # `file:line: what to do`, for what the codemod left to a person.
     report: list[str]
     keeps_task_ids: bool
+    # The file could not be adopted (the report says why) and is as it was.
+    left: bool = False
 
 
 def adopt_source(path: str, text: str, packages: Sequence[str] | None = None) -> Adopted:
@@ -27,7 +29,8 @@ def adopt_source(path: str, text: str, packages: Sequence[str] | None = None) ->
     try:
         parsed = cst.parse_module(text)
     except cst.ParserSyntaxError as error:
-        return Adopted(text, [f"{path}:{error.raw_line}: does not parse: {error.message}"], False)
+        problem = f"{path}:{error.raw_line}: does not parse: {error.message}"
+        return Adopted(text, [problem], False, left=True)
     adoption = Adoption(path, MetadataWrapper(parsed))
     top = module.scan(adoption.module)
     dags.transform(adoption, top)
@@ -36,7 +39,7 @@ def adopt_source(path: str, text: str, packages: Sequence[str] | None = None) ->
     notes = len(adoption.notes)
     module.give_flag(adoption, top)
     if len(adoption.notes) > notes:  # a name taken: nothing is written
-        return Adopted(text, adoption.report(), adoption.keeps_task_ids)
+        return Adopted(text, adoption.report(), False, left=True)
     new = boto3_calls.drop_unused(adoption.apply(), boto3_imports)
     # An edited file ends with a newline, as every linter asks, also where it had none.
     new = new.with_changes(has_trailing_newline=True).code if new.code != text else text
@@ -44,5 +47,6 @@ def adopt_source(path: str, text: str, packages: Sequence[str] | None = None) ->
         compile(new, path, "exec")
     except SyntaxError as error:
         line = f"{path}:{error.lineno}: left as it was: the adopted file would not compile"
-        return Adopted(text, [*adoption.report(), f"{line} ({error.msg}); adopt it by hand"], False)
+        problem = f"{line} ({error.msg}); adopt it by hand"
+        return Adopted(text, [*adoption.report(), problem], False, left=True)
     return Adopted(new, adoption.report(), adoption.keeps_task_ids)

@@ -33,16 +33,19 @@ def chosen(dags: Path, files: str | None) -> list[Path]:
             f"FILES: {error}: quote a name with spaces as the shell does,"
             " FILES=\"'bucket_contents/dags/my dag.py'\""
         ) from None
-    paths = [Path(os.path.abspath(name)) for name in names]  # a link itself, not its target
-    for name, path in zip(names, paths, strict=True):
+    named = [(name, Path(os.path.abspath(name))) for name in names]  # a link, not its target
+    for name, path in named:
         if not path.is_symlink() and not path.exists():
-            raise ConfigError(f"FILES: {name} does not exist: name DAG files of {_dags(dags)}/")
+            wildcard = " (FILES= takes names, not wildcards)" if set(name) & set("*?[") else ""
+            raise ConfigError(
+                f"FILES: {name} does not exist{wildcard}: name DAG files of {_dags(dags)}/"
+            )
         if path.parent.resolve() != dags.resolve() or path.suffix != ".py" or path.is_dir():
             raise ConfigError(
                 f"FILES: {name} is not a DAG file of {_dags(dags)}/: name .py files"
                 " directly in it (helper packages get no flag)"
             )
-    return paths
+    return list(dict.fromkeys(path for _, path in named))  # a file named twice, once
 
 
 class Source(NamedTuple):

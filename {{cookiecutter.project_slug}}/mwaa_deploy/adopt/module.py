@@ -27,7 +27,8 @@ class TopLevel:
     # string, in the module's scope: a DAG id or a connection id written as a constant is
     # edited there.
     constants: dict[str, tuple[int, cst.BaseExpression]] = field(default_factory=dict)
-    bound: set[str] = field(default_factory=set)
+    # NAME -> the first statement of the module's scope that binds it.
+    bound: dict[str, cst.BaseStatement] = field(default_factory=dict)
     conventions_import: cst.ImportFrom | None = None
     flag_at: int | None = None
     has_flag_name: bool = False
@@ -40,7 +41,7 @@ def scan(module: cst.Module) -> TopLevel:
         for statement in _module_scope(outer):
             for name in _bound_by(statement):
                 counts[name] = counts.get(name, 0) + 1
-                top.bound.add(name)
+                top.bound.setdefault(name, statement)
             small = _only_small(statement)
             if isinstance(small, cst.ImportFrom) and dotted_module(small) == CONVENTIONS:
                 top.conventions_import = small
@@ -66,7 +67,10 @@ def give_flag(adoption: Adoption, top: TopLevel) -> None:
         clashes.append(DEV)
     for name in clashes:
         adoption.notes.append(
-            (1, f"the name {name!r} is bound here already, and make adopt needs it: rename it")
+            (
+                adoption.line(top.bound[name]),
+                f"the name {name!r} is bound here already, and make adopt needs it: rename it",
+            )
         )
     if clashes:
         return

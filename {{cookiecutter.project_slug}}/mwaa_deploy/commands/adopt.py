@@ -29,7 +29,7 @@ def adopt(settings: config.Settings, files: str | None) -> int:
     lines: list[str] = []
     changed: list[Path] = []
     laid_out = sources.laid_out_by_ruff(settings.root, paths)
-    done = left = 0  # left: files not adopted (a symlink, not UTF-8)
+    done = left = 0  # left: files not adopted (a symlink, not UTF-8, not parsed, a name taken)
     keeps_task_ids = False
     try:
         for path in paths:
@@ -44,6 +44,7 @@ def adopt(settings: config.Settings, files: str | None) -> int:
                         file.write(adopted.text)
                     changed.append(path)
                 lines += adopted.report
+                left += adopted.left
                 keeps_task_ids |= adopted.keeps_task_ids
             done += 1
     except KeyboardInterrupt:
@@ -68,7 +69,7 @@ def adopt(settings: config.Settings, files: str | None) -> int:
         print("Left to do by hand (file:line: what to do):")
         print("\n".join(lines))
     print(
-        f"Next: {'make format (for make lint); ' if set(changed) - laid_out else ''}make test;"
+        f"Next: {'make format (for make lint); ' if set(paths) - laid_out else ''}make test;"
         " once the adopted DAGs run in DEV_ and PROD_, make retire-unprefixed lists the old"
         " copies in the bucket that they replace."
     )

@@ -119,7 +119,7 @@ def _resolution_problems(
     built: str,
 ) -> list[tuple[int | None, str]]:
     found: list[tuple[int | None, str]] = []
-    tried: set[str] = set()
+    why_not: dict[str, str | None] = {}  # sdists built (None) or why not
     while True:
         pip = _pip_dry_run(lines, constraints, settings, download, offline, built)
         if pip.returncode == 0:
@@ -140,17 +140,17 @@ def _resolution_problems(
         at = {
             requirement_name(line.text): line.number for line in lines if option_of(line)[0] is None
         }
-        pins = [] if offline else sdist_pins.pins_without_wheels(pip.stdout)
-        sdists = [f"{name}=={version}" for name, version in pins]
-        sdists += [] if offline else sdist_pins.requirements_without_wheels(pip.stdout)
-        new = [sdist for sdist in sdists if sdist not in tried]
-        tried.update(new)
-        if [sdist for sdist in new if sdist_pins.build_pure_wheel(sdist, Path(built))]:
+        sdists, pinned = ([], set()) if offline else sdist_pins.without_wheels(pip.stdout)
+        # Each built once: a wheel pip still cannot use is not built again and again.
+        new = {s: sdist_pins.build_pure_wheel(s, Path(built)) for s in sdists if s not in why_not}
+        why_not |= new
+        if None in new.values():
             continue
         python = settings.python_version
         explained = [
-            (name, sdist_pins.no_wheel(name, version, PLATFORM_NAME, python))
-            for name, version in pins
+            (requirement_name(s), sdist_pins.no_wheel(s, why, PLATFORM_NAME, python, s in pinned))
+            for s in sdists
+            if (why := why_not[s])
         ] or explain_pip_failure(pip.stdout, python)
         if not explained:
             tail = pip.stdout[-2000:]

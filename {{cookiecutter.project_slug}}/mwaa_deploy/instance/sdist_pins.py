@@ -68,17 +68,19 @@ def pins_without_wheels(output: str) -> list[tuple[str, str]]:
     return sorted(accepted.items())
 
 
-def requirements_without_wheels(output: str) -> list[str]:
-    """From pip's output, the requirements it found no distribution of at all for MWAA's
-    platform: published as an sdist alone, perhaps (or no such package)."""
-    return NO_VERSION.findall(output)
+def without_wheels(output: str) -> tuple[list[str], set[str]]:
+    """From pip's output, what it lacks a wheel of for MWAA's platform: MWAA's pins
+    (name==version) and the requirements it found no distribution of at all (published as
+    an sdist alone, perhaps, or no such package); and which of them are MWAA's pins."""
+    pins = [f"{name}=={version}" for name, version in pins_without_wheels(output)]
+    return pins + NO_VERSION.findall(output), set(pins)
 
 
-def build_pure_wheel(requirement: str, folder: Path) -> bool:
-    """Build `requirement` from its sdist into `folder`; whether pip could and the wheel is
-    pure Python (any platform). A wheel for this machine only is not kept."""
+def build_pure_wheel(requirement: str, folder: Path) -> str | None:
+    """Build `requirement` from its sdist into `folder`: None where pip did and the wheel is
+    pure Python (any platform), else why not. A wheel for this machine only is not kept."""
     before = set(folder.glob("*.whl"))
-    subprocess.run(
+    pip = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -95,25 +97,34 @@ def build_pure_wheel(requirement: str, folder: Path) -> bool:
             requirement,
         ],  # fmt: skip
         capture_output=True,
+        text=True,
         check=False,
     )
-    pure = False
-    for wheel in set(folder.glob("*.whl")) - before:
+    built = set(folder.glob("*.whl")) - before
+    for wheel in built:
         if all(
-            tag.platform == "any" and tag.abi == "none"
-            for tag in parse_wheel_filename(wheel.name)[3]
+            t.platform == "any" and t.abi == "none" for t in parse_wheel_filename(wheel.name)[3]
         ):
-            pure = True
-        else:
-            wheel.unlink()
-    return pure
+            return None
+        wheel.unlink()
+    if built:
+        return "its sdist builds a wheel for this machine only, not a pure-Python one"
+    if "No matching distribution found" in pip.stderr:
+        return NO_SDIST
+    return "its sdist does not build here"
 
 
-def no_wheel(name: str, version: str, platform: str, python: str) -> str:
-    """Why pip cannot install a pin it could not build a pure wheel of, and what to do."""
+NO_SDIST = "no source distribution to build one from"
+
+
+def no_wheel(requirement: str, why: str, platform: str, python: str, pinned: bool) -> str:
+    """Why pip cannot install a requirement (a pin of MWAA's) it found no wheel of for MWAA's
+    platform, `why` it could not build a pure one, and what to do."""
+    of = "at MWAA's pin" if pinned else "of"
+    where = f"no wheel for {platform} / cp{python.replace('.', '')} {of} `{requirement}`"
+    if why == NO_SDIST:  # a misspelled name reads the same
+        return f"{where}, and {why}: check the name, or leave the package out"
     return (
-        f"no wheel for {platform} / cp{python.replace('.', '')} at MWAA's pin"
-        f" {name}=={version}, and its sdist builds no pure-Python wheel here: build its"
-        f" wheel on {platform} with Python {python} (pip wheel {name}=={version}) into a"
-        " folder a --find-links line names, or leave the package out"
+        f"{where}, and {why}: build its wheel on {platform} with Python {python} (pip wheel"
+        f" {requirement}) into a folder a --find-links line names, or leave the package out"
     )
