@@ -67,12 +67,18 @@ def test_a_hook_gets_the_connection_whatever_default_args_its_dag_gives() -> Non
     assert f"S3Hook({ADDED})" in adopt_source("x.py", text, site_packages()).text
 
 
-def test_a_call_whose_dag_cannot_be_told_counts_every_default_args_of_the_file() -> None:
-    """A factory's operator may be given a DAG whose default_args carry its connection."""
-    found = lines_of(
+def test_a_call_whose_dag_cannot_be_told_is_left_and_named_where_some_dag_gives_it() -> None:
+    """A factory's operator may be given a DAG whose default_args carry its connection, or
+    one whose do not: make adopt adds none and says where to look."""
+    text = HEADER + (
         "def make(parent):\n"
         '    return S3CreateBucketOperator(task_id="made", bucket_name="b", dag=parent)\n'
         'with DAG("given", schedule=None, default_args=ARGS):\n'
         "    pass\n"
     )
-    assert ADDED not in found["made"]
+    adopted = adopt_source("x.py", text, site_packages())
+    assert ADDED not in adopted.text
+    assert adopted.report == [
+        "x.py:7: S3CreateBucketOperator names no aws_conn_id, and its DAG is made where make"
+        " adopt cannot tell (a factory?): give the environment's in that DAG's default_args"
+    ]

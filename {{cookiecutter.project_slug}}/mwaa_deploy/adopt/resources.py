@@ -80,10 +80,16 @@ class _Resources(cst.CSTVisitor):
             found = {AWS_CONN_ID: None} if module.startswith(AWS_PROVIDER) else {}
         for parameter, default in found.items():
             given = self.default_args.get(id(node))
-            if keyword(node, parameter) is not None or parameter in (
-                self.imports.dict_keys if given is None else given
-            ):
+            if keyword(node, parameter) is not None or parameter in (given or ()):
                 continue  # given here, or by its DAG's default_args
+            if given is None and parameter in self.imports.dict_keys:
+                # Some DAG's default_args give it; which DAG this call is in, none can tell.
+                self.adoption.note(
+                    node,
+                    f"{name} names no {parameter}, and its DAG is made where make adopt cannot"
+                    f" tell (a factory?): give the environment's in that DAG's default_args",
+                )
+                continue
             if parameter.endswith(AWS_CONN_ID):
                 value, needs = f"aws_conn_id({FLAG})", ("aws_conn_id", "environment")
             elif isinstance(default, str) and default:
