@@ -54,7 +54,7 @@ BROKEN_DAGS = {
         ],
     ),
     "unprefixed.py": (
-        'with DAG(f"{flag}_unprefixed", schedule=None, start_date=START, tags=["dbt"]):\n'
+        'with DAG(f"{flag}_unprefixed", schedule=None, start_date=START, tags=["dbt", "DEV"]):\n'
         '    with TaskGroup("extract"):\n'
         '        EmptyOperator(task_id=f"{flag}_orders")\n'
         '    EmptyOperator(task_id="load")\n',
@@ -64,8 +64,8 @@ BROKEN_DAGS = {
             " 'extract.PROD_orders' must start with PROD_",
             "DAG DEV_unprefixed, task load (DEV_unprefixed.py): task id: 'load' must start with"
             " DEV_",
-            "DAG PROD_unprefixed (PROD_unprefixed.py): tags: ['dbt'] must include 'PROD' and no"
-            " other environment",
+            "DAG PROD_unprefixed (PROD_unprefixed.py): tags: ['DEV', 'PROD', 'dbt'] must include"
+            " 'PROD' and no other environment",
         ],
     ),
     "references.py": (

@@ -30,7 +30,7 @@ START = pendulum.datetime(2025, 1, 1, tz="UTC")
 """
 
 # Plain Airflow with the flag, the DAG id built from it and nothing of the platform's: no
-# pool, priority, retries or default_args, and PROD's cron schedule kept as written.
+# pool, priority, retries, default_args or tags, and PROD's cron schedule kept as written.
 EVERY_STYLE = {
     "factories/__init__.py": "",
     "factories/reports.py": (
@@ -42,7 +42,7 @@ EVERY_STYLE = {
     ),
     "every_style.py": START
     + "from factories.reports import report\n"
-    + 'with DAG(f"{flag}_every_style", schedule="*/5 * * * *", start_date=START, tags=[flag]):\n'
+    + 'with DAG(f"{flag}_every_style", schedule="*/5 * * * *", start_date=START):\n'
     '    start = EmptyOperator(task_id=f"{flag}_start")\n'
     "\n"
     '    @task(task_id=f"{flag}_numbers")\n'
@@ -70,7 +70,6 @@ ASSET = {
         '    name=f"{flag}_orders",\n'
         '    uri=f"s3://lake/{flag.lower()}/orders",\n'
         '    schedule="@daily",\n'
-        "    tags=[flag],\n"
         ")\n"
         "def orders():\n"
         "    pass\n"
@@ -100,7 +99,7 @@ def integrity_tests(project: Path, version: str) -> str:
 
 
 @pytest.mark.parametrize("version", [NEWEST, OLDEST])
-def test_a_plain_airflow_dag_of_every_style_passes_with_no_pool_priority_retries_or_schedule_rule(
+def test_a_plain_airflow_dag_of_every_style_passes_with_nothing_of_the_platforms_written(
     output: Path, version: str
 ) -> None:
     project = bake(output, airflow_version=version)
@@ -133,6 +132,7 @@ def test_without_the_policy_the_integrity_tests_name_every_task_it_would_have_pl
         "DAG DEV_every_style (DEV_every_style.py): schedule: '*/5 * * * *' runs a DEV copy on"
         " PROD's clock",
         "DAG DEV_dbt_sources (DEV_dbt_sources.py): schedule: '0 4 * * *' runs a DEV copy on",
+        "DAG DEV_every_style (DEV_every_style.py): tags: [] must include 'DEV'",
     ):
         assert line in out, f"{line!r} not in\n{out[-6000:]}"
 

@@ -28,6 +28,7 @@ def test_plugins_zip_carries_the_policy_and_the_projects_settings_for_it() -> No
         "dev_pool": "DEV_pool",
         "developer_role": "Developer",
         "dev_runs_on_schedule": True,
+        "environment_tag": True,
         "fails_on_purpose": "fails_on_purpose",
         "owner_pattern": "DEV|PROD|SBX_[a-z0-9]+",
         "prod": "PROD",

@@ -12,6 +12,8 @@ written. A DAG author writes none of this:
   PROD's; its PROD operator role may also trigger, clear and pause PROD's;
 - PROD's tasks go first (a priority weight of at least PROD's) and retry before they fail,
   except a task whose params say `fails_on_purpose: True`;
+- each DAG is tagged with its owner, the UI's filter of one environment's DAGs, unless
+  `environment_tag` (pyproject.toml) is false;
 - DEV's and the sandboxes' copies do not run on the clock: started by hand or by their
   own assets only, unless `dev_runs_on_schedule` (pyproject.toml) is true;
 - a template file read from a folder beside the DAG files (`sql/orders.sql`) is read from
@@ -60,12 +62,19 @@ def dag_policy(dag: Any) -> None:
     if owner is None:
         return
     _grant_roles(dag, owner)
+    if SETTINGS["environment_tag"] and owner not in (dag.tags or ()):
+        # Airflow 2 keeps a DAG's tags in a list, Airflow 3 in a set.
+        dag.tags = [*(dag.tags or ()), owner] if _is_list(dag.tags) else {*dag.tags, owner}
     if owner == SETTINGS["prod"] or SETTINGS["dev_runs_on_schedule"]:
         return
     dag.timetable = off_the_clock(dag.timetable)
     if "schedule_interval" in vars(dag):
         # Airflow 2 serializes this instead of the timetable where the two differ.
         dag.schedule_interval = dag.timetable.summary
+
+
+def _is_list(tags: Any) -> bool:
+    return tags is None or isinstance(tags, list)
 
 
 def _grant_roles(dag: Any, owner: str) -> None:

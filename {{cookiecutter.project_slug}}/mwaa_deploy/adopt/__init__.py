@@ -6,7 +6,7 @@ files.py      which files, read as the stamp reads them, formatted once adopted
 codemod.py    one file adopted: parsed, transformed, checked to compile
 edits.py      one file's edits, applied once; the names they use
 module.py     the top level: the flag, dev_prod_flag and the imports, in the right place
-dags.py       DAG ids, tags and cross-DAG references; task ids left as written
+dags.py       DAG ids and cross-DAG references; task ids left as written
 resources.py  assets, object storage paths, connection ids
 signatures.py  the connections a provider's class takes, read off its source
 default_args.py  the connection parameters each call's DAG gives in its default_args

@@ -1,4 +1,4 @@
-"""DAG ids, tags and cross-DAG references made their environment's, for every way a DAG is
+"""DAG ids and cross-DAG references made their environment's, for every way a DAG is
 declared: `DAG(...)` (with or as a context manager), `@dag`, `@asset` and `@asset.multi`
 (Airflow 3, whose DAG id is the asset's name or the function's).
 
@@ -14,7 +14,6 @@ import libcst as cst
 
 from mwaa_deploy.adopt import values
 from mwaa_deploy.adopt.edits import (
-    FLAG,
     ID_START,
     Adoption,
     add_keyword,
@@ -84,9 +83,7 @@ class _Dags(cst.CSTVisitor):
             self.adoption.edit(
                 decorator,
                 lambda d: d.with_changes(
-                    decorator=cst.parse_expression(
-                        f"{dotted(call)}({id_argument}={new_id}, tags=[{FLAG}])"
-                    )
+                    decorator=cst.parse_expression(f"{dotted(call)}({id_argument}={new_id})")
                 ),
                 "environment",
             )
@@ -129,40 +126,16 @@ class _Dags(cst.CSTVisitor):
             )
 
     def _tags(self, call: cst.Call) -> None:
+        """The owner's tag is the platform's to add (its cluster policy); one written here
+        that names an environment would be wrong in the other copy."""
         arg = keyword(call, "tags")
-        if arg is None:
-            if has_star_kwargs(call):
-                self._note_missing(call, "tags may come from **kwargs")
-            else:
-                self.adoption.edit(call, add_keyword("tags", f"[{FLAG}]"), "environment")
-            return
-        if carries_environment(arg.value):
-            return
-        for element in getattr(arg.value, "elements", ()):
+        for element in getattr(arg.value if arg else None, "elements", ()):
             value = getattr(element.value, "evaluated_value", None)
             if isinstance(value, str) and is_owner(value):
                 self.adoption.note(element, f"tag {value!r} names an environment: remove it")
-        if isinstance(arg.value, cst.List | cst.Tuple | cst.Set):
-            self.adoption.edit(arg.value, _tags_with_flag, "environment")
-        else:
-            self.adoption.edit(
-                arg.value,
-                lambda v: cst.List(
-                    [cst.Element(cst.Name(FLAG)), cst.StarredElement(_parenthesized(v))]
-                ),
-                "environment",
-            )
 
     def _note_missing(self, node: cst.CSTNode, why: str) -> None:
-        self.adoption.note(node, f'{why}: give it f"{ID_START}..." and tags=[{FLAG}, ...]')
-
-
-def _tags_with_flag(node: cst.CSTNode) -> cst.CSTNode:
-    assert isinstance(node, cst.List | cst.Tuple | cst.Set)
-    if not node.elements:
-        return cst.List([cst.Element(cst.Name(FLAG))])
-    first = cst.Element(cst.Name(FLAG), comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    return node.with_changes(elements=[first, *node.elements])
+        self.adoption.note(node, f'{why}: give it f"{ID_START}..."')
 
 
 def _names_file(node: cst.BaseExpression) -> bool:

@@ -33,6 +33,7 @@ def values(settings: Settings) -> dict[str, object]:
         "prod_priority_weight": settings.prod_priority_weight,
         "prod_retries": settings.prod_retries,
         "dev_runs_on_schedule": settings.dev_runs_on_schedule,
+        "environment_tag": settings.environment_tag,
         "fails_on_purpose": FAILS_ON_PURPOSE,
         "developer_role": settings.developer_role,
         "prod_operator_role": settings.prod_operator_role,
