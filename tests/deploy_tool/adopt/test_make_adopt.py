@@ -187,3 +187,19 @@ def test_a_file_named_twice_in_files_is_adopted_once(
     named = "bucket_contents/dags/g1.py ./bucket_contents/dags/g1.py"
     assert main(["adopt", "--files", named]) == 0
     assert "Adopted 1 DAG files" in capsys.readouterr().out
+
+
+def test_ctrl_c_while_a_file_is_written_leaves_it_whole(
+    project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project()
+    dags = dag_files(root, "a.py")
+    before = (dags / "a.py").read_text()
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", interrupted)
+    assert main(["adopt", "--files", "bucket_contents/dags/a.py"]) == 130
+    assert (dags / "a.py").read_text() == before
+    assert sorted(p.name for p in dags.iterdir() if p.name.startswith(".a.py")) == []

@@ -240,7 +240,8 @@ def _policy(tmp_path: Path) -> Any:
 def test_the_policy_grants_each_role_its_dags_by_the_owner_prefix(
     tmp_path: Path, dag_id: str, developer: set[str], operator: set[str]
 ) -> None:
-    dag = SimpleNamespace(dag_id=dag_id, access_control={"Auditors": {"DAGs": {"can_read"}}})
+    granted = {"Auditors": {"DAGs": {"can_read"}}}
+    dag = SimpleNamespace(dag_id=dag_id, access_control=granted, tags=["orders"])
     dag.timetable = SimpleNamespace(can_be_scheduled=False)
     _policy(tmp_path).dag_policy(dag)
     assert dag.access_control == {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,8 +41,7 @@ def adopt(settings: config.Settings, files: str | None) -> int:
             else:
                 adopted = codemod.adopt_source(config.shown(path).as_posix(), source.text)
                 if adopted.text != source.text:
-                    with open(path, "w", encoding="utf-8", newline="") as file:
-                        file.write(adopted.text)
+                    _write_whole(path, adopted.text)
                     changed.append(path)
                 lines += adopted.report
                 left += adopted.left
@@ -74,6 +74,16 @@ def adopt(settings: config.Settings, files: str | None) -> int:
         " copies in the bucket that they replace."
     )
     return 1 if lines else 0
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """`path` holds `text` or what it held, never a part: Ctrl-C may come mid-write."""
+    partial = path.with_name(f".{path.name}.adopting")
+    try:
+        partial.write_text(text, encoding="utf-8", newline="")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _keep_task_ids(pyproject: Path) -> None:
