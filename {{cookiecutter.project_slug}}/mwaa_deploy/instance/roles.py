@@ -31,7 +31,6 @@ TEMPLATE = "User"
 # (DAG:<id>, DAG Run:<id>) that the cluster policy's access_control gives.
 EVERY_DAG = "DAGs"
 ONE_DAG = re.compile(r"DAG( Run)?:")
-SETTINGS_TABLE = "pyproject.toml [tool.mwaa_deploy]"
 
 Permission = tuple[str, str]  # (action, resource), as Airflow names them
 
@@ -39,7 +38,7 @@ Permission = tuple[str, str]  # (action, resource), as Airflow names them
 def owned(settings: Settings) -> tuple[str, str]:
     """The developer role's and the PROD operator role's names; ConfigError where either
     is not the project's own to write (settings_rules.roles, as the settings load)."""
-    rules.roles(settings.developer_role, settings.prod_operator_role, lambda _: SETTINGS_TABLE)
+    rules.roles(settings.developer_role, settings.prod_operator_role, lambda _: rules.TABLE)
     return settings.developer_role, settings.prod_operator_role
 
 
