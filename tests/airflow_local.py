@@ -79,6 +79,58 @@ class AirflowApi:
         return _answer(request)
 
 
+class AirflowUser:
+    """A running Airflow's REST API as one user, answered with statuses: v1 with basic
+    authentication on Airflow 2; v2 with a token from its login on Airflow 3, where FAB
+    serves roles and users apart."""
+
+    def __init__(self, port: int, version: str, user: str, password: str) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.airflow_2 = version.startswith("2.")
+        if self.airflow_2:
+            self.api = self.fab = "/api/v1"
+            login = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self.authorization = f"Basic {login}"
+        else:
+            self.api, self.fab = "/api/v2", "/auth/fab/v1"
+            self.authorization = ""
+            status, token = self.request(
+                "POST", "/auth/token", {"username": user, "password": password}
+            )
+            assert status == 201, (user, status, token)
+            self.authorization = f"Bearer {token['access_token']}"
+
+    def status(self, method: str, path: str, body: dict | None = None) -> int:
+        """Airflow's status for one request to its REST API."""
+        return self.request(method, self.api + path, body)[0]
+
+    def fab_status(self, method: str, path: str, body: dict | None = None) -> int:
+        """Airflow's status for one request to its API of roles and users."""
+        return self.request(method, self.fab + path, body)[0]
+
+    def attempts(self, dag_id: str) -> dict[str, int]:
+        """Trigger, clear (a dry run) and pause `dag_id`: Airflow's status for each."""
+        run = {} if self.airflow_2 else {"logical_date": None}
+        return {
+            "trigger": self.status("POST", f"/dags/{dag_id}/dagRuns", run),
+            "clear": self.status("POST", f"/dags/{dag_id}/clearTaskInstances", {"dry_run": True}),
+            "pause": self.status("PATCH", f"/dags/{dag_id}", {"is_paused": True}),
+        }
+
+    def request(self, method: str, path: str, body: dict | None) -> tuple[int, object]:
+        request = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": self.authorization},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()[:300]
+
+
 def _answer(request: urllib.request.Request) -> dict:
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)

@@ -1,39 +1,38 @@
-"""`make airflow-local`: the baked project's real Airflow on its local bucket, started as a
-user starts it, asked through its REST API, running the example DAGs of both environments
-and of a story branch's sandbox against dbt Cloud's API, and stopped with Ctrl-C, leaving
-nothing behind; with DEV's pool set as on MWAA, so that a flood of DEV tasks leaves PROD
-the rest of the workers."""
+"""A running `make airflow-local`: the baked project's real Airflow on its local bucket,
+started as a user starts it and asked through its REST API. It shows DEV's and PROD's
+copies of every example DAG and a story branch's sandbox, runs each against dbt Cloud's
+API with its own environment's connection, picks up a redeploy without a restart, lets
+each of the project's roles touch only its own environments' DAGs, cleans DEV's and the
+sandboxes' runs and DAGs and leaves PROD's alone, and, with DEV's pool set as on MWAA,
+runs a PROD task at once while a flood of DEV tasks holds DEV's pool.
+
+One Airflow per version serves the module's tests, since each start costs half a minute;
+each test works on DAGs, runs, users or a sandbox of its own. (Starting and stopping it is
+in test_airflow_local_starts.py.)"""
 
 from __future__ import annotations
 
-import os
-import signal
+import sqlite3
 import subprocess
+import urllib.error
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from tests.airflow_local import (
     PICKUP_SECONDS,
-    STARTUP_SECONDS,
     AirflowApi,
+    AirflowUser,
     airflow_local,
     free_port,
     processes_in,
     wait_for,
 )
 from tests.dbt_cloud import DbtCloudApi
-from tests.helpers import (
-    DEFAULTS,
-    NEWEST,
-    OLDEST,
-    VENVS,
-    bake,
-    commit_all,
-    make,
-    user_environment,
-)
+from tests.helpers import DEFAULTS, NEWEST, OLDEST, bake, commit_all, make
 
 pytestmark = pytest.mark.starts_airflow
 
@@ -41,157 +40,209 @@ RUN_SECONDS = 180
 # How soon a PROD task runs to its end while DEV's tasks hold every slot of DEV's pool: the
 # time Airflow takes to schedule and start one task, with room for a busy machine.
 PROD_START_SECONDS = 30
+GIT = ["git", "-c", "user.name=ann", "-c", "user.email=ann@example.com"]
+# Every example DAG's, DEV's, PROD's and story/ann's sandbox's copy.
+EXAMPLES = ("dbt_models", "dbt_sources", "lake_heartbeat")
+DEPLOYED = {f"{owner}_{dag}" for owner in ("DEV", "PROD") for dag in EXAMPLES} | {
+    "SBX_ann_dbt_models"
+}
 
 
-@pytest.fixture
-def dbt_cloud(tmp_path: Path) -> Iterator[DbtCloudApi]:
-    api = DbtCloudApi(tmp_path)
-    yield api
-    api.stop()
+def made(project: Path, version: str, *targets: str, **variables: str) -> str:
+    """`make <targets>` in the project, as its user runs it beside airflow-local: its output."""
+    done = make(project, *targets, airflow_version=version, **variables)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
 
 
-@pytest.mark.parametrize("version", [NEWEST, OLDEST])
-def test_airflow_local_shows_and_runs_dev_prod_and_a_sandbox_picks_up_a_redeploy_and_stops_whole(
-    output: Path, version: str, dbt_cloud: DbtCloudApi
-) -> None:
-    project = bake(output, airflow_version=version)
-    deployed = make(project, "install", "deploy-dev", "deploy-prod", airflow_version=version)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    # A story branch that edits one DAG deploys it to its own sandbox.
+def on_branch(project: Path, version: str, branch: str, dag: str, description: str) -> None:
+    """Commit an edit of `dag`'s description on a new `branch`, deploy its sandbox from
+    there, and come back to the default branch."""
+    subprocess.run([*GIT, "checkout", "-q", "-b", branch], cwd=project, check=True)
+    source = project / "bucket_contents" / "dags" / f"{dag}.py"
+    source.write_text(source.read_text().replace("build and test the models", description))
+    subprocess.run([*GIT, "commit", "-q", "-am", description], cwd=project, check=True)
+    made(project, version, "deploy-dev")
+    subprocess.run([*GIT, "checkout", "-q", "main"], cwd=project, check=True)
+
+
+class Running(NamedTuple):
+    project: Path
+    version: str
+    port: int
+    log: Path
+    api: AirflowApi
+    dbt_cloud: DbtCloudApi
+
+    def make(self, *targets: str, **variables: str) -> str:
+        return made(self.project, self.version, *targets, **variables)
+
+
+@pytest.fixture(scope="module", params=[NEWEST, OLDEST])
+def airflow(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    """A baked project with DEV and PROD deployed, and story/ann's sandbox from its branch,
+    and its airflow-local with both environments' dbt Cloud connections; then stopped,
+    leaving no process behind."""
+    version = request.param
+    folder = tmp_path_factory.mktemp(f"airflow-{version}")
+    project = bake(folder, airflow_version=version)
     commit_all(project)
-    git = ["git", "-c", "user.name=ann", "-c", "user.email=ann@example.com"]
-    subprocess.run([*git, "checkout", "-q", "-b", "story/ann"], cwd=project, check=True)
-    source = project / "bucket_contents" / "dags" / "dbt_models.py"
-    source.write_text(source.read_text().replace("build and test the models", "ann's models"))
-    sandboxed = make(project, "deploy-dev", airflow_version=version)
-    assert "SBX_ann deployed: 4 uploaded" in sandboxed.stdout, sandboxed.stdout + sandboxed.stderr
-    subprocess.run([*git, "commit", "-q", "-am", "ann"], cwd=project, check=True)
-    subprocess.run([*git, "checkout", "-q", "main"], cwd=project, check=True)
-    both_copies = {p.stem for p in (project / "local_bucket" / "dags").glob("*.py")}
-    assert {"DEV_dbt_models", "PROD_dbt_models", "SBX_ann_dbt_models"} <= both_copies
+    made(project, version, "install", "deploy-dev", "deploy-prod")
+    on_branch(project, version, "story/ann", "dbt_models", "ann's models")
+    dbt_cloud = DbtCloudApi(folder)
+    log = folder / "airflow-local.out"
     port = free_port()
-    log = output / "airflow-local.out"
-
     # One connection per environment, as on MWAA: the same API, a token of its own, each
     # from the project's airflow_settings.yaml, its secrets from the user's environment.
     tokens = {f"{env}_DBT_CLOUD_TOKEN": f"{env}-token" for env in ("DEV", "PROD")}
-    with airflow_local(
-        project, version, port, log, dbt_cloud.ca_file, DBT_CLOUD_HOST=dbt_cloud.host, **tokens
-    ) as api:
-        wait_for(lambda: api.dag_ids() == both_copies, PICKUP_SECONDS, "DAGs not listed", log)
-        assert api.get("/importErrors")["import_errors"] == []
-        # The sandbox's copy runs with DEV's settings: DEV's connection and dbt job.
-        runs = [api.start_run(f"{owner}_dbt_models") for owner in ("DEV", "PROD", "SBX_ann")]
-        wait_for(
-            lambda: all(api.get(run)["state"] in ("success", "failed") for run in runs),
-            RUN_SECONDS,
-            "the dbt_models runs did not finish",
-            log,
-        )
-        assert [api.get(run)["state"] for run in runs] == ["success", "success", "success"]
-        account = DEFAULTS["dbt_cloud_account_id"]
-        assert sorted(dbt_cloud.triggered) == [
-            (account, DEFAULTS["dev_dbt_job_id"], "Token DEV-token"),
-            (account, DEFAULTS["dev_dbt_job_id"], "Token DEV-token"),
-            (account, DEFAULTS["prod_dbt_job_id"], "Token PROD-token"),
-        ]
-        assert (
-            api.get("/dags/SBX_ann_dbt_models/details")["description"] == "dbt Cloud: ann's models"
-        )
-
-        source.write_text(source.read_text().replace("build and test the models", "edited"))
-        redeployed = make(project, "deploy-dev", airflow_version=version)
-        assert "DEV deployed: 1 uploaded (0 new, 1 changed)" in redeployed.stdout
-        wait_for(
-            lambda: api.get("/dags/DEV_dbt_models/details")["description"] == "dbt Cloud: edited",
-            PICKUP_SECONDS,
-            "the redeployed DAG was not picked up",
-            log,
-        )
-        assert api.get("/dags/PROD_dbt_models/details")["description"] != "dbt Cloud: edited"
-    assert not processes_in(project)
-
-    with airflow_local(project, version, port, log, dbt_cloud.ca_file) as api:
-        assert api.dag_ids() == both_copies
+    try:
+        with airflow_local(
+            project, version, port, log, dbt_cloud.ca_file, DBT_CLOUD_HOST=dbt_cloud.host, **tokens
+        ) as api:
+            wait_for(lambda: DEPLOYED <= api.dag_ids(), PICKUP_SECONDS, "DAGs not listed", log)
+            yield Running(project, version, port, log, api, dbt_cloud)
+    finally:
+        dbt_cloud.stop()
     assert not processes_in(project)
 
 
-def started(project: Path, version: str, log: Path) -> str:
-    """Start airflow-local and stop it once it answers: what it said."""
-    with airflow_local(project, version, free_port(), log):
-        pass
-    return log.read_text()
-
-
-def test_airflow_local_keeps_its_database_between_starts_and_sets_up_a_new_one_for_another_airflow(
-    output: Path, tmp_path: Path
+def test_airflow_local_shows_dev_prod_and_a_sandbox_and_runs_each_with_its_environments_connection(
+    airflow: Running,
 ) -> None:
-    """The second start of a project skips setting up its database, and says so; a project
-    now on another Airflow (here the newest, as after an upgrade) gets a new one. The two
-    starts on one database are on the quicker Airflow to start."""
-    project = bake(output, airflow_version=OLDEST)
-    deployed = make(project, "deploy-dev", airflow_version=OLDEST)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    log = output / "airflow-local.out"
-
-    first = started(project, OLDEST, log)
-    assert "(the first start sets up its database, up to a minute;" in first
-    again = started(project, OLDEST, log)
-    assert "(on its database from the last start;" in again
-    assert "sets up" not in again
-    last_start = (project / "airflow_home" / "standalone.log").read_text()
-    assert "Checking database is initialized" not in last_start.rsplit("Starting Airflow", 1)[1]
-
-    upgraded = bake(tmp_path, airflow_version=NEWEST)
-    deployed = make(upgraded, "deploy-dev", airflow_version=NEWEST)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    (project / "airflow_home").rename(upgraded / "airflow_home")
-    started_again = started(upgraded, NEWEST, log)
-    assert (
-        f"(sets up a new database: the one in airflow_home was Airflow {OLDEST}'s;" in started_again
+    api = airflow.api
+    assert api.dag_ids() == DEPLOYED
+    assert api.get("/importErrors")["import_errors"] == []
+    # The sandbox's copy runs with DEV's settings: DEV's connection and dbt job.
+    runs = [api.start_run(f"{owner}_dbt_models") for owner in ("DEV", "PROD", "SBX_ann")]
+    wait_for(
+        lambda: all(api.get(run)["state"] in ("success", "failed") for run in runs),
+        RUN_SECONDS,
+        "the dbt_models runs did not finish",
+        airflow.log,
     )
-
-
-def test_airflow_local_refuses_a_settings_file_where_dev_reaches_prod(output: Path) -> None:
-    """airflow_settings.yaml keeps the DEV/PROD rules: one line a problem, naming file:line,
-    and Airflow does not start. The role may come from the environment, and is checked too."""
-    project = bake(output)
-    (project / "local_bucket" / "dags").mkdir(parents=True)
-    settings = project / "airflow_settings.yaml"
-    text = settings.read_text()
-    prod_role = "arn:aws:iam::123456789012:role/data-ProdTaskRole-AB12"
-    text = text.replace("conn_password: ${PROD_DBT_CLOUD_TOKEN}", "conn_password: hunter2")
-    text += "    - variable_name: orders_table\n      variable_value: orders\n"
-    settings.write_text(text)
-    lines = text.splitlines()
-
-    def line_of(words: str) -> int:
-        return next(n for n, line in enumerate(lines) if words in line) + 1
-
-    refused = make(
-        project,
-        "airflow-local",
-        airflow_version=NEWEST,
-        DEV_TASK_ROLE_ARN=prod_role,
-        PROD_TASK_ROLE_ARN=prod_role,
-        PORT=str(free_port()),
-    )
-    assert refused.returncode != 0
-    dev_role = line_of("DEV_TASK_ROLE_ARN")
-    assert refused.stderr.splitlines()[:-1] == [
-        f"airflow_settings.yaml:{dev_role}: DEV_aws: conn_extra.role_arn {prod_role!r} names"
-        " PROD: a DEV connection may not reach PROD's account, role or secrets; give it DEV's",
-        f"airflow_settings.yaml:{dev_role}: DEV_aws: role_arn is PROD_aws's, PROD's role: give"
-        " DEV's task role (iam/task-roles.yaml, output DevTaskRoleArn)",
-        f"airflow_settings.yaml:{line_of('hunter2')}: PROD_dbt_cloud: conn_password is a secret"
-        " written into the repository: write ${PROD_DBT_CLOUD_CONN_PASSWORD} instead, and set"
-        " PROD_DBT_CLOUD_CONN_PASSWORD where airflow-local runs",
-        f"airflow_settings.yaml:{line_of('variable_name: orders_table')}:"
-        " orders_table is neither DEV's nor PROD's: start it with DEV_ or PROD_, as the DAGs'"
-        " ids do (a sandbox uses DEV's)",
-        "Airflow was not started.",
+    assert [api.get(run)["state"] for run in runs] == ["success", "success", "success"]
+    account = DEFAULTS["dbt_cloud_account_id"]
+    assert sorted(airflow.dbt_cloud.triggered) == [
+        (account, DEFAULTS["dev_dbt_job_id"], "Token DEV-token"),
+        (account, DEFAULTS["dev_dbt_job_id"], "Token DEV-token"),
+        (account, DEFAULTS["prod_dbt_job_id"], "Token PROD-token"),
     ]
-    assert not (project / "airflow_home").exists()
+    assert api.get("/dags/SBX_ann_dbt_models/details")["description"] == "dbt Cloud: ann's models"
+
+
+def test_airflow_local_picks_up_a_redeploy_of_dev_without_a_restart_and_leaves_prod(
+    airflow: Running,
+) -> None:
+    source = airflow.project / "bucket_contents" / "dags" / "dbt_sources.py"
+    source.write_text(source.read_text().replace('description="', 'description="edited: '))
+    redeployed = airflow.make("deploy-dev")
+    assert "DEV deployed: 1 uploaded (0 new, 1 changed)" in redeployed
+    details = airflow.api.get
+    wait_for(
+        lambda: details("/dags/DEV_dbt_sources/details")["description"].startswith("edited: "),
+        PICKUP_SECONDS,
+        "the redeployed DAG was not picked up",
+        airflow.log,
+    )
+    assert not details("/dags/PROD_dbt_sources/details")["description"].startswith("edited: ")
+    subprocess.run(["git", "checkout", "-q", "--", "."], cwd=airflow.project, check=True)
+
+
+PASSWORD = "a-password-of-the-tests"
+ALLOWED = {"trigger": 200, "clear": 200, "pause": 200}
+REFUSED = {"trigger": 403, "clear": 403, "pause": 403}
+
+
+def test_a_developer_runs_dev_and_sandbox_dags_only_and_a_prod_operator_runs_prods(
+    airflow: Running,
+) -> None:
+    """Who may touch PROD in the shared UI: airflow-local creates the project's two roles,
+    the cluster policy grants them each owner's DAGs, and Airflow refuses what a role does
+    not hold (Airflow 3 runs FAB's auth manager, as MWAA does)."""
+    said = airflow.log.read_text()
+    # Made empty before Airflow parses a DAG (fab_standalone.py), then given their permissions.
+    assert "Role Developer: added " in said and "Role PROD_operator: added " in said
+    password = (airflow.project / "airflow_home" / "standalone_admin_password.txt").read_text()
+    admin = AirflowUser(airflow.port, airflow.version, "admin", password.strip())
+    for user, role in [("dev", "Developer"), ("operator", "PROD_operator")]:
+        created = admin.fab_status(
+            "POST",
+            "/users",
+            {
+                "username": user,
+                "password": PASSWORD,
+                "first_name": user,
+                "last_name": user,
+                "email": f"{user}@example.com",
+                "roles": [{"name": role}],
+            },
+        )
+        assert created == 200, (user, created)
+    dev = AirflowUser(airflow.port, airflow.version, "dev", PASSWORD)
+    operator = AirflowUser(airflow.port, airflow.version, "operator", PASSWORD)
+    assert dev.attempts("DEV_lake_heartbeat") == ALLOWED
+    assert dev.attempts("SBX_ann_dbt_models") == ALLOWED
+    assert dev.attempts("PROD_lake_heartbeat") == REFUSED
+    assert dev.status("GET", "/dags/PROD_lake_heartbeat") == 200
+    assert operator.attempts("PROD_lake_heartbeat") == ALLOWED
+    for user in (dev, operator):
+        assert user.fab_status("PATCH", "/roles/Developer", {"name": "Developer"}) == 403
+        assert user.fab_status("POST", "/roles", {"name": "Mine", "actions": []}) == 403
+
+
+def runs(api: AirflowApi, dag_id: str) -> list[str]:
+    return [run["dag_run_id"] for run in api.get(f"/dags/{dag_id}/dagRuns")["dag_runs"]]
+
+
+def finished_run(api: AirflowApi, dag_id: str) -> str:
+    """A run of the DAG, marked a success as its play button and "Mark as success" would."""
+    run = api.send(
+        "POST", f"/dags/{dag_id}/dagRuns", {} if api.airflow_2 else {"logical_date": None}
+    )
+    path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+    api.send("PATCH", path, {"state": "success"})
+    return run["dag_run_id"]
+
+
+def listed(api: AirflowApi, dag_id: str) -> bool:
+    try:
+        api.get(f"/dags/{dag_id}")
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+    return True
+
+
+def test_clean_runs_and_clean_dev_on_airflow_local_leave_prod_alone(airflow: Running) -> None:
+    """`make clean-runs` removes DEV's and the sandboxes' runs older than the retention and
+    keeps PROD's; `make clean-dev` of a sandbox removes its DAGs and runs from Airflow once
+    its files are gone, and nothing else. Runs are made old in airflow-local's own
+    database, as time would make them."""
+    api, port = airflow.api, str(airflow.port)
+    on_branch(airflow.project, airflow.version, "story/bob", "dbt_models", "bob's models")
+    owned = ["DEV_dbt_sources", "PROD_dbt_sources", "SBX_bob_dbt_models"]
+    wait_for(lambda: listed(api, owned[-1]), PICKUP_SECONDS, "the sandbox not listed", airflow.log)
+    aged = {dag_id: finished_run(api, dag_id) for dag_id in owned}
+    with sqlite3.connect(airflow.project / "airflow_home" / "airflow.db", timeout=30) as database:
+        database.executemany(
+            "UPDATE dag_run SET end_date = '2020-01-01 00:00:00.000000'"
+            " WHERE dag_id = ? AND run_id = ?",
+            aged.items(),
+        )
+    cleaned = airflow.make("clean-runs", PORT=port)
+    assert "Removed 2 run(s)" in cleaned, cleaned
+    left = {dag_id: aged[dag_id] in runs(api, dag_id) for dag_id in owned}
+    assert left == {"DEV_dbt_sources": False, "PROD_dbt_sources": True, "SBX_bob_dbt_models": False}
+
+    finished_run(api, "SBX_bob_dbt_models")
+    removed = airflow.make("clean-dev", PORT=port, SANDBOX="story/bob")
+    assert "SBX_bob_dbt_models" in removed, removed
+    assert not listed(api, "SBX_bob_dbt_models")
+    assert listed(api, "SBX_ann_dbt_models") and listed(api, "DEV_dbt_sources")
+    assert aged["PROD_dbt_sources"] in runs(api, "PROD_dbt_sources")
 
 
 # DAG file -> its text: DEV's copy of `flood` starts more tasks than DEV's pool has slots,
@@ -249,26 +300,25 @@ def states(api: AirflowApi, run: str) -> list[str]:
     return [ti["state"] for ti in api.get(f"{run}/taskInstances")["task_instances"]]
 
 
+# Airflow 3 alone: airflow-local on Airflow 2 runs one task at a time, on SQLite's
+# SequentialExecutor.
+@pytest.mark.parametrize("airflow", [NEWEST], indirect=True)
 def test_a_flood_of_dev_tasks_holds_devs_pool_only_and_a_prod_task_runs_at_once(
-    output: Path, tmp_path: Path
+    airflow: Running, tmp_path: Path
 ) -> None:
     """DEV starts twice as many tasks as its pool has slots, each holding its slot until
     released; a PROD task started then runs to its end at once, beside them, while DEV runs
-    exactly its pool's 3. (Airflow 3 alone: airflow-local on Airflow 2 runs one task at a
-    time, on SQLite's SequentialExecutor.)"""
-    project = bake(output, airflow_version=NEWEST)
+    exactly its pool's 3."""
+    api, log = airflow.api, airflow.log
+    assert "Pool DEV_pool: created with 3 slots, DEV's share of the workers." in log.read_text()
     release = tmp_path / "release"
     hold = f'while [ ! -e "{release}" ]; do sleep 0.5; done'
+    dags = airflow.project / "bucket_contents" / "dags"
     for name, text in FLOOD_DAGS.items():
-        (project / "bucket_contents" / "dags" / name).write_text(
-            text.replace('"RELEASE_COMMAND"', repr(hold))
-        )
-    deployed = make(project, "deploy-dev", "deploy-prod", airflow_version=NEWEST)
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    log = output / "airflow-local.out"
-
-    with airflow_local(project, NEWEST, free_port(), log) as api:
-        assert "Pool DEV_pool: created with 3 slots, DEV's share of the workers." in log.read_text()
+        (dags / name).write_text(text.replace('"RELEASE_COMMAND"', repr(hold)))
+    commit_all(airflow.project)
+    try:
+        airflow.make("deploy-dev", "deploy-prod")
         wait_for(
             lambda: {"DEV_flood", "PROD_probe"} <= api.dag_ids(),
             PICKUP_SECONDS,
@@ -290,52 +340,8 @@ def test_a_flood_of_dev_tasks_holds_devs_pool_only_and_a_prod_task_runs_at_once(
             log,
         )
         held = states(api, flood)
-        release.touch()  # DEV's tasks end within a second; stopping Airflow waits for none
         # On a busy machine Airflow may end a held task that misses its heartbeats: another
         # of DEV's takes its slot, and DEV still holds exactly its pool's.
         assert held.count("running") == 3, held
-
-
-def pids_in(folder: Path) -> list[int]:
-    """What processes_in lists, by process id."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and (proc / "cwd").resolve() == folder.resolve():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
-
-
-def test_airflow_local_piped_to_tee_stops_whole_on_ctrl_c(output: Path) -> None:
-    """`make airflow-local 2>&1 | tee log`, then Ctrl-C: the terminal's SIGINT reaches tee
-    too, so the command's next line goes to a closed pipe; Airflow stops all the same. (On
-    the oldest Airflow: the quickest to start, and the pipe is the command's, not Airflow's.)"""
-    project = bake(output, airflow_version=OLDEST)
-    (project / "local_bucket" / "dags").mkdir(parents=True)
-    log = output / "tee.log"
-    log.touch()  # for the wait to read before tee opens it
-    venv = VENVS / f"airflow-{OLDEST}"
-    shell = subprocess.Popen(
-        ["bash", "-c", f'make airflow-local VENV="$1" PORT={free_port()} 2>&1 | tee "$2"',
-         "bash", str(venv), str(log)],
-        cwd=project,
-        env=user_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a terminal's foreground job: make, the command and tee
-    )  # fmt: skip
-    try:
-        wait_for(
-            lambda: "Press Ctrl-C" in log.read_text() or shell.poll() is not None,
-            STARTUP_SECONDS,
-            "Airflow was not ready",
-            log,
-        )
-        assert shell.poll() is None, log.read_text()
-        os.killpg(shell.pid, signal.SIGINT)
-        wait_for(lambda: not processes_in(project), 120, "Airflow did not stop", log)
     finally:
-        for pid in pids_in(project):  # what a failed stop left behind, all of it this test's
-            os.kill(pid, signal.SIGKILL)
+        release.touch()  # DEV's tasks end within a second

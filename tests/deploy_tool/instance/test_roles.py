@@ -5,7 +5,7 @@ platform's cluster policy grants each role its DAGs by the DAG id's owner prefix
 
 Behind the MWAA stand-in (mwaa_local.py) stands an Airflow of roles alone, which keeps its
 roles as Airflow 2's FAB API does: an update only ever adds permissions. A real Airflow
-enforces the roles in tests/test_airflow_roles.py.
+enforces the roles in tests/test_airflow_local.py.
 """
 
 from __future__ import annotations

@@ -34,10 +34,11 @@ from mwaa_deploy.instance import instance_files, pools, roles
 from mwaa_deploy.local import airflow_db, airflow_settings, fab_standalone, local_roles
 
 HOST = "127.0.0.1"
-# How often Airflow looks for new DAG files and re-parses changed ones: seconds, not the
-# minutes a production scheduler waits, so that a local deploy shows up at once.
+# How often Airflow looks for new DAG files: seconds, not the minutes a production scheduler
+# waits, so that a local deploy shows up at once. A changed file is parsed again as soon as
+# it is seen (Airflow's file_parsing_sort_mode, modified_time); the others every 30 seconds,
+# Airflow's and MWAA's default, not in a loop that would keep a laptop's cores busy.
 RESCAN_SECONDS = "5"
-REPARSE_SECONDS = "2"
 GRACE_SECONDS = 60
 
 
@@ -105,7 +106,6 @@ def environment(settings: Settings, port: int, dags: Path) -> dict[str, str]:
             "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": HOST,
             "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(port),
             "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": RESCAN_SECONDS,
-            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": REPARSE_SECONDS,
             # The REST API with the same login as the UI, for scripts and curl.
             "AIRFLOW__API__AUTH_BACKENDS": (
                 "airflow.api.auth.backend.basic_auth,airflow.api.auth.backend.session"
@@ -116,7 +116,6 @@ def environment(settings: Settings, port: int, dags: Path) -> dict[str, str]:
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": RESCAN_SECONDS,
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": REPARSE_SECONDS,
     }
 
 
@@ -167,7 +166,7 @@ def run(settings: Settings, port: int, mwaa_local: bool) -> int:
             start_new_session=True,
         )
         try:
-            return _serve(settings, airflow, port, log, mwaa_local, dags)
+            return _serve(settings, airflow, port, log, mwaa_local)
         except KeyboardInterrupt:
             return 0
         finally:
@@ -208,7 +207,6 @@ def _serve(
     port: int,
     log: Path,
     mwaa_local: bool,
-    dags: Path,
 ) -> int:
     """Say where Airflow is once it answers, then wait for it: 1 if it ends on its own."""
     if not _wait_until_ready(airflow, health_url(settings, port)):
@@ -220,9 +218,7 @@ def _serve(
     say(f"Airflow is ready: http://{HOST}:{port}")
     say(f"Log in as admin, password {password or f'see {shown(home(settings))}'}")
     _set_dev_pool(settings, port, password)
-    local_roles.set_up(
-        settings, f"http://{HOST}:{port}", password, environment(settings, port, dags), say
-    )
+    local_roles.set_up(settings, f"http://{HOST}:{port}", password, say)
     # With a bucket set, deploys go to S3 unless told otherwise; this Airflow reads the folder.
     deploy = "S3_BUCKET= make deploy-dev" if settings.s3_bucket else "make deploy-dev"
     if mwaa_local:

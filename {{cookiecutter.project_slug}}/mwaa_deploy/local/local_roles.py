@@ -1,15 +1,14 @@
 """The project's Airflow roles on airflow-local, as `make airflow-roles` sets them on MWAA.
 
-Airflow grants a DAG to the roles its access_control names when it writes the DAG (Airflow 2
-only when the DAG changed), and refuses a role that does not exist yet: the DAGs it parsed
-before the roles were set are granted here once they are. Airflow 3 runs FAB's auth manager
-here, as on MWAA (fab_standalone.py), which serves the roles API apart from /api/v2.
+Airflow grants a DAG to the roles its access_control names when it writes the DAG, and
+refuses a role that does not exist yet: fab_standalone.py creates the roles, empty, before
+any part of Airflow parses a DAG, and what each role may do besides is set here once Airflow
+answers. Airflow 3 runs FAB's auth manager here, as on MWAA (fab_standalone.py), which serves
+the roles API apart from /api/v2.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 
 from mwaa_deploy.config import Settings
@@ -24,9 +23,7 @@ def roles_api(settings: Settings, url: str, password: str) -> AirflowApi:
     return AirflowApi(url, settings.airflow_version, password, prefix=fab)
 
 
-def set_up(
-    settings: Settings, url: str, password: str | None, env: dict[str, str], say: Callable
-) -> None:
+def set_up(settings: Settings, url: str, password: str | None, say: Callable) -> None:
     """Create or complete the two roles on the Airflow at `url`, as its admin; say what
     was done, or why not and what that leaves."""
     problem = "no admin password to log in with"
@@ -38,11 +35,5 @@ def set_up(
         else:
             for line in lines:
                 say(line)
-            subprocess.run(
-                [sys.executable, "-m", "airflow", "sync-perm", "--include-dags"],
-                env=env,
-                capture_output=True,
-                check=False,
-            )
             return
     say(f"Could not set the project's roles ({problem}): run make airflow-roles once it can.")
