@@ -12,6 +12,7 @@ Run as `python -m mwaa_deploy.local.fab_standalone [--set-up] [--role NAME]...`:
 - Airflow 3's standalone swaps in its simple auth manager, which has no roles: this keeps
   FAB's, with an `admin` of FAB's Admin role whose generated password it keeps in
   PASSWORD_FILE, as Airflow 2's standalone does.
+- On Ctrl-C each part of Airflow is stopped as in a terminal (_stop_triggerer_at_once).
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 # In AIRFLOW_HOME, where Airflow 2's standalone writes its admin's password too.
 PASSWORD_FILE = "standalone_admin_password.txt"
+SECOND_SIGNAL_SECONDS = 0.5
 
 
 def _ensure_admin() -> None:
@@ -55,6 +60,23 @@ def _ensure_roles(names: list[str]) -> None:
                 appbuilder.sm.add_role(name)
 
 
+def _stop_triggerer_at_once(stop: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Standalone's stop of one of its parts, which asks the triggerer twice. In a terminal,
+    Ctrl-C reaches every part of Airflow and standalone then stops each: two signals, the
+    second of which makes the triggerer quit at once. Here only standalone gets the Ctrl-C,
+    and after one signal Airflow 3's triggerer waits 10 s for a trigger runner that has
+    already ended. It runs no task, so quitting at once loses nothing."""
+
+    def stopping(part: Any) -> None:
+        stop(part)
+        if part.name == "triggerer":
+            time.sleep(SECOND_SIGNAL_SECONDS)  # two signals at once would be taken as one
+            if part.process.poll() is None:
+                part.process.terminate()
+
+    return stopping
+
+
 def main(set_up: bool, roles: list[str]) -> None:
     """Standalone Airflow with the project's `roles`, and on Airflow 3 with the auth manager
     AIRFLOW__CORE__AUTH_MANAGER names."""
@@ -79,6 +101,7 @@ def main(set_up: bool, roles: list[str]) -> None:
         command.calculate_env = lambda _self: dict(os.environ)  # keep FAB's auth manager
         command.find_user_info = lambda _self: None  # the simple auth manager's passwords
     command.initialize_database = prepare
+    standalone_command.SubCommand.stop = _stop_triggerer_at_once(standalone_command.SubCommand.stop)
     sys.argv = ["airflow", "standalone"]
     airflow()
 
