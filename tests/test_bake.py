@@ -109,6 +109,7 @@ BAKED_FILES = {
     "mwaa_deploy/instance/policy_check.py",
     "mwaa_deploy/instance/pools.py",
     "mwaa_deploy/instance/record_shape.py",
+    "mwaa_deploy/instance/resolved_requirements.py",
     "mwaa_deploy/instance/roles.py",
     "mwaa_deploy/instance/sdist_pins.py",
     "mwaa_deploy/instance/startup.py",

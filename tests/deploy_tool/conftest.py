@@ -15,7 +15,7 @@ from moto.s3.models import FakeKey
 from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
-from mwaa_deploy.instance import parse_gate
+from mwaa_deploy.instance import parse_gate, resolved_requirements
 from mwaa_deploy.local import mwaa_local
 from mwaa_deploy.local.mwaa_local import MwaaLocal
 from tests.deploy_tool.helpers import FOREIGN, SETTINGS, new_s3_bucket, write_project
@@ -29,6 +29,16 @@ def s3_endpoint() -> Iterator[S3Endpoint]:
     endpoint = S3Endpoint()
     yield endpoint
     endpoint.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def resolved_requirements_of_this_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The passes pip resolved are remembered for this test run alone: a test that checks a
+    pass asks pip at least once a run, whatever an earlier run left in the user's cache."""
+    remembered = tmp_path_factory.mktemp("resolved-requirements")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolved_requirements, "folder", lambda: remembered)
+        yield
 
 
 @pytest.fixture

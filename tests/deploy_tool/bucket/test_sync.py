@@ -975,10 +975,12 @@ def renewals_running() -> list[threading.Thread]:
 def test_a_deploy_that_runs_longer_than_the_lock_lease_keeps_its_lock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(s3_lock, "LOCK_LEASE", timedelta(seconds=3))
+    # The lock's end is written in whole seconds: a 2 s lease ends 1 to 2 s after its
+    # renewal, and surely before the 3 s this deploy holds it, unless renewed.
+    monkeypatch.setattr(s3_lock, "LOCK_LEASE", timedelta(seconds=2))
     bucket = S3Bucket.open(new_s3_bucket(), "eu-west-1")
     with bucket.lock("DEV"):
-        time.sleep(4.5)
+        time.sleep(3)
         with monkeypatch.context() as another_machine:
             another_machine.setattr(socket, "gethostname", lambda: "runner-9")
             with pytest.raises(BucketError, match="another deploy of DEV holds"):

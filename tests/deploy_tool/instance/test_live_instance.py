@@ -29,7 +29,9 @@ from tests.deploy_tool.s3_endpoint import S3Endpoint
 
 NAME = SETTINGS.mwaa_environment
 DAG = "DEV = True\n"
-BOUND = 3  # PARSE_GATE_SECONDS in these tests
+# PARSE_GATE_SECONDS in these tests: a loopback server answers within milliseconds, and the
+# tests that hang wait this out.
+BOUND = 1
 # Well beyond the bound, far below what an unbounded call takes (minutes).
 RETURNS_WITHIN = 30
 
@@ -63,7 +65,9 @@ class Instance:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # Polled for `stop` every 0.05 s, not socketserver's 0.5 s that each test waits out.
+        serving = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        serving.start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -149,7 +153,7 @@ def test_an_instance_that_never_answers_stops_the_deploy_within_its_bound_before
     env: str,
 ) -> None:
     instance({}, everything=HANG)
-    monkeypatch.setattr(live_instance, "STILL_WAITING_EVERY", 1.0)
+    monkeypatch.setattr(live_instance, "STILL_WAITING_EVERY", BOUND / 4)
     code, out, err, took = deploy(env, capsys)
     assert code == 1 and took < RETURNS_WITHIN, (took, err)
     [line] = err.splitlines()
@@ -237,7 +241,7 @@ def test_an_instance_slower_than_the_clients_timeout_is_its_own_line_before_uplo
 ) -> None:
     asked = instance({}, everything=HANG)
     monkeypatch.setenv("PARSE_GATE_SECONDS", "600")  # the client's timeout comes first
-    monkeypatch.setattr(live_instance, "READ_TIMEOUT_SECONDS", 1)
+    monkeypatch.setattr(live_instance, "READ_TIMEOUT_SECONDS", 0.3)
     code, _, err, took = deploy("DEV", capsys)
     assert code == 1 and took < RETURNS_WITHIN
     assert err.splitlines() == [

@@ -13,6 +13,7 @@ instance_files.py    requirements.txt, plugins.zip and startup.sh, checked for M
 instance_history.py  each deploy-requirements recorded: the versions it ran, how the update ended
 record_shape.py      a record of that history checked whole: its types, instance-wide files only
 pip_requirements.py  a requirements file as pip reads it and resolves it for MWAA
+resolved_requirements.py  pip's recent passes, remembered so an unchanged file is not resolved again
 sdist_pins.py        MWAA's pins published as an sdist alone, built into a pure wheel
 wheels.py            requirements.txt's wheels in plugins.zip, for MWAA with no index
 startup.py           startup.sh run as MWAA runs it, and what it leaves set

@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 
 from mwaa_deploy import config
 from mwaa_deploy.instance import sdist_pins
+from mwaa_deploy.instance.resolved_requirements import recent_pass_or
 
 # MWAA runs Amazon Linux 2023 on x86_64 (glibc 2.34): wheels for manylinux 2.34 and older.
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 4, -1)]
@@ -121,7 +122,7 @@ def _resolution_problems(
     found: list[tuple[int | None, str]] = []
     why_not: dict[str, str | None] = {}  # sdists built (None) or why not
     while True:
-        pip = _pip_dry_run(lines, constraints, settings, download, offline, built)
+        pip = recent_pass_or(_pip_dry_run, lines, constraints, settings, download, offline, built)
         if pip.returncode == 0:
             return found
         unreachable = unreachable_indexes(pip.stdout)
