@@ -41,7 +41,7 @@ benchmark-pr: $(VENV)/.installed ## Time a baked project's make pr-check (what i
 
 $(VENV)/.installed: requirements-dev.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python python3 $(VENV)
-	$(UV) pip sync --quiet --require-hashes --python $(PYTHON) requirements-dev.txt
+	$(UV) pip sync --quiet --require-hashes --compile-bytecode --python $(PYTHON) requirements-dev.txt
 	touch $@
 
 # Written whole, then renamed: a make stopped half way, or two at once, leave no broken uv.

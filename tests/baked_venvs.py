@@ -1,7 +1,11 @@
 """Build the baked projects' venvs, one per tested Airflow version, before the tests run.
 
 `make test` runs this first, so that the slow part shows its progress (uv's own) instead of
-running silently inside a test. A venv that is up to date costs a second.
+running silently inside a test. A venv that is up to date costs a few seconds.
+
+Each venv gets its bytecode written once here: where PYTHONDONTWRITEBYTECODE is set (as in
+many CI containers), every test's Python would otherwise compile Airflow's modules again,
+about 2.5 s of each baked `make test`.
 
     python -m tests.baked_venvs
 """
@@ -28,7 +32,18 @@ def build(version: str) -> None:
         )
     if done.returncode:
         sys.exit(f"Airflow {version}: make install failed (exit {done.returncode})")
+    compile_bytecode(venv)
     print(f"Airflow {version}: ready in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def compile_bytecode(venv: Path) -> None:
+    """The venv's modules compiled: a few seconds when none changed since the last time."""
+    # Not checked, and quiet: a package may ship a file no import reaches that does not
+    # compile, or warns (a template, an old Python's test); imports need only the rest.
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [python, "-W", "ignore", "-m", "compileall", "-qq", "-j", "0", venv / "lib"], check=False
+    )
 
 
 if __name__ == "__main__":

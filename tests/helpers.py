@@ -3,11 +3,14 @@ template's answers, baking it, and running a baked project's Makefile."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +30,24 @@ VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "baked-venvs"))
 # version's; tests that need another version's (an upgrade check) read these copies, as
 # a user without GitHub would read theirs through MWAA_CONSTRAINTS.
 MWAA_CONSTRAINTS = TEMPLATE / "templates" / "mwaa-constraints"
+# Answers -> the first bake of them in this process (see bake).
+_BAKED: dict[tuple[tuple[str, str], ...], Path] = {}
 
 
 def bake(output: Path, **answers: str) -> Path:
-    """Bake the template with its defaults plus `answers`; return the project folder."""
-    return Path(
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=output)
-    )
+    """Bake the template with its defaults plus `answers`; return the project folder.
+
+    The template does not change during a run: the first bake of these answers renders it,
+    later ones copy that (its files new, as a bake's are: make reinstalls after it)."""
+    key = tuple(sorted(answers.items()))
+    if key not in _BAKED:
+        scratch = tempfile.mkdtemp(prefix="bake-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        _BAKED[key] = Path(
+            cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=scratch)
+        )
+    first = _BAKED[key]
+    return Path(shutil.copytree(first, Path(output) / first.name, copy_function=shutil.copy))
 
 
 def bake_cli(output: Path, *answers: str) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,13 @@ from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.instance import parse_gate, resolved_requirements
 from mwaa_deploy.local import mwaa_local
 from mwaa_deploy.local.mwaa_local import MwaaLocal
-from tests.deploy_tool.helpers import FOREIGN, SETTINGS, new_s3_bucket, write_project
+from tests.deploy_tool.helpers import (
+    FOREIGN,
+    SETTINGS,
+    command_line_on,
+    new_s3_bucket,
+    write_project,
+)
 from tests.deploy_tool.s3_endpoint import S3Endpoint
 from tests.helpers import MWAA_CONSTRAINTS
 
@@ -89,13 +95,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Pa
     """Make the command line work on a project written by `write_project(**files)`."""
 
     def make(**files: Any) -> Path:
-        root = write_project(tmp_path / "project", **files)
-        for name in ("GITHUB_ACTIONS", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
-            monkeypatch.delenv(name, raising=False)  # these tests may run on Actions too
-        monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
-        monkeypatch.setenv("MWAA_CONSTRAINTS", str(MWAA_CONSTRAINTS))  # see mwaa_constraints
-        monkeypatch.chdir(root)
-        return root
+        return command_line_on(write_project(tmp_path / "project", **files), monkeypatch)
 
     return make
 

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import boto3
+import pytest
 
 from mwaa_deploy import config, owners
 from mwaa_deploy.bucket import history, sync
@@ -20,6 +21,7 @@ from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.instance import instance_files
 from mwaa_deploy.stamping.build import Build
 from tests.deploy_tool import BAKED
+from tests.helpers import MWAA_CONSTRAINTS
 
 SETTINGS = config.load(BAKED)
 
@@ -103,6 +105,16 @@ def write_project(
         (sources / "plugins" / name).write_text(text)
     subprocess.run([*GIT, "init", "--quiet", "-b", SETTINGS.default_branch], cwd=root, check=True)
     commit(root)
+    return root
+
+
+def command_line_on(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the command line work on the project at `root`, until `monkeypatch` undoes it."""
+    for name in ("GITHUB_ACTIONS", "GITHUB_REF_NAME", "GITHUB_REF_TYPE"):
+        monkeypatch.delenv(name, raising=False)  # these tests may run on Actions too
+    monkeypatch.setattr("mwaa_deploy.config.PROJECT_ROOT", root)
+    monkeypatch.setenv("MWAA_CONSTRAINTS", str(MWAA_CONSTRAINTS))  # see mwaa_constraints
+    monkeypatch.chdir(root)
     return root
 
 

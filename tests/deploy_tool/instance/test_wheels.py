@@ -22,7 +22,7 @@ from packaging.utils import parse_wheel_filename
 
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.instance import pip_requirements, wheels
-from tests.deploy_tool.helpers import CONSTRAINTS_LINE, SETTINGS
+from tests.deploy_tool.helpers import CONSTRAINTS_LINE, SETTINGS, command_line_on, write_project
 from tests.helpers import MWAA_CONSTRAINTS, VENVS
 
 PYTHON = SETTINGS.python_version
@@ -40,6 +40,17 @@ def pack(project: Callable[..., Path], requirements: str = REQUIREMENTS) -> Path
     return root / OFFLINE
 
 
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """build/offline/ of one `make pack-wheels` of REQUIREMENTS, which the tests that only
+    read what it packed share: each pack is seconds of pip."""
+    root = write_project(tmp_path_factory.mktemp("packed") / "project", REQUIREMENTS)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        command_line_on(root, monkeypatch)
+        assert main(["pack-wheels"]) == 0
+    return root / OFFLINE
+
+
 def packed_wheels(folder: Path) -> list[str]:
     with zipfile.ZipFile(folder / "plugins.zip") as archive:
         return [name for name in archive.namelist() if name.endswith(".whl")]
@@ -53,14 +64,13 @@ def without_pip_settings() -> dict[str, str]:
 
 
 def test_the_packed_zip_installs_into_a_fresh_venv_with_no_index(
-    project: Callable[..., Path], tmp_path: Path
+    packed: Path, tmp_path: Path
 ) -> None:
-    folder = pack(project)
     plugins = tmp_path / "plugins"
-    with zipfile.ZipFile(folder / "plugins.zip") as archive:
+    with zipfile.ZipFile(packed / "plugins.zip") as archive:
         archive.extractall(plugins)
     requirements = tmp_path / "requirements.txt"
-    text = (folder / "requirements.txt").read_text().replace(PLUGINS_ON_MWAA, str(plugins))
+    text = (packed / "requirements.txt").read_text().replace(PLUGINS_ON_MWAA, str(plugins))
     requirements.write_text(text)
     venv = tmp_path / "venv"
     mwaa_python = VENVS / f"airflow-{SETTINGS.airflow_version}" / "bin" / "python"
@@ -79,15 +89,13 @@ def test_the_packed_zip_installs_into_a_fresh_venv_with_no_index(
     assert imported.returncode == 0
 
 
-def test_every_packed_wheel_is_for_mwaas_platform_and_python(
-    project: Callable[..., Path],
-) -> None:
+def test_every_packed_wheel_is_for_mwaas_platform_and_python(packed: Path) -> None:
     minor = (3, int(PYTHON.split(".")[1]))
     mwaa = {
         *cpython_tags(minor, [CP, "abi3", "none"], pip_requirements.PLATFORMS),
         *compatible_tags(minor, CP, pip_requirements.PLATFORMS),  # py3-none-any among them
     }
-    names = packed_wheels(pack(project))
+    names = packed_wheels(packed)
     assert names, "no wheel packed"
     for name in names:
         assert parse_wheel_filename(name.split("/")[-1])[3] & mwaa, f"{name} does not install"
@@ -139,16 +147,16 @@ def test_a_package_with_nothing_for_mwaa_is_one_line_naming_its_line(
 
 
 def test_the_offline_check_installs_from_the_zip_alone_naming_the_line_it_lacks(
-    project: Callable[..., Path],
+    packed: Path,
+    mwaa_constraints: Path,  # noqa: ARG001 - for its effect: pip reads MWAA's pins from it
 ) -> None:
-    folder = pack(project)
-    source = zipfile.ZipFile(folder / "plugins.zip")
+    source = zipfile.ZipFile(packed / "plugins.zip")
     lacking = io.BytesIO()
     with source, zipfile.ZipFile(lacking, "w") as archive:
         for name in source.namelist():
             if not name.startswith("wheels/markupsafe-"):
                 archive.writestr(name, source.read(name))
-    requirements = (folder / "requirements.txt").read_bytes()
+    requirements = (packed / "requirements.txt").read_bytes()
     path = "bucket_contents/requirements.txt"
     [problem] = wheels.offline_problems(SETTINGS, requirements, lacking.getvalue(), path)
     assert problem.startswith(
