@@ -21,7 +21,7 @@ demo: $(VENV)/.installed ## Bake the defaults into demo/ and deploy DEV and PROD
 
 test: lint node_modules/.installed ## Lint, build the baked venvs, then every test of the template
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m tests.baked_venvs
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m pytest -n auto --dist worksteal --durations=20
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PYTHON) -m pytest -n auto --durations=20
 
 lint: $(VENV)/.installed ## ruff on the hooks, the template's tests and the benchmark
 	$(PYTHON) -m ruff check .

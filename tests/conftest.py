@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests import airflow_lanes
+from tests.airflow_lanes import AirflowLanes
+
 # Tests that run the baked project's DAGs in real Airflow, or bake and make several times:
-# the longest after the real Airflows, so that they start first and the run ends on short ones.
+# they start first, so that the run ends on short tests, whichever worker is free.
 SLOW_FILES = (
     "test_mwaa_parity.py",
     "test_dag_integrity_rules.py",
@@ -25,26 +29,32 @@ SLOW_FILES = (
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "starts_airflow: the test starts a real Airflow (make airflow-local)"
+        "markers",
+        "starts_airflow: the test starts a real Airflow (make airflow-local); it belongs in a"
+        " lane of tests/airflow_lanes.py",
     )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers() -> int | None:
+    """`-n auto`: a worker more than the cores (airflow_lanes.py), unless
+    PYTEST_XDIST_AUTO_NUM_WORKERS says otherwise."""
+    return None if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else airflow_lanes.workers()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> AirflowLanes:
+    return AirflowLanes(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests that start a real Airflow first, then the slow files, then the rest.
-
-    xdist (`--dist worksteal`) gives each of the two workers a half of this order to start
-    with and lets the one that is done take tests from the end of the other's queue: the
-    Airflows, all at the start of the first half, run one after the other on one worker
-    (two Airflows at once on two cores make airflow-local's DAG runs miss their time),
-    while the other worker takes the rest, and the run ends on short tests, whichever
-    worker they end up on."""
-
-    def rank(item: pytest.Item) -> int:
-        if item.get_closest_marker("starts_airflow"):
-            return 0
-        return 1 if item.path.name in SLOW_FILES else 2
-
-    items.sort(key=rank)
+    """The slow files first; a test that starts Airflow must be in a lane."""
+    for item in items:
+        if item.get_closest_marker("starts_airflow") and not airflow_lanes.in_a_lane(item.nodeid):
+            raise pytest.UsageError(
+                f"{item.nodeid} starts Airflow: add it to a lane of tests/airflow_lanes.py"
+            )
+    items.sort(key=lambda item: item.path.name not in SLOW_FILES)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ bucket has no use for it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shlex
@@ -22,6 +23,7 @@ from mwaa_deploy.exceptions import BucketError, RecordMoved
 if TYPE_CHECKING:
     from botocore.client import BaseClient
     from botocore.config import Config
+    from botocore.loaders import Loader
 
 # A request that gets no answer for this long is retried, then given up: a stalled
 # endpoint ends the deploy instead of holding it (and its CI job) for ever.
@@ -188,6 +190,7 @@ def aws_client(service: str, region: str, config: Config | None = None) -> BaseC
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     session = botocore.session.Session()
+    session.register_component("data_loader", _sdk_models())
     # Timestamps stay text: nothing here reads them, and parsing the LastModified of every
     # listed key would cost a deploy more time than the listing request itself.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
@@ -202,6 +205,15 @@ def aws_client(service: str, region: str, config: Config | None = None) -> BaseC
     except (BotoCoreError, ValueError) as error:
         # ValueError: a malformed AWS_ENDPOINT_URL, which botocore checks with no class of its own.
         raise BucketError(f"the AWS SDK cannot start: {error}", permanent=True) from None
+
+
+@functools.cache
+def _sdk_models() -> Loader:
+    """The SDK's service models and endpoint rules, read once per process: a new session
+    would read them again for each client, most of the cost of opening one."""
+    import botocore.loaders
+
+    return botocore.loaders.create_loader()
 
 
 def _refused(bucket: str, errors: list[dict[str, str]]) -> BucketError:
