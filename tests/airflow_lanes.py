@@ -5,7 +5,7 @@ goes to whichever worker is free, as xdist's worksteal gives them.
 At most two Airflows then run at once (more on two cores and airflow-local's DAG runs miss
 their time), and no module's Airflow starts twice because xdist moved half of its tests to
 another worker. A lane's worker spends much of its time waiting for Airflow, whose own
-processes do the work, so the suite runs one worker more than the machine has cores.
+processes do the work, so the suite runs a worker per lane beyond one per core.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from xdist.scheduler import WorkStealingScheduling
+from xdist.scheduler.worksteal import MIN_PENDING
 
 # Each lane: the node ids it holds begin with one of these. The two lanes take about as long.
 LANES = (
@@ -30,12 +31,12 @@ def in_a_lane(nodeid: str) -> bool:
 
 
 def workers() -> int:
-    return (os.cpu_count() or 1) + 1
+    return (os.cpu_count() or 1) + len(LANES)
 
 
 class AirflowLanes(WorkStealingScheduling):
-    """xdist's worksteal, except that each lane goes first to a worker of its own, and its
-    tests are out of sight when worksteal looks for tests to take from a busy worker."""
+    """xdist's worksteal, except that each lane goes first to a worker of its own, which
+    takes other tests only once its lane is done, and never gives any of its lane away."""
 
     laned: frozenset[int] = frozenset()
 
@@ -61,15 +62,17 @@ class AirflowLanes(WorkStealingScheduling):
         self.pending[:] = [index for index in range(len(collection)) if index not in self.laned]
 
     def check_schedule(self) -> None:
-        # Worksteal takes from the end of the longest queue: it sees no lane's tests, so a
-        # lane's worker looks as busy as the rest of its queue, and keeps its lane.
-        held = {}
+        # Worksteal takes up to all but MIN_PENDING tests from the end of the longest queue,
+        # and gives the pending ones to a worker with fewer than MIN_PENDING. It sees only
+        # the first MIN_PENDING of a lane, at the head of its worker's queue: a lane's worker
+        # is busy until its lane is done, and keeps every test of its lane.
+        hidden = {}
         for node, queue in self.node2pending.items():
-            held[node] = [index for index in queue if index in self.laned]
-            queue[:] = [index for index in queue if index not in self.laned]
+            hidden[node] = [index for index in queue if index in self.laned][MIN_PENDING:]
+            queue[:] = [index for index in queue if index not in hidden[node]]
         try:
             super().check_schedule()
         finally:
-            for node, lane in held.items():
+            for node, lane in hidden.items():
                 if node in self.node2pending:
-                    self.node2pending[node][:0] = lane
+                    self.node2pending[node][MIN_PENDING:MIN_PENDING] = lane

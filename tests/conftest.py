@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers() -> int | None:
-    """`-n auto`: a worker more than the cores (airflow_lanes.py), unless
+    """`-n auto`: a worker per core and one per lane (airflow_lanes.py), unless
     PYTEST_XDIST_AUTO_NUM_WORKERS says otherwise."""
     return None if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") else airflow_lanes.workers()
 

@@ -103,11 +103,12 @@ def upgrade_check(
     output: Path, version: str, edit: Callable[[Path], None] = lambda _: None
 ) -> subprocess.CompletedProcess[str]:
     """`make upgrade-check TO=<newest>` on the example project of `version` (`edit`ed). The
-    checks share one scratch venv, kept between runs as a user's is; never the baked venv of
-    the newest, which other tests run while a check would install its own tools there."""
+    checks from one version share a scratch venv, kept between runs as a user's is (from
+    another version's project, a check installs what differs); never the baked venv of the
+    newest, which other tests run while a check would install its own tools there."""
     project = bake(output, airflow_version=version)
     edit(project)
-    scratch = str(VENVS / f"upgrade-check-to-{NEWEST}")
+    scratch = str(VENVS / f"upgrade-check-from-{version}-to-{NEWEST}")
     return make(project, "upgrade-check", airflow_version=version, TO=NEWEST, UPGRADE_VENV=scratch)
 
 
