@@ -11,7 +11,6 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests import airflow_lanes
-from tests.airflow_lanes import AirflowLanes
 
 # Tests that run the baked project's DAGs in real Airflow, or bake and make several times:
 # they start first, so that the run ends on short tests, whichever worker is free.
@@ -43,8 +42,8 @@ def pytest_xdist_auto_num_workers() -> int | None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> AirflowLanes:
-    return AirflowLanes(config, log)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> airflow_lanes.AirflowLanes:
+    return airflow_lanes.AirflowLanes(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
