@@ -31,6 +31,8 @@ CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 8
 # Uploads in flight at once: S3 takes many more; more than this gains little for small files.
 UPLOAD_THREADS = 16
+# The AWS services the deploy talks to: aws_client makes clients of these only.
+SDK_SERVICES = frozenset({"s3", "mwaa"})
 # S3's answers that will not change on a retry of the same request.
 PERMANENT_CODES = {
     "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
@@ -213,7 +215,14 @@ def _sdk_models() -> Loader:
     would read them again for each client, most of the cost of opening one."""
     import botocore.loaders
 
-    return botocore.loaders.create_loader()
+    class NamedServicesLoader(botocore.loaders.Loader):
+        def list_available_services(self, type_name: str) -> list[str]:  # noqa: ARG002
+            # botocore checks a name against every service folder it ships before it loads
+            # a model, a walk of hundreds of folders per kind of model; the services this
+            # package asks for are its own names, and a model missing still fails its load.
+            return sorted(SDK_SERVICES)
+
+    return NamedServicesLoader()
 
 
 def _refused(bucket: str, errors: list[dict[str, str]]) -> BucketError:
