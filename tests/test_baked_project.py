@@ -267,12 +267,15 @@ def test_make_finds_mwaas_python_in_pyenvs_versions_when_pyenv_has_not_selected_
     assert f"version_info = {version}" in (venv / "pyvenv.cfg").read_text()
 
 
-def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path) -> None:
-    project = bake(output, s3_bucket="acme-mwaa-dags")
+@pytest.mark.parametrize("version", [NEWEST, OLDEST])
+def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path, version: str) -> None:
+    """Deploys one after another, each over the last one's record and lock: conditional
+    writes, with the AWS SDK that MWAA pins for the Airflow version."""
+    project = bake(output, s3_bucket="acme-mwaa-dags", airflow_version=version)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    venv = VENVS / f"airflow-{NEWEST}"
+    venv = VENVS / f"airflow-{version}"
     server = subprocess.Popen(
         ["make", "s3-local", f"PORT={port}", f"VENV={venv}"],
         cwd=project,
@@ -295,9 +298,14 @@ def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path) ->
             "S3_BUCKET": "acme-mwaa-dags",
             "MWAA_ENVIRONMENT": "",
         }
-        deployed = make(project, "deploy-dev", airflow_version=NEWEST, **variables)
+        deployed = make(project, "deploy-dev", airflow_version=version, **variables)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         assert "Deploying DEV to s3://acme-mwaa-dags" in deployed.stdout
+        dag = next((project / "bucket_contents" / "dags").glob("*.py"))
+        dag.write_text(dag.read_text() + "# edited\n")
+        again = make(project, "deploy-dev", airflow_version=version, **variables)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "DEV deployed: 1 uploaded (0 new, 1 changed)" in again.stdout, again.stdout
     finally:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=20)

@@ -481,18 +481,54 @@ def test_a_missing_bucket_is_one_clear_line(deploy_errors: Callable[[str], list[
 def test_missing_credentials_are_one_clear_line(
     deploy_errors: Callable[[str], list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    bucket = new_s3_bucket()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     # No profile files, and no instance metadata service to wait for.
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    [line] = deploy_errors(new_s3_bucket())
+    [line] = deploy_errors(bucket)
     assert line.endswith(
         ": no AWS credentials found: set AWS_PROFILE (after `aws sso login`),"
         " or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or deploy to ./local_bucket instead:"
         " S3_BUCKET= make deploy-dev"
     )
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize("credentials", ["an assume-role profile", "a web identity token"])
+def test_a_deploy_signs_in_with_a_role_the_sdk_assumes_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, credentials: str
+) -> None:
+    """Credentials the SDK gets from STS before the deploy asks S3: a profile that assumes
+    the deploy role, or GitHub's OIDC token as a web identity (as on a runner with no keys)."""
+    name = new_s3_bucket()
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    role = "arn:aws:iam::123456789012:role/deploy"
+    if credentials == "an assume-role profile":
+        config = tmp_path / "aws-config"
+        config.write_text(
+            f"[profile deploy]\nrole_arn = {role}\nsource_profile = person\n"
+            "[profile person]\naws_access_key_id = person\naws_secret_access_key = secret\n"
+        )
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        monkeypatch.setenv("AWS_PROFILE", "deploy")
+    else:
+        token = tmp_path / "oidc-token"
+        token.write_text("a-token-from-github")
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_ROLE_ARN", role)
+        monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    monkeypatch.setenv("S3_BUCKET", name)
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["deploy", "DEV"]) == 0
+
+    assert S3Bucket(name, "eu-west-1").list("dags/DEV_")
 
 
 def test_access_denied_is_one_clear_line(

@@ -13,14 +13,15 @@ import hashlib
 import os
 import shlex
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import TYPE_CHECKING, Any
 
 from mwaa_deploy.bucket import s3_lock
 from mwaa_deploy.bucket.buckets import Stored
 from mwaa_deploy.exceptions import BucketError, RecordMoved
 
 if TYPE_CHECKING:
+    from botocore.awsrequest import AWSRequest
     from botocore.client import BaseClient
     from botocore.config import Config
     from botocore.loaders import Loader
@@ -31,8 +32,10 @@ CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 8
 # Uploads in flight at once: S3 takes many more; more than this gains little for small files.
 UPLOAD_THREADS = 16
-# The AWS services the deploy talks to: aws_client makes clients of these only.
-SDK_SERVICES = frozenset({"s3", "mwaa"})
+# S3's conditional writes (If-Match, If-None-Match) go as headers that a call passes in
+# `Conditions`: the SDK that MWAA pins for Airflow 2.10 models If-None-Match on PutObject
+# only and If-Match nowhere, and S3 honours both headers whatever the SDK.
+CONDITIONS = "Conditions"
 # S3's answers that will not change on a retry of the same request.
 PERMANENT_CODES = {
     "AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "NoSuchBucket",
@@ -59,6 +62,8 @@ class S3Bucket:
                 retries={"mode": "standard"},
             ),
         )
+        self.client.meta.events.register("before-parameter-build.s3", _keep_conditions)
+        self.client.meta.events.register("before-sign.s3", _send_conditions)
 
     @classmethod
     def open(cls, name: str, region: str) -> S3Bucket:
@@ -99,11 +104,13 @@ class S3Bucket:
         return None
 
     def put(self, key: str, body: bytes, over: str | None = None) -> Stored:
-        condition = {} if over is None else {"IfMatch": over} if over else {"IfNoneMatch": "*"}
+        condition = {} if over is None else {"If-Match": over} if over else {"If-None-Match": "*"}
         # Over an object that changed, or is gone (cleaned) since it was read.
         moved = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey")
         with self.failing("cannot upload", f"{self.name}/{key}", none=moved):
-            answer = self.client.put_object(Bucket=self.name, Key=key, Body=body, **condition)
+            answer = self.client.put_object(
+                Bucket=self.name, Key=key, Body=body, Conditions=condition
+            )
             return Stored(answer["ETag"].strip('"'), answer.get("VersionId", ""))
         raise RecordMoved(f"s3://{self.name}/{key} changed since this deploy read it")
 
@@ -215,14 +222,32 @@ def _sdk_models() -> Loader:
     would read them again for each client, most of the cost of opening one."""
     import botocore.loaders
 
-    class NamedServicesLoader(botocore.loaders.Loader):
+    class ServiceFoldersLoader(botocore.loaders.Loader):
         def list_available_services(self, type_name: str) -> list[str]:  # noqa: ARG002
-            # botocore checks a name against every service folder it ships before it loads
-            # a model, a walk of hundreds of folders per kind of model; the services this
-            # package asks for are its own names, and a model missing still fails its load.
-            return sorted(SDK_SERVICES)
+            # botocore checks a name against its service folders before it loads a model,
+            # and lists each folder to see it holds a model of that kind: hundreds of
+            # listings. Every folder is a service's (a model missing still fails its load),
+            # and credentials that ask AWS first (STS, SSO) load theirs through here too.
+            names = set()
+            for folder in self.search_paths:
+                with suppress(OSError):
+                    names.update(entry.name for entry in os.scandir(folder) if entry.is_dir())
+            return sorted(names)
 
-    return NamedServicesLoader()
+    return ServiceFoldersLoader()
+
+
+def _keep_conditions(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """A call's CONDITIONS, taken out of its parameters (the SDK checks those against its
+    model) into its context, for _send_conditions."""
+    context[CONDITIONS] = params.pop(CONDITIONS, {})
+
+
+def _send_conditions(request: AWSRequest, **_: Any) -> None:
+    """The CONDITIONS of the call, as headers of each request made for it (retries too)."""
+    for name, value in request.context.get(CONDITIONS, {}).items():
+        del request.headers[name]
+        request.headers[name] = value
 
 
 def _refused(bucket: str, errors: list[dict[str, str]]) -> BucketError:

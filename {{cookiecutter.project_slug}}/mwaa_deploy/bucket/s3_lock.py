@@ -108,7 +108,7 @@ def _take_over(bucket: S3Bucket, owner: str, mine: dict[str, Any], now: datetime
     body = json.dumps(mine).encode()
     with bucket.failing("cannot take over the lock", f"{bucket.name}/{key}", none=TAKEN):
         return bucket.client.put_object(
-            Bucket=bucket.name, Key=key, Body=body, IfMatch=held["ETag"]
+            Bucket=bucket.name, Key=key, Body=body, Conditions={"If-Match": held["ETag"]}
         )["ETag"]
     raise BucketError(
         f"another deploy of {owner} took over the lock {where} first: wait for it to finish"
@@ -131,7 +131,7 @@ def _renew(
                     Bucket=bucket.name,
                     Key=key,
                     Body=json.dumps(renewed).encode(),
-                    IfMatch=lease["etag"],
+                    Conditions={"If-Match": lease["etag"]},
                 )["ETag"]
                 continue
         except BucketError:
@@ -146,7 +146,7 @@ def _release(bucket: S3Bucket, key: str, etag: str) -> None:
 
     def release() -> None:
         with contextlib.suppress(Exception):
-            bucket.client.delete_object(Bucket=bucket.name, Key=key, IfMatch=etag)
+            bucket.client.delete_object(Bucket=bucket.name, Key=key, Conditions={"If-Match": etag})
 
     releasing = threading.Thread(target=release, daemon=True)
     releasing.start()
@@ -157,9 +157,9 @@ def _release(bucket: S3Bucket, key: str, etag: str) -> None:
 def _put_if_absent(bucket: S3Bucket, key: str, body: bytes) -> str:
     """Write the key unless it exists (a conditional write): its ETag, or "" if it does."""
     with bucket.failing("cannot write", f"{bucket.name}/{key}", none=TAKEN):
-        return bucket.client.put_object(Bucket=bucket.name, Key=key, Body=body, IfNoneMatch="*")[
-            "ETag"
-        ]
+        return bucket.client.put_object(
+            Bucket=bucket.name, Key=key, Body=body, Conditions={"If-None-Match": "*"}
+        )["ETag"]
     return ""
 
 
