@@ -15,16 +15,19 @@ import tempfile
 import time
 from pathlib import Path
 
-# The functions a deploy's phases start in (file, function), in the order a deploy runs
-# them; a phase's time is its function's cumulative time, less the phases inside it.
+# The functions a deploy's phases run in (file, function), in the order a deploy runs
+# them; a phase's time is its functions' cumulative time, less the phases inside it.
 PHASES = (
-    ("the interpreter and mwaa_deploy's imports", ""),
-    ("git: the checkout, read once", ("checkout.py", "read")),
-    ("the build: sources read, source keys", ("build.py", "__init__")),
-    ("the bucket opened: the SDK loaded, its client made", ("deploys.py", "open_bucket")),
-    ("the plan: LIST, the record, stamping what changed", ("sync.py", "plan")),
-    ("stamping (inside the plan)", ("build.py", "stamped")),
-    ("the lock, uploads, the record (a deploy with work)", ("sync.py", "apply")),
+    ("the interpreter and mwaa_deploy's imports", ()),
+    (
+        "git: the checkout, PROD's files against HEAD",
+        (("checkout.py", "read"), ("prod_path.py", "check_committed")),
+    ),
+    ("the build: sources read, source keys", (("build.py", "__init__"),)),
+    ("the bucket opened: the SDK loaded, its client made", (("deploys.py", "open_bucket"),)),
+    ("the plan: LIST, the record, stamping what changed", (("sync.py", "plan"),)),
+    ("stamping (inside the plan)", (("build.py", "stamped"),)),
+    ("the lock, uploads, the record (a deploy with work)", (("sync.py", "apply"),)),
 )
 
 FLOOR = """
@@ -58,7 +61,11 @@ def breakdown(command: list[str], cwd: Path, environment: dict[str, str]) -> dic
         where = (os.path.basename(file), function)
         cumulative[where] = max(cumulative.get(where, 0.0), inclusive)
     total = stats.total_tt  # type: ignore[attr-defined]
-    shares = {name: cumulative.get(where, 0.0) / total for name, where in PHASES if where}
+    shares = {
+        name: sum(cumulative.get(where, 0.0) for where in wheres) / total
+        for name, wheres in PHASES
+        if wheres
+    }
     # The stamp runs inside the plan: the plan's own share is what is left of it.
     plan, stamping = PHASES[4][0], PHASES[5][0]
     shares[plan] = max(shares[plan] - shares[stamping], 0.0)
