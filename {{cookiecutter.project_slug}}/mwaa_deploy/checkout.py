@@ -2,7 +2,7 @@
 
 One `git status` gives the branch, the commit, the changed files and the untracked ones.
 What only some commands need (where a story branch left the default branch, what it
-changed since, HEAD's blobs for the PROD path) is asked for when it is first needed, once.
+changed since, the index's blobs for the PROD path) is asked for when it is first needed, once.
 """
 
 from __future__ import annotations
@@ -109,11 +109,13 @@ class Checkout:
         """The repository's top folder (the project's root may be below it)."""
         return Path((self.ask("rev-parse", "--show-toplevel") or "").strip() or self.root).resolve()
 
-    def committed_blobs(self) -> dict[str, str]:
-        """Every file HEAD holds, by path from the repository's top: its blob's id."""
-        listing = self.ask("-C", str(self.top()), "ls-tree", "-r", "-z", "HEAD") or ""
+    def indexed(self) -> dict[str, tuple[str, str]]:
+        """Every file git's index holds, by path from the repository's top: its tag as `git
+        ls-files -v` gives it (`H`; `S` where a sparse checkout leaves it out; lowercase
+        where marked assume-unchanged) and its blob's id."""
+        listing = self.ask("-C", str(self.top()), "ls-files", "-s", "-v", "-z") or ""
         entries = (entry.partition("\t") for entry in filter(None, listing.split("\0")))
-        return {name: meta.split()[2] for meta, _, name in entries}
+        return {name: (meta.split()[0], meta.split()[2]) for meta, _, name in entries}
 
     def worktree_blobs(self, names: dict[Path, str]) -> dict[str, str]:
         """The blob id git would give each file (`names`: path -> its name from the top) as
@@ -121,7 +123,8 @@ class Checkout:
         symlink (as git stores one)."""
         files = [name for path, name in names.items() if not path.is_symlink()]
         feed = "\n".join(files)
-        hashed = self.ask("-C", str(self.top()), "hash-object", "--stdin-paths", feed=feed) or ""
+        asked = ("-C", str(self.top()), "hash-object", "--stdin-paths")
+        hashed = (self.ask(*asked, feed=feed) or "") if files else ""
         blobs = dict(zip(files, hashed.split(), strict=True))
         for path, name in names.items():
             if path.is_symlink():

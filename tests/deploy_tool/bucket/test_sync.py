@@ -610,6 +610,17 @@ def with_a_change_marked_assume_unchanged(root: Path, _: pytest.MonkeyPatch) -> 
     )
 
 
+def with_a_change_a_sparse_checkout_hides(root: Path, _: pytest.MonkeyPatch) -> str:
+    dag = "bucket_contents/dags/dbt_models.py"
+    subprocess.run([*GIT, "update-index", "--skip-worktree", dag], cwd=root, check=True)
+    with open(root / dag, "a") as file:
+        file.write("# not committed\n")
+    return (
+        "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+        f" {dag} (differs from the commit)"
+    )
+
+
 def with_a_dag_removed_behind_gits_back(root: Path, _: pytest.MonkeyPatch) -> str:
     dag = "bucket_contents/dags/dbt_sources.py"
     subprocess.run([*GIT, "update-index", "--assume-unchanged", dag], cwd=root, check=True)
@@ -632,6 +643,7 @@ OFF_PATH = {
     "excluded-file": with_an_excluded_file,
     "assume-unchanged": with_a_change_marked_assume_unchanged,
     "assume-unchanged-removed": with_a_dag_removed_behind_gits_back,
+    "skip-worktree": with_a_change_a_sparse_checkout_hides,
 }
 
 

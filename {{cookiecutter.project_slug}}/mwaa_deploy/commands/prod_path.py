@@ -63,25 +63,34 @@ def check_committed(here: Checkout, sources: Path, paths: list[Path]) -> None:
     """Raise OffProdPath unless the files a PROD deploy reads, `paths` (absolute, symlinks
     as links), are exactly what HEAD has for them, and HEAD has no DAG file they lack.
 
-    git's status cannot see everything that ships: a file git ignores, one marked
-    assume-unchanged, or one a sparse checkout left out reads as clean. Comparing each
-    file with HEAD's blob, as git would store it (its filters and line endings applied), can.
+    For a checkout check_prod_path found clean: git's status then vouches that the index is
+    HEAD and that each file it tracks is as committed (judged as git judges, by size and
+    mtime, content where those cannot tell). What status cannot see is checked here: a
+    file git does not track (ignored), and one marked assume-unchanged or left out by a
+    sparse checkout, compared with its blob as git would store it (its filters and line
+    endings applied).
     """
     top = here.top()
-    committed = here.committed_blobs()
+    indexed = here.indexed()
     # Text, not Path methods: this runs on every file of every PROD deploy.
     under = f"{top}{os.sep}"
     names = {path: str(path)[len(under) :] for path in paths if str(path).startswith(under)}
     wrong = [f"{path} (outside the repository)" for path in paths if path not in names]
-    for name, blob in here.worktree_blobs(names).items():
-        if name not in committed:
-            wrong.append(f"{name} (untracked or ignored by git)")
-        elif committed[name] != blob:
-            wrong.append(f"{name} (differs from the commit)")
+    wrong += [
+        f"{name} (untracked or ignored by git)" for name in names.values() if name not in indexed
+    ]
+    unvouched = {
+        path: name for path, name in names.items() if name in indexed and indexed[name][0] != "H"
+    }
+    wrong += [
+        f"{name} (differs from the commit)"
+        for name, blob in here.worktree_blobs(unvouched).items()
+        if indexed[name][1] != blob
+    ]
     dags = (sources / "dags").resolve().relative_to(top).as_posix() + "/"
     wrong += [
         f"{name} (committed, but missing from the checkout)"
-        for name in committed
+        for name in indexed
         if name.startswith(dags)
         and all(map(is_source_name, name[len(dags) :].split("/")))
         and not os.path.lexists(top / name)
