@@ -115,7 +115,8 @@ class Checkout:
         where marked assume-unchanged) and its blob's id."""
         listing = self.ask("-C", str(self.top()), "ls-files", "-s", "-v", "-z") or ""
         entries = (entry.partition("\t") for entry in filter(None, listing.split("\0")))
-        return {name: (meta.split()[0], meta.split()[2]) for meta, _, name in entries}
+        fields = ((meta.split(), name) for meta, _, name in entries)
+        return {name: (meta[0], meta[2]) for meta, name in fields}
 
     def worktree_blobs(self, names: dict[Path, str]) -> dict[str, str]:
         """The blob id git would give each file (`names`: path -> its name from the top) as

@@ -599,26 +599,23 @@ def with_an_excluded_file(root: Path, _: pytest.MonkeyPatch) -> str:
     )
 
 
-def with_a_change_marked_assume_unchanged(root: Path, _: pytest.MonkeyPatch) -> str:
-    dag = "bucket_contents/dags/dbt_models.py"
-    subprocess.run([*GIT, "update-index", "--assume-unchanged", dag], cwd=root, check=True)
-    with open(root / dag, "a") as file:
-        file.write("# not committed\n")
-    return (
-        "deploy-prod deploys only what is committed, and 1 file(s) are not:"
-        f" {dag} (differs from the commit)"
-    )
+def with_a_change_git_is_told_not_to_look_at(
+    flag: str,
+) -> Callable[[Path, pytest.MonkeyPatch], str]:
+    """A committed DAG file edited after `git update-index <flag>` (assume-unchanged, or
+    skip-worktree as a sparse checkout sets it): git status reads it as clean."""
 
+    def edit(root: Path, _: pytest.MonkeyPatch) -> str:
+        dag = "bucket_contents/dags/dbt_models.py"
+        subprocess.run([*GIT, "update-index", flag, dag], cwd=root, check=True)
+        with open(root / dag, "a") as file:
+            file.write("# not committed\n")
+        return (
+            "deploy-prod deploys only what is committed, and 1 file(s) are not:"
+            f" {dag} (differs from the commit)"
+        )
 
-def with_a_change_a_sparse_checkout_hides(root: Path, _: pytest.MonkeyPatch) -> str:
-    dag = "bucket_contents/dags/dbt_models.py"
-    subprocess.run([*GIT, "update-index", "--skip-worktree", dag], cwd=root, check=True)
-    with open(root / dag, "a") as file:
-        file.write("# not committed\n")
-    return (
-        "deploy-prod deploys only what is committed, and 1 file(s) are not:"
-        f" {dag} (differs from the commit)"
-    )
+    return edit
 
 
 def with_a_dag_removed_behind_gits_back(root: Path, _: pytest.MonkeyPatch) -> str:
@@ -641,9 +638,9 @@ OFF_PATH = {
     "no-git": without_git,
     "ignored-helper-package": with_an_ignored_helper_package,
     "excluded-file": with_an_excluded_file,
-    "assume-unchanged": with_a_change_marked_assume_unchanged,
+    "assume-unchanged": with_a_change_git_is_told_not_to_look_at("--assume-unchanged"),
     "assume-unchanged-removed": with_a_dag_removed_behind_gits_back,
-    "skip-worktree": with_a_change_a_sparse_checkout_hides,
+    "skip-worktree": with_a_change_git_is_told_not_to_look_at("--skip-worktree"),
 }
 
 
