@@ -238,7 +238,7 @@ def _why(error: Exception, mwaa: BaseClient, name: str) -> tuple[str, bool]:
             f"MWAA answered {status} ({said}), a fault on its side: try again in a few minutes",
             True,
         )
-    return f"MWAA refused the request ({said})", False
+    return f"{endpoint if _is_own(endpoint) else 'MWAA'} refused the request ({said})", False
 
 
 def _root_cause(error: BaseException | None) -> BaseException | None:

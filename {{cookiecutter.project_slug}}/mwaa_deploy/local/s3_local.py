@@ -3,11 +3,17 @@
 It is moto's S3 server, the same one the tests deploy to: it speaks S3's API on loopback,
 keeps what it is sent in memory until it stops, and accepts any key id and secret. The
 deploys reach it as they reach AWS, through the AWS SDK's standard `AWS_ENDPOINT_URL`.
+A request for MWAA's API (a deploy with MWAA_ENVIRONMENT still set) is refused, saying
+what to do instead.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from mwaa_deploy.config import Settings
 from mwaa_deploy.exceptions import LocalS3Error
@@ -23,11 +29,20 @@ from mwaa_deploy.local.airflow_local import (
 STAND_IN_BUCKET = "local-mwaa-bucket"
 # moto accepts any credentials; these make it plain that they are not AWS's.
 KEY_ID, SECRET = "local", "local"
+# The service name the AWS SDK signs MWAA's requests with.
+MWAA_SIGNING_NAME = "airflow"
+NOT_MWAA = (
+    "this endpoint is make s3-local's, which serves S3 only, not MWAA's API: set"
+    " MWAA_ENVIRONMENT= to deploy without the parse gate, or point AWS_ENDPOINT_URL_MWAA at"
+    " make mwaa-local (docs/local-airflow.md)"
+)
 
 
 def run(settings: Settings, port: int) -> int:
     """Serve S3 on `port` with the project's bucket, versioned as MWAA needs, until Ctrl-C."""
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
     stop_on_ctrl_c()
     # One log line a request would bury the lines that say what to do.
@@ -37,10 +52,13 @@ def run(settings: Settings, port: int) -> int:
             f"port {port} is in use, perhaps by another s3-local: stop it,"
             f" or run `make s3-local PORT={port + 1}`"
         )
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
+    url = f"http://{HOST}:{port}"
+    moto = DomainDispatcherApplication(create_backend_app)
+    server = make_server(
+        HOST, port, _s3_only(moto), threaded=True, request_handler=MotoRequestHandler
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://{HOST}:{port}"
         bucket = settings.s3_bucket or STAND_IN_BUCKET
         _create_versioned_bucket(url, bucket, settings.aws_region)
         say(f"An S3 endpoint is running at {url}, with the versioned bucket {bucket}.")
@@ -55,8 +73,38 @@ def run(settings: Settings, port: int) -> int:
         say("What it holds lives in memory and ends with it. Press Ctrl-C to stop it.")
         serve_until_ctrl_c("S3 endpoint")
     finally:
-        server.stop()
+        server.shutdown()
     return 0
+
+
+def _s3_only(moto: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """moto's server, which answers a request for MWAA's API with a 500 and a traceback:
+    such a request is refused instead, with what to do, in the error shape of MWAA's API,
+    which the deploy then reports."""
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if _signed_for(environ.get("HTTP_AUTHORIZATION", "")) != MWAA_SIGNING_NAME:
+            return moto(environ, start_response)
+        say("Refused a request for MWAA's API: this endpoint serves S3 only.")
+        body = json.dumps({"message": NOT_MWAA}).encode()
+        start_response(
+            "400 Bad Request",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("x-amzn-ErrorType", "NotS3"),
+            ],
+        )
+        return [body]
+
+    return serve
+
+
+def _signed_for(authorization: str) -> str:
+    """The service a SigV4 signature names (Credential=<key>/<date>/<region>/<service>/...),
+    or "" for a request it does not sign."""
+    scope = authorization.partition("Credential=")[2].split(",")[0].split("/")
+    return scope[3] if len(scope) > 3 else ""
 
 
 def _create_versioned_bucket(url: str, bucket: str, region: str) -> None:
