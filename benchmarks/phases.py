@@ -23,7 +23,7 @@ PHASES = (
         "git: the checkout, PROD's files against HEAD",
         (("checkout.py", "read"), ("prod_path.py", "check_committed")),
     ),
-    ("the build: sources read, source keys", (("build.py", "__init__"),)),
+    ("the build: sources listed, changed ones read and keyed", (("build.py", "__init__"),)),
     ("the bucket opened: the SDK loaded, its client made", (("deploys.py", "open_bucket"),)),
     ("the plan: LIST, the record, stamping what changed", (("sync.py", "plan"),)),
     ("stamping (inside the plan)", (("build.py", "stamped"),)),

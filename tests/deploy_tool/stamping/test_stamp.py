@@ -13,8 +13,9 @@ import pytest
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.stamping import build as stamping
+from mwaa_deploy.stamping import stamp_cache
 from mwaa_deploy.stamping.build import stamp
-from mwaa_deploy.stamping.stamp import write_build
+from mwaa_deploy.stamping.stamp import scan, write_build
 from tests.deploy_tool.helpers import SETTINGS
 from tests.helpers import NEWEST, OLDEST, VENVS
 
@@ -593,3 +594,72 @@ def test_airflows_own_example_dags_break_no_rule_of_the_stamp(tmp_path: Path, ve
     assert len(folders) == 2 and len(dags) > 50
     sources = write(tmp_path / "src", dags)
     assert len(stamp(sources, "PROD")) == len(dags)
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A copy of the example sources and a build folder whose source index holds every
+    file: built once, each file taken as settled (no clock this coarse is needed here)."""
+    monkeypatch.setattr(stamp_cache, "RACY_NS", 0)
+    sources = shutil.copytree(SETTINGS.sources, tmp_path / "sources")
+    build = tmp_path / "build"
+    stamping.Build(sources, "DEV", build=build)
+    return sources, build
+
+
+def sources_read(sources: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files of `sources` read from now on, in order."""
+    read: list[Path] = []
+    real = Path.read_bytes
+
+    def reading(path: Path) -> bytes:
+        if path.is_relative_to(sources):
+            read.append(path)
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", reading)
+    return read
+
+
+def test_a_build_reads_only_the_sources_whose_file_changed_since_the_last_build(
+    indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources, build = indexed
+    edited = sources / "dags" / "dbt_models.py"
+    edited.write_text(edited.read_text() + "# edited\n")
+    read = sources_read(sources, monkeypatch)
+
+    again = stamping.Build(sources, "DEV", build=build)
+
+    assert read == [edited]
+    assert again.source_keys == stamping.Build(sources, "DEV").source_keys  # none kept
+
+
+def test_an_edit_that_keeps_a_files_size_and_modification_time_is_still_built(
+    indexed: tuple[Path, Path],
+) -> None:
+    sources, build = indexed
+    edited = sources / "dags" / "dbt_models.py"
+    before = edited.stat()
+    text = edited.read_text()
+    edited.write_text(text.replace("models", "modelz", 1))
+    os.utime(edited, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert edited.stat().st_size == before.st_size
+
+    again = stamping.Build(sources, "DEV", build=build)
+
+    assert again.source_keys == stamping.Build(sources, "DEV").source_keys
+    assert b"modelz" in again.stamped(["dags/DEV_dbt_models.py"])["dags/DEV_dbt_models.py"]
+
+
+def test_a_new_helper_package_has_every_source_read_and_keyed_again(
+    indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources, build = indexed
+    write(sources, {"newpkg/__init__.py": ""})
+    read = sources_read(sources, monkeypatch)
+
+    again = stamping.Build(sources, "DEV", build=build)
+
+    assert set(read) == set(scan(sources).files.values())
+    assert again.source_keys == stamping.Build(sources, "DEV").source_keys

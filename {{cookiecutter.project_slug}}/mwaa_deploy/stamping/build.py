@@ -22,7 +22,7 @@ from mwaa_deploy.stamping.stamp import (
     stamp_dag_file,
     stamp_helper_module,
 )
-from mwaa_deploy.stamping.stamp_cache import StampCache, source_key
+from mwaa_deploy.stamping.stamp_cache import StampCache, file_state, settled, source_key
 
 
 class Build:
@@ -62,19 +62,46 @@ class Build:
             for package in self.helper_packages
             if any(name.startswith(f"{package}/") for name in shipped)
         }
-        # key -> (name, path, source bytes); one read a file, the stamp works on it.
-        self.files: dict[str, tuple[str, Path, bytes]] = {}
-        for name, path in shipped.items():
-            try:
-                self.files[f"dags/{owner}_{name}"] = (name, path, path.read_bytes())
-            except OSError as error:
-                self.problems.append(f"{path}: cannot be read ({error.strerror}); fix or remove it")
-        self.source_keys = {
-            key: source_key(_kind(name), owner, self.helper_packages, source)
-            for key, (name, _, source) in self.files.items()
-        } | {key: hashlib.sha256(body).hexdigest() for key, body in self.generated.items()}
         self.cache = StampCache(build, owner)
+        # key -> (name, path, source bytes, or None where the source index vouches for the
+        # file's key: read only if it must be stamped).
+        self.files: dict[str, tuple[str, Path, bytes | None]] = {}
+        self.source_keys: dict[str, str] = {}
+        self._key_sources(shipped, set(tree.files))
+        self.source_keys |= {
+            key: hashlib.sha256(body).hexdigest() for key, body in self.generated.items()
+        }
         self.cache.keep_only(self.source_keys.values())
+
+    def _key_sources(self, shipped: dict[str, Path], present: set[str]) -> None:
+        """Each shipped file's source key: from the source index where the file is as it
+        was, else read and hashed; then the index kept for the next build."""
+        context = source_key("", self.owner, self.helper_packages, b"")
+        known = self.cache.source_index(context)
+        index = {name: entry for name, entry in known.items() if name in present}
+        for name, path in shipped.items():
+            key = f"dags/{self.owner}_{name}"
+            try:
+                stat = path.stat()
+                state = file_state(stat)
+                if index.get(name, [])[:-1] == state:
+                    self.files[key] = (name, path, None)
+                    self.source_keys[key] = str(index[name][-1])
+                    continue
+                source = path.read_bytes()
+            except OSError as error:
+                self.problems.append(_unreadable(path, error))
+                continue
+            self.files[key] = (name, path, source)
+            self.source_keys[key] = source_key(
+                _kind(name), self.owner, self.helper_packages, source
+            )
+            # A file changed just now keeps its entry of before, which its state no longer
+            # matches: it is read again next time, and the index is not rewritten for it.
+            if settled(stat):
+                index[name] = [*state, self.source_keys[key]]
+        if index != known:
+            self.cache.keep_index(context, index)
 
     def keys(self) -> list[str]:
         return sorted(self.source_keys)
@@ -98,6 +125,11 @@ class Build:
 
     def _stamp(self, key: str) -> bytes:
         name, path, source = self.files[key]
+        if source is None:
+            try:
+                source = path.read_bytes()
+            except OSError as error:
+                raise StampError([_unreadable(path, error)]) from None
         kind = _kind(name)
         if kind == "data":
             return source
@@ -117,6 +149,10 @@ def stamp(
     """The whole build of `sources` for `owner`: bucket key -> content, every file checked."""
     whole = Build(sources, owner, only, build)
     return whole.stamped(whole.keys())
+
+
+def _unreadable(path: Path, error: OSError) -> str:
+    return f"{path}: cannot be read ({error.strerror}); fix or remove it"
 
 
 def _kind(name: str) -> str:
