@@ -8,9 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -270,50 +267,37 @@ def test_make_finds_mwaas_python_in_pyenvs_versions_when_pyenv_has_not_selected_
     assert f"version_info = {version}" in (venv / "pyvenv.cfg").read_text()
 
 
-@contextmanager
-def s3_local(project: Path, version: str) -> Iterator[tuple[dict[str, str], Path]]:
-    """`make s3-local` as a user starts it: the variables it says to export, and its log;
-    stopped with Ctrl-C on leaving."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = project.parent / "s3-local.log"
-    with open(log, "w") as output:
-        server = subprocess.Popen(
-            ["make", "s3-local", f"PORT={port}", f"VENV={VENVS / f'airflow-{version}'}"],
-            cwd=project,
-            env=user_environment(),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while "  export " not in log.read_text():
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        export = next(line for line in log.read_text().splitlines() if line.startswith("  export "))
-        yield dict(v.split("=", 1) for v in export.split()[1:]), log
-    finally:
-        os.killpg(server.pid, signal.SIGINT)
-        server.wait(timeout=20)
-
-
 @pytest.mark.parametrize("version", [NEWEST, OLDEST])
 def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path, version: str) -> None:
     """Deploys one after another, each over the last one's record and lock: conditional
     writes, with the AWS SDK that MWAA pins for the Airflow version."""
     project = bake(output, s3_bucket="acme-mwaa-dags", airflow_version=version)
-    with s3_local(project, version) as (variables, _):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    venv = VENVS / f"airflow-{version}"
+    server = subprocess.Popen(
+        ["make", "s3-local", f"PORT={port}", f"VENV={venv}"],
+        cwd=project,
+        env=user_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        said = []
+        while not said or not said[-1].startswith("  export "):
+            line = server.stdout.readline() if server.stdout else ""
+            assert line, "s3-local ended before saying how to use it"
+            said.append(line)
+        variables = dict(v.split("=", 1) for v in said[-1].split()[1:])
         assert variables == {
-            "AWS_ENDPOINT_URL": variables["AWS_ENDPOINT_URL"],
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "S3_BUCKET": "acme-mwaa-dags",
             "MWAA_ENVIRONMENT": "",
         }
-        assert variables["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
         deployed = make(project, "deploy-dev", airflow_version=version, **variables)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         assert "Deploying DEV to s3://acme-mwaa-dags" in deployed.stdout
@@ -322,40 +306,9 @@ def test_make_s3_local_serves_the_bucket_the_deploys_then_reach(output: Path, ve
         again = make(project, "deploy-dev", airflow_version=version, **variables)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "DEV deployed: 1 uploaded (0 new, 1 changed)" in again.stdout, again.stdout
-
-
-def test_make_s3_local_refuses_mwaas_api_saying_what_to_set(output: Path) -> None:
-    """A deploy to s3-local with an MWAA environment still named asks s3-local for it: one
-    line says what to do, in the deploy's output and in s3-local's, and nothing is deployed."""
-    project = bake(output)
-    with s3_local(project, NEWEST) as (variables, log):
-        endpoint = variables["AWS_ENDPOINT_URL"]
-        deployed = make(
-            project,
-            "deploy-dev",
-            airflow_version=NEWEST,
-            **variables | {"MWAA_ENVIRONMENT": "data-platform"},
-            AWS_DISABLE_HOST_PREFIX_INJECTION="true",
-        )
-        bucket = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="eu-west-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        ).list_objects_v2(Bucket=variables["S3_BUCKET"])
-    assert bucket["KeyCount"] == 0
-    assert deployed.returncode != 0
-    assert deployed.stderr.splitlines()[0] == (
-        f"Cannot ask the MWAA environment data-platform before deploying DEV: {endpoint}"
-        " refused the request (NotS3: this endpoint is make s3-local's, which serves S3 only,"
-        " not MWAA's API: set MWAA_ENVIRONMENT= to deploy without the parse gate, or point"
-        " AWS_ENDPOINT_URL_MWAA at make mwaa-local (docs/local-airflow.md)). Nothing was"
-        " deployed; PARSE_GATE_SECONDS=0 deploys without asking the environment."
-    )
-    served = log.read_text()
-    assert "Refused a request for MWAA's API: this endpoint serves S3 only." in served
-    assert "Traceback" not in served
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=20)
 
 
 def test_make_alone_lists_every_target_with_one_line(output: Path) -> None:

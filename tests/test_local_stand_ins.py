@@ -167,6 +167,49 @@ def test_make_s3_local_started_as_a_background_job_stops_on_sigint(tmp_path: Pat
     assert "S3 endpoint stopped." in log.read_text()
 
 
+def test_make_s3_local_refuses_mwaas_api_saying_what_to_set(tmp_path: Path) -> None:
+    """A deploy to s3-local with an MWAA environment still named asks s3-local for it: one
+    line says what to do, in the deploy's output and in s3-local's, and nothing is deployed."""
+    project = bake(tmp_path / "baked")
+    log = tmp_path / "s3-local.log"
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = started(project, log, "s3-local", PORT=str(port))
+    try:
+        wait_for_line(log, "Press Ctrl-C", command)
+        variables = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": "eu-west-1",
+            "S3_BUCKET": "local-mwaa-bucket",
+            "MWAA_ENVIRONMENT": "data-platform",
+            "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+        }
+        deployed = make(project, "deploy-dev", airflow_version=NEWEST, **variables)
+        listed = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        ).list_objects_v2(Bucket="local-mwaa-bucket")
+    finally:
+        assert stopped(command), log.read_text()
+    assert listed["KeyCount"] == 0
+    assert deployed.returncode != 0
+    assert deployed.stderr.splitlines()[0] == (
+        f"Cannot ask the MWAA environment data-platform before deploying DEV: {endpoint}"
+        " refused the request (NotS3: this endpoint is make s3-local's, which serves S3 only,"
+        " not MWAA's API: set MWAA_ENVIRONMENT= to deploy without the parse gate, or point"
+        " AWS_ENDPOINT_URL_MWAA at make mwaa-local (docs/local-airflow.md)). Nothing was"
+        " deployed; PARSE_GATE_SECONDS=0 deploys without asking the environment."
+    )
+    served = log.read_text()
+    assert "Refused a request for MWAA's API: this endpoint serves S3 only." in served
+    assert "Traceback" not in served
+
+
 @pytest.mark.starts_airflow
 def test_the_docs_mwaa_local_recipe_works_copied_into_fresh_terminals(tmp_path: Path) -> None:
     """The recipe of docs/local-airflow.md as a reader runs it: each make line in a fresh
