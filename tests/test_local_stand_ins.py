@@ -3,12 +3,15 @@ terminal of their own, or as a background job, and stopped with Ctrl-C (SIGINT).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -201,12 +204,36 @@ def test_make_s3_local_refuses_mwaas_api_saying_what_to_set(tmp_path: Path) -> N
     assert deployed.stderr.splitlines()[0] == (
         f"Cannot ask the MWAA environment data-platform before deploying DEV: {endpoint}"
         " refused the request (NotS3: this endpoint is make s3-local's, which serves S3 only,"
-        " not MWAA's API: set MWAA_ENVIRONMENT= to deploy without the parse gate, or point"
-        " AWS_ENDPOINT_URL_MWAA at make mwaa-local (docs/local-airflow.md)). Nothing was"
-        " deployed; PARSE_GATE_SECONDS=0 deploys without asking the environment."
+        " not MWAA's API: point AWS_ENDPOINT_URL_MWAA at make mwaa-local"
+        " (docs/local-airflow.md), or set MWAA_ENVIRONMENT= where no environment is wanted (a"
+        " deploy then waits for no parse)). Nothing was deployed; PARSE_GATE_SECONDS=0 deploys"
+        " without asking the environment."
     )
     served = log.read_text()
     assert "Refused a request for MWAA's API: this endpoint serves S3 only." in served
+    assert "Traceback" not in served
+
+
+def test_make_s3_local_answers_a_request_it_cannot_read_with_one_line(tmp_path: Path) -> None:
+    project = bake(tmp_path / "baked")
+    log = tmp_path / "s3-local.log"
+    port = free_port()
+    command = started(project, log, "s3-local", PORT=str(port))
+    try:
+        wait_for_line(log, "Press Ctrl-C", command)
+        odd = urllib.request.Request(
+            f"http://127.0.0.1:{port}/local-mwaa-bucket", headers={"Authorization": "garbage"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as answered:
+            urllib.request.urlopen(odd, timeout=10)
+        plain = urllib.request.urlopen(f"http://127.0.0.1:{port}/local-mwaa-bucket", timeout=10)
+    finally:
+        assert stopped(command), log.read_text()
+    assert answered.value.code == 400
+    assert json.load(answered.value)["message"].startswith("s3-local cannot read this request (")
+    assert plain.status == 200  # and it goes on serving
+    served = log.read_text()
+    assert "Refused a request: s3-local cannot read this request (" in served
     assert "Traceback" not in served
 
 

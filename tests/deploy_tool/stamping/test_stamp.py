@@ -663,3 +663,48 @@ def test_a_new_helper_package_has_every_source_read_and_keyed_again(
 
     assert set(read) == set(scan(sources).files.values())
     assert again.source_keys == stamping.Build(sources, "DEV").source_keys
+
+
+def test_a_source_saved_while_its_deploy_runs_is_refused_not_shipped_under_its_old_key(
+    indexed: tuple[Path, Path],
+) -> None:
+    """The index vouches for a file's key; the file is read only when it must be stamped
+    (here: none of its stamps is kept, as after a teammate's deploy of another version)."""
+    sources, build = indexed
+    for kept in (build / stamp_cache.FOLDER / "DEV").iterdir():
+        if kept.name != stamp_cache.INDEX:
+            kept.unlink()
+    planned = stamping.Build(sources, "DEV", build=build)
+    edited = sources / "dags" / "dbt_models.py"
+    edited.write_text(edited.read_text() + "# saved while the deploy runs\n")
+
+    with pytest.raises(StampError) as raised:
+        planned.stamped(["dags/DEV_dbt_models.py"])
+
+    assert raised.value.problems == [f"{edited}: changed while this deploy ran; run it again"]
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"context": "CONTEXT", "sources": {"dbt_models.py": 5}}',
+        '{"context": "CONTEXT", "sources": ["dbt_models.py"]}',
+        '{"context": "CONTEXT", "sources": null}',
+        '{"context": "',
+    ],
+    ids=["nested-too-deep", "entry-not-a-list", "not-a-table", "null", "cut-short"],
+)
+def test_a_damaged_source_index_is_set_aside_and_written_anew(
+    indexed: tuple[Path, Path], damaged: str
+) -> None:
+    """CONTEXT: the index's own, as if the damage had kept it."""
+    sources, build = indexed
+    index = build / stamp_cache.FOLDER / "DEV" / stamp_cache.INDEX
+    context = json.loads(index.read_text())["context"]
+    index.write_text(damaged.replace("CONTEXT", context))
+
+    again = stamping.Build(sources, "DEV", build=build)
+
+    assert again.source_keys == stamping.Build(sources, "DEV").source_keys
+    assert json.loads(index.read_text())["context"] == context

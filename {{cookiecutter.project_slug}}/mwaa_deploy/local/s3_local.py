@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -32,9 +33,9 @@ KEY_ID, SECRET = "local", "local"
 # The service name the AWS SDK signs MWAA's requests with.
 MWAA_SIGNING_NAME = "airflow"
 NOT_MWAA = (
-    "this endpoint is make s3-local's, which serves S3 only, not MWAA's API: set"
-    " MWAA_ENVIRONMENT= to deploy without the parse gate, or point AWS_ENDPOINT_URL_MWAA at"
-    " make mwaa-local (docs/local-airflow.md)"
+    "this endpoint is make s3-local's, which serves S3 only, not MWAA's API: point"
+    " AWS_ENDPOINT_URL_MWAA at make mwaa-local (docs/local-airflow.md), or set MWAA_ENVIRONMENT="
+    " where no environment is wanted (a deploy then waits for no parse)"
 )
 
 
@@ -78,26 +79,36 @@ def run(settings: Settings, port: int) -> int:
 
 
 def _s3_only(moto: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """moto's server, which answers a request for MWAA's API with a 500 and a traceback:
-    such a request is refused instead, with what to do, in the error shape of MWAA's API,
+    """moto's server, which answers a request for MWAA's API, or one it cannot read (an
+    odd Authorization header), with a 500 and a traceback: such a request is refused
+    instead, with one line here and one in the answer, in the error shape of MWAA's API,
     which the deploy then reports."""
 
     def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if _signed_for(environ.get("HTTP_AUTHORIZATION", "")) != MWAA_SIGNING_NAME:
+        if _signed_for(environ.get("HTTP_AUTHORIZATION", "")).lower() == MWAA_SIGNING_NAME:
+            say("Refused a request for MWAA's API: this endpoint serves S3 only.")
+            return _refusal(start_response, "NotS3", NOT_MWAA)
+        try:
             return moto(environ, start_response)
-        say("Refused a request for MWAA's API: this endpoint serves S3 only.")
-        body = json.dumps({"message": NOT_MWAA}).encode()
-        start_response(
-            "400 Bad Request",
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(body))),
-                ("x-amzn-ErrorType", "NotS3"),
-            ],
-        )
-        return [body]
+        except Exception as error:  # noqa: BLE001 - whatever moto raises, one line
+            unread = f"s3-local cannot read this request ({type(error).__name__}: {error})"
+            say(f"Refused a request: {unread}")
+            return _refusal(start_response, "InvalidRequest", unread, sys.exc_info())
 
     return serve
+
+
+def _refusal(
+    start_response: Callable[..., Any], code: str, message: str, error: Any = None
+) -> Iterable[bytes]:
+    body = json.dumps({"message": message}).encode()
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Length", str(len(body))),
+        ("x-amzn-ErrorType", code),
+    ]
+    start_response("400 Bad Request", headers, error)
+    return [body]
 
 
 def _signed_for(authorization: str) -> str:

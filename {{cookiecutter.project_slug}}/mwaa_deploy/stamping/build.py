@@ -124,23 +124,36 @@ class Build:
         return outputs
 
     def _stamp(self, key: str) -> bytes:
-        name, path, source = self.files[key]
-        if source is None:
-            try:
-                source = path.read_bytes()
-            except OSError as error:
-                raise StampError([_unreadable(path, error)]) from None
+        name, path, _ = self.files[key]
         kind = _kind(name)
         if kind == "data":
-            return source
+            return self._source(key)
         cached = self.cache.get(self.source_keys[key])
         if cached is not None:
             return cached.encode()
-        text = read_text(path, source)
+        text = read_text(path, self._source(key))
         stamping = stamp_helper_module if kind == "helper" else stamp_dag_file
         stamped = stamping(text, str(path), self.owner, self.helper_packages)
         self.cache.put(self.source_keys[key], stamped)
         return stamped.encode()
+
+    def _source(self, key: str) -> bytes:
+        """The source `key`'s source key was made of. Where the source index vouched for
+        it, it is read now, and refused if it changed since (saved while this deploy ran):
+        shipped under the key of before, it would be taken for that file from then on."""
+        name, path, source = self.files[key]
+        if source is not None:
+            return source
+        try:
+            source = path.read_bytes()
+        except OSError as error:
+            raise StampError([_unreadable(path, error)]) from None
+        if (
+            source_key(_kind(name), self.owner, self.helper_packages, source)
+            != self.source_keys[key]
+        ):
+            raise StampError([f"{path}: changed while this deploy ran; run it again"])
+        return source
 
 
 def stamp(

@@ -27,6 +27,8 @@ INDEX = ".source-index.json"
 # A file changed this recently may change again within its file system's clock resolution,
 # its size kept: such a file's key is not kept in the index, and the next build reads it.
 RACY_NS = 2_000_000_000
+# An entry of the index: a file's state (file_state), then its source key.
+ENTRY_LENGTH = 5
 # The modules whose code decides a stamped file or its key: a change to any of them
 # changes every key, so a deploy stamps every file again.
 PACKAGE = Path(__file__).parent.parent
@@ -90,9 +92,11 @@ class StampCache:
             return {}
         try:
             kept = json.loads((self.folder / INDEX).read_bytes())
-            return kept["sources"] if kept["context"] == context else {}
-        except (OSError, ValueError, KeyError, TypeError):
+            sources = kept["sources"] if kept["context"] == context else {}
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return {}
+        entries = sources.values() if isinstance(sources, dict) else [None]
+        return sources if all(map(_well_formed, entries)) else {}
 
     def keep_index(self, context: str, sources: dict[str, list[int | str]]) -> None:
         """Keep the index; one that cannot be written only makes the next build read every
@@ -114,6 +118,12 @@ class StampCache:
                 )
             partial.write_bytes(content)
             partial.replace(self.folder / name)
+
+
+def _well_formed(entry: object) -> bool:
+    """An entry a build can compare a file's state with and take a key from (a state of
+    other types only compares unequal: the file is read)."""
+    return isinstance(entry, list) and len(entry) == ENTRY_LENGTH and isinstance(entry[-1], str)
 
 
 def file_state(stat: os.stat_result) -> list[int]:
