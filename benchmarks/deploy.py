@@ -336,8 +336,8 @@ def measure_local_redeploy(origin: Path, scratch: Path, rounds: int) -> float:
     dag = clone / "bucket_contents" / "dags" / "dbt_models.py"
     times = []
     for round_ in range(rounds):
-        # Files as old as a person's edits are apart: the local bucket hashes files
-        # written in the last two seconds at every listing (local_bucket.py's SETTLED_NS).
+        # Files as old as a person's edits are apart: the local bucket and the build read
+        # files written in the last two seconds at every deploy (file_state.py's SETTLED_NS).
         time.sleep(2)
         dag.write_text(dag.read_text() + f"# edit {round_}\n")
         start = time.perf_counter()

@@ -95,6 +95,7 @@ BAKED_FILES = {
     "mwaa_deploy/commands/sandboxes.py",
     "mwaa_deploy/config.py",
     "mwaa_deploy/exceptions.py",
+    "mwaa_deploy/file_state.py",
     "mwaa_deploy/instance/__init__.py",
     "mwaa_deploy/instance/dag_sources.py",
     "mwaa_deploy/instance/instance_files.py",

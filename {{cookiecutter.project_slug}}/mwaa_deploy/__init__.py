@@ -18,5 +18,6 @@ checkout.py     what git says of the project, read once a command and passed dow
 config.py       the settings: pyproject.toml [tool.mwaa_deploy], environment overrides
 settings_rules.py  each setting's kind and bounds, and the checks of what pyproject.toml gives
 owners.py       who owns which keys: DEV, PROD, a story branch's sandbox SBX_<name>
+file_state.py   a file known by its size, times and inode, so that an unchanged one is not read
 exceptions.py   DeployError, the base of every error a user can fix, and the others
 """

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from mwaa_deploy import file_state
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.bucket import history, local_bucket, s3_lock, sync
 from mwaa_deploy.bucket.buckets import Bucket
@@ -162,11 +163,9 @@ def test_a_deploy_whose_record_moved_after_its_plan_plans_again_and_leaves_its_o
 def test_the_local_bucket_hashes_again_only_the_files_changed_since_its_last_listing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(file_state, "SETTLED_NS", 0)  # every file settled, as between edits
     bucket = LocalBucket(tmp_path / "bucket")
     deploy(bucket, "DEV")
-    past = time.time_ns() - 60 * 10**9  # files settled long ago, as between two edits
-    for file in (tmp_path / "bucket" / "dags").rglob("*"):
-        os.utime(file, ns=(past, past))
     bucket.list("dags/DEV_")
     hashed: list[bytes] = []
     monkeypatch.setattr(bucket, "etag_of", lambda body: hashed.append(body) or "x")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mwaa_deploy import file_state
 from mwaa_deploy.__main__ import main
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.stamping import build as stamping
@@ -600,7 +601,7 @@ def test_airflows_own_example_dags_break_no_rule_of_the_stamp(tmp_path: Path, ve
 def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A copy of the example sources and a build folder whose source index holds every
     file: built once, each file taken as settled (no clock this coarse is needed here)."""
-    monkeypatch.setattr(stamp_cache, "RACY_NS", 0)
+    monkeypatch.setattr(file_state, "SETTLED_NS", 0)
     sources = shutil.copytree(SETTINGS.sources, tmp_path / "sources")
     build = tmp_path / "build"
     stamping.Build(sources, "DEV", build=build)

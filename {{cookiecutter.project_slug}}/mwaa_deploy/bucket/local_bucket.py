@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mwaa_deploy import file_state
 from mwaa_deploy.bucket.buckets import Stored
 from mwaa_deploy.exceptions import BucketError, RecordMoved
 
@@ -31,9 +32,6 @@ INDEX = "index.json"
 # whole, never a key itself.
 PARTIAL = ".partial"
 WRITING = re.compile(r"\.\d+-\d+\.partial$")
-# A file changed less than this long ago may change again within its mtime's tick
-# unseen: it is hashed at every listing until it is older (as git treats "racy" files).
-SETTLED_NS = 2_000_000_000
 
 
 class LocalBucket:
@@ -44,8 +42,8 @@ class LocalBucket:
         self.description = f"local bucket {root}"
 
     def list(self, prefix: str) -> dict[str, str]:
-        """The keys under `prefix` with their ETags. A file's ETag is hashed again only where
-        its size, mtime, ctime or inode differ from when it was last hashed (the index)."""
+        """The keys under `prefix` with their ETags. A file is hashed again only where its
+        state differs from when it was last hashed (the index: file_state.py)."""
         folder, _, name_start = prefix.rpartition("/")
         base = self.root / folder
         if not base.is_dir():
@@ -56,17 +54,16 @@ class LocalBucket:
             key = file.path[len(str(self.root)) + 1 :]
             try:
                 seen = file.stat()
-                stamp = [seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns, seen.st_ino]
-                known = index.get(key)
-                if isinstance(known, list) and len(known) == 5 and known[:4] == stamp:
-                    found[key] = str(known[4])
+                etag = file_state.known(index.get(key), file_state.state(seen))
+                if etag is not None:
+                    found[key] = etag
                     continue
                 with open(file.path, "rb") as body:
                     found[key] = self.etag_of(body.read())
             except FileNotFoundError:
                 continue  # deleted by another deploy since the folder was read
-            if _settled(seen.st_mtime_ns):
-                hashed[key] = [*stamp, found[key]]
+            if kept := file_state.entry(seen, found[key]):
+                hashed[key] = kept
         if hashed:
             self._save_index(index | hashed)
         return found
@@ -74,7 +71,7 @@ class LocalBucket:
     def _index(self) -> dict[str, list]:
         try:
             found = json.loads((self.root / LOCAL_VERSIONS / INDEX).read_bytes())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return {}
         return found if isinstance(found, dict) else {}
 
@@ -192,10 +189,6 @@ class LocalBucket:
             )
         passing = error.errno in (errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EBUSY)
         return BucketError(f"{doing} {path}: {error.strerror}", permanent=not passing)
-
-
-def _settled(mtime_ns: int) -> bool:
-    return time.time_ns() - mtime_ns > SETTLED_NS
 
 
 def _files(folder: Path, name_start: str) -> Iterator[os.DirEntry[str]]:

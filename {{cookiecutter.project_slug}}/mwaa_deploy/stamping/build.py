@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from mwaa_deploy import file_state
 from mwaa_deploy.exceptions import StampError
 from mwaa_deploy.owners import check_owner
 from mwaa_deploy.stamping.stamp import (
@@ -22,7 +23,7 @@ from mwaa_deploy.stamping.stamp import (
     stamp_dag_file,
     stamp_helper_module,
 )
-from mwaa_deploy.stamping.stamp_cache import StampCache, file_state, settled, source_key
+from mwaa_deploy.stamping.stamp_cache import StampCache, source_key
 
 
 class Build:
@@ -83,10 +84,9 @@ class Build:
             key = f"dags/{self.owner}_{name}"
             try:
                 stat = path.stat()
-                state = file_state(stat)
-                if index.get(name, [])[:-1] == state:
-                    self.files[key] = (name, path, None)
-                    self.source_keys[key] = str(index[name][-1])
+                vouched = file_state.known(index.get(name), file_state.state(stat))
+                if vouched is not None:
+                    self.files[key], self.source_keys[key] = (name, path, None), vouched
                     continue
                 source = path.read_bytes()
             except OSError as error:
@@ -98,8 +98,8 @@ class Build:
             )
             # A file changed just now keeps its entry of before, which its state no longer
             # matches: it is read again next time, and the index is not rewritten for it.
-            if settled(stat):
-                index[name] = [*state, self.source_keys[key]]
+            if kept := file_state.entry(stat, self.source_keys[key]):
+                index[name] = kept
         if index != known:
             self.cache.keep_index(context, index)
 

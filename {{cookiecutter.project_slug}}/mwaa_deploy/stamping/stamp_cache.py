@@ -7,9 +7,8 @@ that passed every check are kept, so a cached file is one a full stamp would giv
 for byte. Each is a file of its own, named by its key, in build/.stamp-cache/<owner>/: a
 stamp reads and writes only what it needs, and drops what no source gives any more.
 
-Beside them, the source index keeps each source's key by what the file system says of the
-file (size, modification and change times, inode), as git's index keeps its files' ids: a
-build reads and hashes only the sources whose file changed since the last build.
+Beside them, the source index keeps each source's key by its file's state (file_state.py):
+a build reads and hashes only the sources whose file changed since the last build.
 """
 
 from __future__ import annotations
@@ -18,17 +17,11 @@ import contextlib
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 FOLDER = ".stamp-cache"
 INDEX = ".source-index.json"
-# A file changed this recently may change again within its file system's clock resolution,
-# its size kept: such a file's key is not kept in the index, and the next build reads it.
-RACY_NS = 2_000_000_000
-# An entry of the index: a file's state (file_state), then its source key.
-ENTRY_LENGTH = 5
 # The modules whose code decides a stamped file or its key: a change to any of them
 # changes every key, so a deploy stamps every file again.
 PACKAGE = Path(__file__).parent.parent
@@ -85,7 +78,7 @@ class StampCache:
                         os.unlink(entry.path)
 
     def source_index(self, context: str) -> dict[str, list[int | str]]:
-        """The last build's index: name -> [size, mtime_ns, ctime_ns, inode, source key];
+        """The last build's index: name -> [*file state, source key] (file_state.py);
         empty where none is kept or it was written under another `context` (what the keys
         depend on beyond each source: this tool's code, the owner, the helper packages)."""
         if self.folder is None:
@@ -95,8 +88,7 @@ class StampCache:
             sources = kept["sources"] if kept["context"] == context else {}
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             return {}
-        entries = sources.values() if isinstance(sources, dict) else [None]
-        return sources if all(map(_well_formed, entries)) else {}
+        return sources if isinstance(sources, dict) else {}
 
     def keep_index(self, context: str, sources: dict[str, list[int | str]]) -> None:
         """Keep the index; one that cannot be written only makes the next build read every
@@ -118,19 +110,3 @@ class StampCache:
                 )
             partial.write_bytes(content)
             partial.replace(self.folder / name)
-
-
-def _well_formed(entry: object) -> bool:
-    """An entry a build can compare a file's state with and take a key from (a state of
-    other types only compares unequal: the file is read)."""
-    return isinstance(entry, list) and len(entry) == ENTRY_LENGTH and isinstance(entry[-1], str)
-
-
-def file_state(stat: os.stat_result) -> list[int]:
-    """What the source index compares of a file: a change to its content changes one of these."""
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-
-
-def settled(stat: os.stat_result) -> bool:
-    """Whether a file last changed long enough ago for its state to be trusted next time."""
-    return max(stat.st_mtime_ns, stat.st_ctime_ns) < time.time_ns() - RACY_NS
