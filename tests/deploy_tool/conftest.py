@@ -16,7 +16,6 @@ from mwaa_deploy.bucket.buckets import Bucket
 from mwaa_deploy.bucket.local_bucket import LocalBucket
 from mwaa_deploy.bucket.s3_bucket import S3Bucket
 from mwaa_deploy.instance import parse_gate, resolved_requirements
-from mwaa_deploy.local import mwaa_local
 from mwaa_deploy.local.mwaa_local import MwaaLocal
 from tests.deploy_tool.helpers import (
     FOREIGN,
@@ -140,8 +139,6 @@ def deploying_to(
         monkeypatch.setenv("AWS_ENDPOINT_URL_MWAA", stand_in.url)
         monkeypatch.setenv("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
         monkeypatch.setenv("PARSE_GATE_SECONDS", "120")
-        # The stand-in copies the bucket every COPY_SECONDS, not every 30 s as MWAA does.
-        monkeypatch.setattr(parse_gate, "BUCKET_COPY_SECONDS", mwaa_local.COPY_SECONDS)
         monkeypatch.setattr(parse_gate, "POLL_SECONDS", 0.5)
         return root / "bucket_contents" / "dags"
 

@@ -153,3 +153,26 @@ def test_an_import_error_that_quotes_the_deployed_bytes_fails_the_deploy_at_once
         f"Parse gate: DEV is deployed, but {NAME} did not import 1 of its 1 DAG file(s)"
         " (above); fix them and deploy again.",
     ]
+
+
+def test_behind_mwaa_local_a_deploy_that_changes_a_helper_waits_for_its_copy_not_mwaas(
+    lagging: Callable[[str, str], tuple[LaggingAirflow, Path]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the gate cannot tell which bytes a parse read (the deploy wrote a helper
+    module, which any DAG file may import), it waits for a parse later than the bucket's
+    next copy: mwaa-local says in its answers that it copies every 2 s, so the deploy
+    passes well within PARSE_GATE_SECONDS (20 s here), where MWAA's 30 s would not."""
+    airflow, sources = lagging(GOOD_DAG, GOOD_DAG)
+    airflow.copied_at = time.monotonic()
+    monkeypatch.setenv("PARSE_GATE_SECONDS", "20")
+    (sources / "orders.py").write_text(GOOD_DAG)
+    (sources / "common").mkdir()
+    (sources / "common" / "__init__.py").write_text("")
+    (sources / "common" / "names.py").write_text('TABLE = "orders"\n')
+
+    code, out, err = deploy("DEV", capsys)
+
+    assert code == 0, err
+    assert f"{NAME} parsed DEV's 1 DAG file(s) without import errors" in out

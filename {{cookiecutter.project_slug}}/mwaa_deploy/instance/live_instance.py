@@ -7,6 +7,7 @@ and a question that cannot be asked is one line saying why and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -41,6 +42,9 @@ STILL_WAITING_EVERY = 30.0  # seconds between "still waiting for an answer" line
 FIRST_QUESTION_SECONDS = 30.0
 # How much of an answer that is not Airflow's a message shows.
 SHOWN_CHARACTERS = 120
+# Sent by make mwaa-local, never by MWAA: how often it copies the bucket into its Airflow's
+# DAGs folder, which the parse gate then need not take for MWAA's 30 s.
+COPY_SECONDS_HEADER = "x-mwaa-local-copy-seconds"
 
 
 def client(settings: Settings) -> BaseClient:
@@ -102,6 +106,8 @@ class Instance:
         self.deadline = time.monotonic() + seconds
         # The time by AWS's clock of the last answer (its Date header), not this machine's.
         self.answered_at: datetime | None = None
+        # How often the environment copies its bucket, where it says so (mwaa-local).
+        self.copy_seconds: float | None = None
 
     def call(
         self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None
@@ -167,9 +173,12 @@ class Instance:
     def _answered(self, answer: dict[str, Any]) -> None:
         """Note the time of an answer by AWS's clock: its Date header counts whole seconds,
         so the second after it is surely not earlier."""
-        date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        date = headers.get("date")
         now = parsedate_to_datetime(date) if date else datetime.now(UTC)
         self.answered_at = now + timedelta(seconds=1)
+        with contextlib.suppress(ValueError):
+            self.copy_seconds = max(0.0, float(headers.get(COPY_SECONDS_HEADER, "")))
 
     def _too_late(self) -> CannotAsk:
         return CannotAsk(

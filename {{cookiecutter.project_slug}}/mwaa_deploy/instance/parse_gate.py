@@ -13,7 +13,8 @@ wrote counts as parsed once the instance reports a parse of the bytes it wrote
 traceback quotes them; until then it is "not yet parsed", whatever Airflow says of the
 file it replaced. Where that cannot tell (the deploy also wrote a helper module, which
 any file may import; an import error that quotes no line), a report counts when it is of
-a parse later than the deploy and MWAA's copy of the bucket (BUCKET_COPY_SECONDS).
+a parse later than the deploy and MWAA's copy of the bucket (BUCKET_COPY_SECONDS; make
+mwaa-local, which copies its bucket every 2 s, says so in its answers).
 Import errors in any other file (another environment's, someone else's) are counted,
 never blamed on this deploy. Airflow alone knows which DAG ids a file defines, by running
 it: the gate lists, for each deployed file, the DAGs the instance names it as the source
@@ -302,7 +303,10 @@ class _Gate:
             )
         if self.since is None:
             assert self.instance.answered_at is not None  # set by the answer
-            self.since = self.instance.answered_at + timedelta(seconds=BUCKET_COPY_SECONDS)
+            copy = self.instance.copy_seconds
+            self.since = self.instance.answered_at + timedelta(
+                seconds=BUCKET_COPY_SECONDS if copy is None else copy
+            )
         return answer
 
     @contextlib.contextmanager

@@ -13,6 +13,8 @@ so that the SDK calls the address as given, not `env.<address>` as for AWS):
 
 And as MWAA does, it copies the bucket's `dags/` into the Airflow's DAGs folder, every
 COPY_SECONDS, deleting what the bucket no longer holds: a deploy to S3 reaches the Airflow.
+Its answers say so (live_instance.COPY_SECONDS_HEADER), so the parse gate waits for a copy
+that recent, not MWAA's 30 s.
 That folder is its own (`dags_folder`), never the local bucket, which holds deploys of its
 own; `make airflow-local MWAA_LOCAL=1` reads it. Only a key that names a file inside it is
 copied: the bucket is not this machine's to write anywhere else.
@@ -31,6 +33,7 @@ from typing import Any
 
 from mwaa_deploy.config import Settings, shown
 from mwaa_deploy.exceptions import LocalMwaaError
+from mwaa_deploy.instance.live_instance import COPY_SECONDS_HEADER
 from mwaa_deploy.local.airflow_api import AirflowApi
 from mwaa_deploy.local.airflow_local import (
     HOST,
@@ -269,6 +272,7 @@ def _handler(stand_in: MwaaLocal) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            self.send_header(COPY_SECONDS_HEADER, str(COPY_SECONDS))
             if error_type:
                 self.send_header("x-amzn-ErrorType", error_type)
             self.end_headers()
