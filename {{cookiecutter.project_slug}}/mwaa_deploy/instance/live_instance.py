@@ -45,6 +45,7 @@ SHOWN_CHARACTERS = 120
 # Sent by make mwaa-local, never by MWAA: how often it copies the bucket into its Airflow's
 # DAGs folder, which the parse gate then need not take for MWAA's 30 s.
 COPY_SECONDS_HEADER = "x-mwaa-local-copy-seconds"
+MOST_COPY_SECONDS = 3600.0  # a larger (or no number) is not taken
 
 
 def client(settings: Settings) -> BaseClient:
@@ -178,7 +179,8 @@ class Instance:
         now = parsedate_to_datetime(date) if date else datetime.now(UTC)
         self.answered_at = now + timedelta(seconds=1)
         with contextlib.suppress(ValueError):
-            self.copy_seconds = max(0.0, float(headers.get(COPY_SECONDS_HEADER, "")))
+            said = float(headers.get(COPY_SECONDS_HEADER, ""))
+            self.copy_seconds = said if 0 <= said <= MOST_COPY_SECONDS else self.copy_seconds
 
     def _too_late(self) -> CannotAsk:
         return CannotAsk(
