@@ -23,8 +23,8 @@ def state(stat: os.stat_result) -> list[int]:
 def known(entry: object, now: list[int]) -> str | None:
     """What `entry` (an index's [*state, hash]) says a file now in state `now` hashes to;
     None where it says nothing of that state (or is not an entry at all)."""
-    if isinstance(entry, list) and len(entry) == 5 and entry[:4] == now:
-        return entry[4] if isinstance(entry[4], str) else None
+    if isinstance(entry, list) and entry[:-1] == now and isinstance(entry[-1], str):
+        return entry[-1]
     return None
 
 

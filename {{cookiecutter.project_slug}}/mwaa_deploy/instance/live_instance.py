@@ -180,7 +180,8 @@ class Instance:
         self.answered_at = now + timedelta(seconds=1)
         with contextlib.suppress(ValueError):
             said = float(headers.get(COPY_SECONDS_HEADER, ""))
-            self.copy_seconds = said if 0 <= said <= MOST_COPY_SECONDS else self.copy_seconds
+            if 0 <= said <= MOST_COPY_SECONDS:
+                self.copy_seconds = said
 
     def _too_late(self) -> CannotAsk:
         return CannotAsk(

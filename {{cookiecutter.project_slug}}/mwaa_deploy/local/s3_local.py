@@ -99,15 +99,17 @@ def _s3_only(moto: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[byt
 
 
 def _refusal(
-    start_response: Callable[..., Any], code: str, message: str, error: Any = None
+    start_response: Callable[..., Any], code: str, message: str, exc_info: Any = None
 ) -> Iterable[bytes]:
+    """A 400 in the error shape of AWS's JSON APIs; `exc_info` where moto raised, which lets
+    the answer replace one moto may have begun."""
     body = json.dumps({"message": message}).encode()
     headers = [
         ("Content-Type", "application/json"),
         ("Content-Length", str(len(body))),
         ("x-amzn-ErrorType", code),
     ]
-    start_response("400 Bad Request", headers, error)
+    start_response("400 Bad Request", headers, exc_info)
     return [body]
 
 
