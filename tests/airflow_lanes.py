@@ -21,7 +21,6 @@ LANES = (
     (
         "tests/deploy_tool/instance/test_on_real_airflow.py",
         "tests/deploy_tool/instance/test_policy_check.py",
-        "tests/test_local_stand_ins.py::test_the_docs_mwaa_local_recipe",
     ),
 )
 

@@ -8,9 +8,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,10 @@ VENVS = Path(os.environ.get("BAKED_VENVS", TEMPLATE / ".cache" / "baked-venvs"))
 # version's; tests that need another version's (an upgrade check) read these copies, as
 # a user without GitHub would read theirs through MWAA_CONSTRAINTS.
 MWAA_CONSTRAINTS = TEMPLATE / "templates" / "mwaa-constraints"
+# How long a serving make target (s3-local, mwaa-local) may take to say it is ready, and to
+# stop on Ctrl-C.
+STARTUP_SECONDS = 60
+STOP_SECONDS = 20
 # Answers -> the first bake of them in this process (see bake).
 _BAKED: dict[tuple[tuple[str, str], ...], Path] = {}
 
@@ -93,6 +99,30 @@ def user_environment() -> dict[str, str]:
     environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     environment["MWAA_CONSTRAINTS"] = str(MWAA_CONSTRAINTS)
     return environment
+
+
+def wait_for_line(
+    log: Path, text: str, command: subprocess.Popen[bytes], seconds: float = STARTUP_SECONDS
+) -> None:
+    """Until `command`, writing to `log`, has written `text`; it must not end first."""
+    deadline = time.monotonic() + seconds
+    while text not in log.read_text():
+        assert command.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"no {text!r} in {seconds} s: {log.read_text()}"
+        time.sleep(0.2)
+
+
+def stopped(command: subprocess.Popen[bytes]) -> bool:
+    """Ctrl-C to the job's whole group; whether it ends within STOP_SECONDS (else it is
+    killed, so that nothing of it outlives the test)."""
+    os.killpg(command.pid, signal.SIGINT)
+    try:
+        command.wait(STOP_SECONDS)
+        return True
+    except subprocess.TimeoutExpired:
+        os.killpg(command.pid, signal.SIGKILL)
+        command.wait()
+        return False
 
 
 def shell_block(markdown: str, after: str = "") -> str:

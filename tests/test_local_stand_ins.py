@@ -4,7 +4,6 @@ terminal of their own, or as a background job, and stopped with Ctrl-C (SIGINT).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,18 +20,15 @@ import pytest
 
 from tests.helpers import (
     NEWEST,
+    STARTUP_SECONDS,
     VENVS,
     bake,
-    commit_all,
     make,
-    shell_block,
+    stopped,
     user_environment,
+    wait_for_line,
 )
 
-STARTUP_SECONDS = 60
-# airflow-local's first start sets up its database.
-AIRFLOW_STARTUP_SECONDS = 240
-STOP_SECONDS = 20
 ESCAPING = "dags/SBX_evil_x/../../../../pwned.txt"
 
 
@@ -40,16 +36,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_for_line(
-    log: Path, text: str, command: subprocess.Popen[bytes], seconds: float = STARTUP_SECONDS
-) -> None:
-    deadline = time.monotonic() + seconds
-    while text not in log.read_text():
-        assert command.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, f"no {text!r} in {seconds} s: {log.read_text()}"
-        time.sleep(0.2)
 
 
 def started(project: Path, log: Path, *arguments: str, **variables: str) -> subprocess.Popen[bytes]:
@@ -63,19 +49,6 @@ def started(project: Path, log: Path, *arguments: str, **variables: str) -> subp
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stopped(command: subprocess.Popen[bytes]) -> bool:
-    """Ctrl-C to the job's whole group; whether it ends within STOP_SECONDS (else it is
-    killed, so that nothing of it outlives the test)."""
-    os.killpg(command.pid, signal.SIGINT)
-    try:
-        command.wait(STOP_SECONDS)
-        return True
-    except subprocess.TimeoutExpired:
-        os.killpg(command.pid, signal.SIGKILL)
-        command.wait()
-        return False
 
 
 @pytest.fixture
@@ -235,51 +208,3 @@ def test_make_s3_local_answers_a_request_it_cannot_read_with_one_line(tmp_path: 
     served = log.read_text()
     assert "Refused a request: s3-local cannot read this request (" in served
     assert "Traceback" not in served
-
-
-@pytest.mark.starts_airflow
-def test_the_docs_mwaa_local_recipe_works_copied_into_fresh_terminals(tmp_path: Path) -> None:
-    """The recipe of docs/local-airflow.md as a reader runs it: each make line in a fresh
-    terminal of its own (no variable of this one), after the block's export, at the ports
-    the page names; the deploy then passes the parse gate of the Airflow behind mwaa-local."""
-    project = bake(tmp_path / "baked")
-    commit_all(project)
-    page = (project / "docs" / "local-airflow.md").read_text()
-    block = shell_block(page, "The parse gate, too, runs here")
-    lines = block.splitlines()
-    first = next(n for n, line in enumerate(lines) if line.startswith("make "))
-    export, *serving, deploy = ["\n".join(lines[:first]), *lines[first:]]
-    for port in (4566, 4567, 8080):
-        with socket.socket() as probe:
-            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} is in use"
-    # The baked venv, as `make install` would have built .venv.
-    terminal = user_environment() | {"VENV": str(VENVS / f"airflow-{NEWEST}")}
-    started_ones: list[tuple[subprocess.Popen[bytes], Path]] = []
-    try:
-        for n, line in enumerate(serving, start=1):
-            log = tmp_path / f"terminal-{n}.log"
-            with open(log, "w") as output:
-                command = subprocess.Popen(
-                    ["bash", "-c", f"{export}\n{line}"],
-                    cwd=project,
-                    env=terminal,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            started_ones.append((command, log))
-            wait_for_line(log, "Press Ctrl-C", command, AIRFLOW_STARTUP_SECONDS)
-        deployed = subprocess.run(
-            ["bash", "-c", f"{export}\n{deploy}"],
-            cwd=project,
-            env=terminal,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    finally:
-        for command, log in reversed(started_ones):
-            assert stopped(command), log.read_text()
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    assert "Deploying DEV to s3://local-mwaa-bucket" in deployed.stdout, deployed.stdout
-    assert "parsed DEV's" in deployed.stdout, deployed.stdout

@@ -1,15 +1,15 @@
 """A real Airflow behind the MWAA stand-in, for the live instance's tests: `make airflow-local
-MWAA_LOCAL=1` of a baked project, and stand-ins (mwaa_local.py) that copy a bucket of their
-own into its DAGs folder, as MWAA copies its bucket; the DAG files they deploy there."""
+MWAA_LOCAL=1` of a baked project, started as its docs' mwaa-local recipe starts it, and
+stand-ins (mwaa_local.py) that copy a bucket of their own into its DAGs folder, as MWAA copies
+its bucket; the DAG files they deploy there."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -24,7 +24,7 @@ from mwaa_deploy.local.mwaa_local import MwaaLocal
 from mwaa_deploy.local.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
-from tests.helpers import VENVS, user_environment
+from tests.helpers import VENVS, shell_block, user_environment, wait_for_line
 
 STARTUP_SECONDS = 300
 NAME = SETTINGS.mwaa_environment
@@ -53,36 +53,79 @@ class RunningAirflow(NamedTuple):
     version: str
     api: AirflowApi
     dags: Path  # the folder it reads, which a stand-in fills from its bucket
+    recipe: Recipe  # of its project, whose second terminal runs it
+
+
+class Recipe(NamedTuple):
+    """The mwaa-local recipe of a baked project's docs/local-airflow.md, as a reader copies
+    it: the block's export, then each make line in a fresh terminal of its own."""
+
+    project: Path
+    export: str
+    serving: list[str]  # each until Ctrl-C: s3-local, airflow-local, mwaa-local
+    deploy: str
+
+    @classmethod
+    def of(cls, project: Path) -> Recipe:
+        page = (project / "docs" / "local-airflow.md").read_text()
+        lines = shell_block(page, "The parse gate, too, runs here").splitlines()
+        first = next(n for n, line in enumerate(lines) if line.startswith("make "))
+        *serving, deploy = lines[first:]
+        return cls(project, "\n".join(lines[:first]), serving, deploy)
+
+    def terminal(self, line: str, log: Path, version: str) -> subprocess.Popen[bytes]:
+        """`line` in a fresh terminal, as a job of its own until Ctrl-C, its output in `log`."""
+        with open(log, "w") as output:
+            return subprocess.Popen(
+                ["bash", "-c", f"{self.export}\n{line}"],
+                cwd=self.project,
+                env=self._fresh_terminal(version),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def run(self, line: str, version: str) -> subprocess.CompletedProcess[str]:
+        """`line` in a fresh terminal, to its end."""
+        return subprocess.run(
+            ["bash", "-c", f"{self.export}\n{line}"],
+            cwd=self.project,
+            env=self._fresh_terminal(version),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    @staticmethod
+    def _fresh_terminal(version: str) -> dict[str, str]:
+        """No variable of this process's; the block's export comes first in the line's shell.
+        The baked venv of `version` as .venv, as `make install` would have built it."""
+        return user_environment() | {"VENV": str(VENVS / f"airflow-{version}")}
 
 
 @contextlib.contextmanager
 def running_airflow(project: Path, version: str) -> Iterator[RunningAirflow]:
-    """The project's `make airflow-local MWAA_LOCAL=1`, until Ctrl-C on leaving."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = project / "airflow-local.out"
-    with open(log, "w") as output:
-        airflow = subprocess.Popen(
-            ["make", "airflow-local", f"VENV={VENVS / f'airflow-{version}'}", f"PORT={port}"],
-            cwd=project,
-            env=user_environment() | {"MWAA_LOCAL": "1"},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a process group of its own, to stop whole
-        )
+    """The project's Airflow as its docs' recipe runs it (`make airflow-local MWAA_LOCAL=1`,
+    on the port the page names), until Ctrl-C on leaving."""
+    recipe = Recipe.of(project)
+    log = project.parent / "airflow-local.out"
+    airflow = recipe.terminal(
+        next(line for line in recipe.serving if line.startswith("make airflow-local")),
+        log,
+        version,
+    )
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while "Press Ctrl-C" not in log.read_text():
-            assert airflow.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(1)
+        wait_for_line(log, "Press Ctrl-C", airflow, STARTUP_SECONDS)
+        url = re.search(r"^Airflow is ready: (\S+)$", log.read_text(), re.MULTILINE)
         password = admin_password(config.load(project))
-        assert password, log.read_text()
-        api = AirflowApi(f"http://127.0.0.1:{port}", version, password)
-        yield RunningAirflow(version, api, dags_folder(config.load(project), mwaa_local=True))
+        assert url and password, log.read_text()
+        api = AirflowApi(url[1], version, password)
+        yield RunningAirflow(
+            version, api, dags_folder(config.load(project), mwaa_local=True), recipe
+        )
     finally:
         # Ctrl-C, as in its terminal: airflow-local then stops Airflow, which runs in a
-        # process group of its own that no signal to make's group reaches.
+        # process group of its own that no signal to the terminal's group reaches.
         os.killpg(airflow.pid, signal.SIGINT)
         airflow.wait()
 

@@ -26,6 +26,7 @@ from mwaa_deploy.instance import live_instance
 from mwaa_deploy.local.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
+from tests.helpers import NEWEST, VENVS
 
 NAME = SETTINGS.mwaa_environment
 DAG = "DEV = True\n"
@@ -383,3 +384,13 @@ def test_a_bound_of_zero_deploys_prod_without_asking_the_instance(
         "Parse gate skipped: its bound, PARSE_GATE_SECONDS or parse_gate_seconds, is 0.",
     ]
     assert asked.asked == []
+
+
+def test_the_mwaa_model_every_project_asks_through_is_botocores_own() -> None:
+    """MWAA's API as the newest Airflow's SDK ships it, not a hand-made model: the SDK that
+    MWAA pins for Airflow 2.10 lacks InvokeRestApi (the Airflow 2.10 lane of the docs'
+    mwaa-local recipe, test_on_real_airflow.py, asks through it)."""
+    model = Path("mwaa", "2020-07-01", "service-2.json.gz")
+    sdk = VENVS / f"airflow-{NEWEST}"
+    (botocores,) = sdk.glob(f"lib/python3*/site-packages/botocore/data/{model}")
+    assert (live_instance.SDK_MODELS / model).read_bytes() == botocores.read_bytes()

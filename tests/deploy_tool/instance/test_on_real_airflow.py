@@ -4,13 +4,15 @@ waits for MWAA to parse what it wrote and fails on import errors in its own file
 removing a sandbox, which removes it from Airflow's metadata too, never anything outside its
 prefix (DESIGN: "The live instance").
 
-Each version's Airflow (`make airflow-local MWAA_LOCAL=1` of a baked project) starts once for
-the module, since each start costs half a minute; each test deploys to a stand-in of its own,
-whose new bucket empties the DAGs folder first, and to DAG ids of its own.
+Each version's Airflow (`make airflow-local MWAA_LOCAL=1` of a baked project, as its docs'
+mwaa-local recipe starts it) starts once for the module, since each start costs half a minute;
+each test deploys to a stand-in of its own, whose new bucket empties the DAGs folder first,
+and to DAG ids of its own. The last follows the recipe to its end, with the make targets.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +35,7 @@ from tests.deploy_tool.instance.real_airflow import (
     stand_in_before,
 )
 from tests.deploy_tool.s3_endpoint import S3Endpoint
-from tests.helpers import NEWEST, OLDEST, bake
+from tests.helpers import NEWEST, OLDEST, bake, commit_all, stopped, wait_for_line
 
 pytestmark = pytest.mark.starts_airflow
 
@@ -50,6 +52,7 @@ def airflow(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningAirflow]:
     project = bake(tmp_path_factory.mktemp("airflow"), airflow_version=request.param)
+    commit_all(project)  # for the recipe's deploy
     with running_airflow(project, request.param) as running:
         yield running
 
@@ -208,3 +211,27 @@ def test_cleaning_a_sandbox_removes_its_dags_and_runs_from_airflow_and_nothing_e
         f"No DAGs of SBX_ann in {instance.environment.name}'s Airflow: nothing to remove there."
     )
     assert dag_ids(instance) == sorted(["DEV_returns", "PROD_returns", *others])
+
+
+def test_the_docs_mwaa_local_recipe_works_copied_into_fresh_terminals(
+    airflow: RunningAirflow, tmp_path: Path
+) -> None:
+    """The mwaa-local recipe of docs/local-airflow.md as a reader runs it: each make line in
+    a fresh terminal of its own, after the block's export, at the ports the page names (the
+    module's Airflow is its second terminal's); the deploy then passes the parse gate of
+    that Airflow behind mwaa-local."""
+    recipe = airflow.recipe
+    started: list[tuple[subprocess.Popen[bytes], Path]] = []
+    try:
+        for n, line in enumerate(recipe.serving, start=1):
+            if not line.startswith("make airflow-local"):
+                log = tmp_path / f"terminal-{n}.log"
+                started.append((recipe.terminal(line, log, airflow.version), log))
+                wait_for_line(log, "Press Ctrl-C", started[-1][0])
+        deployed = recipe.run(recipe.deploy, airflow.version)
+    finally:
+        for command, log in reversed(started):
+            assert stopped(command), log.read_text()
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "Deploying DEV to s3://local-mwaa-bucket" in deployed.stdout, deployed.stdout
+    assert "parsed DEV's" in deployed.stdout, deployed.stdout

@@ -193,13 +193,16 @@ class S3Bucket:
         return BucketError(f"{doing} s3://{what}: {hint}", permanent=permanent)
 
 
-def aws_client(service: str, region: str, config: Config | None = None) -> BaseClient:
-    """A client of a session of its own: credentials are looked up now, not reused."""
+def aws_client(
+    service: str, region: str, config: Config | None = None, models: str | None = None
+) -> BaseClient:
+    """A client of a session of its own: credentials are looked up now, not reused. A folder
+    of `models`, laid out as botocore's data, comes before the SDK's own."""
     import botocore.session
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     session = botocore.session.Session()
-    session.register_component("data_loader", _sdk_models())
+    session.register_component("data_loader", _sdk_models(models))
     # Timestamps stay text: nothing here reads them, and parsing the LastModified of every
     # listed key would cost a deploy more time than the listing request itself.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
@@ -217,9 +220,10 @@ def aws_client(service: str, region: str, config: Config | None = None) -> BaseC
 
 
 @functools.cache
-def _sdk_models() -> Loader:
-    """The SDK's service models and endpoint rules, read once per process: a new session
-    would read them again for each client, most of the cost of opening one."""
+def _sdk_models(models: str | None) -> Loader:
+    """The SDK's service models and endpoint rules, after those in `models`, read once per
+    process: a new session would read them again for each client, most of the cost of
+    opening one."""
     import botocore.loaders
 
     class ServiceFoldersLoader(botocore.loaders.Loader):
@@ -234,7 +238,7 @@ def _sdk_models() -> Loader:
                     names.update(entry.name for entry in os.scandir(folder) if entry.is_dir())
             return sorted(names)
 
-    return ServiceFoldersLoader()
+    return ServiceFoldersLoader(extra_search_paths=[models] if models else [])
 
 
 def _keep_conditions(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
