@@ -16,13 +16,15 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
-from tests.helpers import VENVS, user_environment
+from tests.helpers import OLDEST, VENVS, bake, make, user_environment
 
 STARTUP_SECONDS = 300
 PICKUP_SECONDS = 60
+STOP_SECONDS = 120
 
 
 class AirflowApi:
@@ -212,3 +214,80 @@ def airflow_local(
         os.killpg(command.pid, signal.SIGINT)
         command.wait(120)
     assert "Airflow stopped." in log.read_text().splitlines()
+
+
+def pids_in(folder: Path) -> list[int]:
+    """What processes_in lists, by process id."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == folder.resolve():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+class StartedTwice(NamedTuple):
+    """A project on the oldest Airflow with DEV deployed, started and stopped twice."""
+
+    project: Path
+    dev_copies: set[str]
+    first: str  # what the first start said
+    second: str  # what the second start, piped to tee, wrote through tee
+    listed_at_once: set[str]  # the DAGs the second start listed as soon as it answered
+    left_running: list[str]  # what of the second start still ran after Ctrl-C
+
+
+def start_twice(output: Path) -> StartedTwice:
+    """A new project in `output`, started twice: the first start as airflow_local() runs it;
+    the second as a user who keeps a log runs it, `make airflow-local 2>&1 | tee log`,
+    stopped with Ctrl-C: the terminal's SIGINT reaches tee too, so the command's next line
+    goes to a closed pipe. (On the oldest Airflow: the quickest to start, and the pipe is
+    the command's, not Airflow's.)"""
+    project = bake(output, airflow_version=OLDEST)
+    deployed = make(project, "deploy-dev", airflow_version=OLDEST)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    dev_copies = {
+        f"DEV_{file.stem}" for file in (project / "bucket_contents" / "dags").glob("*.py")
+    }
+    log = output / "airflow-local.out"
+    with airflow_local(project, OLDEST, free_port(), log) as api:
+        wait_for(lambda: api.dag_ids() == dev_copies, PICKUP_SECONDS, "DAGs not listed", log)
+    assert not processes_in(project)
+    first = log.read_text()
+
+    tee_log = output / "tee.log"
+    tee_log.touch()  # for the wait to read before tee opens it
+    port = free_port()
+    shell = subprocess.Popen(
+        ["bash", "-c", f'make airflow-local VENV="$1" PORT={port} 2>&1 | tee "$2"',
+         "bash", str(VENVS / f"airflow-{OLDEST}"), str(tee_log)],
+        cwd=project,
+        env=user_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a terminal's foreground job: make, the command and tee
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: "Press Ctrl-C" in tee_log.read_text() or shell.poll() is not None,
+            STARTUP_SECONDS,
+            "Airflow was not ready",
+            tee_log,
+        )
+        assert shell.poll() is None, tee_log.read_text()
+        second = tee_log.read_text()
+        password = next(
+            line for line in second.splitlines() if line.startswith("Log in as admin, password ")
+        )
+        listed_at_once = AirflowApi(port, OLDEST, password.rsplit(" ", 1)[1]).dag_ids()
+        os.killpg(shell.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_SECONDS
+        while processes_in(project) and time.monotonic() < deadline:
+            time.sleep(1)
+        left_running = processes_in(project)
+    finally:
+        for pid in pids_in(project):  # what a failed stop left behind, all of it this test's
+            os.kill(pid, signal.SIGKILL)
+    return StartedTwice(project, dev_copies, first, second, listed_at_once, left_running)

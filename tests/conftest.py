@@ -11,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests import airflow_lanes
+from tests.airflow_local import StartedTwice, start_twice
 
 # Tests that run the baked project's DAGs in real Airflow, or bake and make several times:
 # they start first, so that the run ends on short tests, whichever worker is free.
@@ -78,3 +79,11 @@ def s3_endpoint() -> Iterator[dict[str, str]]:
         "MWAA_ENVIRONMENT": "",
     }
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def started_twice(tmp_path_factory: pytest.TempPathFactory) -> StartedTwice:
+    """A project on the oldest Airflow, started and stopped twice, for test_airflow_local.py
+    and test_airflow_local_starts.py (both in one lane of airflow_lanes.py, so one worker
+    starts it once)."""
+    return start_twice(tmp_path_factory.mktemp("started-twice"))

@@ -1,17 +1,20 @@
 """A running `make airflow-local`: the baked project's real Airflow on its local bucket,
-started as a user starts it and asked through its REST API. It shows DEV's and PROD's
-copies of every example DAG and a story branch's sandbox, runs each against dbt Cloud's
-API with its own environment's connection, picks up a redeploy without a restart, lets
-each of the project's roles touch only its own environments' DAGs, cleans DEV's and the
-sandboxes' runs and DAGs and leaves PROD's alone, and, with DEV's pool set as on MWAA,
-runs a PROD task at once while a flood of DEV tasks holds DEV's pool.
+started as a user starts it and asked through its REST API. It sets up its database (anew
+for a project upgraded from another Airflow), shows DEV's and PROD's copies of every example
+DAG and a story branch's sandbox, runs each against dbt Cloud's API with its own
+environment's connection, picks up a redeploy without a restart, lets each of the project's
+roles touch only its own environments' DAGs, cleans DEV's and the sandboxes' runs and DAGs
+and leaves PROD's alone, and, with DEV's pool set as on MWAA, runs a PROD task at once while
+a flood of DEV tasks holds DEV's pool.
 
 One Airflow per version serves the module's tests, since each start costs half a minute;
-each test works on DAGs, runs, users or a sandbox of its own. (Starting and stopping it is
-in test_airflow_local_starts.py.)"""
+each test works on DAGs, runs, users or a sandbox of its own. The newest's project takes
+the home of started_twice's (conftest.py), whose starts and stops are tested in
+test_airflow_local_starts.py."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import urllib.error
@@ -84,11 +87,15 @@ def airflow(
 ) -> Iterator[Running]:
     """A baked project with DEV and PROD deployed, and story/ann's sandbox from its branch,
     and its airflow-local with both environments' dbt Cloud connections; then stopped,
-    leaving no process behind."""
+    leaving no process behind. The newest Airflow's project is one upgraded from the oldest:
+    it has the airflow_home of a project that ran on the oldest (started_twice)."""
     version = request.param
     folder = tmp_path_factory.mktemp(f"airflow-{version}")
     project = bake(folder, airflow_version=version)
     commit_all(project)
+    if version == NEWEST:  # upgraded from the oldest: the home of a project on it moves over
+        home = request.getfixturevalue("started_twice").project / "airflow_home"
+        shutil.copytree(home, project / "airflow_home")
     made(project, version, "install", "deploy-dev", "deploy-prod")
     on_branch(project, version, "story/ann", "dbt_models", "ann's models")
     dbt_cloud = DbtCloudApi(folder)
@@ -130,6 +137,19 @@ def test_airflow_local_shows_dev_prod_and_a_sandbox_and_runs_each_with_its_envir
         (account, DEFAULTS["prod_dbt_job_id"], "Token PROD-token"),
     ]
     assert api.get("/dags/SBX_ann_dbt_models/details")["description"] == "dbt Cloud: ann's models"
+
+
+def test_airflow_local_sets_up_its_database_and_a_new_one_for_another_airflow(
+    airflow: Running,
+) -> None:
+    """A new project's first start sets up its database; a project now on another Airflow
+    (the newest's, as after an upgrade) gets a new one, since Airflow migrates a database
+    forward only, and this module's tests then run on it."""
+    said = {
+        OLDEST: "(the first start sets up its database, up to a minute;",
+        NEWEST: f"(sets up a new database: the one in airflow_home was Airflow {OLDEST}'s;",
+    }
+    assert said[airflow.version] in airflow.log.read_text()
 
 
 def test_airflow_local_picks_up_a_redeploy_of_dev_without_a_restart_and_leaves_prod(
