@@ -112,6 +112,8 @@ BAKED_FILES = {
     "mwaa_deploy/instance/record_shape.py",
     "mwaa_deploy/instance/resolved_requirements.py",
     "mwaa_deploy/instance/roles.py",
+    "mwaa_deploy/instance/sdk_models/README.md",
+    "mwaa_deploy/instance/sdk_models/mwaa/2020-07-01/service-2.json",
     "mwaa_deploy/instance/sdist_pins.py",
     "mwaa_deploy/instance/startup.py",
     "mwaa_deploy/instance/wheels.py",
