@@ -67,7 +67,7 @@ def test_mwaas_python_in_pyenvs_versions_is_found_though_pyenv_has_not_selected_
     python = linked(machine / "pyenv" / "versions" / version / "bin", "python3.12", PYTHON_312)
     monkeypatch.setenv("PYENV_ROOT", str(machine / "pyenv"))
 
-    assert find_python.find("3.12", UV)[0] == python
+    assert find_python.find("3.12", UV) == python
 
 
 def test_mwaas_python_among_uvs_own_pythons_is_found(machine: Path) -> None:
@@ -75,7 +75,7 @@ def test_mwaas_python_among_uvs_own_pythons_is_found(machine: Path) -> None:
     home = machine / "uv-pythons" / f"cpython-{version}-linux-x86_64-gnu" / "bin"
     python = linked(home, "python3.12", PYTHON_312)
 
-    assert find_python.find("3.12", UV)[0] == python
+    assert find_python.find("3.12", UV) == python
 
 
 def test_mwaas_python_on_path_comes_before_the_managers_folders(
@@ -87,7 +87,22 @@ def test_mwaas_python_on_path_comes_before_the_managers_folders(
     on_path = linked(machine / "first", "python3.12", PYTHON_312)
     monkeypatch.setenv("PATH", os.pathsep.join([str(machine / "first"), os.environ["PATH"]]))
 
-    assert find_python.find("3.12", UV)[0] == on_path
+    assert find_python.find("3.12", UV) == on_path
+
+
+def test_of_the_pythons_on_path_only_the_one_of_mwaas_version_is_asked(
+    machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asking a Python its version runs it, and pyenv's shim of a version it has not
+    selected is a chain of shell scripts: the other versions on PATH are left alone."""
+    asked = machine / "asked"
+    for minor in ("3.9", "3.10", "3.13"):
+        script(machine / "shims", f"python{minor}", f"echo {minor} >> {asked}; exit 127")
+    on_path = linked(machine / "first", "python3.12", PYTHON_312)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(machine / "first"), os.environ["PATH"]]))
+
+    assert find_python.find("3.12", UV) == on_path
+    assert not asked.exists()
 
 
 def test_the_venv_runs_the_python_found_and_nothing_is_selected_beyond_it(

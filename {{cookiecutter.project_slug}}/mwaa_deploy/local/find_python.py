@@ -49,11 +49,12 @@ def _key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-def _on_path() -> list[tuple[str, Path]]:
-    """Each python3.N on PATH that runs, first one of each name only, as a shell finds it."""
+def _on_path(named: str = "python3.[0-9]*") -> list[tuple[str, Path]]:
+    """Each python3.N on PATH that runs, first one of each name only, as a shell finds it;
+    of the names `named` (a glob pattern) matches."""
     found, seen = [], set()
     for folder in os.environ.get("PATH", "").split(os.pathsep):
-        for python in sorted(Path(folder or ".").glob("python3.[0-9]*")):
+        for python in sorted(Path(folder or ".").glob(named)):
             if python.name in seen or not re.fullmatch(r"python3\.\d+", python.name):
                 continue
             seen.add(python.name)
@@ -90,10 +91,10 @@ def _uv_folder(uv: str) -> Path | None:
     return Path(ran.stdout.strip()) if ran.returncode == 0 and ran.stdout.strip() else None
 
 
-def candidates(uv: str) -> list[tuple[str, str, Path]]:
-    """(where, version, interpreter) of every CPython found: PATH, pyenv's versions folder,
-    uv's managed Pythons, in that order."""
-    found = [("on PATH", version, python) for version, python in _on_path()]
+def candidates(uv: str, named: str = "python3.[0-9]*") -> list[tuple[str, str, Path]]:
+    """(where, version, interpreter) of every CPython found: PATH (of the names `named`
+    matches), pyenv's versions folder, uv's managed Pythons, in that order."""
+    found = [("on PATH", version, python) for version, python in _on_path(named)]
     found += [
         ("in pyenv", version, python)
         for version, python in _managed(pyenv_root() / "versions", r"(\d+\.\d+\.\d+)")
@@ -107,10 +108,12 @@ def candidates(uv: str) -> list[tuple[str, str, Path]]:
     return found
 
 
-def find(wanted: str, uv: str) -> tuple[Path | None, list[tuple[str, str, Path]]]:
+def find(wanted: str, uv: str) -> Path | None:
     """The interpreter of Python `wanted` (such as 3.12) to build the venv with: the first
-    place that has it, its newest patch release there, as it runs; and every Python found."""
-    found = candidates(uv)
+    place that has it, its newest patch release there, as it runs. On PATH only the python3.N
+    of its name is asked: a pyenv shim of a version pyenv has not selected answers through a
+    chain of shell scripts, and PATH often holds one of every version."""
+    found = candidates(uv, named=f"python{wanted}")
     for place in ("on PATH", "in pyenv", "from uv"):
         matching = [
             (version, python)
@@ -119,15 +122,14 @@ def find(wanted: str, uv: str) -> tuple[Path | None, list[tuple[str, str, Path]]
         ]
         for version, python in sorted(matching, key=lambda pair: _key(pair[0]), reverse=True):
             if place == "on PATH" or _version_of(python) == version:
-                return python, found
-    return None, found
+                return python
+    return None
 
 
 def interpreter(wanted: str, uv: str) -> str:
     """What to give `uv venv --python` for Python `wanted`: the interpreter found here, or
     the version, for uv to look again and perhaps download."""
-    python, _ = find(wanted, uv)
-    return str(python or wanted)
+    return str(find(wanted, uv) or wanted)
 
 
 def install_command(wanted: str) -> str:
@@ -176,7 +178,7 @@ def not_found(wanted: str, airflow: str, found: list[tuple[str, str, Path]]) -> 
 
 def make_venv(wanted: str, airflow: str, venv: str, uv: str) -> int:
     """Make `venv` on Python `wanted`; 0, or 1 with uv's error and the line that says why."""
-    python, found = find(wanted, uv)
+    python = find(wanted, uv)
     # Not found here: uv looks again, and may download it (its managed Pythons).
     made = subprocess.run(
         [uv, "venv", "--quiet", "--python", str(python or wanted), venv],
@@ -187,7 +189,7 @@ def make_venv(wanted: str, airflow: str, venv: str, uv: str) -> int:
         return 0
     sys.stderr.write(made.stderr)
     if python is None:
-        print(not_found(wanted, airflow, found), file=sys.stderr)
+        print(not_found(wanted, airflow, candidates(uv)), file=sys.stderr)
     else:
         print(f"uv cannot make {venv} with {python} (above)", file=sys.stderr)
     return 1
