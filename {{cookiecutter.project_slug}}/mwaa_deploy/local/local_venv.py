@@ -107,9 +107,11 @@ def state(requirements: list[str]) -> Installed:
     versions: dict[str, str] = {}
     requires: dict[str, list[str]] = {}
     for distribution in metadata.distributions():
-        name = mwaa_constraints.canonical(distribution.metadata["Name"])
-        versions[name] = distribution.version
-        requires[name] = distribution.requires or []
+        # Read once: each of metadata's properties parses the whole file again.
+        read = distribution.metadata
+        name = mwaa_constraints.canonical(read["Name"])
+        versions[name] = read["Version"]
+        requires[name] = read.get_all("Requires-Dist") or distribution.requires or []
     needed: set[str] = set()
     seen: set[tuple[str, str]] = set()
     pending = [(Requirement(r), "") for r in requirements]
