@@ -73,11 +73,15 @@ class Recipe(NamedTuple):
         *serving, deploy = lines[first:]
         return cls(project, "\n".join(lines[:first]), serving, deploy)
 
+    @property
+    def airflow_local(self) -> str:
+        return next(line for line in self.serving if line.startswith("make airflow-local"))
+
     def terminal(self, line: str, log: Path, version: str) -> subprocess.Popen[bytes]:
         """`line` in a fresh terminal, as a job of its own until Ctrl-C, its output in `log`."""
         with open(log, "w") as output:
             return subprocess.Popen(
-                ["bash", "-c", f"{self.export}\n{line}"],
+                self._shell(line),
                 cwd=self.project,
                 env=self._fresh_terminal(version),
                 stdout=output,
@@ -88,7 +92,7 @@ class Recipe(NamedTuple):
     def run(self, line: str, version: str) -> subprocess.CompletedProcess[str]:
         """`line` in a fresh terminal, to its end."""
         return subprocess.run(
-            ["bash", "-c", f"{self.export}\n{line}"],
+            self._shell(line),
             cwd=self.project,
             env=self._fresh_terminal(version),
             capture_output=True,
@@ -96,9 +100,12 @@ class Recipe(NamedTuple):
             check=False,
         )
 
+    def _shell(self, line: str) -> list[str]:
+        return ["bash", "-c", f"{self.export}\n{line}"]
+
     @staticmethod
     def _fresh_terminal(version: str) -> dict[str, str]:
-        """No variable of this process's; the block's export comes first in the line's shell.
+        """No variable of this process's: the block's export comes first in the line's shell.
         The baked venv of `version` as .venv, as `make install` would have built it."""
         return user_environment() | {"VENV": str(VENVS / f"airflow-{version}")}
 
@@ -109,11 +116,7 @@ def running_airflow(project: Path, version: str) -> Iterator[RunningAirflow]:
     on the port the page names), until Ctrl-C on leaving."""
     recipe = Recipe.of(project)
     log = project.parent / "airflow-local.out"
-    airflow = recipe.terminal(
-        next(line for line in recipe.serving if line.startswith("make airflow-local")),
-        log,
-        version,
-    )
+    airflow = recipe.terminal(recipe.airflow_local, log, version)
     try:
         wait_for_line(log, "Press Ctrl-C", airflow, STARTUP_SECONDS)
         url = re.search(r"^Airflow is ready: (\S+)$", log.read_text(), re.MULTILINE)
