@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from mwaa_deploy.instance import live_instance
 from mwaa_deploy.local.mwaa_local_env import Environment
 from tests.deploy_tool.helpers import SETTINGS, new_s3_bucket
 from tests.deploy_tool.s3_endpoint import S3Endpoint
-from tests.helpers import NEWEST, VENVS
+from tests.helpers import NEWEST, OLDEST, VENVS, bake, user_environment
 
 NAME = SETTINGS.mwaa_environment
 DAG = "DEV = True\n"
@@ -391,8 +392,48 @@ def test_the_mwaa_model_every_project_asks_through_is_botocores_own() -> None:
     """MWAA's API as the newest Airflow's SDK ships it, not a hand-made model: the SDK that
     MWAA pins for Airflow 2.10 lacks InvokeRestApi (the Airflow 2.10 lane of the docs'
     mwaa-local recipe, test_on_real_airflow.py, asks through it)."""
-    model = Path("mwaa", "2020-07-01", "service-2.json")
     sdk = VENVS / f"airflow-{NEWEST}"
-    (botocores,) = sdk.glob(f"lib/python3*/site-packages/botocore/data/{model}.gz")
-    shipped = (live_instance.SDK_MODELS / model).read_bytes()
+    (botocores,) = sdk.glob("lib/python3*/site-packages/botocore/data/mwaa/*/service-2.json.gz")
+    assert botocores.parent.name == live_instance.SDK_MODEL.name  # the same API version
+    shipped = (live_instance.SDK_MODEL / "service-2.json").read_bytes()
     assert shipped == gzip.decompress(botocores.read_bytes())
+
+
+def test_a_model_of_mwaa_in_the_users_own_folder_does_not_take_the_projects_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore takes a model's newest API version from any of its folders: one a user keeps
+    (here in AWS_DATA_PATH, the SDK's setting for them), without InvokeRestApi, is not asked
+    instead."""
+    older = json.loads((live_instance.SDK_MODEL / "service-2.json").read_text())
+    del older["operations"]["InvokeRestApi"]
+    (tmp_path / "mwaa" / "2099-01-01").mkdir(parents=True)
+    (tmp_path / "mwaa" / "2099-01-01" / "service-2.json").write_text(json.dumps(older))
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+
+    assert hasattr(live_instance.client(SETTINGS), "invoke_rest_api")
+
+
+def test_on_the_sdk_airflow_2_10_pins_the_client_has_invoke_rest_api_and_the_profiles_settings(
+    tmp_path: Path,
+) -> None:
+    """The botocore MWAA pins for Airflow 2.10 lacks InvokeRestApi and reads no
+    disable_host_prefix_injection, which an endpoint of one's own needs (make mwaa-local):
+    the client has both, the setting from the AWS config file too."""
+    project = bake(tmp_path, airflow_version=OLDEST)
+    (tmp_path / "aws-config").write_text("[default]\ndisable_host_prefix_injection = true\n")
+    made = subprocess.run(
+        [
+            str(VENVS / f"airflow-{OLDEST}" / "bin" / "python"),
+            "-c",
+            "from mwaa_deploy import config; from mwaa_deploy.instance import live_instance;"
+            " made = live_instance.client(config.load());"
+            " print(hasattr(made, 'invoke_rest_api'), made.meta.config.inject_host_prefix)",
+        ],
+        cwd=project,
+        env=user_environment() | {"AWS_CONFIG_FILE": str(tmp_path / "aws-config")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert made.stdout.split() == ["True", "False"], made.stderr

@@ -105,6 +105,17 @@ def test_of_the_pythons_on_path_only_the_one_of_mwaas_version_is_asked(
     assert not asked.exists()
 
 
+def test_a_folder_on_path_named_as_mwaas_python_does_not_hide_the_python_after_it(
+    machine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (machine / "first" / "python3.12").mkdir(parents=True)
+    on_path = linked(machine / "then", "python3.12", PYTHON_312)
+    folders = [str(machine / "first"), str(machine / "then"), os.environ["PATH"]]
+    monkeypatch.setenv("PATH", os.pathsep.join(folders))
+
+    assert find_python.find("3.12", UV) == on_path
+
+
 def test_the_venv_runs_the_python_found_and_nothing_is_selected_beyond_it(
     machine: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,9 @@ from mwaa_deploy.bucket.buckets import Stored
 from mwaa_deploy.exceptions import BucketError, RecordMoved
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    import botocore.session
     from botocore.awsrequest import AWSRequest
     from botocore.client import BaseClient
     from botocore.config import Config
@@ -194,20 +197,33 @@ class S3Bucket:
 
 
 def aws_client(
-    service: str, region: str, config: Config | None = None, models: str | None = None
+    service: str, region: str, config: Config | None = None, model: Path | None = None
 ) -> BaseClient:
-    """A client of a session of its own: credentials are looked up now, not reused. A folder
-    of `models`, laid out as botocore's data, comes before the SDK's own."""
+    """A client of a session of its own: credentials are looked up now, not reused. `model`,
+    a folder laid out as botocore's data/<service>/<API version>, is read instead of the
+    SDK's own. The SDK's settings of a newer botocore than the project's Airflow may pin are
+    kept too (_no_host_prefix)."""
     import botocore.session
+    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     session = botocore.session.Session()
-    session.register_component("data_loader", _sdk_models(models))
     # Timestamps stay text: nothing here reads them, and parsing the LastModified of every
     # listed key would cost a deploy more time than the listing request itself.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
     try:
-        return session.create_client(service, region_name=region or None, config=config)
+        models = [str(model.parents[1])] if model else []
+        data_path = (session.get_config_variable("data_path") or "").split(os.pathsep)
+        models += [os.path.expanduser(os.path.expandvars(p)) for p in data_path if p]
+        session.register_component("data_loader", _sdk_models(tuple(models)))
+        if _no_host_prefix(session):
+            config = (config or Config()).merge(Config(inject_host_prefix=False))
+        return session.create_client(
+            service,
+            region_name=region or None,
+            api_version=model.name if model else None,
+            config=config,
+        )
     except ProfileNotFound:
         raise BucketError(
             f"AWS_PROFILE={os.environ.get('AWS_PROFILE', '')!r} is not a profile in your AWS"
@@ -219,11 +235,23 @@ def aws_client(
         raise BucketError(f"the AWS SDK cannot start: {error}", permanent=True) from None
 
 
+def _no_host_prefix(session: botocore.session.Session) -> bool:
+    """The SDK's own setting, AWS_DISABLE_HOST_PREFIX_INJECTION or the profile's
+    disable_host_prefix_injection, which the botocore MWAA pins for Airflow 2.10 does not
+    read yet: an endpoint of one's own (make mwaa-local) needs it."""
+    profile = session.get_scoped_config()
+    setting = os.environ.get("AWS_DISABLE_HOST_PREFIX_INJECTION") or profile.get(
+        "disable_host_prefix_injection", ""
+    )
+    return str(setting).lower() == "true"
+
+
 @functools.cache
-def _sdk_models(models: str | None) -> Loader:
-    """The SDK's service models and endpoint rules, after those in `models`, read once per
-    process: a new session would read them again for each client, most of the cost of
-    opening one."""
+def _sdk_models(models: tuple[str, ...]) -> Loader:
+    """The SDK's service models and endpoint rules, after those in the folders `models`,
+    read once per process: a new session would read them again for each client, most of the
+    cost of opening one. (It stands in for the session's own loader, which reads
+    AWS_DATA_PATH's folders: the caller passes them in `models`.)"""
     import botocore.loaders
 
     class ServiceFoldersLoader(botocore.loaders.Loader):
@@ -238,7 +266,7 @@ def _sdk_models(models: str | None) -> Loader:
                     names.update(entry.name for entry in os.scandir(folder) if entry.is_dir())
             return sorted(names)
 
-    return ServiceFoldersLoader(extra_search_paths=[models] if models else [])
+    return ServiceFoldersLoader(extra_search_paths=list(models))
 
 
 def _keep_conditions(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import threading
 import time
@@ -50,18 +49,16 @@ COPY_SECONDS_HEADER = "x-mwaa-local-copy-seconds"
 MOST_COPY_SECONDS = 3600.0  # a larger (or no number) is not taken
 
 
-# MWAA's API as the newest Airflow's SDK ships it (botocore 1.43.56). The SDK that MWAA
-# pins for Airflow 2.10 predates InvokeRestApi, through which every question here is asked,
-# and reads no AWS_DISABLE_HOST_PREFIX_INJECTION yet, which an endpoint of one's own needs.
-SDK_MODELS = Path(__file__).parent / "sdk_models"
+# MWAA's API as the newest Airflow's SDK ships it (botocore 1.43.56): the SDK that MWAA pins
+# for Airflow 2.10 predates InvokeRestApi, through which every question here is asked.
+SDK_MODEL = Path(__file__).parent / "sdk_models" / "mwaa" / "2020-07-01"
 
 
 def client(settings: Settings) -> BaseClient:
-    """The MWAA API client, whose requests time out and are retried like S3's, as the newest
-    SDK would make it, whichever SDK the project's Airflow pins."""
+    """The MWAA API client, whose requests time out and are retried like S3's, on the model
+    of SDK_MODEL whichever SDK the project's Airflow pins."""
     from botocore.config import Config
 
-    no_prefix = os.environ.get("AWS_DISABLE_HOST_PREFIX_INJECTION", "").lower() == "true"
     return aws_client(
         "mwaa",
         settings.aws_region,
@@ -69,9 +66,8 @@ def client(settings: Settings) -> BaseClient:
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             read_timeout=READ_TIMEOUT_SECONDS,
             retries={"mode": "standard"},
-            **({"inject_host_prefix": False} if no_prefix else {}),
         ),
-        models=str(SDK_MODELS),
+        model=SDK_MODEL,
     )
 
 

@@ -57,6 +57,8 @@ def _on_path(named: str = "python3.[0-9]*") -> list[tuple[str, Path]]:
         for python in sorted(Path(folder or ".").glob(named)):
             if python.name in seen or not re.fullmatch(r"python3\.\d+", python.name):
                 continue
+            if not (python.is_file() and os.access(python, os.X_OK)):
+                continue  # a folder, or no program: a shell looks further along PATH too
             seen.add(python.name)
             version = _version_of(python)
             if version:

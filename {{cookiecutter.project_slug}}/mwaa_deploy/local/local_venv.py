@@ -64,9 +64,8 @@ def runtime_requirements(root: Path) -> list[str]:
 
 def dev_tools(root: Path) -> list[str]:
     """The dev group's own entries: the tools MWAA does not run."""
-    found = groups(root)
     runtime = set(runtime_requirements(root))
-    return [r for r in found.get(DEV_GROUP, []) if r not in runtime]
+    return [r for r in groups(root).get(DEV_GROUP, []) if r not in runtime]
 
 
 def name_of(requirement: str) -> str:
@@ -107,8 +106,7 @@ def state(requirements: list[str]) -> Installed:
     versions: dict[str, str] = {}
     requires: dict[str, list[str]] = {}
     for distribution in metadata.distributions():
-        # Read once: each of metadata's properties parses the whole file again.
-        read = distribution.metadata
+        read = distribution.metadata  # once: each of its properties parses the file again
         name = mwaa_constraints.canonical(read["Name"])
         versions[name] = read["Version"]
         requires[name] = read.get_all("Requires-Dist") or distribution.requires or []
